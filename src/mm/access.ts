@@ -1,0 +1,106 @@
+// CPU accesses to a process's memory: translate through the page tables, fault like the
+// kernel when the entry does not allow the access, and copy bytes to or from the frames.
+// An access outside any VMA or against its protection is SIGSEGV, a file page past EOF is
+// SIGBUS: both are checked for the whole access before any byte moves.
+
+import { fail, SignalError, WouldBlock } from './errno.js';
+import { PAGE_SIZE } from './constants.js';
+import { E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_PRESENT, KIND_MASK, LEVEL_PAGES, type PtSlot } from './pagetable.js';
+import {
+  FAULT_FLAG_REMOTE, FAULT_FLAG_USER, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_OOM,
+  VM_FAULT_RETRY, VM_FAULT_SIGBUS,
+} from './fault.js';
+import { VM_EXEC, VM_READ, VM_WRITE, type Vma } from './vma.js';
+import type { Mm } from './mm.js';
+
+const slot: PtSlot = { node: null!, idx: 0, level: 0 };
+
+/**
+ * The frame that vpn maps for this access, or -1 if the entry does not allow it (the
+ * access must fault). Marks the entry young, and dirty for a write.
+ */
+export function followPage(mm: Mm, vpn: number, write: boolean): number {
+  mm.pt.lookup(vpn, slot);
+  const { node, idx, level } = slot;
+  const flg = node.flg[idx]!;
+  if ((flg & KIND_MASK) !== K_PRESENT || flg & E_PROTNONE) return -1;
+  if (write && !(flg & E_WRITE)) return -1;
+  node.flg[idx] = flg | E_YOUNG | (write ? E_DIRTY : 0);
+  const v = node.val[idx]!;
+  return level === 0 ? v : v + (vpn % LEVEL_PAGES[level]!);
+}
+
+/** x86 access_error(): a write needs VM_WRITE; a read needs any of read, write or exec. */
+export function accessAllowed(vma: Vma, write: boolean): boolean {
+  return write ? (vma.flags & VM_WRITE) !== 0 : (vma.flags & (VM_READ | VM_WRITE | VM_EXEC)) !== 0;
+}
+
+/** Check [addr, addr+len) for SIGSEGV and SIGBUS before touching anything. */
+function checkAccess(mm: Mm, addr: number, len: number, write: boolean): void {
+  if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isSafeInteger(len) || len < 0) fail('EINVAL', 'bad address or length');
+  const end = addr + len;
+  let at = addr;
+  while (at < end) {
+    const vma = mm.vmas.lookup(at);
+    if (!vma) throw new SignalError('SIGSEGV', at, 'no mapping');
+    if (!accessAllowed(vma, write)) throw new SignalError('SIGSEGV', at, `${write ? 'write' : 'read'} not allowed by ${vma}`);
+    if (vma.file && !vma.special) {
+      const lastIndex = vma.pgoffOf(Math.floor((Math.min(end, vma.end) - 1) / PAGE_SIZE) * PAGE_SIZE);
+      if (lastIndex >= vma.file.sizePages) {
+        const bad = vma.start + (vma.file.sizePages - vma.pgoff) * PAGE_SIZE;
+        throw new SignalError('SIGBUS', Math.max(bad, at), 'access beyond the end of the file');
+      }
+    }
+    at = vma.end;
+  }
+}
+
+/**
+ * Fault in one page for an access (the loop of the x86 page-fault handler and of
+ * faultin_page). Returns the frame. Throws SignalError, ENOMEM or WouldBlock.
+ */
+export function faultInPage(mm: Mm, vma: Vma, addr: number, write: boolean, remote: boolean): number {
+  const vpn = Math.floor(addr / PAGE_SIZE);
+  const flags = (write ? FAULT_FLAG_WRITE : 0) | (remote ? FAULT_FLAG_REMOTE : FAULT_FLAG_USER);
+  for (let tries = 0; tries < 16; tries++) {
+    const pfn = followPage(mm, vpn, write);
+    if (pfn >= 0) return pfn;
+    const ret = handleMmFault(mm, vma, addr, flags);
+    if (ret & VM_FAULT_RETRY) {
+      const wait = mm.machine.faultWait!;
+      throw new WouldBlock(`access to 0x${addr.toString(16)} sleeps on a locked page`, wait);
+    }
+    if (ret & VM_FAULT_OOM) fail('ENOMEM', `out of memory faulting 0x${addr.toString(16)}`);
+    if (ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON)) throw new SignalError('SIGBUS', addr, 'fault failed');
+    if (ret & VM_FAULT_ERROR) throw new SignalError('SIGSEGV', addr, 'fault failed');
+  }
+  throw new Error(`fault at 0x${addr.toString(16)} did not converge`);
+}
+
+/** Copy between a process's memory and buf (access_process_vm for the process itself). */
+export function accessVm(mm: Mm, addr: number, buf: Uint8Array, write: boolean): void {
+  mm.assertLive();
+  checkAccess(mm, addr, buf.length, write);
+  const phys = mm.machine.phys;
+  let done = 0;
+  let vma: Vma | undefined;
+  while (done < buf.length) {
+    const at = addr + done;
+    if (!vma || at >= vma.end) vma = mm.vmas.lookup(at)!;
+    const off = at % PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - off, buf.length - done);
+    let pfn = followPage(mm, Math.floor(at / PAGE_SIZE), write);
+    if (pfn < 0) pfn = faultInPage(mm, vma, at, write, false);
+    if (write) phys.writePage(pfn, off, buf, done, n);
+    else phys.readPage(pfn, off, buf, done, n);
+    done += n;
+  }
+}
+
+/** Fault in every page of [start, end) (MAP_POPULATE, populate_vma_page_range). */
+export function populateRange(mm: Mm, start: number, end: number, write: boolean): void {
+  for (let a = start; a < end; a += PAGE_SIZE) {
+    const vma = mm.vmas.lookup(a)!;
+    if (followPage(mm, a / PAGE_SIZE, write) < 0) faultInPage(mm, vma, a, write, false);
+  }
+}

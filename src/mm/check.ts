@@ -1,0 +1,80 @@
+// A consistency check of the whole machine, for tests and for debugging a driver: every
+// frame's refcount, mapcount and reverse map must be exactly what the page tables, the page
+// cache, the swap device and pins say. Costs a walk of every page table: not for hot paths.
+
+import type { Machine } from './machine.js';
+import { E_SPECIAL, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK } from './pagetable.js';
+import { PG_buddy, PG_device, PG_reserved, PG_tail } from './page.js';
+
+export interface CheckOptions {
+  /** References held outside page tables and the page cache (a driver's, a migration's), by folio head. */
+  extraRefs?: Map<number, number>;
+}
+
+/** Returns a list of violations; empty when the machine is consistent. */
+export function checkInvariants(machine: Machine, opts: CheckOptions = {}): string[] {
+  const phys = machine.phys;
+  const f = phys.frames;
+  const errors: string[] = [];
+  const refs = new Map<number, number>(); // head -> expected refcount
+  const maps = new Map<number, number>(); // pfn -> expected PTE mapcount
+  const entire = new Map<number, number>(); // head -> expected huge mappings
+  const rmaps = new Map<number, number>(); // pfn -> expected rmap entries
+  const swaps = new Map<number, number>(); // slot -> entries
+  const inc = (m: Map<number, number>, k: number, by = 1): void => void m.set(k, (m.get(k) ?? 0) + by);
+
+  for (const mm of machine.liveMms) {
+    mm.pt.forEach(0, mm.taskSize / 4096, (node, idx, level) => {
+      const flg = node.flg[idx]!;
+      const val = node.val[idx]!;
+      const kind = flg & KIND_MASK;
+      if (kind === K_SWAP) return inc(swaps, val);
+      if (kind === K_PRESENT && (flg & E_SPECIAL || phys.isZeroPfn(val))) return;
+      if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_DEVICE_EXCLUSIVE) {
+        inc(refs, f.compoundHead(val));
+        if (level === 0) inc(maps, val);
+        else inc(entire, val);
+        inc(rmaps, val);
+      } else if (kind === K_MIGRATION) {
+        inc(rmaps, val);
+      }
+    });
+  }
+  for (const file of machine.fs.files) {
+    for (const [index, pfn] of file.pages) {
+      inc(refs, pfn);
+      if (f.mapping[pfn] !== file.id || f.index[pfn] !== index) errors.push(`page-cache frame ${pfn} has mapping ${f.mapping[pfn]} index ${f.index[pfn]}, expected ${file.id}/${index}`);
+    }
+  }
+  for (const [head, n] of phys.pincount) inc(refs, head, n);
+  for (const [head, n] of opts.extraRefs ?? []) inc(refs, head, n);
+
+  let used = 0;
+  for (let pfn = 0; pfn < f.capacity; pfn++) {
+    const flags = f.flags[pfn]!;
+    if (flags & PG_buddy) {
+      pfn += (1 << f.order(pfn)) - 1;
+      continue;
+    }
+    if (flags & PG_reserved) continue;
+    if (pfn < phys.ramFrames && !(flags & PG_tail)) used++;
+    if (!(flags & PG_tail) && (pfn < phys.ramFrames || flags & PG_device)) {
+      const want = refs.get(pfn) ?? 0;
+      if (f.refcount[pfn] !== want && !(flags & PG_device && f.refcount[pfn] === 0 && want === 0)) {
+        errors.push(`frame ${pfn}: refcount ${f.refcount[pfn]}, page tables and caches account for ${want}`);
+      }
+      if (pfn < phys.ramFrames && f.refcount[pfn] === 0) errors.push(`frame ${pfn} is neither free nor referenced (leaked)`);
+      if ((phys.entireMapcount.get(pfn) ?? 0) !== (entire.get(pfn) ?? 0)) {
+        errors.push(`folio ${pfn}: entire mapcount ${phys.entireMapcount.get(pfn) ?? 0}, expected ${entire.get(pfn) ?? 0}`);
+      }
+    }
+    if (f.mapcount[pfn] !== (maps.get(pfn) ?? 0)) errors.push(`frame ${pfn}: mapcount ${f.mapcount[pfn]}, expected ${maps.get(pfn) ?? 0}`);
+    if (machine.rmap.count(pfn) !== (rmaps.get(pfn) ?? 0)) errors.push(`frame ${pfn}: ${machine.rmap.count(pfn)} rmap entries, expected ${rmaps.get(pfn) ?? 0}`);
+  }
+  for (const [slot, n] of swaps) {
+    if (machine.swap.users(slot) !== n) errors.push(`swap slot ${slot}: count ${machine.swap.users(slot)}, ${n} entries`);
+  }
+  if (machine.swap.used !== swaps.size) errors.push(`swap: ${machine.swap.used} slots in use, ${swaps.size} referenced`);
+  void used;
+  return errors;
+}

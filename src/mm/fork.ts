@@ -1,0 +1,105 @@
+// fork's copy of an address space (dup_mmap, copy_page_range). Private writable mappings
+// become copy-on-write: the parent's entries are write-protected under one PROTECTION_PAGE
+// invalidation per VMA, and both processes share the frames. Shared mappings are not copied
+// at all; the child faults them in from the page cache.
+
+import { PAGE_SIZE } from './constants.js';
+import type { Mm } from './mm.js';
+import {
+  E_SPECIAL, E_WRITE, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK,
+  LEVEL_PAGES, PageTable, type PtNode,
+} from './pagetable.js';
+import { addMapping, MM_SWAPENTS, mmCounter } from './memory.js';
+import { rmapKey } from './rmap.js';
+import { PG_anon_exclusive } from './page.js';
+import { VM_DONTCOPY, VM_MIXEDMAP, VM_PFNMAP, type Vma } from './vma.js';
+
+/** vma_needs_copy: page tables are copied for COW mappings that have anonymous pages, and for pfn maps. */
+function needsCopy(v: Vma): boolean {
+  return (v.isCow() && v.anonVma) || (v.flags & (VM_PFNMAP | VM_MIXEDMAP)) !== 0 || v.isHugetlb() && v.isCow();
+}
+
+export function dupMm(parent: Mm): Mm {
+  parent.assertLive();
+  const machine = parent.machine;
+  const child = machine.newMm();
+  for (const v of parent.vmas.all) {
+    if (v.flags & VM_DONTCOPY) continue;
+    const cv = v.clone();
+    child.insertVma(cv);
+    if (!needsCopy(v)) continue;
+    const cow = v.isCow();
+    const range = cow ? parent.invalidateStart('PROTECTION_PAGE', v.start, v.end) : null;
+    parent.pt.forEach(v.start / PAGE_SIZE, v.end / PAGE_SIZE, (node, idx, level, vpn) => {
+      copyEntry(parent, child, node, idx, level, vpn, cow);
+    });
+    parent.invalidateEnd(range);
+  }
+  return child;
+}
+
+/** copy_present_pte / copy_nonpresent_pte / copy_huge_pmd for one entry. */
+function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, level: number, vpn: number, cow: boolean): void {
+  const machine = parent.machine;
+  const phys = machine.phys;
+  let flg = node.flg[idx]!;
+  const val = node.val[idx]!;
+  const kind = flg & KIND_MASK;
+  const dst = level === 0 ? child.pt.ensureTable(vpn, 0)! : child.pt.ensureTable(vpn, level)!;
+  const didx = PageTable.index(vpn, level);
+  if (kind === K_DEVICE_EXCLUSIVE) {
+    // try_restore_exclusive_pte: the parent gets its ordinary mapping back first.
+    flg = K_PRESENT | (flg & ~KIND_MASK);
+    node.flg[idx] = flg;
+  }
+  switch (flg & KIND_MASK) {
+    case K_PRESENT: {
+      if (flg & E_SPECIAL || phys.isZeroPfn(val)) break;
+      if (level === 0 && phys.isAnon(val) && phys.pinned(val) > 0 && phys.frames.flags[val]! & PG_anon_exclusive) {
+        // A pinned exclusive page stays the parent's: the child gets a copy now (copy_present_page).
+        const copy = phys.allocPages(0);
+        phys.setAnon(copy);
+        phys.copyPage(copy, val);
+        PageTable.set(dst, didx, flg, copy);
+        addMapping(child, copy, vpn, 0);
+        return;
+      }
+      phys.getPage(val);
+      if (phys.isAnon(val)) {
+        const n = level === 0 ? 1 : LEVEL_PAGES[level]!;
+        for (let i = 0; i < n; i++) phys.frames.flags[val + i]! &= ~PG_anon_exclusive;
+      }
+      if (cow && flg & E_WRITE) {
+        flg &= ~E_WRITE;
+        node.flg[idx] = flg;
+      }
+      addMapping(child, val, vpn, level);
+      break;
+    }
+    case K_DEVICE_PRIVATE:
+      phys.getPage(val);
+      if (cow && flg & E_WRITE) {
+        flg &= ~E_WRITE;
+        node.flg[idx] = flg;
+      }
+      addMapping(child, val, vpn, level);
+      break;
+    case K_MIGRATION:
+      if (cow && flg & E_WRITE) {
+        flg &= ~E_WRITE;
+        node.flg[idx] = flg;
+      }
+      machine.rmap.add(val, child.id, rmapKey(vpn, level));
+      child.rss[mmCounter(child, val)]! += LEVEL_PAGES[level]!;
+      break;
+    case K_SWAP:
+      machine.swap.dup(val);
+      child.rss[MM_SWAPENTS]!++;
+      break;
+    case K_HWPOISON:
+    case K_BAD:
+      break;
+  }
+  PageTable.set(dst, didx, flg, val);
+}
+

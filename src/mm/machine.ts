@@ -1,0 +1,88 @@
+// A machine: physical memory, swap, a tmpfs, the reverse map, events and processes. A
+// machine is a value: two machines never share state (DESIGN.md decision 1).
+
+import { fail } from './errno.js';
+import { EventBus } from './events.js';
+import { Tmpfs } from './file.js';
+import { Mm } from './mm.js';
+import { PhysMem } from './physmem.js';
+import { Process } from './process.js';
+import { Rmap } from './rmap.js';
+import { SwapDevice } from './swap.js';
+
+export interface MachineConfig {
+  /** System RAM in bytes (page aligned). Default 1 GiB. */
+  ramBytes: number;
+  /** Swap space in bytes. Default 1 GiB. */
+  swapBytes: number;
+  /** Page-table levels: 4 (48-bit addresses) or 5 (57-bit). Default 4. */
+  levels: 4 | 5;
+  /** Transparent huge pages: 'always', 'madvise' (VM_HUGEPAGE only, the default) or 'never'. */
+  thp: 'always' | 'madvise' | 'never';
+}
+
+export const DEFAULT_CONFIG: MachineConfig = { ramBytes: 2 ** 30, swapBytes: 2 ** 30, levels: 4, thp: 'madvise' };
+
+export class Machine {
+  readonly config: MachineConfig;
+  readonly events = new EventBus();
+  readonly phys: PhysMem;
+  readonly rmap: Rmap;
+  readonly swap: SwapDevice;
+  readonly fs: Tmpfs;
+  private readonly mms = new Map<number, Mm>();
+  private readonly procs = new Map<number, Process>();
+  private nextMmId = 1;
+  private nextPid = 1;
+  /** Set by a fault that returned VM_FAULT_RETRY: resolves when it may be retried. */
+  faultWait: (() => Promise<void>) | null = null;
+
+  constructor(config: Partial<MachineConfig> = {}) {
+    const c = { ...DEFAULT_CONFIG, ...config };
+    for (const k of Object.keys(config)) if (!(k in DEFAULT_CONFIG)) fail('EINVAL', `unknown machine option ${k}`);
+    if (c.levels !== 4 && c.levels !== 5) fail('EINVAL', 'levels must be 4 or 5');
+    if (!['always', 'madvise', 'never'].includes(c.thp)) fail('EINVAL', `bad thp mode ${String(c.thp)}`);
+    if (!Number.isSafeInteger(c.swapBytes) || c.swapBytes < 0) fail('EINVAL', 'bad swap size');
+    this.config = c;
+    this.phys = new PhysMem(c.ramBytes, this.events);
+    this.rmap = new Rmap(this.phys);
+    this.swap = new SwapDevice(this.phys, Math.floor(c.swapBytes / 4096));
+    this.fs = new Tmpfs(this);
+  }
+
+  /** A new process with an empty address space. */
+  spawn(): Process {
+    return this.adopt(this.newMm());
+  }
+
+  newMm(): Mm {
+    const mm = new Mm(this, this.nextMmId++);
+    this.mms.set(mm.id, mm);
+    return mm;
+  }
+
+  adopt(mm: Mm, parent: Process | null = null): Process {
+    const p = new Process(this, this.nextPid++, mm, parent);
+    this.procs.set(p.pid, p);
+    return p;
+  }
+
+  mmById(id: number): Mm | undefined {
+    return this.mms.get(id);
+  }
+
+  forgetMm(mm: Mm): void {
+    this.mms.delete(mm.id);
+  }
+
+  forgetProcess(p: Process): void {
+    this.procs.delete(p.pid);
+  }
+
+  get processes(): readonly Process[] {
+    return [...this.procs.values()];
+  }
+  get liveMms(): readonly Mm[] {
+    return [...this.mms.values()];
+  }
+}

@@ -1,0 +1,176 @@
+// Page-table entry surgery shared by every operation (mm/memory.c, mm/huge_memory.c):
+// installing and zapping entries with their refcount, mapcount, reverse-map and rss
+// bookkeeping, and splitting huge PMD leaves.
+
+import {
+  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP,
+  KIND_MASK, LEVEL_PAGES, PageTable, PtNode,
+} from './pagetable.js';
+import { rmapKey } from './rmap.js';
+import { PG_anon } from './page.js';
+import type { Mm } from './mm.js';
+import type { Vma } from './vma.js';
+import { PAGE_SIZE, PMD_NR } from './constants.js';
+
+// rss counters (mm_struct.rss_stat)
+export const MM_FILEPAGES = 0;
+export const MM_ANONPAGES = 1;
+export const MM_SWAPENTS = 2;
+export const MM_SHMEMPAGES = 3;
+
+/** Pages whose last reference is dropped only after the invalidation ends (the mmu_gather). */
+export class PageGather {
+  private pfns = new Int32Array(256);
+  private n = 0;
+  add(pfn: number): void {
+    if (this.n === this.pfns.length) {
+      const g = new Int32Array(this.n * 2);
+      g.set(this.pfns);
+      this.pfns = g;
+    }
+    this.pfns[this.n++] = pfn;
+  }
+  /** tlb_finish_mmu: drop the references. */
+  flush(mm: Mm): void {
+    const phys = mm.machine.phys;
+    for (let i = 0; i < this.n; i++) phys.putPage(this.pfns[i]!);
+    this.n = 0;
+  }
+}
+
+/** mm_counter(): which rss counter a mapped frame counts in. */
+export function mmCounter(mm: Mm, pfn: number): number {
+  const f = mm.machine.phys.frames;
+  const head = f.compoundHead(pfn);
+  if (f.flags[head]! & PG_anon) return MM_ANONPAGES;
+  return f.mapping[head] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
+
+/**
+ * Account a new mapping of `pfn` at `vpn` by an entry at `level`: mapcount (entire mapcount
+ * for a huge leaf), reverse map and rss. The reference the entry holds is the caller's.
+ */
+export function addMapping(mm: Mm, pfn: number, vpn: number, level: number): void {
+  const phys = mm.machine.phys;
+  if (level === 0) phys.frames.mapcount[pfn]!++;
+  else phys.entireMapcount.set(pfn, (phys.entireMapcount.get(pfn) ?? 0) + 1);
+  mm.machine.rmap.add(pfn, mm.id, rmapKey(vpn, level));
+  mm.rss[mmCounter(mm, pfn)]! += LEVEL_PAGES[level]!;
+}
+
+/** Undo addMapping (the caller drops the entry's reference). */
+export function removeMapping(mm: Mm, pfn: number, vpn: number, level: number): void {
+  const phys = mm.machine.phys;
+  if (level === 0) phys.frames.mapcount[pfn]!--;
+  else {
+    const n = (phys.entireMapcount.get(pfn) ?? 0) - 1;
+    if (n > 0) phys.entireMapcount.set(pfn, n);
+    else phys.entireMapcount.delete(pfn);
+  }
+  mm.machine.rmap.remove(pfn, mm.id, rmapKey(vpn, level));
+  mm.rss[mmCounter(mm, pfn)]! -= LEVEL_PAGES[level]!;
+}
+
+/** Total mappings of a frame: its own PTE mappings plus the huge mappings of its folio. */
+export function totalMapcount(mm: Mm, pfn: number): number {
+  const phys = mm.machine.phys;
+  return phys.frames.mapcount[pfn]! + (phys.entireMapcount.get(phys.frames.compoundHead(pfn)) ?? 0);
+}
+
+/**
+ * Zap one entry (zap_pte_range / zap_huge_pmd for a fully covered leaf). References that
+ * mappings held go to the gather; swap slots are released at once.
+ */
+export function zapEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: number, gather: PageGather): void {
+  const flg = node.flg[idx]!;
+  const val = node.val[idx]!;
+  const machine = mm.machine;
+  switch (flg & KIND_MASK) {
+    case K_PRESENT:
+      if (!(flg & E_SPECIAL) && !machine.phys.isZeroPfn(val)) {
+        if (flg & E_DIRTY) machine.phys.setDirty(val);
+        removeMapping(mm, val, vpn, level);
+        gather.add(val);
+      }
+      break;
+    case K_DEVICE_PRIVATE:
+    case K_DEVICE_EXCLUSIVE:
+      removeMapping(mm, val, vpn, level);
+      gather.add(val);
+      break;
+    case K_MIGRATION:
+      // No mapcount and no reference: the migration holds the page. Only rss and rmap.
+      machine.rmap.remove(val, mm.id, rmapKey(vpn, level));
+      mm.rss[mmCounter(mm, val)]! -= LEVEL_PAGES[level]!;
+      break;
+    case K_SWAP:
+      machine.swap.free(val);
+      mm.rss[MM_SWAPENTS]!--;
+      break;
+    default: // hwpoison, bad: nothing to account
+      break;
+  }
+  PageTable.clear(node, idx);
+}
+
+/** Zap every entry of [start, end) in `vma`; huge leaves must not straddle the bounds (splitBoundary first). */
+export function zapRange(mm: Mm, start: number, end: number, gather: PageGather): void {
+  mm.pt.forEach(start / PAGE_SIZE, end / PAGE_SIZE, (node, idx, level, vpn) => zapEntry(mm, node, idx, level, vpn, gather));
+}
+
+/**
+ * __split_huge_pmd_locked: turn the huge PMD leaf (or non-present huge entry) at
+ * parent[idx] into a PTE table of 512 entries with the same permissions. The folio stays
+ * whole (PTE-mapped); every PTE takes its own reference and mapcount. The caller is
+ * responsible for the invalidation around it.
+ */
+export function splitHugePmd(mm: Mm, parent: PtNode, idx: number, baseVpn: number): PtNode {
+  const flg = parent.flg[idx]!;
+  const val = parent.val[idx]!;
+  const kind = flg & KIND_MASK;
+  const table = new PtNode(0);
+  const phys = mm.machine.phys;
+  const zero = kind === K_PRESENT && phys.isZeroPfn(val);
+  const pteFlags = zero ? (K_PRESENT | E_SPECIAL) : flg;
+  for (let i = 0; i < PMD_NR; i++) {
+    table.flg[i] = pteFlags;
+    table.val[i] = zero ? phys.zeroPfn : val + i;
+  }
+  table.used = PMD_NR;
+  if (!zero && kind !== K_SWAP && kind !== K_HWPOISON) {
+    const rmap = mm.machine.rmap;
+    rmap.remove(val, mm.id, rmapKey(baseVpn, 1));
+    for (let i = 0; i < PMD_NR; i++) rmap.add(val + i, mm.id, rmapKey(baseVpn + i, 0));
+    if (kind !== K_MIGRATION) {
+      const n = (phys.entireMapcount.get(val) ?? 0) - 1;
+      if (n > 0) phys.entireMapcount.set(val, n);
+      else phys.entireMapcount.delete(val);
+      for (let i = 0; i < PMD_NR; i++) phys.frames.mapcount[val + i]!++;
+      phys.frames.refcount[val]! += PMD_NR - 1;
+    }
+  }
+  mm.pt.installTable(parent, idx, table);
+  return table;
+}
+
+/**
+ * If a splittable huge PMD leaf straddles `addr` (not PMD aligned), split it so that an
+ * operation can act on one side. Returns false for a leaf that cannot be split (hugetlb).
+ */
+export function splitBoundary(mm: Mm, vma: Vma, addr: number): boolean {
+  const vpn = addr / PAGE_SIZE;
+  if (vpn % PMD_NR === 0) return true;
+  const pmd = mm.pt.tableAt(vpn, 1);
+  if (!pmd) return true;
+  const idx = PageTable.index(vpn, 1);
+  const kind = pmd.flg[idx]! & KIND_MASK;
+  if (kind === 0 || kind === 1) return true;
+  if (vma.isHugetlb()) return false;
+  splitHugePmd(mm, pmd, idx, vpn - (vpn % PMD_NR));
+  return true;
+}
+
+/** Clear the write bit of a leaf entry (change_pte_range's downgrade, and fork's COW protection). */
+export function wrprotectEntry(node: PtNode, idx: number): void {
+  node.flg[idx] = node.flg[idx]! & ~E_WRITE;
+}

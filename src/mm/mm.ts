@@ -1,0 +1,360 @@
+// The address space (mm_struct) and its VMA-level operations: mmap, munmap, mprotect, and
+// exit. madvise, mremap and fork live in their own modules and operate on an Mm. Every
+// operation validates all of its arguments before it changes anything, and brackets every
+// change to existing entries with mmu notifier start/end.
+
+import { fail } from './errno.js';
+import {
+  MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_HUGE_MASK, MAP_HUGE_SHIFT, MAP_HUGETLB, MAP_NORESERVE,
+  MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE,
+  TASK_SIZE_4LEVEL, TASK_SIZE_5LEVEL, pageAligned, pageAlignUp,
+} from './constants.js';
+import type { Machine } from './machine.js';
+import { MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, MmuNotifierSubscriptions, type MmuNotifierRange, type MmuNotifyEvent } from './notifier.js';
+import { E_DEVMAP, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, PageTable } from './pagetable.js';
+import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
+import {
+  canMerge, VM_ACCESS_FLAGS, VM_EXEC, VM_HUGETLB, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED,
+  VM_WRITE, Vma, VmaSet,
+} from './vma.js';
+import type { TmpFile } from './file.js';
+import { PG_anon_exclusive } from './page.js';
+import { populateRange } from './access.js';
+
+const KNOWN_MAP_FLAGS = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | MAP_HUGETLB |
+  MAP_FIXED_NOREPLACE | (MAP_HUGE_MASK << MAP_HUGE_SHIFT);
+const MMAP_MIN_ADDR = 65536;
+
+export function protToVmFlags(prot: number): number {
+  return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0) | (prot & PROT_EXEC ? VM_EXEC : 0);
+}
+
+export function checkProt(prot: number): void {
+  if (!Number.isInteger(prot) || prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) fail('EINVAL', `unknown prot bits 0x${prot.toString(16)}`);
+}
+
+export class Mm {
+  readonly pt: PageTable;
+  readonly vmas = new VmaSet();
+  readonly notifiers: MmuNotifierSubscriptions;
+  /** rss_stat: file, anon, swap entries, shmem (memory.ts MM_* indices). */
+  readonly rss = new Float64Array(4);
+  readonly taskSize: number;
+  private readonly mmapBase: number;
+  dead = false;
+  /** Reused by operations to drop page references after the invalidation ends. */
+  readonly gather = new PageGather();
+
+  constructor(readonly machine: Machine, readonly id: number) {
+    this.pt = new PageTable(machine.config.levels);
+    this.taskSize = machine.config.levels === 5 ? TASK_SIZE_5LEVEL : TASK_SIZE_4LEVEL;
+    this.mmapBase = this.taskSize - 2 ** 30;
+    this.notifiers = new MmuNotifierSubscriptions(this, machine.events);
+  }
+
+  assertLive(): void {
+    if (this.dead) fail('ESRCH', `mm ${this.id} has exited`);
+  }
+
+  // ---- notifier helpers ----
+
+  /** Start an invalidation of [start, end); null when nobody could observe it. */
+  invalidateStart(event: MmuNotifyEvent, start: number, end: number, owner: unknown = null): MmuNotifierRange | null {
+    if (!this.notifiers.hasSubscriptions && !this.machine.events.on.invalidate) return null;
+    const range: MmuNotifierRange = { mm: this, start, end, event, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, owner };
+    this.notifiers.invalidateRangeStart(range);
+    return range;
+  }
+  invalidateEnd(range: MmuNotifierRange | null): void {
+    if (range) this.notifiers.invalidateRangeEnd(range);
+  }
+
+  // ---- VMA bookkeeping ----
+
+  insertVma(v: Vma): void {
+    v.mm = this;
+    this.vmas.insert(v);
+    v.file?.mappings.add(v);
+  }
+
+  removeVma(v: Vma): void {
+    this.vmas.remove(v);
+    if (v.file) {
+      v.file.mappings.delete(v);
+      v.file.maybeFree();
+    }
+  }
+
+  /** split_vma: cut v at addr; returns the upper part (now a VMA of its own). */
+  splitVma(v: Vma, addr: number): Vma {
+    const hi = v.clone();
+    hi.start = addr;
+    hi.pgoff = v.pgoffOf(addr);
+    v.end = addr;
+    this.insertVma(hi);
+    return hi;
+  }
+
+  /** Merge v with its neighbours where they are compatible (vma_merge). Returns the surviving VMA. */
+  mergeVma(v: Vma): Vma {
+    const prev = this.vmas.prev(v);
+    if (prev && canMerge(prev, v)) {
+      prev.end = v.end;
+      prev.anonVma ||= v.anonVma;
+      this.removeVma(v);
+      v = prev;
+    }
+    const next = this.vmas.next(v);
+    if (next && canMerge(v, next)) {
+      v.end = next.end;
+      v.anonVma ||= next.anonVma;
+      this.removeVma(next);
+    }
+    return v;
+  }
+
+  /**
+   * The VMAs covering [start, end), split so that they begin and end exactly at the bounds.
+   * Call only after validation: it changes the VMA set.
+   */
+  isolateRange(start: number, end: number): Vma[] {
+    const list = this.vmas.overlapping(start, end);
+    if (list.length === 0) return list;
+    const first = list[0]!;
+    if (first.start < start) list[0] = this.splitVma(first, start);
+    const last = list[list.length - 1]!;
+    if (last.end > end) this.splitVma(last, end);
+    return list;
+  }
+
+  /** Whether [start, end) is covered by VMAs with no hole. */
+  fullyMapped(start: number, end: number): boolean {
+    let at = start;
+    for (const v of this.vmas.overlapping(start, end)) {
+      if (v.start > at) return false;
+      at = v.end;
+    }
+    return at >= end;
+  }
+
+  /** Hugetlb VMAs can be cut only at huge-page boundaries (hugetlb_split). */
+  private checkHugetlbBounds(start: number, end: number): void {
+    for (const v of this.vmas.overlapping(start, end)) {
+      if (!v.isHugetlb()) continue;
+      const size = 2 ** v.hugeShift;
+      if ((start > v.start && start % size) || (end < v.end && end % size)) fail('EINVAL', `range is not aligned to the ${size >> 20} MiB huge pages of ${v}`);
+    }
+  }
+
+  private checkUserRange(start: number, len: number, what: string): number {
+    if (!Number.isSafeInteger(start) || start < 0 || !pageAligned(start)) fail('EINVAL', `${what}: address 0x${start.toString(16)} is not page aligned`);
+    if (!Number.isSafeInteger(len) || len < 0) fail('EINVAL', `${what}: bad length ${len}`);
+    const end = start + pageAlignUp(len);
+    if (end > this.taskSize) fail('EINVAL', `${what}: range ends above the user address space`);
+    return end;
+  }
+
+  // ---- mmap ----
+
+  /**
+   * mmap(addr, length, prot, flags, file, offset). Anonymous private, anonymous shared
+   * (an unlinked tmpfs file), file-backed private and shared, MAP_FIXED(_NOREPLACE),
+   * MAP_POPULATE and MAP_HUGETLB (private). Returns the address.
+   */
+  mmap(addr: number, length: number, prot: number, flags: number, file: TmpFile | null = null, offset = 0): number {
+    this.assertLive();
+    checkProt(prot);
+    if (!Number.isInteger(flags) || flags & ~KNOWN_MAP_FLAGS) fail('EINVAL', `unknown mmap flags 0x${(flags & ~KNOWN_MAP_FLAGS).toString(16)}`);
+    const type = flags & (MAP_SHARED | MAP_PRIVATE);
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL', 'exactly one of MAP_SHARED and MAP_PRIVATE is required');
+    if (!Number.isSafeInteger(length) || length <= 0) fail('EINVAL', `bad length ${length}`);
+    if (!Number.isSafeInteger(addr) || addr < 0) fail('EINVAL', `bad address ${addr}`);
+    const anon = (flags & MAP_ANONYMOUS) !== 0;
+    if (!anon && !file) fail('EINVAL', 'a file mapping needs a file (EBADF in the kernel)');
+    if (!Number.isSafeInteger(offset) || offset < 0 || !pageAligned(offset)) fail('EINVAL', 'offset must be page aligned');
+    let hugeShift = 0;
+    let align = PAGE_SIZE;
+    if (flags & MAP_HUGETLB) {
+      if (!anon) fail('EINVAL', 'MAP_HUGETLB needs MAP_ANONYMOUS (hugetlbfs files are not modelled)');
+      if (type === MAP_SHARED) fail('EOPNOTSUPP', 'shared hugetlb mappings are not modelled');
+      hugeShift = (flags >>> MAP_HUGE_SHIFT) & MAP_HUGE_MASK || 21;
+      if (hugeShift !== 21 && hugeShift !== 30) fail('EINVAL', `no ${2 ** hugeShift}-byte huge pages`);
+      align = 2 ** hugeShift;
+    } else if (flags & MAP_HUGE_MASK << MAP_HUGE_SHIFT) {
+      fail('EINVAL', 'MAP_HUGE_* without MAP_HUGETLB');
+    }
+    const len = Math.ceil(length / align) * align;
+    if (len > this.taskSize) fail('ENOMEM', 'length larger than the address space');
+    if (!anon && offset / PAGE_SIZE + len / PAGE_SIZE > 2 ** 32) fail('EOVERFLOW', 'offset + length overflows the file');
+
+    let start: number;
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+      if (addr % align) fail('EINVAL', `MAP_FIXED address 0x${addr.toString(16)} is not aligned`);
+      if (addr + len > this.taskSize) fail('ENOMEM', 'MAP_FIXED range ends above the user address space');
+      if (addr < MMAP_MIN_ADDR) fail('EPERM', 'MAP_FIXED below mmap_min_addr');
+      if (flags & MAP_FIXED_NOREPLACE && !this.vmas.isFree(addr, addr + len)) fail('EEXIST', 'MAP_FIXED_NOREPLACE range is in use');
+      if (flags & MAP_FIXED) this.checkHugetlbBounds(addr, addr + len);
+      start = addr;
+    } else {
+      const hint = Math.floor(addr / align) * align;
+      if (hint >= MMAP_MIN_ADDR && hint + len <= this.mmapBase && this.vmas.isFree(hint, hint + len)) start = hint;
+      else {
+        // Anonymous mappings of 2 MiB or more are PMD aligned so that THP can back them.
+        const a = Math.max(align, anon && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE);
+        start = this.vmas.findGapTopDown(len, MMAP_MIN_ADDR, this.mmapBase, a);
+        if (start < 0) fail('ENOMEM', 'no free address range');
+      }
+    }
+
+    // Validation is complete: from here on the call succeeds.
+    if (flags & MAP_FIXED) this.munmapValidated(start, start + len);
+    let vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    if (type === MAP_SHARED) vmFlags |= VM_SHARED | VM_MAYSHARE;
+    if (hugeShift) vmFlags |= VM_HUGETLB;
+    let backing = anon ? null : file;
+    if (anon && type === MAP_SHARED) {
+      backing = this.machine.fs.tmpfile();
+      backing.truncate(len);
+      backing.opens--; // held only by its mapping from here on
+    }
+    const pgoff = backing ? offset / PAGE_SIZE : start / PAGE_SIZE;
+    const v = new Vma(start, start + len, vmFlags, pgoff, backing);
+    v.hugeShift = hugeShift;
+    this.insertVma(v);
+    this.mergeVma(v);
+    if (flags & MAP_POPULATE) populateRange(this, start, start + len, (vmFlags & (VM_WRITE | VM_SHARED)) === VM_WRITE);
+    return start;
+  }
+
+  // ---- munmap ----
+
+  munmap(addr: number, length: number): void {
+    this.assertLive();
+    if (!Number.isSafeInteger(length) || length <= 0) fail('EINVAL', `bad length ${length}`);
+    const end = this.checkUserRange(addr, length, 'munmap');
+    this.checkHugetlbBounds(addr, end);
+    this.munmapValidated(addr, end);
+  }
+
+  /** do_vmi_munmap after validation: split, one UNMAP invalidation, zap, free tables, drop VMAs. */
+  munmapValidated(start: number, end: number): void {
+    const list = this.isolateRange(start, end);
+    if (list.length === 0) return;
+    const s = list[0]!.start;
+    const e = list[list.length - 1]!.end;
+    splitBoundary(this, list[0]!, s);
+    splitBoundary(this, list[list.length - 1]!, e);
+    const range = this.invalidateStart('UNMAP', s, e);
+    zapRange(this, s, e, this.gather);
+    for (const v of list) this.removeVma(v);
+    this.pt.freeEmpty(s / PAGE_SIZE, e / PAGE_SIZE);
+    this.invalidateEnd(range);
+    if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: s, end: e, reason: 'munmap' });
+    this.gather.flush(this);
+  }
+
+  // ---- mprotect ----
+
+  mprotect(addr: number, length: number, prot: number): void {
+    this.assertLive();
+    checkProt(prot);
+    const end = this.checkUserRange(addr, length, 'mprotect');
+    if (end === addr) return;
+    if (!this.fullyMapped(addr, end)) fail('ENOMEM', 'range is not fully mapped');
+    const newAccess = protToVmFlags(prot);
+    for (const v of this.vmas.overlapping(addr, end)) {
+      if (newAccess & VM_WRITE && !(v.flags & VM_MAYWRITE)) fail('EACCES', `${v} may not become writable`);
+    }
+    this.checkHugetlbBounds(addr, end);
+    for (let v of this.isolateRange(addr, end)) {
+      const old = v.flags;
+      const flags = (old & ~VM_ACCESS_FLAGS) | newAccess;
+      if (flags === old) {
+        this.mergeVma(v);
+        continue;
+      }
+      v.flags = flags;
+      this.changeProtection(v, old);
+      v = this.mergeVma(v);
+    }
+  }
+
+  /**
+   * change_protection: removing write downgrades every writable entry; adding write to a
+   * private mapping upgrades exclusive anonymous pages at once (can_change_pte_writable).
+   * One PROTECTION_VMA invalidation per VMA that has entries.
+   */
+  private changeProtection(v: Vma, oldFlags: number): void {
+    const removeWrite = (oldFlags & VM_WRITE) !== 0 && (v.flags & VM_WRITE) === 0;
+    const addWrite = (oldFlags & VM_WRITE) === 0 && (v.flags & VM_WRITE) !== 0 && !(v.flags & VM_SHARED);
+    const s = v.start / PAGE_SIZE;
+    const e = v.end / PAGE_SIZE;
+    let any = false;
+    this.pt.forEach(s, e, () => { any = true; });
+    if (!any) return;
+    splitBoundary(this, v, v.start);
+    splitBoundary(this, v, v.end);
+    const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
+    const phys = this.machine.phys;
+    this.pt.forEach(s, e, (node, idx, level) => {
+      const flg = node.flg[idx]!;
+      const kind = flg & KIND_MASK;
+      if (removeWrite) {
+        if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) node.flg[idx] = flg & ~E_WRITE;
+      } else if (addWrite && level === 0 && kind === K_PRESENT && !(flg & E_DEVMAP)) {
+        const pfn = node.val[idx]!;
+        if (!phys.isZeroPfn(pfn) && phys.isAnon(pfn) && phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
+          node.flg[idx] = flg | E_WRITE;
+        }
+      }
+    });
+    this.invalidateEnd(range);
+  }
+
+  /** unmap_mapping_range for one file VMA: zap its pages at file index >= fromIndex (truncate). */
+  unmapMappingRange(v: Vma, fromIndex: number): void {
+    const startIdx = Math.max(fromIndex, v.pgoff);
+    const end = v.end;
+    const start = v.start + (startIdx - v.pgoff) * PAGE_SIZE;
+    if (start >= end) return;
+    splitBoundary(this, v, start);
+    const range = this.invalidateStart('CLEAR', start, end);
+    zapRange(this, start, end, this.gather);
+    this.invalidateEnd(range);
+    this.gather.flush(this);
+  }
+
+  // ---- exit ----
+
+  /**
+   * exit_mmap: mmu_notifier_release first (interval subscriptions get one RELEASE
+   * invalidation of everything, then whole-mm subscribers their release callback and are
+   * dropped), then every VMA is unmapped under one UNMAP invalidation, page tables freed.
+   */
+  exit(): void {
+    this.assertLive();
+    this.notifiers.releaseIntervals();
+    const subs = this.notifiers.list.splice(0);
+    for (const sub of subs) {
+      sub.ops.release?.(sub, this);
+      sub.mm = null;
+    }
+    const all = [...this.vmas.all];
+    if (all.length > 0) {
+      const range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);
+      zapRange(this, 0, this.taskSize, this.gather);
+      for (const v of all) this.removeVma(v);
+      this.pt.freeEmpty(0, this.taskSize / PAGE_SIZE);
+      this.invalidateEnd(range);
+      this.gather.flush(this);
+    }
+    this.dead = true;
+    this.machine.forgetMm(this);
+  }
+
+  /** The VMA containing addr, or undefined. */
+  findVma(addr: number): Vma | undefined {
+    return this.vmas.lookup(addr);
+  }
+}
+

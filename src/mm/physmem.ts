@@ -1,0 +1,442 @@
+// Physical memory: system RAM handed out by a buddy allocator, device memory ranges
+// (ZONE_DEVICE, managed by their drivers), and the page data pool. Page data is allocated on
+// first write from 1 MiB slabs, so an untouched frame costs no data and reads as zeros.
+
+import { fail } from './errno.js';
+import type { EventBus } from './events.js';
+import {
+  Frames, ORDER_MASK, ORDER_SHIFT, PG_anon, PG_anon_exclusive, PG_buddy, PG_device, PG_dirty, PG_head,
+  PG_hugetlb, PG_lazyfree, PG_locked, PG_reserved, PG_swapbacked, PG_tail,
+} from './page.js';
+import { PAGE_SIZE } from './constants.js';
+import type { DevPagemap } from './memremap.js';
+
+export const MAX_ORDER = 18; // up to 1 GiB blocks, for gigantic hugetlb pages
+const SLAB_PAGES = 256;
+const SLAB_SHIFT = 8;
+
+/** Frames a free block of each order, linked through these arrays (indexed by pfn). */
+class FreeLists {
+  next: Int32Array;
+  prev: Int32Array;
+  readonly heads = new Int32Array(MAX_ORDER + 1).fill(-1);
+  readonly counts = new Int32Array(MAX_ORDER + 1);
+  constructor(n: number) {
+    this.next = new Int32Array(n);
+    this.prev = new Int32Array(n);
+  }
+  push(order: number, pfn: number): void {
+    const h = this.heads[order]!;
+    this.next[pfn] = h;
+    this.prev[pfn] = -1;
+    if (h >= 0) this.prev[h] = pfn;
+    this.heads[order] = pfn;
+    this.counts[order]!++;
+  }
+  remove(order: number, pfn: number): void {
+    const n = this.next[pfn]!;
+    const p = this.prev[pfn]!;
+    if (p >= 0) this.next[p] = n;
+    else this.heads[order] = n;
+    if (n >= 0) this.prev[n] = p;
+    this.counts[order]!--;
+  }
+}
+
+export class PhysMem {
+  frames: Frames;
+  readonly ramFrames: number;
+  private readonly free: FreeLists;
+  private freeFrames = 0;
+  /** Device memory ranges, sorted by first pfn. */
+  private readonly pagemaps: DevPagemap[] = [];
+  private nextDevicePfn: number;
+
+  // Page data pool.
+  private readonly slabs: Uint8Array[] = [];
+  private freeSlots = new Int32Array(1024);
+  private nFreeSlots = 0;
+  private slotsInUse = 0;
+
+  // Sparse per-frame state that few frames have.
+  readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
+  readonly pincount = new Map<number, number>(); // head pfn -> FOLL_PIN pins
+  readonly zoneDeviceData = new Map<number, unknown>(); // device pfn -> driver data
+
+  /** The shared zero page, and the huge zero page (allocated on first use). */
+  readonly zeroPfn: number;
+  private hugeZero = -1;
+
+  constructor(ramBytes: number, readonly events: EventBus) {
+    if (!Number.isSafeInteger(ramBytes) || ramBytes < 16 * PAGE_SIZE || ramBytes % PAGE_SIZE !== 0) {
+      fail('EINVAL', `RAM size must be a page-aligned number of bytes >= 64 KiB, got ${ramBytes}`);
+    }
+    this.ramFrames = ramBytes / PAGE_SIZE;
+    // Device memory starts at the next 128 MiB section boundary above RAM, as hotplug would.
+    this.nextDevicePfn = Math.ceil(this.ramFrames / 32768) * 32768;
+    this.frames = new Frames(this.ramFrames);
+    this.free = new FreeLists(this.ramFrames);
+    // Carve RAM into the largest naturally aligned blocks.
+    for (let pfn = 0; pfn < this.ramFrames; ) {
+      let order = MAX_ORDER;
+      while (order > 0 && (pfn % (1 << order) !== 0 || pfn + (1 << order) > this.ramFrames)) order--;
+      this.addFree(pfn, order);
+      pfn += 1 << order;
+    }
+    this.zeroPfn = this.allocPages(0);
+    this.frames.flags[this.zeroPfn]! |= PG_reserved;
+  }
+
+  // ---- the buddy allocator ----
+
+  private addFree(pfn: number, order: number): void {
+    this.frames.flags[pfn] = PG_buddy | (order << ORDER_SHIFT);
+    this.free.push(order, pfn);
+    this.freeFrames += 1 << order;
+  }
+
+  /** Allocate 2^order contiguous, naturally aligned RAM frames; -1 when none (the caller decides on ENOMEM). */
+  tryAllocPages(order: number): number {
+    let o = order;
+    while (o <= MAX_ORDER && this.free.heads[o]! < 0) o++;
+    if (o > MAX_ORDER) return -1;
+    const pfn = this.free.heads[o]!;
+    this.free.remove(o, pfn);
+    this.freeFrames -= 1 << o;
+    while (o > order) {
+      o--;
+      this.addFree(pfn + (1 << o), o);
+    }
+    const f = this.frames;
+    f.flags[pfn] = order > 0 ? PG_head | (order << ORDER_SHIFT) : 0;
+    f.refcount[pfn] = 1;
+    if (order > 0) {
+      for (let i = 1, n = 1 << order; i < n; i++) {
+        f.flags[pfn + i] = PG_tail;
+        f.head[pfn + i] = pfn;
+      }
+    }
+    return pfn;
+  }
+
+  /** Like tryAllocPages, but out of memory is an ENOMEM error. */
+  allocPages(order: number): number {
+    const pfn = this.tryAllocPages(order);
+    if (pfn < 0) fail('ENOMEM', `no free block of order ${order}`);
+    return pfn;
+  }
+
+  private freeBlock(pfn: number, order: number): void {
+    const f = this.frames;
+    for (let i = 0, n = 1 << order; i < n; i++) {
+      const p = pfn + i;
+      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+      f.flags[p] = 0;
+      f.mapcount[p] = 0;
+      f.mapping[p] = 0;
+      f.rmapMm[p] = 0;
+    }
+    f.refcount[pfn] = 0;
+    while (order < MAX_ORDER) {
+      const buddy = pfn ^ (1 << order);
+      if (buddy >= this.ramFrames || !(f.flags[buddy]! & PG_buddy) || f.order(buddy) !== order) break;
+      this.free.remove(order, buddy);
+      this.freeFrames -= 1 << order;
+      f.flags[buddy] = 0;
+      pfn = Math.min(pfn, buddy);
+      order++;
+    }
+    this.addFree(pfn, order);
+  }
+
+  get freeRamFrames(): number {
+    return this.freeFrames;
+  }
+  /** RAM frames in use, the reserved zero pages excluded. */
+  get usedRamFrames(): number {
+    return this.ramFrames - this.freeFrames - 1 - (this.hugeZero >= 0 ? 512 : 0);
+  }
+
+  // ---- references (get_page / put_page) ----
+
+  getPage(pfn: number): void {
+    this.frames.refcount[this.frames.compoundHead(pfn)]!++;
+  }
+
+  /** put_page: drop a reference; the last one frees the folio (device pages go back to their driver). */
+  putPage(pfn: number): void {
+    const f = this.frames;
+    const head = f.compoundHead(pfn);
+    const ref = --f.refcount[head]!;
+    if (ref > 0) return;
+    if (ref < 0) throw new Error(`put_page on free frame ${head} (double free)`);
+    const flags = f.flags[head]!;
+    if (flags & PG_reserved) throw new Error(`reserved frame ${head} lost its last reference`);
+    const order = f.order(head);
+    this.entireMapcount.delete(head);
+    if (flags & PG_device) {
+      this.freeDevicePage(head, order);
+      return;
+    }
+    if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: false });
+    this.freeBlock(head, order);
+  }
+
+  private freeDevicePage(head: number, order: number): void {
+    const f = this.frames;
+    const pgmap = this.pagemapOf(head)!;
+    for (let i = 0, n = 1 << order; i < n; i++) {
+      const p = head + i;
+      f.mapping[p] = 0;
+      f.mapcount[p] = 0;
+      f.flags[p] = PG_device | (i === 0 ? f.flags[p]! & (PG_head | ORDER_MASK) : f.flags[p]! & PG_tail);
+    }
+    if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: true });
+    pgmap.freed++;
+    pgmap.ops.pageFree(head);
+  }
+
+  // ---- page flags ----
+
+  isZeroPfn(pfn: number): boolean {
+    return pfn === this.zeroPfn || (this.hugeZero >= 0 && pfn >= this.hugeZero && pfn < this.hugeZero + 512);
+  }
+  isAnon(pfn: number): boolean {
+    return (this.frames.flags[this.frames.compoundHead(pfn)]! & PG_anon) !== 0;
+  }
+  isLocked(pfn: number): boolean {
+    return (this.frames.flags[this.frames.compoundHead(pfn)]! & PG_locked) !== 0;
+  }
+  /** trylock_page on the folio. */
+  trylockPage(pfn: number): boolean {
+    const h = this.frames.compoundHead(pfn);
+    if (this.frames.flags[h]! & PG_locked) return false;
+    this.frames.flags[h]! |= PG_locked;
+    return true;
+  }
+  private readonly lockWaiters = new Map<number, Array<() => void>>();
+  unlockPage(pfn: number): void {
+    const h = this.frames.compoundHead(pfn);
+    this.frames.flags[h]! &= ~PG_locked;
+    const w = this.lockWaiters.get(h);
+    if (w) {
+      this.lockWaiters.delete(h);
+      for (const wake of w) wake();
+    }
+  }
+  /** A promise that resolves when the folio is next unlocked (folio_wait_locked). */
+  waitUnlocked(pfn: number): Promise<void> {
+    const h = this.frames.compoundHead(pfn);
+    if (!(this.frames.flags[h]! & PG_locked)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.lockWaiters.get(h);
+      if (list) list.push(resolve);
+      else this.lockWaiters.set(h, [resolve]);
+    });
+  }
+
+  /** Prepare a freshly allocated frame (or folio) as anonymous memory. */
+  setAnon(pfn: number): void {
+    this.frames.flags[pfn]! |= PG_anon | PG_swapbacked | PG_anon_exclusive;
+  }
+  setDirty(pfn: number): void {
+    const h = this.frames.compoundHead(pfn);
+    this.frames.flags[h] = (this.frames.flags[h]! | PG_dirty) & ~PG_lazyfree;
+  }
+  markHugetlb(head: number): void {
+    this.frames.flags[head]! |= PG_hugetlb;
+  }
+
+  /** The huge zero page (a reserved 2 MiB folio), allocated on first use; -1 if RAM is short. */
+  hugeZeroPfn(): number {
+    if (this.hugeZero < 0) {
+      const pfn = this.tryAllocPages(9);
+      if (pfn < 0) return -1;
+      this.frames.flags[pfn]! |= PG_reserved;
+      this.hugeZero = pfn;
+    }
+    return this.hugeZero;
+  }
+
+  // ---- pins (FOLL_PIN) ----
+
+  pinned(pfn: number): number {
+    return this.pincount.get(this.frames.compoundHead(pfn)) ?? 0;
+  }
+
+  // ---- device memory ----
+
+  /** Add a device memory range (memremap_pages); its frames are the driver's to hand out. */
+  addPagemap(pgmap: DevPagemap, nframes: number): number {
+    const first = this.nextDevicePfn;
+    const end = first + nframes;
+    if (end > 2 ** 32) fail('ERANGE', 'no free physical window for device memory');
+    this.nextDevicePfn = Math.ceil(end / 32768) * 32768;
+    if (end > this.frames.capacity) this.frames = this.frames.grow(Math.max(end, this.frames.capacity * 2));
+    for (let p = first; p < end; p++) this.frames.flags[p] = PG_device;
+    pgmap.firstPfn = first;
+    pgmap.nframes = nframes;
+    this.pagemaps.push(pgmap);
+    return first;
+  }
+
+  removePagemap(pgmap: DevPagemap): void {
+    const i = this.pagemaps.indexOf(pgmap);
+    if (i < 0) fail('EINVAL', 'pagemap not registered');
+    const f = this.frames;
+    for (let p = pgmap.firstPfn; p < pgmap.firstPfn + pgmap.nframes; p++) {
+      if (f.refcount[p]! > 0) fail('EBUSY', `device page ${p} still in use`);
+    }
+    for (let p = pgmap.firstPfn; p < pgmap.firstPfn + pgmap.nframes; p++) {
+      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+      f.flags[p] = 0;
+    }
+    this.pagemaps.splice(i, 1);
+  }
+
+  /** The dev_pagemap a frame belongs to, or undefined for system RAM. */
+  pagemapOf(pfn: number): DevPagemap | undefined {
+    if (pfn < this.ramFrames) return undefined;
+    const maps = this.pagemaps;
+    let lo = 0;
+    let hi = maps.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = maps[mid]!;
+      if (pfn < m.firstPfn) hi = mid - 1;
+      else if (pfn >= m.firstPfn + m.nframes) lo = mid + 1;
+      else return m;
+    }
+    return undefined;
+  }
+
+  isDevicePrivate(pfn: number): boolean {
+    return this.pagemapOf(pfn)?.type === 'private';
+  }
+
+  /** A device driver takes an idle device frame (or folio) into use: refcount 1, as zone_device_page_init. */
+  deviceFrameInit(pfn: number, order = 0): void {
+    const f = this.frames;
+    if (f.refcount[pfn] !== 0) throw new Error(`device page ${pfn} already in use`);
+    f.refcount[pfn] = 1;
+    f.flags[pfn] = PG_device | (order > 0 ? PG_head | (order << ORDER_SHIFT) : 0);
+    for (let i = 1; i < 1 << order; i++) {
+      f.flags[pfn + i] = PG_device | PG_tail;
+      f.head[pfn + i] = pfn;
+    }
+  }
+
+  get pagemapList(): readonly DevPagemap[] {
+    return this.pagemaps;
+  }
+
+  // ---- page data ----
+
+  private allocSlot(): number {
+    if (this.nFreeSlots === 0) {
+      const base = this.slabs.length << SLAB_SHIFT;
+      this.slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
+      if (this.freeSlots.length < SLAB_PAGES) this.freeSlots = new Int32Array(SLAB_PAGES);
+      for (let i = SLAB_PAGES - 1; i >= 0; i--) this.freeSlots[this.nFreeSlots++] = base + i;
+    }
+    this.slotsInUse++;
+    return this.freeSlots[--this.nFreeSlots]!;
+  }
+
+  /** Return a data slot to the pool (its bytes are zeroed so the next user starts clean). */
+  freeSlot(slot: number): void {
+    const slab = this.slabs[slot >> SLAB_SHIFT]!;
+    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    slab.fill(0, off, off + PAGE_SIZE);
+    if (this.nFreeSlots === this.freeSlots.length) {
+      const g = new Int32Array(this.freeSlots.length * 2);
+      g.set(this.freeSlots);
+      this.freeSlots = g;
+    }
+    this.freeSlots[this.nFreeSlots++] = slot;
+    this.slotsInUse--;
+  }
+
+  private releaseSlot(pfn: number): void {
+    this.freeSlot(this.frames.dataSlot[pfn]!);
+    this.frames.dataSlot[pfn] = -1;
+  }
+
+  /** Detach a frame's data slot (for swap-out: the slot moves to the swap device, no copy). */
+  takeSlot(pfn: number): number {
+    const s = this.frames.dataSlot[pfn]!;
+    this.frames.dataSlot[pfn] = -1;
+    return s;
+  }
+  /** Attach a data slot to a frame that has none. */
+  giveSlot(pfn: number, slot: number): void {
+    if (this.frames.dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
+    this.frames.dataSlot[pfn] = slot;
+  }
+  /** A copy of a slot's bytes into a new slot. */
+  copySlot(slot: number): number {
+    const s = this.allocSlot();
+    this.slotBytes(s).set(this.slotBytes(slot));
+    return s;
+  }
+  slotBytes(slot: number): Uint8Array {
+    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    return this.slabs[slot >> SLAB_SHIFT]!.subarray(off, off + PAGE_SIZE);
+  }
+  get dataSlotsInUse(): number {
+    return this.slotsInUse;
+  }
+  get dataPoolBytes(): number {
+    return this.slabs.length * SLAB_PAGES * PAGE_SIZE;
+  }
+
+  hasData(pfn: number): boolean {
+    return this.frames.dataSlot[pfn]! >= 0;
+  }
+
+  /** Copy len bytes at offset `off` of frame `pfn` into out[outOff..]. */
+  readPage(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
+    const slot = this.frames.dataSlot[pfn]!;
+    if (slot < 0) {
+      out.fill(0, outOff, outOff + len);
+      return;
+    }
+    const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
+    out.set(this.slabs[slot >> SLAB_SHIFT]!.subarray(base, base + len), outOff);
+  }
+
+  /** Copy len bytes of src[srcOff..] into frame `pfn` at offset `off`, allocating its data on first write. */
+  writePage(pfn: number, off: number, src: Uint8Array, srcOff: number, len: number): void {
+    let slot = this.frames.dataSlot[pfn]!;
+    if (slot < 0) {
+      if (this.frames.flags[pfn]! & PG_reserved) throw new Error('write to a zero page');
+      slot = this.frames.dataSlot[pfn] = this.allocSlot();
+    }
+    const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
+    this.slabs[slot >> SLAB_SHIFT]!.set(src.subarray(srcOff, srcOff + len), base);
+  }
+
+  /** Copy a whole frame's data (copy_highpage); a frame without data stays without. */
+  copyPage(dst: number, src: number): void {
+    const s = this.frames.dataSlot[src]!;
+    const d = this.frames.dataSlot[dst]!;
+    if (s < 0) {
+      if (d >= 0) this.releaseSlot(dst);
+      return;
+    }
+    const slot = d >= 0 ? d : (this.frames.dataSlot[dst] = this.allocSlot());
+    this.slotBytes(slot).set(this.slotBytes(s));
+  }
+
+  /** Drop a frame's data so it reads as zeros (clear_highpage). */
+  clearPage(pfn: number): void {
+    if (this.frames.dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
+  }
+
+  isHugetlb(pfn: number): boolean {
+    return (this.frames.flags[this.frames.compoundHead(pfn)]! & PG_hugetlb) !== 0;
+  }
+  isDirty(pfn: number): boolean {
+    return (this.frames.flags[this.frames.compoundHead(pfn)]! & PG_dirty) !== 0;
+  }
+}

@@ -1,0 +1,97 @@
+// Reverse map: frame -> every page-table entry that references it (present mappings,
+// device-private, device-exclusive and migration entries), so a frame can be unmapped or
+// migrated everywhere (try_to_unmap, try_to_migrate, remove_migration_ptes). The kernel finds
+// these through anon_vma and i_mmap trees; we record them directly. One entry per frame is
+// stored inline in the frame arrays; frames mapped more than once spill into a map.
+
+import type { PhysMem } from './physmem.js';
+
+/** An rmap key: the virtual page number and the table level of the entry (0 PTE, 1 PMD, 2 PUD). */
+export function rmapKey(vpn: number, level: number): number {
+  return vpn * 4 + level;
+}
+export function keyVpn(key: number): number {
+  return Math.floor(key / 4);
+}
+export function keyLevel(key: number): number {
+  return key % 4;
+}
+
+export class Rmap {
+  private readonly more = new Map<number, number[]>(); // pfn -> [mmId, key, mmId, key, ...]
+
+  constructor(private readonly phys: PhysMem) {}
+
+  add(pfn: number, mmId: number, key: number): void {
+    const f = this.phys.frames;
+    if (f.rmapMm[pfn] === 0) {
+      f.rmapMm[pfn] = mmId;
+      f.rmapKey[pfn] = key;
+      return;
+    }
+    const list = this.more.get(pfn);
+    if (list) list.push(mmId, key);
+    else this.more.set(pfn, [mmId, key]);
+  }
+
+  remove(pfn: number, mmId: number, key: number): void {
+    const f = this.phys.frames;
+    const list = this.more.get(pfn);
+    if (f.rmapMm[pfn] === mmId && f.rmapKey[pfn] === key) {
+      if (list) {
+        f.rmapKey[pfn] = list.pop()!;
+        f.rmapMm[pfn] = list.pop()!;
+        if (list.length === 0) this.more.delete(pfn);
+      } else {
+        f.rmapMm[pfn] = 0;
+      }
+      return;
+    }
+    if (list) {
+      for (let i = 0; i < list.length; i += 2) {
+        if (list[i] === mmId && list[i + 1] === key) {
+          list[i] = list[list.length - 2]!;
+          list[i + 1] = list[list.length - 1]!;
+          list.length -= 2;
+          if (list.length === 0) this.more.delete(pfn);
+          return;
+        }
+      }
+    }
+    throw new Error(`rmap: frame ${pfn} has no entry for mm ${mmId} key ${key}`);
+  }
+
+  /** Re-point an entry after its page-table entry moved (mremap, migration remap). */
+  move(pfn: number, mmId: number, oldKey: number, newKey: number): void {
+    const f = this.phys.frames;
+    if (f.rmapMm[pfn] === mmId && f.rmapKey[pfn] === oldKey) {
+      f.rmapKey[pfn] = newKey;
+      return;
+    }
+    const list = this.more.get(pfn);
+    if (list) {
+      for (let i = 0; i < list.length; i += 2) {
+        if (list[i] === mmId && list[i + 1] === oldKey) {
+          list[i + 1] = newKey;
+          return;
+        }
+      }
+    }
+    throw new Error(`rmap: frame ${pfn} has no entry for mm ${mmId} key ${oldKey}`);
+  }
+
+  count(pfn: number): number {
+    if (this.phys.frames.rmapMm[pfn] === 0) return 0;
+    return 1 + (this.more.get(pfn)?.length ?? 0) / 2;
+  }
+
+  /** A snapshot of the entries of a frame as [mmId, key] pairs (safe to modify the rmap while iterating it). */
+  entries(pfn: number): number[] {
+    const f = this.phys.frames;
+    if (f.rmapMm[pfn] === 0) return [];
+    const out = [f.rmapMm[pfn]!, f.rmapKey[pfn]!];
+    const list = this.more.get(pfn);
+    if (list) out.push(...list);
+    return out;
+  }
+}
