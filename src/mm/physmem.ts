@@ -12,8 +12,8 @@ import { PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
 
 export const MAX_ORDER = 18; // up to 1 GiB blocks, for gigantic hugetlb pages
-const SLAB_PAGES = 256;
-const SLAB_SHIFT = 8;
+const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
+const SLAB_SHIFT = 11;
 
 /** Frames a free block of each order, linked through these arrays (indexed by pfn). */
 class FreeLists {
@@ -56,6 +56,7 @@ export class PhysMem {
   private readonly slabs: Uint8Array[] = [];
   private freeSlots = new Int32Array(1024);
   private nFreeSlots = 0;
+  private freshSlots = 0; // never-used slots left in the newest slab (already zero)
   private slotsInUse = 0;
 
   // Sparse per-frame state that few frames have.
@@ -333,21 +334,22 @@ export class PhysMem {
   // ---- page data ----
 
   private allocSlot(): number {
-    if (this.nFreeSlots === 0) {
-      const base = this.slabs.length << SLAB_SHIFT;
-      this.slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
-      if (this.freeSlots.length < SLAB_PAGES) this.freeSlots = new Int32Array(SLAB_PAGES);
-      for (let i = SLAB_PAGES - 1; i >= 0; i--) this.freeSlots[this.nFreeSlots++] = base + i;
-    }
     this.slotsInUse++;
-    return this.freeSlots[--this.nFreeSlots]!;
+    if (this.nFreeSlots > 0) {
+      // A recycled slot is zeroed here, as the kernel clears a page when it hands it out.
+      const slot = this.freeSlots[--this.nFreeSlots]!;
+      this.slotBytes(slot).fill(0);
+      return slot;
+    }
+    if (this.freshSlots === 0) {
+      this.slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
+      this.freshSlots = SLAB_PAGES;
+    }
+    return ((this.slabs.length - 1) << SLAB_SHIFT) + (SLAB_PAGES - this.freshSlots--);
   }
 
-  /** Return a data slot to the pool (its bytes are zeroed so the next user starts clean). */
+  /** Return a data slot to the pool. */
   freeSlot(slot: number): void {
-    const slab = this.slabs[slot >> SLAB_SHIFT]!;
-    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    slab.fill(0, off, off + PAGE_SIZE);
     if (this.nFreeSlots === this.freeSlots.length) {
       const g = new Int32Array(this.freeSlots.length * 2);
       g.set(this.freeSlots);
@@ -402,7 +404,10 @@ export class PhysMem {
       return;
     }
     const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
-    out.set(this.slabs[slot >> SLAB_SHIFT]!.subarray(base, base + len), outOff);
+    const slab = this.slabs[slot >> SLAB_SHIFT]!;
+    // Small accesses copy by hand: a subarray view costs more than a few byte moves.
+    if (len <= 64) for (let i = 0; i < len; i++) out[outOff + i] = slab[base + i]!;
+    else out.set(slab.subarray(base, base + len), outOff);
   }
 
   /** Copy len bytes of src[srcOff..] into frame `pfn` at offset `off`, allocating its data on first write. */
@@ -413,7 +418,9 @@ export class PhysMem {
       slot = this.frames.dataSlot[pfn] = this.allocSlot();
     }
     const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
-    this.slabs[slot >> SLAB_SHIFT]!.set(src.subarray(srcOff, srcOff + len), base);
+    const slab = this.slabs[slot >> SLAB_SHIFT]!;
+    if (len <= 64) for (let i = 0; i < len; i++) slab[base + i] = src[srcOff + i]!;
+    else slab.set(src.subarray(srcOff, srcOff + len), base);
   }
 
   /** Copy a whole frame's data (copy_highpage); a frame without data stays without. */
