@@ -18,7 +18,7 @@ export const PG_anon_exclusive = 1 << 12;
 export const ORDER_SHIFT = 24; // order of a compound head or a free block, bits 24..28
 export const ORDER_MASK = 0x1f << ORDER_SHIFT;
 
-/** Per-frame metadata. 40 bytes a frame, whether it is used or not. */
+/** Per-frame metadata. 52 bytes a frame, whether it is used or not. */
 export class Frames {
   refcount: Int32Array;
   mapcount: Int32Array; // PTE-level mappings of this frame (present, device-private, device-exclusive)
@@ -29,6 +29,8 @@ export class Frames {
   head: Uint32Array; // head pfn of a tail frame
   rmapMm: Int32Array; // first reverse-map entry: mm id (0 = none) ...
   rmapKey: Float64Array; // ... and its key (rmap.ts)
+  rmapMm2: Int32Array; // a second inline entry: a page shared by fork needs no map
+  rmapKey2: Float64Array;
 
   constructor(readonly capacity: number) {
     this.refcount = new Int32Array(capacity);
@@ -40,6 +42,8 @@ export class Frames {
     this.head = new Uint32Array(capacity);
     this.rmapMm = new Int32Array(capacity);
     this.rmapKey = new Float64Array(capacity);
+    this.rmapMm2 = new Int32Array(capacity);
+    this.rmapKey2 = new Float64Array(capacity);
   }
 
   /** Grow to `capacity` frames (device memory being added), keeping every field. */
@@ -54,6 +58,8 @@ export class Frames {
     g.head.set(this.head);
     g.rmapMm.set(this.rmapMm);
     g.rmapKey.set(this.rmapKey);
+    g.rmapMm2.set(this.rmapMm2);
+    g.rmapKey2.set(this.rmapKey2);
     return g;
   }
 
@@ -67,4 +73,4 @@ export class Frames {
   }
 }
 
-export const BYTES_PER_FRAME = 4 * 8 + 8; // the arrays above
+export const BYTES_PER_FRAME = 4 * 9 + 8 * 2; // the arrays above

@@ -136,6 +136,7 @@ export class PhysMem {
       f.mapcount[p] = 0;
       f.mapping[p] = 0;
       f.rmapMm[p] = 0;
+      f.rmapMm2[p] = 0;
     }
     f.refcount[pfn] = 0;
     while (order < MAX_ORDER) {

@@ -1,8 +1,10 @@
 // Reverse map: frame -> every page-table entry that references it (present mappings,
 // device-private, device-exclusive and migration entries), so a frame can be unmapped or
 // migrated everywhere (try_to_unmap, try_to_migrate, remove_migration_ptes). The kernel finds
-// these through anon_vma and i_mmap trees; we record them directly. One entry per frame is
-// stored inline in the frame arrays; frames mapped more than once spill into a map.
+// these through anon_vma and i_mmap trees; we record them directly. Two entries per frame
+// are stored inline in the frame arrays (a page and its fork child need nothing more);
+// frames mapped more often spill into a map. Slots fill in order: the second is used only
+// while the first is, the map only while both are.
 
 import type { PhysMem } from './physmem.js';
 
@@ -27,26 +29,55 @@ export class Rmap {
     if (f.rmapMm[pfn] === 0) {
       f.rmapMm[pfn] = mmId;
       f.rmapKey[pfn] = key;
+    } else if (f.rmapMm2[pfn] === 0) {
+      f.rmapMm2[pfn] = mmId;
+      f.rmapKey2[pfn] = key;
+    } else {
+      const list = this.more.get(pfn);
+      if (list) list.push(mmId, key);
+      else this.more.set(pfn, [mmId, key]);
+    }
+  }
+
+  /** Take the last entry out (to fill a hole), as [mmId, key] written into out. */
+  private popLast(pfn: number, out: number[]): void {
+    const f = this.phys.frames;
+    const list = this.more.get(pfn);
+    if (list) {
+      out[1] = list.pop()!;
+      out[0] = list.pop()!;
+      if (list.length === 0) this.more.delete(pfn);
       return;
     }
-    const list = this.more.get(pfn);
-    if (list) list.push(mmId, key);
-    else this.more.set(pfn, [mmId, key]);
+    out[0] = f.rmapMm2[pfn]!;
+    out[1] = f.rmapKey2[pfn]!;
+    f.rmapMm2[pfn] = 0;
   }
+
+  private readonly last = [0, 0];
 
   remove(pfn: number, mmId: number, key: number): void {
     const f = this.phys.frames;
-    const list = this.more.get(pfn);
     if (f.rmapMm[pfn] === mmId && f.rmapKey[pfn] === key) {
-      if (list) {
-        f.rmapKey[pfn] = list.pop()!;
-        f.rmapMm[pfn] = list.pop()!;
-        if (list.length === 0) this.more.delete(pfn);
-      } else {
+      if (f.rmapMm2[pfn] === 0) {
         f.rmapMm[pfn] = 0;
+        return;
+      }
+      this.popLast(pfn, this.last);
+      f.rmapMm[pfn] = this.last[0]!;
+      f.rmapKey[pfn] = this.last[1]!;
+      return;
+    }
+    if (f.rmapMm2[pfn] === mmId && f.rmapKey2[pfn] === key) {
+      f.rmapMm2[pfn] = 0;
+      if (this.more.has(pfn)) {
+        this.popLast(pfn, this.last);
+        f.rmapMm2[pfn] = this.last[0]!;
+        f.rmapKey2[pfn] = this.last[1]!;
       }
       return;
     }
+    const list = this.more.get(pfn);
     if (list) {
       for (let i = 0; i < list.length; i += 2) {
         if (list[i] === mmId && list[i + 1] === key) {
@@ -68,6 +99,10 @@ export class Rmap {
       f.rmapKey[pfn] = newKey;
       return;
     }
+    if (f.rmapMm2[pfn] === mmId && f.rmapKey2[pfn] === oldKey) {
+      f.rmapKey2[pfn] = newKey;
+      return;
+    }
     const list = this.more.get(pfn);
     if (list) {
       for (let i = 0; i < list.length; i += 2) {
@@ -81,8 +116,10 @@ export class Rmap {
   }
 
   count(pfn: number): number {
-    if (this.phys.frames.rmapMm[pfn] === 0) return 0;
-    return 1 + (this.more.get(pfn)?.length ?? 0) / 2;
+    const f = this.phys.frames;
+    if (f.rmapMm[pfn] === 0) return 0;
+    if (f.rmapMm2[pfn] === 0) return 1;
+    return 2 + (this.more.get(pfn)?.length ?? 0) / 2;
   }
 
   /** A snapshot of the entries of a frame as [mmId, key] pairs (safe to modify the rmap while iterating it). */
@@ -90,6 +127,8 @@ export class Rmap {
     const f = this.phys.frames;
     if (f.rmapMm[pfn] === 0) return [];
     const out = [f.rmapMm[pfn]!, f.rmapKey[pfn]!];
+    if (f.rmapMm2[pfn] === 0) return out;
+    out.push(f.rmapMm2[pfn]!, f.rmapKey2[pfn]!);
     const list = this.more.get(pfn);
     if (list) out.push(...list);
     return out;
