@@ -6,12 +6,12 @@
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
-  E_SPECIAL, E_WRITE, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK,
+  E_SPECIAL, E_WRITE, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK,
   LEVEL_PAGES, PageTable, type PtNode,
 } from './pagetable.js';
-import { addMapping, MM_SWAPENTS, mmCounter } from './memory.js';
+import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter } from './memory.js';
 import { rmapKey } from './rmap.js';
-import { PG_anon_exclusive } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_head, PG_tail } from './page.js';
 import { VM_DONTCOPY, VM_MIXEDMAP, VM_PFNMAP, type Vma } from './vma.js';
 
 /** vma_needs_copy: page tables are copied for COW mappings that have anonymous pages, and for pfn maps. */
@@ -30,23 +30,47 @@ export function dupMm(parent: Mm): Mm {
     if (!needsCopy(v)) continue;
     const cow = v.isCow();
     const range = cow ? parent.invalidateStart('PROTECTION_PAGE', v.start, v.end) : null;
-    parent.pt.forEach(v.start / PAGE_SIZE, v.end / PAGE_SIZE, (node, idx, level, vpn) => {
-      copyEntry(parent, child, node, idx, level, vpn, cow);
+    parent.pt.forEachTable(v.start / PAGE_SIZE, v.end / PAGE_SIZE, (node, first, last, base) => {
+      const level = node.level;
+      const dst = child.pt.ensureTable(base, level)!;
+      const span = LEVEL_PAGES[level]!;
+      const phys = machine.phys;
+      const f = phys.frames;
+      const zero = phys.zeroPfn;
+      const anyPins = phys.pincount.size > 0;
+      for (let i = first; i <= last; i++) {
+        let flg = node.flg[i]!;
+        const kind = flg & KIND_MASK;
+        if (kind === K_NONE || kind === K_TABLE) continue;
+        const val = node.val[i]!;
+        const pflags = f.flags[val]!;
+        if (level === 0 && kind === K_PRESENT && !(flg & E_SPECIAL) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
+          // The common case, inline: a small page shared with the child (copy_present_pte).
+          f.refcount[val]!++;
+          f.mapcount[val]!++;
+          if (pflags & PG_anon) f.flags[val] = pflags & ~PG_anon_exclusive;
+          if (cow && flg & E_WRITE) node.flg[i] = flg &= ~E_WRITE;
+          machine.rmap.add(val, child.id, rmapKey(base + i, 0));
+          child.rss[pflags & PG_anon ? MM_ANONPAGES : f.mapping[val] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES]!++;
+          PageTable.set(dst, i, flg, val);
+          continue;
+        }
+        copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
+      }
     });
     parent.invalidateEnd(range);
   }
   return child;
 }
 
-/** copy_present_pte / copy_nonpresent_pte / copy_huge_pmd for one entry. */
-function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, level: number, vpn: number, cow: boolean): void {
+/** copy_present_pte / copy_nonpresent_pte / copy_huge_pmd for one entry, into dst[same index]. */
+function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode, level: number, vpn: number, cow: boolean): void {
   const machine = parent.machine;
   const phys = machine.phys;
   let flg = node.flg[idx]!;
   const val = node.val[idx]!;
   const kind = flg & KIND_MASK;
-  const dst = level === 0 ? child.pt.ensureTable(vpn, 0)! : child.pt.ensureTable(vpn, level)!;
-  const didx = PageTable.index(vpn, level);
+  const didx = idx;
   if (kind === K_DEVICE_EXCLUSIVE) {
     // try_restore_exclusive_pte: the parent gets its ordinary mapping back first.
     flg = K_PRESENT | (flg & ~KIND_MASK);

@@ -191,4 +191,33 @@ export class PageTable {
       else fn(node, i, node.level, base + i * span);
     }
   }
+
+  /**
+   * Visit every table that may hold leaf entries in [startVpn, endVpn) (lower tables before
+   * the huge leaves of the table above them):
+   * fn(node, first, last, baseVpn) gets the index range of the table inside the span
+   * (entry i covers vpn baseVpn + i * LEVEL_PAGES[node.level]). Upper-level tables are
+   * visited too (for their huge leaves and special entries; their K_TABLE entries are the
+   * callee's to skip). Lets hot loops run over the typed arrays without a call per entry.
+   */
+  forEachTable(startVpn: number, endVpn: number, fn: (node: PtNode, first: number, last: number, baseVpn: number) => void): void {
+    this.forEachTableIn(this.root, startVpn, endVpn, 0, fn);
+  }
+
+  private forEachTableIn(node: PtNode, s: number, e: number, base: number, fn: (node: PtNode, first: number, last: number, baseVpn: number) => void): void {
+    const span = LEVEL_PAGES[node.level]!;
+    const first = Math.max(0, Math.floor((s - base) / span));
+    const last = Math.min(511, Math.floor((e - 1 - base) / span));
+    if (node.level === 0) {
+      fn(node, first, last, base);
+      return;
+    }
+    let leaves = false;
+    for (let i = first; i <= last; i++) {
+      const kind = node.flg[i]! & KIND_MASK;
+      if (kind === K_TABLE) this.forEachTableIn(node.child![i]!, s, e, base + i * span, fn);
+      else if (kind !== K_NONE) leaves = true;
+    }
+    if (leaves) fn(node, first, last, base);
+  }
 }
