@@ -44,7 +44,7 @@ export const MODEL_OPS = {
     const pages = bytes / PAGE_SIZE;
     const a = mapNoHuge(p, bytes);
     const seconds = time(() => touchAll(p, a, pages));
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   zero_read_fault(bytes: number): ModelSample {
@@ -55,7 +55,7 @@ export const MODEL_OPS = {
     const seconds = time(() => {
       for (let i = 0; i < pages; i++) p.read(a + i * PAGE_SIZE, 1);
     });
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   mprotect(bytes: number): ModelSample {
@@ -65,7 +65,7 @@ export const MODEL_OPS = {
     const a = mapNoHuge(p, bytes);
     touchAll(p, a, pages);
     const seconds = time(() => p.mprotect(a, bytes, PROT_READ));
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   madvise_dontneed(bytes: number): ModelSample {
@@ -75,7 +75,7 @@ export const MODEL_OPS = {
     const a = mapNoHuge(p, bytes);
     touchAll(p, a, pages);
     const seconds = time(() => p.madvise(a, bytes, MADV_DONTNEED));
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   munmap(bytes: number): ModelSample {
@@ -85,7 +85,7 @@ export const MODEL_OPS = {
     const a = mapNoHuge(p, bytes);
     touchAll(p, a, pages);
     const seconds = time(() => p.munmap(a, bytes));
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   fork(_bytes: number, forkBytes: number): ModelSample {
@@ -99,7 +99,7 @@ export const MODEL_OPS = {
       c = p.fork();
     });
     c!.exit();
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
   cow_fault(_bytes: number, forkBytes: number): ModelSample {
@@ -111,7 +111,7 @@ export const MODEL_OPS = {
     const c = p.fork();
     const seconds = time(() => touchAll(p, a, pages));
     c.exit();
-    p.exit();
+    m.dispose();
     return { pages, seconds };
   },
 } satisfies Record<string, (bytes: number, forkBytes: number) => ModelSample>;

@@ -50,8 +50,20 @@ export class Machine {
     this.fs = new Tmpfs(this);
   }
 
+  /**
+   * Tear the machine down: every process exits and its page data memory is given back for
+   * reuse by later machines. The machine cannot be used afterwards.
+   */
+  dispose(): void {
+    for (const p of this.processes) if (p.alive) p.exit();
+    this.phys.releaseSlabs();
+    this.disposed = true;
+  }
+  disposed = false;
+
   /** A new process with an empty address space. */
   spawn(): Process {
+    if (this.disposed) fail('ESRCH', 'machine has been disposed');
     return this.adopt(this.newMm());
   }
 

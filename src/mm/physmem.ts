@@ -11,6 +11,14 @@ import {
 import { PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
 
+/**
+ * Zeroed data slabs given back by disposed machines, reused by new ones so that a program
+ * that builds machine after machine does not make the host fault in fresh memory each time
+ * (the model's analogue of the kernel's free page pool). Holds no machine state.
+ */
+const slabPool: Uint8Array[] = [];
+const SLAB_POOL_MAX = 128; // 1 GiB
+
 export const MAX_ORDER = 18; // up to 1 GiB blocks, for gigantic hugetlb pages
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
@@ -343,10 +351,22 @@ export class PhysMem {
       return slot;
     }
     if (this.freshSlots === 0) {
-      this.slabs.push(new Uint8Array(SLAB_PAGES * PAGE_SIZE));
+      this.slabs.push(slabPool.pop() ?? new Uint8Array(SLAB_PAGES * PAGE_SIZE));
       this.freshSlots = SLAB_PAGES;
     }
     return ((this.slabs.length - 1) << SLAB_SHIFT) + (SLAB_PAGES - this.freshSlots--);
+  }
+
+  /** Give the data slabs back for reuse (Machine.dispose); the machine must not be used afterwards. */
+  releaseSlabs(): void {
+    for (const slab of this.slabs.splice(0)) {
+      if (slabPool.length >= SLAB_POOL_MAX) break;
+      slab.fill(0);
+      slabPool.push(slab);
+    }
+    this.nFreeSlots = 0;
+    this.freshSlots = 0;
+    this.slotsInUse = 0;
   }
 
   /** Return a data slot to the pool. */
