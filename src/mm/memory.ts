@@ -166,7 +166,12 @@ export function splitBoundary(mm: Mm, vma: Vma, addr: number): boolean {
   const kind = pmd.flg[idx]! & KIND_MASK;
   if (kind === 0 || kind === 1) return true;
   if (vma.isHugetlb()) return false;
-  splitHugePmd(mm, pmd, idx, vpn - (vpn % PMD_NR));
+  // __split_huge_pmd notifies the whole huge range: a huge zero page becomes small zero
+  // pages (other frames), and a mirror must drop its view of the leaf.
+  const base = vpn - (vpn % PMD_NR);
+  const range = mm.invalidateStart('CLEAR', base * PAGE_SIZE, (base + PMD_NR) * PAGE_SIZE);
+  splitHugePmd(mm, pmd, idx, base);
+  mm.invalidateEnd(range);
   return true;
 }
 
