@@ -30,14 +30,34 @@ export function kindHasPfn(kind: number): boolean {
   return kind === K_PRESENT || kind === K_MIGRATION || kind === K_DEVICE_PRIVATE || kind === K_DEVICE_EXCLUSIVE || kind === K_HWPOISON;
 }
 
+// Table storage is carved out of shared chunks: one backing store per 64 tables instead of
+// two per table keeps allocation (and the GC's external-memory accounting) off fork's and
+// the fault path's critical path. Views never overlap; a chunk is freed with its last view.
+const CHUNK_TABLES = 64;
+let valChunk = new Uint32Array(0);
+let flgChunk = new Uint16Array(0);
+let chunkUsed = CHUNK_TABLES;
+
+function tableStorage(node: { val: Uint32Array; flg: Uint16Array }): void {
+  if (chunkUsed === CHUNK_TABLES) {
+    valChunk = new Uint32Array(CHUNK_TABLES * PTRS_PER_TABLE);
+    flgChunk = new Uint16Array(CHUNK_TABLES * PTRS_PER_TABLE);
+    chunkUsed = 0;
+  }
+  const off = chunkUsed++ * PTRS_PER_TABLE;
+  node.val = valChunk.subarray(off, off + PTRS_PER_TABLE);
+  node.flg = flgChunk.subarray(off, off + PTRS_PER_TABLE);
+}
+
 export class PtNode {
-  readonly val = new Uint32Array(PTRS_PER_TABLE);
-  readonly flg = new Uint16Array(PTRS_PER_TABLE);
+  val!: Uint32Array;
+  flg!: Uint16Array;
   /** Lower-level tables, for levels above PTE. */
   readonly child: (PtNode | undefined)[] | null;
   /** Non-none entries. */
   used = 0;
   constructor(readonly level: number) {
+    tableStorage(this);
     this.child = level > 0 ? new Array<PtNode | undefined>(PTRS_PER_TABLE) : null;
   }
 }
