@@ -26,6 +26,7 @@ function median(xs: number[]): number {
   return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
+const WARMUP_RUNS = 4;
 const gc = (globalThis as { gc?: () => void }).gc;
 
 function fmtRate(r: number | null): string {
@@ -67,8 +68,9 @@ async function main(): Promise<void> {
     log(`hmmsim: ${op} ...`);
     const samples: number[] = [];
     let pages = 0;
-    // One unmeasured run first: the JIT compiles the hot paths (the C side was compiled ahead of time).
-    MODEL_OPS[op](Math.min(size, 64 << 20), Math.min(forkSize, 64 << 20));
+    // Unmeasured runs first, until V8 has optimized the hot paths (the C side was compiled
+    // ahead of time): a path reaches its optimized code only after a few full executions.
+    for (let w = 0; w < WARMUP_RUNS; w++) MODEL_OPS[op](Math.min(size, 128 << 20), Math.min(forkSize, 64 << 20));
     for (let r = 0; r < repeats; r++) {
       gc?.();
       const s = MODEL_OPS[op](size, forkSize);
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
     log(`hmmsim: ${op} ...`);
     const samples: number[] = [];
     let pages = 0;
-    spec.run(Math.min(size, 64 << 20));
+    for (let w = 0; w < WARMUP_RUNS; w++) spec.run(Math.min(size, 64 << 20));
     for (let r = 0; r < repeats; r++) {
       gc?.();
       const s = spec.run(size);

@@ -3,7 +3,7 @@
 // bookkeeping, and splitting huge PMD leaves.
 
 import {
-  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP,
+  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, K_TABLE,
   KIND_MASK, LEVEL_PAGES, PageTable, PtNode,
 } from './pagetable.js';
 import { rmapKey } from './rmap.js';
@@ -115,7 +115,16 @@ export function zapEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: 
 
 /** Zap every entry of [start, end) in `vma`; huge leaves must not straddle the bounds (splitBoundary first). */
 export function zapRange(mm: Mm, start: number, end: number, gather: PageGather): void {
-  mm.pt.forEach(start / PAGE_SIZE, end / PAGE_SIZE, (node, idx, level, vpn) => zapEntry(mm, node, idx, level, vpn, gather));
+  // Table by table, with the loop here: a callback per entry would be a megamorphic call on
+  // the hottest path of munmap, exit and MADV_DONTNEED.
+  mm.pt.forEachTable(start / PAGE_SIZE, end / PAGE_SIZE, (node, first, last, base) => {
+    const span = LEVEL_PAGES[node.level]!;
+    const flg = node.flg;
+    for (let i = first; i <= last; i++) {
+      const kind = flg[i]! & KIND_MASK;
+      if (kind !== 0 && kind !== K_TABLE) zapEntry(mm, node, i, node.level, base + i * span, gather);
+    }
+  });
 }
 
 /**

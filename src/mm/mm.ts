@@ -296,15 +296,18 @@ export class Mm {
     splitBoundary(this, v, v.end);
     const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
     const phys = this.machine.phys;
-    this.pt.forEach(s, e, (node, idx, level) => {
-      const flg = node.flg[idx]!;
-      const kind = flg & KIND_MASK;
-      if (removeWrite) {
-        if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) node.flg[idx] = flg & ~E_WRITE;
-      } else if (addWrite && level === 0 && kind === K_PRESENT && !(flg & E_DEVMAP)) {
-        const pfn = node.val[idx]!;
-        if (!phys.isZeroPfn(pfn) && phys.isAnon(pfn) && phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
-          node.flg[idx] = flg | E_WRITE;
+    this.pt.forEachTable(s, e, (node, first, last) => {
+      const level = node.level;
+      for (let idx = first; idx <= last; idx++) {
+        const flg = node.flg[idx]!;
+        const kind = flg & KIND_MASK;
+        if (removeWrite) {
+          if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) node.flg[idx] = flg & ~E_WRITE;
+        } else if (addWrite && level === 0 && kind === K_PRESENT && !(flg & E_DEVMAP)) {
+          const pfn = node.val[idx]!;
+          if (!phys.isZeroPfn(pfn) && phys.isAnon(pfn) && phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
+            node.flg[idx] = flg | E_WRITE;
+          }
         }
       }
     });
