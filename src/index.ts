@@ -28,3 +28,4 @@ export {
   hmmInjectAllocFailure,
 } from './hmm/mirror.js';
 export * as hmm417 from './hmm/v417.js';
+export * from './mm/migrate.js';

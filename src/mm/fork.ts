@@ -102,6 +102,7 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
     }
     case K_DEVICE_PRIVATE:
       phys.getPage(val);
+      phys.frames.flags[val]! &= ~PG_anon_exclusive;
       if (cow && flg & E_WRITE) {
         flg &= ~E_WRITE;
         node.flg[idx] = flg;
