@@ -24,8 +24,11 @@ function printReport(r: ScenarioReport): void {
   for (const [k, n] of Object.entries(r.metrics.invalidations)) out(`  ${k.padEnd(20)} ${n}`);
   out('device:');
   out(`  hmm_range_fault calls ${r.device.rangeFaults}, retries ${r.device.retries}, entries invalidated ${r.device.entriesInvalidated}`);
+  out('migrations (pages):');
+  out(`  to device ${r.metrics.migrations.toDevice}, to system ${r.metrics.migrations.toSystem}`);
   out('frames:');
-  out(`  system in use at the end ${r.frames.systemInUse} of ${r.frames.systemTotal}, swap slots ${r.frames.swapSlotsInUse}; freed ${r.metrics.framesFreed.system}; leaked after exit ${r.framesLeakedAfterExit}`);
+  out(`  system in use at the end ${r.frames.systemInUse} of ${r.frames.systemTotal}, device ${r.frames.deviceInUse} of ${r.frames.deviceTotal}, swap slots ${r.frames.swapSlotsInUse}`);
+  out(`  freed: system ${r.metrics.framesFreed.system}, device ${r.metrics.framesFreed.device}; leaked after exit ${r.framesLeakedAfterExit}`);
   out();
   out(`data: ${r.dataChecked} bytes checked, ${r.dataMismatches} mismatches; mirror violations: ${r.mirrorViolations}`);
   out(r.ok ? 'result: OK (data intact, the device never mapped what the CPU did not)' : 'result: FAILED');

@@ -12,6 +12,7 @@ import {
 } from '../mm/notifier.js';
 import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmRange } from '../hmm/range.js';
 import { hmmRangeFault } from '../hmm/hmm.js';
+import { DeviceMemory } from './device-memory.js';
 
 const WINDOW_PAGES = 512;
 
@@ -32,12 +33,17 @@ export class MirrorDevice {
   readonly stats: DeviceStats = { rangeFaults: 0, retries: 0, entriesInvalidated: 0 };
   private locked = false;
 
+  /** Device memory, if the device has any (`attachMemory`). */
+  memory: DeviceMemory | null = null;
+
   constructor(readonly mm: Mm, readonly owner: unknown = null) {
     this.sub = new MmuIntervalNotifier({ invalidate: (s, r, seq) => this.invalidate(s, r, seq) });
     mmuIntervalNotifierInsert(this.sub, mm, 0, mm.taskSize);
   }
 
   private invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): boolean {
+    // Our own migrations: the entries are replaced by us, not invalidated (as dmirror does).
+    if (range.event === 'MIGRATE' && range.owner === this.owner && this.owner !== null) return true;
     if (this.locked) return false; // only reachable for non-blockable ranges
     this.locked = true;
     mmuIntervalSetSeq(sub, seq);
@@ -174,6 +180,44 @@ export class MirrorDevice {
       else if (this.writable.has(vpn) && !(f & HMM_PFN_WRITE)) bad.push(`vpn ${vpn}: device may write, the CPU may not`);
     }
     return bad;
+  }
+
+  /** Give the device `frames` pages of device-private memory; it owns them (pgmap owner = this.owner). */
+  attachMemory(frames: number): DeviceMemory {
+    const mem = new DeviceMemory(this.mm.machine, this.owner, frames);
+    mem.onEvict = (_mm, addr) => {
+      const vpn = addr / PAGE_SIZE;
+      this.pt.delete(vpn);
+      this.writable.delete(vpn);
+    };
+    this.memory = mem;
+    return mem;
+  }
+
+  /** Migrate [start, end) into device memory and map the device pages (MIGRATE_TO_DEV). */
+  migrateToDevice(start: number, end: number): number {
+    if (!this.memory) throw new KernelError('EINVAL', 'device has no memory');
+    let moved = 0;
+    for (let s = start; s < end; s += WINDOW_PAGES * PAGE_SIZE) {
+      moved += this.memory.migrateToDevice(this.mm, s, Math.min(end, s + WINDOW_PAGES * PAGE_SIZE), (addr, pfn, write) => {
+        this.locked = true;
+        this.pt.set(addr / PAGE_SIZE, pfn);
+        if (write) this.writable.add(addr / PAGE_SIZE);
+        else this.writable.delete(addr / PAGE_SIZE);
+        this.locked = false;
+      });
+    }
+    return moved;
+  }
+
+  /** Device write of data at addr into the page it maps (faulting for write if needed). */
+  write(addr: number, data: Uint8Array): void {
+    const vpn = Math.floor(addr / PAGE_SIZE);
+    if (!this.writable.has(vpn)) {
+      const r = this.fault(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE, true);
+      if (r.failed || !this.writable.has(vpn)) throw new KernelError('EFAULT', `device write to 0x${addr.toString(16)} not allowed`);
+    }
+    this.mm.machine.phys.writePage(this.pt.get(vpn)!, addr % PAGE_SIZE, data, 0, data.length);
   }
 
   close(): void {

@@ -1,6 +1,8 @@
 // The built-in scenario of `hmmsim run`: a process fills memory on the CPU; a device mirrors
-// it and reads it; the CPU then changes its page tables under the device (write-protects
-// part, forks and writes (COW), swaps part out, unmaps part), the device keeps reading; and
+// it and reads it, migrates part of it into its own memory and writes it there, the CPU
+// touches some of that again (migrating it back); the CPU changes its page tables under the
+// device (write-protects part, forks and writes (COW), swaps part out, unmaps part), the
+// device keeps reading; and
 // at the end every byte the CPU and the device read is checked against a reference, and the
 // mirror against the CPU page tables.
 
@@ -31,7 +33,7 @@ export interface ScenarioReport {
   steps: StepReport[];
   metrics: MetricsSnapshot;
   device: DeviceStats;
-  frames: { systemInUse: number; systemTotal: number; swapSlotsInUse: number };
+  frames: { systemInUse: number; systemTotal: number; swapSlotsInUse: number; deviceInUse: number; deviceTotal: number };
   /** Bytes compared against the reference, and mismatches found (CPU and device reads). */
   dataChecked: number;
   dataMismatches: number;
@@ -81,7 +83,9 @@ export function runScenario(opts: ScenarioOptions): ScenarioReport {
     return [...out];
   };
 
-  const dev = new MirrorDevice(proc.mm);
+  const dev = new MirrorDevice(proc.mm, { device: 'dev0' });
+  const devmem = dev.attachMemory(pages);
+  const q3 = [pages / 2, (3 * pages) / 4];
   let child: ReturnType<typeof proc.fork> | null = null;
   const reports: StepReport[] = [];
   const deviceReadAll = () => {
@@ -94,6 +98,14 @@ export function runScenario(opts: ScenarioOptions): ScenarioReport {
     ['CPU write-protects a quarter (mprotect)', () => { proc.mprotect(addr(pages / 4), sizeBytes / 4, PROT_READ); }],
     ['device reads everything again', deviceReadAll],
     ['CPU restores write access', () => { proc.mprotect(addr(pages / 4), sizeBytes / 4, PROT_READ | PROT_WRITE); }],
+    ['device migrates the third quarter into its memory', () => { dev.migrateToDevice(addr(q3[0]!), addr(q3[1]!)); }],
+    ['device writes the pages it migrated', () => {
+      for (let pg = q3[0]!; pg < q3[1]!; pg++) dev.write(addr(pg), stamp(pg, ++version[pg]!));
+    }],
+    ['CPU reads a quarter of them (migrate_to_ram)', () => {
+      for (let pg = q3[0]!; pg < q3[1]!; pg += 4) compare(proc.read(addr(pg), 32), pg);
+    }],
+    ['device reads everything (its own memory in place)', deviceReadAll],
     ['process forks; the child stays alive', () => { child = proc.fork(); }],
     ['CPU writes an eighth of the pages (COW breaks)', () => { for (const pg of pick(pages / 8)) writeCpu(pg); }],
     ['device write-faults everything and reads it', () => { dev.fault(base, base + sizeBytes, true); deviceReadAll(); }],
@@ -118,13 +130,16 @@ export function runScenario(opts: ScenarioOptions): ScenarioReport {
     reports.push({ name, deviceMapped: dev.pt.size, mirrorViolations: bad.length });
     opts.onStep?.(i + 1, steps.length, name);
   });
-  const frames = { systemInUse: machine.phys.usedRamFrames, systemTotal: machine.phys.ramFrames, swapSlotsInUse: machine.swap.used };
+  const frames = {
+    systemInUse: machine.phys.usedRamFrames, systemTotal: machine.phys.ramFrames, swapSlotsInUse: machine.swap.used,
+    deviceInUse: devmem.usedPages, deviceTotal: devmem.pgmap.nframes,
+  };
   const device = { ...dev.stats };
   dev.close();
   proc.exit();
   const snapshot = metrics.snapshot();
   metrics.detach();
-  const leaked = machine.phys.usedRamFrames;
+  const leaked = machine.phys.usedRamFrames + devmem.usedPages;
   machine.dispose();
   return {
     sizeBytes, pages, seed, steps: reports, metrics: snapshot, device, frames, dataChecked, dataMismatches,

@@ -21,6 +21,12 @@ describe('hmmsim run: the built-in scenario', () => {
     // The device's entries after the unmap are exactly the remaining three quarters.
     expect(r.steps.find((s) => s.name.startsWith('CPU unmaps'))!.deviceMapped).toBe((3 * pages) / 4);
     expect(r.frames.systemInUse).toBe((3 * pages) / 4);
+    // The third quarter went to device memory; every page of it came back one way or another,
+    // and each event was counted once: migrations to system = device-private faults.
+    expect(r.metrics.migrations.toDevice).toBe(pages / 4);
+    expect(r.metrics.migrations.toSystem).toBe(r.metrics.faults['device-private']);
+    expect(r.metrics.framesFreed.device).toBe(pages / 4);
+    expect(r.metrics.invalidations.MIGRATE).toBeGreaterThanOrEqual(r.metrics.migrations.toSystem);
   });
 
   it('the same seed gives the same report', () => {
