@@ -5,6 +5,7 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalSetSeq, PAGE_SIZE, PROT_READ, PROT_WRITE,
 } from '../src/index.js';
 import { machineFor } from './model.js';
+import { DeviceMemory } from '../src/sim/device-memory.js';
 
 export interface HmmOp {
   run(bytes: number): { pages: number; seconds: number };
@@ -52,6 +53,22 @@ function timed(fn: () => void): number {
 }
 
 export const HMM_OPS: Record<string, HmmOp> = {
+  migrate_to_device_and_back: {
+    // migrate_vma of the whole range to device-private memory and back, data copied both ways.
+    run(bytes) {
+      const { m, p, a, pages } = mirrorSetup(bytes, true);
+      const mem = new DeviceMemory(m, 'bench-device', pages);
+      const win = 2 << 20;
+      const seconds = timed(() => {
+        for (let s = a; s < a + bytes; s += win) mem.migrateToDevice(p.mm, s, s + win);
+        for (let s = a; s < a + bytes; s += win) mem.migrateToSystem(p.mm, s, s + win);
+      });
+      m.dispose();
+      return { pages: 2 * pages, seconds };
+    },
+    target: '>= 1 M pages/s',
+    met: (rate) => rate >= 1e6,
+  },
   hmm_snapshot: {
     run(bytes) {
       const { m, a, pages, sub } = mirrorSetup(bytes, true);

@@ -29,7 +29,7 @@ export const MIGRATE_PFN_WRITE = 1 << 3;
 export const MIGRATE_PFN_SHIFT = 6;
 
 // Encoded values reach 2^38: test and set bits arithmetically, never with 32-bit operators.
-const has = (v: number, bit: number): boolean => Math.floor(v / bit) % 2 === 1;
+const has = (v: number, bit: number): boolean => v % (2 * bit) >= bit;
 
 /** migrate_pfn(pfn): the pfn, shifted, with VALID. */
 export function migratePfn(pfn: number): number {
@@ -165,7 +165,8 @@ function unmapOthers(machine: Machine, args: MigrateVma): void {
   for (let i = 0; i < args.npages; i++) {
     const pfn = migratePfnToPage(args.src[i]!);
     if (pfn < 0) continue;
-    for (const [mmId, key] of pairs(machine.rmap.entries(pfn))) {
+    // Only our own migration entry (the common case): nothing else maps it.
+    if (machine.rmap.count(pfn) > 1) for (const [mmId, key] of pairs(machine.rmap.entries(pfn))) {
       const mm = machine.mmById(mmId);
       if (!mm) continue;
       const vpn = keyVpn(key);
@@ -195,7 +196,13 @@ function* pairs(list: number[]): Generator<[number, number]> {
 function restore(machine: Machine, old: number, page: number): void {
   const phys = machine.phys;
   const devicePrivate = phys.isDevicePrivate(page);
-  for (const [mmId, key] of pairs(machine.rmap.entries(old))) {
+  const f = phys.frames;
+  // One entry (the common case) is read from the frame itself, with no array built.
+  const list = machine.rmap.count(old) === 1 ? null : machine.rmap.entries(old);
+  const n = list ? list.length / 2 : machine.rmap.count(old);
+  for (let e = 0; e < n; e++) {
+    const mmId = list ? list[2 * e]! : f.rmapMm[old]!;
+    const key = list ? list[2 * e + 1]! : f.rmapKey[old]!;
     const mm = machine.mmById(mmId);
     if (!mm) continue;
     const vpn = keyVpn(key);

@@ -453,7 +453,11 @@ export class PhysMem {
       return;
     }
     const slot = d >= 0 ? d : (this.frames.dataSlot[dst] = this.allocSlot());
-    this.slotBytes(slot).set(this.slotBytes(s));
+    const from = (s & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    const to = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    const srcSlab = this.slabs[s >> SLAB_SHIFT]!;
+    if (s >> SLAB_SHIFT === slot >> SLAB_SHIFT) srcSlab.copyWithin(to, from, from + PAGE_SIZE);
+    else this.slabs[slot >> SLAB_SHIFT]!.set(srcSlab.subarray(from, from + PAGE_SIZE), to);
   }
 
   /** Drop a frame's data so it reads as zeros (clear_highpage). */

@@ -69,6 +69,30 @@ export class DeviceMemory {
     return moved;
   }
 
+  /** Migrate this device's pages in [start, end) of mm back to system memory (MIGRATE_TO_SYS); returns the pages moved. */
+  migrateToSystem(mm: Mm, start: number, end: number): number {
+    const vma = mm.findVma(start);
+    if (!vma || vma.start > start || vma.end < end) fail('EINVAL', 'range is not within one VMA');
+    const args = newMigrateVma(vma, start, end, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, this.owner);
+    migrateVmaSetup(args);
+    const phys = this.machine.phys;
+    let moved = 0;
+    for (let i = 0; i < args.npages; i++) {
+      const s = migratePfnToPage(args.src[i]!);
+      if (s < 0 || !migratePfnHas(args.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
+      const page = phys.tryAllocPages(0);
+      if (page < 0) break;
+      phys.trylockPage(page);
+      phys.copyPage(page, s);
+      args.dst[i] = migratePfn(page);
+      this.onEvict?.(mm, start + i * PAGE_SIZE);
+      moved++;
+    }
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    return moved;
+  }
+
   /** dev_pagemap_ops.migrate_to_ram: bring the faulting page back to system memory. */
   migrateToRam(vmf: VmFault): number {
     this.onEvict?.(vmf.mm, vmf.address);
