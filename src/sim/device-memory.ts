@@ -18,11 +18,19 @@ export class DeviceMemory {
   private readonly free: number[] = [];
   /** Called when a page of this device is about to leave it (the device drops its entry). */
   onEvict: ((mm: Mm, addr: number) => void) | null = null;
+  /** page_free calls, and migrate_to_ram calls that moved a page. */
+  pagesFreed = 0;
+  faultsServed = 0;
+  /** Fault injection: the next n destination allocations fail (the page is not migrated). */
+  failNextAllocs = 0;
 
   constructor(readonly machine: Machine, readonly owner: unknown, frames: number) {
     if (!Number.isSafeInteger(frames) || frames <= 0) fail('EINVAL', 'device memory needs at least one frame');
     this.pgmap = new DevPagemap('private', owner, {
-      pageFree: (pfn) => void this.free.push(pfn),
+      pageFree: (pfn) => {
+        this.pagesFreed++;
+        this.free.push(pfn);
+      },
       migrateToRam: (vmf) => this.migrateToRam(vmf),
     });
     const first = machine.phys.addPagemap(this.pgmap, frames);
@@ -49,6 +57,10 @@ export class DeviceMemory {
     const phys = this.machine.phys;
     for (let i = 0; i < args.npages; i++) {
       if (!migratePfnHas(args.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
+      if (this.failNextAllocs > 0) {
+        this.failNextAllocs--;
+        continue;
+      }
       const d = this.free.pop();
       if (d === undefined) break;
       phys.deviceFrameInit(d);
@@ -109,6 +121,7 @@ export class DeviceMemory {
       phys.trylockPage(page);
       phys.copyPage(page, migratePfnToPage(args.src[0]!));
       args.dst[0] = migratePfn(page);
+      this.faultsServed++;
     }
     migrateVmaPages(args);
     migrateVmaFinalize(args);

@@ -110,7 +110,7 @@ describe('migrate_vma (mm/migrate_device.c)', () => {
     const sub = new MmuIntervalNotifier({ invalidate: (s, r, seq) => (mmuIntervalSetSeq(s, seq), seen.push(r), true) });
     mmuIntervalNotifierInsert(sub, p.mm, a, PAGE_SIZE);
     dev.migrateToDevice(p.mm, a, a + PAGE_SIZE);
-    expect(seen.map((r) => [r.event, r.owner === dev])).toEqual([['MIGRATE', true]]);
+    expect(seen.map((r) => [r.event, r.owner === dev.owner])).toEqual([['MIGRATE', true]]);
   });
 
   it('a CPU access to a page under migration sleeps until finalize, then sees the new page', async () => {
