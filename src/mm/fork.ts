@@ -30,7 +30,7 @@ export function dupMm(parent: Mm): Mm {
     if (!needsCopy(v)) continue;
     const cow = v.isCow();
     const range = cow ? parent.invalidateStart('PROTECTION_PAGE', v.start, v.end) : null;
-    parent.pt.forEachTable(v.start / PAGE_SIZE, v.end / PAGE_SIZE, (node, first, last, base) => {
+    for (const { node, first, last, base } of parent.pt.tables(v.start / PAGE_SIZE, v.end / PAGE_SIZE)) {
       const level = node.level;
       const dst = child.pt.ensureTable(base, level)!;
       const span = LEVEL_PAGES[level]!;
@@ -57,7 +57,7 @@ export function dupMm(parent: Mm): Mm {
         }
         copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
       }
-    });
+    }
     parent.invalidateEnd(range);
   }
   return child;

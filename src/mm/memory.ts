@@ -115,16 +115,16 @@ export function zapEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: 
 
 /** Zap every entry of [start, end) in `vma`; huge leaves must not straddle the bounds (splitBoundary first). */
 export function zapRange(mm: Mm, start: number, end: number, gather: PageGather): void {
-  // Table by table, with the loop here: a callback per entry would be a megamorphic call on
-  // the hottest path of munmap, exit and MADV_DONTNEED.
-  mm.pt.forEachTable(start / PAGE_SIZE, end / PAGE_SIZE, (node, first, last, base) => {
+  // Table by table, with the loop here: no callback on the hottest path of munmap, exit and
+  // MADV_DONTNEED.
+  for (const { node, first, last, base } of mm.pt.tables(start / PAGE_SIZE, end / PAGE_SIZE)) {
     const span = LEVEL_PAGES[node.level]!;
     const flg = node.flg;
     for (let i = first; i <= last; i++) {
       const kind = flg[i]! & KIND_MASK;
       if (kind !== 0 && kind !== K_TABLE) zapEntry(mm, node, i, node.level, base + i * span, gather);
     }
-  });
+  }
 }
 
 /**

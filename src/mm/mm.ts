@@ -296,7 +296,7 @@ export class Mm {
     splitBoundary(this, v, v.end);
     const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
     const phys = this.machine.phys;
-    this.pt.forEachTable(s, e, (node, first, last) => {
+    for (const { node, first, last } of this.pt.tables(s, e)) {
       const level = node.level;
       for (let idx = first; idx <= last; idx++) {
         const flg = node.flg[idx]!;
@@ -310,7 +310,7 @@ export class Mm {
           }
         }
       }
-    });
+    }
     this.invalidateEnd(range);
   }
 

@@ -240,4 +240,22 @@ export class PageTable {
     }
     if (leaves) fn(node, first, last, base);
   }
+
+  /**
+   * The tables forEachTable would visit, as a list: a hot loop over it in the caller needs no
+   * callback (a fresh closure per call defeats V8's call-target feedback after a GC).
+   */
+  tables(startVpn: number, endVpn: number): TableSpan[] {
+    const out: TableSpan[] = [];
+    this.forEachTable(startVpn, endVpn, (node, first, last, base) => void out.push({ node, first, last, base }));
+    return out;
+  }
+}
+
+/** One table of a span: entries first..last of node, the first covering vpn base + first * LEVEL_PAGES[level]. */
+export interface TableSpan {
+  node: PtNode;
+  first: number;
+  last: number;
+  base: number;
 }
