@@ -15,7 +15,7 @@ import { E_DEVMAP, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K
 import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import {
   canMerge, VM_ACCESS_FLAGS, VM_EXEC, VM_HUGETLB, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED,
-  VM_WRITE, Vma, VmaSet,
+  VM_WRITE, VM_LOCKED, VM_PFNMAP, VM_IO, Vma, VmaSet,
 } from './vma.js';
 import type { TmpFile } from './file.js';
 import { PG_anon_exclusive } from './page.js';
@@ -24,6 +24,7 @@ import { populateRange } from './access.js';
 const KNOWN_MAP_FLAGS = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | MAP_HUGETLB |
   MAP_FIXED_NOREPLACE | (MAP_HUGE_MASK << MAP_HUGE_SHIFT);
 const MMAP_MIN_ADDR = 65536;
+const VM_LOCKED_OR_SPECIAL = VM_LOCKED | VM_PFNMAP | VM_IO;
 
 export function protToVmFlags(prot: number): number {
   return (prot & PROT_READ ? VM_READ : 0) | (prot & PROT_WRITE ? VM_WRITE : 0) | (prot & PROT_EXEC ? VM_EXEC : 0);
@@ -353,6 +354,35 @@ export class Mm {
     }
     this.dead = true;
     this.machine.forgetMm(this);
+  }
+
+  /**
+   * __oom_reap_task_mm: tear down the private memory of a dying mm without sleeping. Each
+   * anonymous or private VMA is zapped under a NON-blockable UNMAP invalidation; a subscriber
+   * that cannot act without sleeping refuses it, that VMA is skipped, and the call ends with
+   * EAGAIN (the reaper tries again later) after reaping the others, as the kernel's does.
+   */
+  oomReap(): void {
+    this.assertLive();
+    let refused = 0;
+    for (const v of [...this.vmas.all]) {
+      if (v.flags & VM_SHARED && !v.isAnonymous()) continue;
+      if (v.flags & VM_LOCKED_OR_SPECIAL) continue;
+      let range: MmuNotifierRange | null = null;
+      if (this.notifiers.hasSubscriptions || this.machine.events.on.invalidate) {
+        range = { mm: this, start: v.start, end: v.end, event: 'UNMAP', flags: 0, owner: null };
+        if (!this.notifiers.invalidateRangeStart(range)) {
+          refused++;
+          continue;
+        }
+      }
+      splitBoundary(this, v, v.start);
+      splitBoundary(this, v, v.end);
+      zapRange(this, v.start, v.end, this.gather);
+      this.invalidateEnd(range);
+      this.gather.flush(this);
+    }
+    if (refused) fail('EAGAIN', `${refused} VMA(s) could not be reaped without sleeping`);
   }
 
   /** The VMA containing addr, or undefined. */

@@ -310,3 +310,45 @@ describe('bad input: a typed errno and nothing changed', () => {
     expect(() => p.exit()).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
   });
 });
+
+describe('non-blockable invalidations and 5-level paging', () => {
+  it('__oom_reap_task_mm: a subscriber refusing the non-blockable range keeps its VMA; the rest is reaped; EAGAIN', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    const b = p.mmap(0, 2 * PAGE_SIZE, PROT_READ, ANON);
+    p.writeU32(a, 1);
+    const seen: boolean[] = [];
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        const blockable = (r.flags & 1) !== 0;
+        seen.push(blockable);
+        if (!blockable) return false; // "could not take the driver lock without sleeping"
+        mmuIntervalSetSeq(s, seq);
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, PAGE_SIZE);
+    p.read(b, 4);
+    expect(() => p.mm.oomReap()).toThrow(expect.objectContaining({ errno: 'EAGAIN' }));
+    expect(seen).toEqual([false]);
+    expect(p.readU32(a)).toBe(1); // the refused VMA was left alone
+    expect(m.phys.usedRamFrames).toBe(1);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('5-level paging: addresses above 2^47 map, fault and unmap like any other', () => {
+    const m = new Machine({ ramBytes: 16 << 20, levels: 5 });
+    const p = m.spawn();
+    const hi = 2 ** 52;
+    const a = p.mmap(hi, 2 * PAGE_SIZE, RW, ANON | MAP_FIXED);
+    expect(a).toBe(hi);
+    p.writeU32(a + PAGE_SIZE, 99);
+    expect(p.readU32(a + PAGE_SIZE)).toBe(99);
+    expect(p.mm.pt.root.level).toBe(4);
+    p.munmap(a, 2 * PAGE_SIZE);
+    expect(p.mm.pt.nodes).toBe(1); // every table below the root was freed
+    expect(m.phys.usedRamFrames).toBe(0);
+    const four = new Machine({ ramBytes: 16 << 20 }).spawn();
+    expect(() => four.mmap(hi, PAGE_SIZE, RW, ANON | MAP_FIXED)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+  });
+});
