@@ -72,7 +72,8 @@ async function main(): Promise<void> {
     // ahead of time): a path reaches its optimized code only after a few full executions.
     for (let w = 0; w < WARMUP_RUNS; w++) MODEL_OPS[op](Math.min(size, 128 << 20), Math.min(forkSize, 64 << 20));
     for (let r = 0; r < repeats; r++) {
-      gc?.();
+      // No forced GC between samples: a full collection drops V8's call-target feedback and
+      // makes the next sample run unoptimized code, which is not the steady state we measure.
       const s = MODEL_OPS[op](size, forkSize);
       pages = s.pages;
       samples.push(s.pages / s.seconds);
@@ -88,7 +89,6 @@ async function main(): Promise<void> {
     let pages = 0;
     for (let w = 0; w < WARMUP_RUNS; w++) spec.run(Math.min(size, 64 << 20));
     for (let r = 0; r < repeats; r++) {
-      gc?.();
       const s = spec.run(size);
       pages = s.pages;
       samples.push(s.pages / s.seconds);
