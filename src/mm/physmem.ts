@@ -342,12 +342,16 @@ export class PhysMem {
 
   // ---- page data ----
 
-  private allocSlot(): number {
+  /** A data slot; `zero` false when the caller overwrites all of it at once (a page copy). */
+  private allocSlot(zero = true): number {
     this.slotsInUse++;
     if (this.nFreeSlots > 0) {
       // A recycled slot is zeroed here, as the kernel clears a page when it hands it out.
       const slot = this.freeSlots[--this.nFreeSlots]!;
-      this.slotBytes(slot).fill(0);
+      if (zero) {
+        const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
+        this.slabs[slot >> SLAB_SHIFT]!.fill(0, off, off + PAGE_SIZE);
+      }
       return slot;
     }
     if (this.freshSlots === 0) {
@@ -452,7 +456,7 @@ export class PhysMem {
       if (d >= 0) this.releaseSlot(dst);
       return;
     }
-    const slot = d >= 0 ? d : (this.frames.dataSlot[dst] = this.allocSlot());
+    const slot = d >= 0 ? d : (this.frames.dataSlot[dst] = this.allocSlot(false));
     const from = (s & (SLAB_PAGES - 1)) * PAGE_SIZE;
     const to = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
     const srcSlab = this.slabs[s >> SLAB_SHIFT]!;
