@@ -29,3 +29,4 @@ export {
 } from './hmm/mirror.js';
 export * as hmm417 from './hmm/v417.js';
 export * from './mm/migrate.js';
+export { makeDeviceExclusive } from './mm/exclusive.js';
