@@ -133,7 +133,7 @@ export function migrateVmaSetup(args: MigrateVma): void {
     installMigrationEntry(mm, node, idx, val, write);
   }
   mm.invalidateEnd(range);
-  unmapOthers(machine, args);
+  args.cpages -= unmapOthers(machine, args.src, args.npages, args.faultPage);
 }
 
 /** Split any huge PMD leaf overlapping [start, end) (migrate_vma_collect_pmd). */
@@ -160,13 +160,14 @@ function installMigrationEntry(mm: Mm, node: PtSlot['node'], idx: number, pfn: n
  * (try_to_migrate); a page with references beyond its mappings and the migration's (a pin)
  * is restored and not migrated.
  */
-function unmapOthers(machine: Machine, args: MigrateVma): void {
+function unmapOthers(machine: Machine, src: Float64Array, npages: number, faultPage: number, ownEntry = true): number {
   const phys = machine.phys;
-  for (let i = 0; i < args.npages; i++) {
-    const pfn = migratePfnToPage(args.src[i]!);
+  let dropped = 0;
+  for (let i = 0; i < npages; i++) {
+    const pfn = migratePfnToPage(src[i]!);
     if (pfn < 0) continue;
     // Only our own migration entry (the common case): nothing else maps it.
-    if (machine.rmap.count(pfn) > 1) for (const [mmId, key] of pairs(machine.rmap.entries(pfn))) {
+    if (!ownEntry || machine.rmap.count(pfn) > 1) for (const [mmId, key] of pairs(machine.rmap.entries(pfn))) {
       const mm = machine.mmById(mmId);
       if (!mm) continue;
       const vpn = keyVpn(key);
@@ -177,15 +178,16 @@ function unmapOthers(machine: Machine, args: MigrateVma): void {
       installMigrationEntry(mm, slot.node, slot.idx, pfn, (slot.node.flg[slot.idx]! & E_WRITE) !== 0);
       mm.invalidateEnd(r);
     }
-    const expected = 1 + (pfn === args.faultPage ? 1 : 0);
+    const expected = 1 + (pfn === faultPage ? 1 : 0);
     if (phys.frames.refcount[pfn]! > expected || phys.pinned(pfn) > 0) {
       restore(machine, pfn, pfn);
-      if (pfn !== args.faultPage) phys.unlockPage(pfn);
+      if (pfn !== faultPage) phys.unlockPage(pfn);
       phys.putPage(pfn);
-      args.src[i] = 0;
-      args.cpages--;
+      src[i] = 0;
+      dropped++;
     }
   }
+  return dropped;
 }
 
 function* pairs(list: number[]): Generator<[number, number]> {
@@ -229,7 +231,6 @@ function restore(machine: Machine, old: number, page: number): void {
 export function migrateVmaPages(args: MigrateVma): void {
   const mm = mmOf(args);
   const machine = mm.machine;
-  const phys = machine.phys;
   let range: ReturnType<Mm['invalidateStart']> | undefined;
   for (let i = 0; i < args.npages; i++) {
     const s = args.src[i]!;
@@ -247,15 +248,18 @@ export function migrateVmaPages(args: MigrateVma): void {
       if (!insertPage(mm, args.vma, addr, d)) args.src[i] = s - MIGRATE_PFN_MIGRATE;
       continue;
     }
-    if (phys.frames.mapping[old] !== 0 && phys.isDevicePrivate(d)) {
-      args.src[i] = s - MIGRATE_PFN_MIGRATE; // file pages never go to device-private memory
-      continue;
-    }
-    // migrate_folio: the new page takes over the old one's identity.
-    const keep = PG_anon | PG_swapbacked | PG_anon_exclusive;
-    phys.frames.flags[d] = (phys.frames.flags[d]! & ~keep) | (phys.frames.flags[old]! & keep);
+    if (!movePageState(machine, old, d)) args.src[i] = s - MIGRATE_PFN_MIGRATE;
   }
   if (range !== undefined) mm.invalidateEnd(range);
+}
+
+/** migrate_folio: the new page takes over the old one's identity; false if it may not (a file page to device-private memory). */
+function movePageState(machine: Machine, old: number, d: number): boolean {
+  const phys = machine.phys;
+  if (phys.frames.mapping[old] !== 0 && phys.isDevicePrivate(d)) return false;
+  const keep = PG_anon | PG_swapbacked | PG_anon_exclusive;
+  phys.frames.flags[d] = (phys.frames.flags[d]! & ~keep) | (phys.frames.flags[old]! & keep);
+  return true;
 }
 
 function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
@@ -283,12 +287,16 @@ function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
 /** migrate_vma_finalize: remap to the new pages (or back to the old), unlock, drop references. */
 export function migrateVmaFinalize(args: MigrateVma): void {
   const mm = mmOf(args);
-  const machine = mm.machine;
+  finalizePages(mm.machine, args.src, args.dst, args.npages, args.faultPage, mm.id, args.start);
+}
+
+/** The remap, unlock and release of migrate_vma_finalize and migrate_device_finalize. */
+function finalizePages(machine: Machine, src: Float64Array, dst: Float64Array, npages: number, faultPage: number, mmId: number, start: number): void {
   const phys = machine.phys;
-  for (let i = 0; i < args.npages; i++) {
-    const s = args.src[i]!;
+  for (let i = 0; i < npages; i++) {
+    const s = src[i]!;
     const old = migratePfnToPage(s);
-    const d = migratePfnToPage(args.dst[i]!);
+    const d = migratePfnToPage(dst[i]!);
     if (old < 0) {
       if (d >= 0) {
         phys.unlockPage(d);
@@ -297,18 +305,56 @@ export function migrateVmaFinalize(args: MigrateVma): void {
       continue;
     }
     const moved = has(s, MIGRATE_PFN_MIGRATE) && d >= 0;
-    const page = moved ? d : old;
-    restore(machine, old, page);
-    if (moved) {
-      if (machine.events.on.migrate) {
-        machine.events.emit({ type: 'migrate', mmId: mm.id, addr: args.start + i * PAGE_SIZE, from: old, to: d, toDevice: phys.pagemapOf(d) !== undefined });
-      }
+    restore(machine, old, moved ? d : old);
+    if (moved && machine.events.on.migrate) {
+      machine.events.emit({ type: 'migrate', mmId, addr: start < 0 ? -1 : start + i * PAGE_SIZE, from: old, to: d, toDevice: phys.pagemapOf(d) !== undefined });
     }
-    if (old !== args.faultPage) phys.unlockPage(old);
+    if (old !== faultPage) phys.unlockPage(old);
     phys.putPage(old);
     if (d >= 0) {
       phys.unlockPage(d);
       phys.putPage(d);
     }
   }
+}
+
+// ---- migrate_device_range: device pages by pfn, whoever maps them (6.1+) ----
+
+/**
+ * migrate_device_range: collect the in-use device pages [startPfn, startPfn + npages) for
+ * migration, unmapping them from every process (used to evict a device's memory). src[i]
+ * gets migrate_pfn | MIGRATE for each page collected, 0 for free, locked or pinned pages.
+ */
+export function migrateDeviceRange(machine: Machine, src: Float64Array, startPfn: number, npages: number): void {
+  if (!Number.isSafeInteger(startPfn) || !Number.isSafeInteger(npages) || npages <= 0 || src.length < npages) fail('EINVAL', 'bad pfn range or src array');
+  const phys = machine.phys;
+  for (let i = 0; i < npages; i++) {
+    const pfn = startPfn + i;
+    src[i] = 0;
+    if (!phys.pagemapOf(pfn)) fail('EINVAL', `pfn ${pfn} is not device memory`);
+  }
+  for (let i = 0; i < npages; i++) {
+    const pfn = startPfn + i;
+    const f = phys.frames;
+    if (f.refcount[pfn] === 0 || f.compoundHead(pfn) !== pfn || !phys.trylockPage(pfn)) continue;
+    phys.getPage(pfn);
+    src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE;
+  }
+  unmapOthers(machine, src, npages, -1, false);
+}
+
+/** migrate_device_pages: move struct-page state where the driver gave a destination. */
+export function migrateDevicePages(machine: Machine, src: Float64Array, dst: Float64Array, npages: number): void {
+  for (let i = 0; i < npages; i++) {
+    const s = src[i]!;
+    if (!has(s, MIGRATE_PFN_MIGRATE)) continue;
+    const d = migratePfnToPage(dst[i]!);
+    const old = migratePfnToPage(s);
+    if (d < 0 || old < 0 || !movePageState(machine, old, d)) src[i] = s - MIGRATE_PFN_MIGRATE;
+  }
+}
+
+/** migrate_device_finalize: remap every migration entry, unlock, release. */
+export function migrateDeviceFinalize(machine: Machine, src: Float64Array, dst: Float64Array, npages: number): void {
+  finalizePages(machine, src, dst, npages, -1, -1, -1);
 }

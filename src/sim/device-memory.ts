@@ -9,7 +9,7 @@ import { DevPagemap } from '../mm/memremap.js';
 import type { Mm } from '../mm/mm.js';
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage,
-  migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma,
+  migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma,
 } from '../mm/migrate.js';
 import { VM_FAULT_OOM } from '../mm/fault.js';
 
@@ -102,6 +102,32 @@ export class DeviceMemory {
     }
     migrateVmaPages(args);
     migrateVmaFinalize(args);
+    return moved;
+  }
+
+  /**
+   * Evict every page of this device back to system memory, whoever maps it
+   * (migrate_device_range; the test driver's RELEASE). Returns the pages moved.
+   */
+  evictAll(): number {
+    const n = this.pgmap.nframes;
+    const src = new Float64Array(n);
+    const dst = new Float64Array(n);
+    migrateDeviceRange(this.machine, src, this.pgmap.firstPfn, n);
+    const phys = this.machine.phys;
+    let moved = 0;
+    for (let i = 0; i < n; i++) {
+      const s = migratePfnToPage(src[i]!);
+      if (s < 0) continue;
+      const page = phys.tryAllocPages(0);
+      if (page < 0) break;
+      phys.trylockPage(page);
+      phys.copyPage(page, s);
+      dst[i] = migratePfn(page);
+      moved++;
+    }
+    migrateDevicePages(this.machine, src, dst, n);
+    migrateDeviceFinalize(this.machine, src, dst, n);
     return moved;
   }
 

@@ -212,3 +212,30 @@ describe('migrate_vma (mm/migrate_device.c)', () => {
     }), { numRuns: 200 });
   });
 });
+
+describe('migrate_device_range', () => {
+  it('mainline #36: evicts device pages of several processes (and a fork-shared one) back to system memory, data intact', () => {
+    const m = new Machine({ ramBytes: 32 << 20 });
+    const dev = new TestDevice(m, 64);
+    const procs = [m.spawn(), m.spawn()];
+    const addrs = procs.map((p, k) => {
+      const a = p.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+      for (let i = 0; i < 4; i++) p.writeU32(a + i * PAGE_SIZE, 100 * k + i);
+      expect(dev.migrateToDevice(p.mm, a, a + 4 * PAGE_SIZE)).toBe(4);
+      return a;
+    });
+    const child = procs[0]!.fork(); // shares the device pages of process 0
+    expect(dev.evictAll()).toBe(8);
+    expect(dev.freePages).toBe(64);
+    expect(dev.freed).toBe(8);
+    procs.forEach((p, k) => {
+      for (let i = 0; i < 4; i++) {
+        expect(entry(p, addrs[k]! + i * PAGE_SIZE).kind).toBe(K_PRESENT);
+        expect(p.readU32(addrs[k]! + i * PAGE_SIZE)).toBe(100 * k + i);
+      }
+    });
+    expect(entry(child, addrs[0]!).val).toBe(entry(procs[0]!, addrs[0]!).val); // still shared, COW
+    expect(checkInvariants(m)).toEqual([]);
+    expect(() => m.phys.removePagemap(dev.pgmap)).not.toThrow(); // nothing in use any more
+  });
+});
