@@ -27,6 +27,12 @@ export const MIGRATE_PFN_VALID = 1 << 0;
 export const MIGRATE_PFN_MIGRATE = 1 << 1;
 export const MIGRATE_PFN_WRITE = 1 << 3;
 export const MIGRATE_PFN_SHIFT = 6;
+// The 4.17 encoding's extra bits (include/linux/migrate.h of that era).
+export const MIGRATE_PFN_LOCKED = 1 << 2;
+export const MIGRATE_PFN_DEVICE = 1 << 4;
+export const MIGRATE_PFN_ERROR = 1 << 5;
+/** A pgmapOwner that selects device-private pages of any owner (4.17 had no owners). */
+export const MIGRATE_ANY_OWNER: unique symbol = Symbol('any pgmap owner');
 
 // Encoded values reach 2^38: test and set bits arithmetically, never with 32-bit operators.
 const has = (v: number, bit: number): boolean => v % (2 * bit) >= bit;
@@ -121,7 +127,7 @@ export function migrateVmaSetup(args: MigrateVma): void {
       else selected = pgmap.type === 'coherent' && (flags & MIGRATE_VMA_SELECT_DEVICE_COHERENT) !== 0 && pgmap.owner === args.pgmapOwner;
     } else if (kind === K_DEVICE_PRIVATE) {
       const pgmap = phys.pagemapOf(val);
-      selected = (flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) !== 0 && pgmap?.owner === args.pgmapOwner;
+      selected = (flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) !== 0 && (pgmap?.owner === args.pgmapOwner || args.pgmapOwner === MIGRATE_ANY_OWNER);
     }
     // Only small, anonymous pages move (a PTE-mapped piece of a larger folio stays).
     if (!selected || f.compoundHead(val) !== val || f.order(val) !== 0 || !phys.isAnon(val)) continue;
@@ -357,4 +363,42 @@ export function migrateDevicePages(machine: Machine, src: Float64Array, dst: Flo
 /** migrate_device_finalize: remap every migration entry, unlock, release. */
 export function migrateDeviceFinalize(machine: Machine, src: Float64Array, dst: Float64Array, npages: number): void {
   finalizePages(machine, src, dst, npages, -1, -1, -1);
+}
+
+// ---- 4.17: migrate_vma(ops, vma, start, end, src, dst, private) ----
+
+export interface MigrateVmaOps417 {
+  /** Allocate destinations for src entries with MIGRATE, copy, set dst = migrate_pfn | LOCKED (or ERROR, or 0). Must not modify src. */
+  allocAndCopy(vma: Vma, src: Float64Array, dst: Float64Array, start: number, end: number, priv: unknown): void;
+  /** Entries still MIGRATE moved; update the device page table. Must not modify src or dst. */
+  finalizeAndMap(vma: Vma, src: Float64Array, dst: Float64Array, start: number, end: number, priv: unknown): void;
+}
+
+/**
+ * The 4.17 single call, on the mainline machinery: collect system pages and device-private
+ * pages of any device, call the driver's two callbacks around the state move, remap. Returns
+ * normally whenever the arguments are valid, even if nothing moved; with nothing to migrate
+ * the callbacks are not called (4.17 #39). MIGRATE_PFN_ERROR in dst is just "no destination".
+ */
+export function migrateVma417(ops: MigrateVmaOps417, vma: Vma, start: number, end: number, src: Float64Array, dst: Float64Array, priv: unknown): void {
+  if (!ops || typeof ops.allocAndCopy !== 'function' || typeof ops.finalizeAndMap !== 'function') fail('EINVAL', 'ops with allocAndCopy and finalizeAndMap are required');
+  if (!src || !dst) fail('EINVAL', 'src and dst are required');
+  start -= start % PAGE_SIZE;
+  end -= end % PAGE_SIZE;
+  const args: MigrateVma = {
+    vma, start, end, src, dst, npages: 0, cpages: 0, pgmapOwner: MIGRATE_ANY_OWNER,
+    flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_DEVICE_PRIVATE, faultPage: -1,
+  };
+  migrateVmaSetup(args);
+  if (args.cpages === 0) return;
+  const phys = mmOf(args).machine.phys;
+  for (let i = 0; i < args.npages; i++) {
+    const pfn = migratePfnToPage(src[i]!);
+    if (pfn < 0) continue;
+    src[i] = src[i]! + MIGRATE_PFN_LOCKED + (phys.isDevicePrivate(pfn) ? MIGRATE_PFN_DEVICE : 0);
+  }
+  ops.allocAndCopy(vma, src, dst, start, end, priv);
+  migrateVmaPages(args);
+  ops.finalizeAndMap(vma, src, dst, start, end, priv);
+  migrateVmaFinalize(args);
 }
