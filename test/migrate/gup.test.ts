@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DevPagemap, getUserPages, Machine, MAP_ANONYMOUS, MAP_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migrateVmaFinalize,
+  migrateVmaPages, migrateVmaSetup, newMigrateVma, PAGE_SIZE, PROT_READ, PROT_WRITE, putUserPages, unpinUserPages,
+} from '../../src/index.js';
+import { checkInvariants } from '../../src/mm/check.js';
+import { TestDevice } from './device.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+
+describe('get_user_pages / pin_user_pages', () => {
+  it('GUP of a device-private page faults it back to system memory first (device memory is never pinned)', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const dev = new TestDevice(m, 8);
+    const p = m.spawn();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 5);
+    dev.migrateToDevice(p.mm, a, a + 2 * PAGE_SIZE);
+    const pfns = getUserPages(p.mm, a, 2, { write: true });
+    expect(pfns.every((pfn) => m.phys.pagemapOf(pfn) === undefined)).toBe(true);
+    expect(dev.toRam).toBe(2);
+    expect(checkInvariants(m, { extraRefs: new Map(pfns.map((x) => [x, 1])) })).toEqual([]);
+    putUserPages(p.mm, pfns);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('a pinned exclusive page stays the parent\'s at fork: the child gets a copy at once (copy_present_page)', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const p = m.spawn();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 9);
+    const [pfn] = getUserPages(p.mm, a, 1, { write: true, pin: true, longterm: true });
+    const c = p.fork();
+    expect(c.readU32(a)).toBe(9);
+    m.phys.writePage(pfn!, 0, Uint8Array.of(1), 0, 1); // the device writes through its pin
+    expect(p.readU32(a) & 0xff).toBe(1);
+    expect(c.readU32(a)).toBe(9); // the child's copy is its own
+    expect(checkInvariants(m)).toEqual([]);
+    unpinUserPages(p.mm, [pfn!]);
+    expect(() => unpinUserPages(p.mm, [pfn!])).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+  });
+
+  it('FOLL_LONGTERM migrates a device-coherent page to system memory first; a plain GUP does not', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const owner = { coherent: true };
+    const free: number[] = [];
+    const pgmap = new DevPagemap('coherent', owner, { pageFree: (pfn) => void free.push(pfn), migrateToRam: () => 2 });
+    const first = m.phys.addPagemap(pgmap, 4);
+    const p = m.spawn();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 77);
+    const args = newMigrateVma(p.mm.findVma(a)!, a, a + PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, owner);
+    migrateVmaSetup(args);
+    m.phys.deviceFrameInit(first);
+    m.phys.trylockPage(first);
+    m.phys.copyPage(first, Math.floor(args.src[0]! / 64));
+    args.dst[0] = migratePfn(first);
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    expect(p.readU32(a)).toBe(77); // coherent memory: the CPU reads it in place
+    const [plain] = getUserPages(p.mm, a, 1);
+    expect(plain).toBe(first);
+    putUserPages(p.mm, [plain!]);
+    const [pinned] = getUserPages(p.mm, a, 1, { pin: true, longterm: true });
+    expect(m.phys.pagemapOf(pinned!)).toBeUndefined();
+    expect(p.readU32(a)).toBe(77);
+    expect(free).toEqual([first]);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('bad input: unaligned EINVAL, unmapped or read-only for FOLL_WRITE EFAULT', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const p = m.spawn();
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ, ANON);
+    expect(() => getUserPages(p.mm, a + 1, 1)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(() => getUserPages(p.mm, a, 2)).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
+    expect(() => getUserPages(p.mm, a, 1, { write: true })).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
+    expect(m.phys.usedRamFrames).toBe(0);
+  });
+});
