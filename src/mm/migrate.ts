@@ -237,6 +237,7 @@ function restore(machine: Machine, old: number, page: number): void {
 export function migrateVmaPages(args: MigrateVma): void {
   const mm = mmOf(args);
   const machine = mm.machine;
+  checkDst(args.dst, args.npages);
   let range: ReturnType<Mm['invalidateStart']> | undefined;
   for (let i = 0; i < args.npages; i++) {
     const s = args.src[i]!;
@@ -266,6 +267,17 @@ function movePageState(machine: Machine, old: number, d: number): boolean {
   const keep = PG_anon | PG_swapbacked | PG_anon_exclusive;
   phys.frames.flags[d] = (phys.frames.flags[d]! & ~keep) | (phys.frames.flags[old]! & keep);
   return true;
+}
+
+/** The driver handed the same destination page out twice: refuse before anything moves (the kernel would corrupt memory). */
+function checkDst(dst: Float64Array, npages: number): void {
+  const seen = new Set<number>();
+  for (let i = 0; i < npages; i++) {
+    const d = migratePfnToPage(dst[i]!);
+    if (d < 0) continue;
+    if (seen.has(d)) fail('EINVAL', `destination page ${d} given twice`);
+    seen.add(d);
+  }
 }
 
 function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
@@ -351,6 +363,7 @@ export function migrateDeviceRange(machine: Machine, src: Float64Array, startPfn
 
 /** migrate_device_pages: move struct-page state where the driver gave a destination. */
 export function migrateDevicePages(machine: Machine, src: Float64Array, dst: Float64Array, npages: number): void {
+  checkDst(dst, npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
     if (!has(s, MIGRATE_PFN_MIGRATE)) continue;

@@ -239,3 +239,54 @@ describe('migrate_device_range', () => {
     expect(() => m.phys.removePagemap(dev.pgmap)).not.toThrow(); // nothing in use any more
   });
 });
+
+describe('device-private pages under munmap, mremap, and misuse', () => {
+  it('mainline #34: mremap moves device-private entries (UNMAP on the old range); munmap frees the page once (#32)', () => {
+    const { m, dev, p, a } = setup();
+    p.writeU32(a, 123);
+    dev.migrateToDevice(p.mm, a, a + PAGE_SIZE);
+    const events: string[] = [];
+    const sub = new MmuIntervalNotifier({ invalidate: (s, r, seq) => (mmuIntervalSetSeq(s, seq), events.push(`${r.event} ${r.start === a}`), true) });
+    mmuIntervalNotifierInsert(sub, p.mm, a, PAGE_SIZE);
+    const b = p.mremap(a, PAGE_SIZE, PAGE_SIZE, 1 | 2, 0x20000000);
+    expect(events).toEqual(['UNMAP true']);
+    expect(entry(p, b).kind).toBe(K_DEVICE_PRIVATE);
+    expect(p.readU32(b)).toBe(123);
+    dev.migrateToDevice(p.mm, b, b + PAGE_SIZE);
+    const freed = dev.freed;
+    p.munmap(b, PAGE_SIZE);
+    expect(dev.freed).toBe(freed + 1);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('pages of another owner are not collected (mainline #29)', () => {
+    const { m, dev, p, a } = setup();
+    const other = new TestDevice(m, 8);
+    p.writeU32(a, 1);
+    other.migrateToDevice(p.mm, a, a + PAGE_SIZE);
+    const args = newMigrateVma(p.mm.findVma(a)!, a, a + PAGE_SIZE, 2 /* SELECT_DEVICE_PRIVATE */, dev.owner);
+    migrateVmaSetup(args);
+    expect(args.cpages).toBe(0);
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    expect(entry(p, a).kind).toBe(K_DEVICE_PRIVATE);
+  });
+
+  it('a destination page given twice is EINVAL before anything moves', () => {
+    const { m, dev, p, a } = setup();
+    p.writeU32(a, 1);
+    p.writeU32(a + PAGE_SIZE, 2);
+    const args = newMigrateVma(p.mm.findVma(a)!, a, a + 2 * PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, dev.owner);
+    migrateVmaSetup(args);
+    const d = dev.pgmap.firstPfn;
+    m.phys.deviceFrameInit(d);
+    args.dst[0] = args.dst[1] = Math.floor(d) * 64 + 1;
+    expect(() => migrateVmaPages(args)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    args.dst.fill(0);
+    m.phys.putPage(d);
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    expect(p.readU32(a + PAGE_SIZE)).toBe(2);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+});
