@@ -31,3 +31,4 @@ export * as hmm417 from './hmm/v417.js';
 export * from './mm/migrate.js';
 export { makeDeviceExclusive } from './mm/exclusive.js';
 export { getUserPages, putUserPages, unpinUserPages, type GupFlags } from './mm/gup.js';
+export * from './hmm/devmem.js';

@@ -184,8 +184,10 @@ function unmapOthers(machine: Machine, src: Float64Array, npages: number, faultP
       installMigrationEntry(mm, slot.node, slot.idx, pfn, (slot.node.flg[slot.idx]! & E_WRITE) !== 0);
       mm.invalidateEnd(r);
     }
+    // A device-private page always passes: an extra reference may be a CPU fault waiting on
+    // it, which cannot be told from a pin (and device memory is never pinned).
     const expected = 1 + (pfn === faultPage ? 1 : 0);
-    if (phys.frames.refcount[pfn]! > expected || phys.pinned(pfn) > 0) {
+    if (!phys.isDevicePrivate(pfn) && (phys.frames.refcount[pfn]! > expected || phys.pinned(pfn) > 0)) {
       restore(machine, pfn, pfn);
       if (pfn !== faultPage) phys.unlockPage(pfn);
       phys.putPage(pfn);

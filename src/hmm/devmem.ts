@@ -1,0 +1,118 @@
+// The 4.17 device-memory helpers (hmm_devmem_*, hmm_device_*), on hmmsim's dev_pagemap.
+// 4.17 called ops.free when a device page's count fell back to 1; hmmsim's device frames idle
+// at 0 (mainline), so free is called when the last reference goes and a driver hands a page
+// out with phys.deviceFrameInit (count 1) instead of get_page (docs/api.md).
+
+import { fail } from '../mm/errno.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import type { Machine } from '../mm/machine.js';
+import { DevPagemap } from '../mm/memremap.js';
+import type { Vma } from '../mm/vma.js';
+
+const SECTION_SIZE = 128 * 2 ** 20;
+
+export interface HmmDevmemOps {
+  /** A device page's last reference went: the driver owns it again. */
+  free(devmem: HmmDevmem, page: number): void;
+  /** A CPU fault on a device-private entry: migrate the page back; return a VM_FAULT_* code. */
+  fault(devmem: HmmDevmem, vma: Vma, addr: number, page: number, flags: number): number;
+}
+
+/** struct hmm_device: a minor number, for drivers that manage several devices' memory. */
+export class HmmDevice {
+  constructor(readonly machine: Machine, readonly minor: number, readonly drvdata: unknown) {}
+  get name(): string {
+    return `hmm_device${this.minor}`;
+  }
+}
+
+/** struct hmm_devmem */
+export class HmmDevmem {
+  readonly pagemap: DevPagemap;
+  constructor(readonly machine: Machine, readonly ops: HmmDevmemOps, readonly device: unknown, type: 'private' | 'coherent', size: number) {
+    this.pagemap = new DevPagemap(type, this, {
+      pageFree: (pfn) => ops.free(this, pfn),
+      // 4.17's do_swap_page called the fault callback without the page lock (migrate_vma's
+      // collection took it); mainline's takes it first. Release it around the 4.17 callback.
+      migrateToRam: (vmf) => {
+        machine.phys.unlockPage(vmf.page);
+        try {
+          return ops.fault(this, vmf.vma, vmf.address, vmf.page, vmf.flags);
+        } finally {
+          machine.phys.trylockPage(vmf.page);
+        }
+      },
+    });
+    machine.phys.addPagemap(this.pagemap, size / PAGE_SIZE);
+  }
+  /** First device pfn, and one past the last (pfn_last is exclusive, as in 4.17). */
+  get pfnFirst(): number {
+    return this.pagemap.firstPfn;
+  }
+  get pfnLast(): number {
+    return this.pagemap.firstPfn + this.pagemap.nframes;
+  }
+}
+
+function checkOps(ops: HmmDevmemOps): void {
+  if (!ops || typeof ops.free !== 'function' || typeof ops.fault !== 'function') fail('EINVAL', 'ops with free and fault are required');
+}
+
+/** hmm_devmem_add: device-private memory of `size` bytes (rounded up to 128 MiB sections). ERANGE when no physical window is free. */
+export function hmmDevmemAdd(machine: Machine, ops: HmmDevmemOps, device: unknown, size: number): HmmDevmem {
+  checkOps(ops);
+  if (!Number.isSafeInteger(size) || size <= 0) fail('EINVAL', 'size must be positive');
+  return new HmmDevmem(machine, ops, device, 'private', Math.ceil(size / SECTION_SIZE) * SECTION_SIZE);
+}
+
+export const IORES_DESC_DEVICE_PRIVATE_MEMORY = 6;
+export const IORES_DESC_DEVICE_PUBLIC_MEMORY = 7;
+
+/** hmm_devmem_add_resource: public (coherent) device memory; EINVAL unless the resource says so. */
+export function hmmDevmemAddResource(machine: Machine, ops: HmmDevmemOps, device: unknown, res: { desc: number; size: number }): HmmDevmem {
+  checkOps(ops);
+  if (!res || res.desc !== IORES_DESC_DEVICE_PUBLIC_MEMORY) fail('EINVAL', 'the resource is not device public memory');
+  if (!Number.isSafeInteger(res.size) || res.size <= 0 || res.size % PAGE_SIZE) fail('EINVAL', 'bad resource size');
+  return new HmmDevmem(machine, ops, device, 'coherent', res.size);
+}
+
+/** hmm_devmem_remove: EBUSY while a page is still in use (4.17 waited; HMM migrates nothing back). A null devmem is a no-op. */
+export function hmmDevmemRemove(devmem: HmmDevmem | null): void {
+  if (!devmem) return;
+  devmem.machine.phys.removePagemap(devmem.pagemap);
+}
+
+export function hmmDevmemPageSetDrvdata(machine: Machine, page: number, data: unknown): void {
+  if (!machine.phys.pagemapOf(page)) fail('EINVAL', `frame ${page} is not device memory`);
+  machine.phys.zoneDeviceData.set(page, data);
+}
+export function hmmDevmemPageGetDrvdata(machine: Machine, page: number): unknown {
+  return machine.phys.zoneDeviceData.get(page);
+}
+
+const minors = new WeakMap<Machine, Set<number>>();
+
+/** hmm_device_new: EBUSY once all 256 minors are in use. */
+export function hmmDeviceNew(machine: Machine, drvdata: unknown): HmmDevice {
+  let used = minors.get(machine);
+  if (!used) minors.set(machine, (used = new Set()));
+  for (let minor = 0; minor < 256; minor++) {
+    if (used.has(minor)) continue;
+    used.add(minor);
+    return new HmmDevice(machine, minor, drvdata);
+  }
+  fail('EBUSY', 'all 256 hmm_device minors are in use');
+}
+
+/** hmm_device_put: the minor is free again. */
+export function hmmDevicePut(hd: HmmDevice): void {
+  minors.get(hd.machine)?.delete(hd.minor);
+}
+
+/** hmm_vma_alloc_locked_page: a system page for (vma, addr), locked, or null. */
+export function hmmVmaAllocLockedPage(machine: Machine, _vma: Vma, _addr: number): number | null {
+  const pfn = machine.phys.tryAllocPages(0);
+  if (pfn < 0) return null;
+  machine.phys.trylockPage(pfn);
+  return pfn;
+}
