@@ -16,7 +16,7 @@ import {
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, splitHugePmd } from './memory.js';
 import { keyLevel, keyVpn, rmapKey } from './rmap.js';
-import { PG_anon, PG_anon_exclusive, PG_swapbacked } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_head, PG_swapbacked, PG_tail } from './page.js';
 import type { Machine } from './machine.js';
 
 export const MIGRATE_VMA_SELECT_SYSTEM = 1;
@@ -104,6 +104,7 @@ export function migrateVmaSetup(args: MigrateVma): void {
   splitHugeLeaves(mm, start, end);
   const phys = machine.phys;
   const f = phys.frames;
+  splitFolios(mm, start, end);
   for (let i = 0; i < npages; i++) {
     const addr = start + i * PAGE_SIZE;
     const vpn = addr / PAGE_SIZE;
@@ -150,6 +151,22 @@ function splitHugeLeaves(mm: Mm, start: number, end: number): void {
     for (let i = first; i <= last; i++) if ((node.flg[i]! & KIND_MASK) !== K_NONE && (node.flg[i]! & KIND_MASK) !== 1) leaves.push([node, i, base + i * LEVEL_PAGES[1]!]);
   });
   for (const [node, i, vpn] of leaves) splitHugePmd(mm, node, i, vpn);
+}
+
+/** Split the THPs mapped by PTEs in [start, end) into small pages where they allow it (migrate_vma_split_folio). */
+function splitFolios(mm: Mm, start: number, end: number): void {
+  const phys = mm.machine.phys;
+  const f = phys.frames;
+  const heads = new Set<number>();
+  for (const { node, first, last } of mm.pt.tables(start / PAGE_SIZE, end / PAGE_SIZE)) {
+    if (node.level !== 0) continue;
+    for (let i = first; i <= last; i++) {
+      if ((node.flg[i]! & KIND_MASK) !== K_PRESENT) continue;
+      const pfn = node.val[i]!;
+      if (f.flags[pfn]! & PG_tail || (f.flags[pfn]! & PG_head && !phys.isZeroPfn(pfn))) heads.add(f.compoundHead(pfn));
+    }
+  }
+  for (const head of heads) phys.splitFolio(head);
 }
 
 /** Replace a present or device-private entry with a migration entry; the mapping's reference goes. */

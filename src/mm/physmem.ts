@@ -206,6 +206,30 @@ export class PhysMem {
     pgmap.ops.pageFree(head);
   }
 
+  /**
+   * split_folio for an anonymous THP mapped only by PTEs and referenced only by them: every
+   * frame becomes a small page with its own refcount (its own mappings); frames nobody maps
+   * are freed. Returns false (and changes nothing) if the folio cannot be split now.
+   */
+  splitFolio(head: number): boolean {
+    const f = this.frames;
+    const flags = f.flags[head]!;
+    if (!(flags & PG_head) || flags & (PG_hugetlb | PG_device | PG_locked | PG_reserved) || !(flags & PG_anon)) return false;
+    const n = 1 << f.order(head);
+    if ((this.entireMapcount.get(head) ?? 0) !== 0 || this.pinned(head) > 0) return false;
+    let mapped = 0;
+    for (let i = 0; i < n; i++) mapped += f.mapcount[head + i]!;
+    if (f.refcount[head] !== mapped) return false; // extra references: can_split_folio fails
+    const keep = flags & (PG_anon | PG_swapbacked | PG_dirty | PG_lazyfree);
+    for (let i = 0; i < n; i++) {
+      const p = head + i;
+      f.flags[p] = keep | (f.flags[p]! & PG_anon_exclusive);
+      f.refcount[p] = f.mapcount[p]!;
+    }
+    for (let i = 0; i < n; i++) if (f.refcount[head + i] === 0) this.freeBlock(head + i, 0);
+    return true;
+  }
+
   // ---- page flags ----
 
   isZeroPfn(pfn: number): boolean {

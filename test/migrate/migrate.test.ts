@@ -290,3 +290,39 @@ describe('device-private pages under munmap, mremap, and misuse', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 });
+
+describe('huge pages', () => {
+  it('a THP round-trips: the folio is split, its 512 pages go to the device and come back with the device data', () => {
+    const m = new Machine({ ramBytes: 32 << 20 });
+    const dev = new TestDevice(m, 1024);
+    const p = m.spawn();
+    const a = p.mmap(0, 2 << 20, RW, ANON);
+    p.madvise(a, 2 << 20, 14 /* MADV_HUGEPAGE */);
+    for (let i = 0; i < 512; i += 7) p.writeU32(a + i * PAGE_SIZE, 5000 + i);
+    expect(m.phys.usedRamFrames).toBe(512);
+    expect(dev.migrateToDevice(p.mm, a, a + (2 << 20))).toBe(512);
+    expect(m.phys.usedRamFrames).toBe(0);
+    const e = entry(p, a + 14 * PAGE_SIZE);
+    m.phys.writePage(e.val, 4, Uint8Array.of(9), 0, 1);
+    for (let i = 0; i < 512; i += 7) expect(p.readU32(a + i * PAGE_SIZE)).toBe(5000 + i);
+    expect(p.read(a + 14 * PAGE_SIZE + 4, 1)[0]).toBe(9);
+    expect(checkInvariants(m)).toEqual([]);
+    p.exit();
+    expect(m.phys.usedRamFrames).toBe(0);
+    expect(dev.freePages).toBe(1024);
+  });
+
+  it('a THP shared by fork cannot be split (the child maps it whole): it stays, and nothing is lost', () => {
+    const m = new Machine({ ramBytes: 32 << 20 });
+    const dev = new TestDevice(m, 1024);
+    const p = m.spawn();
+    const a = p.mmap(0, 2 << 20, RW, ANON);
+    p.madvise(a, 2 << 20, 14);
+    p.writeU32(a, 1);
+    const c = p.fork();
+    expect(dev.migrateToDevice(p.mm, a, a + (2 << 20))).toBe(0);
+    expect(p.readU32(a)).toBe(1);
+    expect(c.readU32(a)).toBe(1);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+});
