@@ -7,7 +7,8 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import type { Mm } from '../mm/mm.js';
 import { MmuIntervalNotifier, mmuIntervalCheckRetry } from '../mm/notifier.js';
 import { HmmRange, HMM_PFN_FLAGS } from './range.js';
-import { errnoName, PageWalker, PolicyMainline, WALK_RESTART, WALK_SLEEP } from './walk.js';
+import { errnoName, PageWalker, WALK_RESTART, WALK_SLEEP } from './walk.js';
+import { PolicyMainline } from './walk-mainline.js';
 
 /** Restarts at one address without progress after which hmmsim gives up (the kernel would loop). */
 const MAX_STALLS = 64;

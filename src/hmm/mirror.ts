@@ -14,7 +14,8 @@ import type { Mm } from '../mm/mm.js';
 import { MmuNotifier, mmuNotifierRegister, mmuNotifierUnregisterNoRelease, type MmuNotifierRange } from '../mm/notifier.js';
 import { VM_HUGETLB, VM_READ, VM_SPECIAL } from '../mm/vma.js';
 import { HmmRange417, HMM_PFN_VALUE_NONE, HMM_PFN_VALUE_SPECIAL } from './range.js';
-import { errnoName, PageWalker, Policy417, WALK_RESTART, WALK_SLEEP } from './walk.js';
+import { errnoName, PageWalker, WALK_RESTART, WALK_SLEEP } from './walk.js';
+import { Policy417 } from './walk-417.js';
 
 /** enum hmm_update_type: the only action, "invalidate this range". */
 export const HMM_UPDATE_INVALIDATE = 'HMM_UPDATE_INVALIDATE';

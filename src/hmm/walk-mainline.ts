@@ -1,0 +1,230 @@
+// Mainline's walk policy: hmm_range_fault's callbacks (fixed HMM_PFN_* bits,
+// dev_private_owner, per-VMA test, orders), on the shared PageWalker (walk.ts).
+
+import { PAGE_SIZE } from '../mm/constants.js';
+import type { Mm } from '../mm/mm.js';
+import { VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, type Vma } from '../mm/vma.js';
+import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
+import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, type HmmRange } from './range.js';
+import { CE_DEVICE_EXCLUSIVE, CE_DEVICE_PRIVATE, CE_MIGRATION, CE_NONE, CE_PRESENT, CE_SWAP, CpuEntry, pageUnlockWait, WALK_RESTART, WALK_SKIP, WALK_SLEEP, EFAULT, EPERM, NEED_FAULT, NEED_WRITE_FAULT, NEED_ALL, type WalkOps } from './walk.js';
+
+// ---------------------------------------------------------------------------------------
+// mainline: hmm_range_fault
+// ---------------------------------------------------------------------------------------
+
+/** The hmm_range_fault walk callbacks (mm/hmm.c), entry by entry as the kernel has them. */
+export class PolicyMainline implements WalkOps {
+  last = 0;
+  wait: (() => Promise<void>) | null = null;
+  private readonly anyFault: boolean;
+
+  constructor(readonly mm: Mm, readonly range: HmmRange) {
+    this.anyFault = ((range.defaultFlags | range.pfnFlagsMask) & HMM_PFN_REQ_FAULT) !== 0;
+  }
+
+  /** hmm_pte_need_fault */
+  needFault(i: number, cpu: number): number {
+    const range = this.range;
+    const req = (range.hmmFlags[i]! & range.pfnFlagsMask) | range.defaultFlags;
+    if (!(req & HMM_PFN_REQ_FAULT)) return 0;
+    if (req & HMM_PFN_REQ_WRITE && !(cpu & HMM_PFN_WRITE)) return NEED_ALL;
+    return cpu & HMM_PFN_VALID ? 0 : NEED_FAULT;
+  }
+
+  /** hmm_range_need_fault */
+  rangeNeedFault(i0: number, n: number, cpu: number): number {
+    if (!this.anyFault) return 0;
+    let need = 0;
+    for (let k = 0; k < n; k++) {
+      need |= this.needFault(i0 + k, cpu);
+      if (need === NEED_ALL) break;
+    }
+    return need;
+  }
+
+  private fill(i0: number, n: number, flags: number): void {
+    this.range.hmmFlags.fill(flags, i0, i0 + n);
+    this.range.hmmPfns.fill(0, i0, i0 + n);
+  }
+
+  private out(i: number, flags: number, pfn: number): void {
+    // An entry without VALID carries no pfn (see docs/api.md).
+    this.range.hmmFlags[i] = flags;
+    this.range.hmmPfns[i] = flags & HMM_PFN_VALID ? pfn : 0;
+  }
+
+  /** hmm_vma_fault: fault every page of [addr, end), then walk again from addr. */
+  private vmaFault(vma: Vma, addr: number, end: number, need: number): number {
+    this.last = addr;
+    let flags = FAULT_FLAG_REMOTE;
+    if (need & NEED_WRITE_FAULT) {
+      if (!(vma.flags & VM_WRITE)) return EPERM;
+      flags |= FAULT_FLAG_WRITE;
+    }
+    for (let a = addr; a < end; a += PAGE_SIZE) {
+      const ret = handleMmFault(this.mm, vma, a, flags);
+      if (ret & VM_FAULT_RETRY) {
+        // handle_mm_fault without ALLOW_RETRY sleeps here; hmmsim waits, then walks again from addr.
+        this.wait = this.mm.machine.faultWait;
+        return WALK_SLEEP;
+      }
+      if (ret & VM_FAULT_ERROR) return EFAULT;
+    }
+    return WALK_RESTART;
+  }
+
+  private idx(addr: number): number {
+    return (addr - this.range.start) / PAGE_SIZE;
+  }
+
+  testVma(vma: Vma, start: number, end: number): number {
+    if (!(vma.flags & (VM_IO | VM_PFNMAP)) && vma.flags & VM_READ) return 0;
+    const i0 = this.idx(start);
+    const n = (end - start) / PAGE_SIZE;
+    if (this.rangeNeedFault(i0, n, 0)) return EFAULT;
+    this.fill(i0, n, HMM_PFN_ERROR);
+    return WALK_SKIP;
+  }
+
+  noVma(start: number, end: number): number {
+    const i0 = this.idx(start);
+    const n = (end - start) / PAGE_SIZE;
+    if (this.rangeNeedFault(i0, n, 0)) return EFAULT;
+    this.fill(i0, n, HMM_PFN_ERROR);
+    return 0;
+  }
+
+  pte(vma: Vma, addr: number, chunkEnd: number, e: CpuEntry): number {
+    const i = this.idx(addr);
+    let need: number;
+    switch (e.kind) {
+      case CE_NONE:
+        need = this.needFault(i, 0);
+        if (need) return this.vmaFault(vma, addr, chunkEnd, need);
+        this.out(i, 0, 0);
+        return 0;
+      case CE_PRESENT: {
+        const cpu = e.protnone ? 0 : HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0);
+        need = this.needFault(i, cpu);
+        if (need) return this.vmaFault(vma, addr, chunkEnd, need);
+        if (e.special && !e.devmap) {
+          // No struct page (vm_normal_page() is NULL) and not the zero page.
+          if (this.needFault(i, 0)) return EFAULT;
+          this.out(i, HMM_PFN_ERROR, 0);
+          return 0;
+        }
+        this.out(i, cpu, e.pfn);
+        return 0;
+      }
+      case CE_DEVICE_PRIVATE:
+        if (e.owner !== null && e.owner === this.range.devPrivateOwner) {
+          this.out(i, HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0), e.pfn);
+          return 0;
+        }
+        need = this.needFault(i, 0);
+        if (!need) {
+          this.out(i, 0, 0);
+          return 0;
+        }
+        return this.vmaFault(vma, addr, chunkEnd, need);
+      case CE_SWAP:
+      case CE_DEVICE_EXCLUSIVE:
+        need = this.needFault(i, 0);
+        if (!need) {
+          this.out(i, 0, 0);
+          return 0;
+        }
+        return this.vmaFault(vma, addr, chunkEnd, need);
+      case CE_MIGRATION:
+        if (!this.needFault(i, 0)) {
+          this.out(i, 0, 0);
+          return 0;
+        }
+        this.last = addr;
+        this.wait = pageUnlockWait(this.mm, e.pfn);
+        return WALK_SLEEP;
+      default:
+        // hwpoison and other special swap entries
+        if (!this.needFault(i, 0)) {
+          this.out(i, 0, 0);
+          return 0;
+        }
+        return EFAULT;
+    }
+  }
+
+  span(vma: Vma, start: number, end: number, e: CpuEntry): number {
+    const i0 = this.idx(start);
+    const n = (end - start) / PAGE_SIZE;
+    const range = this.range;
+    if (e.kind === CE_NONE && e.hole) {
+      // hmm_vma_walk_hole
+      const need = this.rangeNeedFault(i0, n, 0);
+      if (need) return this.vmaFault(vma, start, end, need);
+      this.fill(i0, n, 0);
+      return 0;
+    }
+    if (vma.isHugetlb()) {
+      // hmm_vma_walk_hugetlb_entry: the request of the first entry decides for the huge page.
+      const order = vma.hugeShift - 12;
+      const present = e.kind === CE_PRESENT && !e.protnone;
+      const cpu = (present ? HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) : 0) | order;
+      const need = this.needFault(i0, cpu);
+      if (need) return this.vmaFault(vma, start, end, need);
+      if (!present) {
+        this.fill(i0, n, 0);
+        return 0;
+      }
+      for (let k = 0; k < n; k++) {
+        range.hmmFlags[i0 + k] = cpu;
+        range.hmmPfns[i0 + k] = e.pfn + k;
+      }
+      return 0;
+    }
+    switch (e.kind) {
+      case CE_PRESENT: {
+        // hmm_vma_handle_pmd / the PUD leaf case: order 9 or 18.
+        const cpu = e.protnone ? 0 : HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | (e.level === 1 ? 9 : 18);
+        const need = this.rangeNeedFault(i0, n, cpu);
+        if (need) return this.vmaFault(vma, start, end, need);
+        if (!cpu) {
+          this.fill(i0, n, 0);
+          return 0;
+        }
+        for (let k = 0; k < n; k++) {
+          range.hmmFlags[i0 + k] = cpu;
+          range.hmmPfns[i0 + k] = e.pfn + k;
+        }
+        return 0;
+      }
+      case CE_MIGRATION:
+        if (this.rangeNeedFault(i0, n, 0)) {
+          this.last = start;
+          this.wait = pageUnlockWait(this.mm, e.pfn);
+          return WALK_SLEEP;
+        }
+        this.fill(i0, n, 0);
+        return 0;
+      case CE_DEVICE_PRIVATE: {
+        // A device-private PMD (a 2 MiB device folio).
+        if (e.owner !== null && e.owner === range.devPrivateOwner) {
+          const cpu = HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | 9;
+          for (let k = 0; k < n; k++) {
+            range.hmmFlags[i0 + k] = cpu;
+            range.hmmPfns[i0 + k] = e.pfn + k;
+          }
+          return 0;
+        }
+        const need = this.rangeNeedFault(i0, n, 0);
+        if (need) return this.vmaFault(vma, start, end, need);
+        this.fill(i0, n, 0);
+        return 0;
+      }
+      default:
+        // pmd_bad and any other non-present huge entry
+        if (this.rangeNeedFault(i0, n, 0)) return EFAULT;
+        this.fill(i0, n, HMM_PFN_ERROR);
+        return 0;
+    }
+  }
+}
