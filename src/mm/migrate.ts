@@ -16,7 +16,7 @@ import {
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, splitHugePmd } from './memory.js';
 import { keyLevel, keyVpn, rmapKey } from './rmap.js';
-import { PG_anon, PG_anon_exclusive, PG_head, PG_swapbacked, PG_tail } from './page.js';
+import { PG_anon, PG_anon_exclusive, PG_head, PG_scratch, PG_swapbacked, PG_tail } from './page.js';
 import type { Machine } from './machine.js';
 
 export const MIGRATE_VMA_SELECT_SYSTEM = 1;
@@ -256,7 +256,7 @@ function restore(machine: Machine, old: number, page: number): void {
 export function migrateVmaPages(args: MigrateVma): void {
   const mm = mmOf(args);
   const machine = mm.machine;
-  checkDst(args.dst, args.npages);
+  checkDst(machine, args.dst, args.npages);
   let range: ReturnType<Mm['invalidateStart']> | undefined;
   for (let i = 0; i < args.npages; i++) {
     const s = args.src[i]!;
@@ -289,14 +289,25 @@ function movePageState(machine: Machine, old: number, d: number): boolean {
 }
 
 /** The driver handed the same destination page out twice: refuse before anything moves (the kernel would corrupt memory). */
-function checkDst(dst: Float64Array, npages: number): void {
-  const seen = new Set<number>();
-  for (let i = 0; i < npages; i++) {
+function checkDst(machine: Machine, dst: Float64Array, npages: number): void {
+  // A scratch page flag marks pages seen, so the check costs no allocation.
+  const f = machine.phys.frames;
+  let dup = -1;
+  let i = 0;
+  for (; i < npages; i++) {
     const d = migratePfnToPage(dst[i]!);
     if (d < 0) continue;
-    if (seen.has(d)) fail('EINVAL', `destination page ${d} given twice`);
-    seen.add(d);
+    if (f.flags[d]! & PG_scratch) {
+      dup = d;
+      break;
+    }
+    f.flags[d]! |= PG_scratch;
   }
+  for (let j = 0; j < i; j++) {
+    const d = migratePfnToPage(dst[j]!);
+    if (d >= 0) f.flags[d]! &= ~PG_scratch;
+  }
+  if (dup >= 0) fail('EINVAL', `destination page ${dup} given twice`);
 }
 
 function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
@@ -382,7 +393,7 @@ export function migrateDeviceRange(machine: Machine, src: Float64Array, startPfn
 
 /** migrate_device_pages: move struct-page state where the driver gave a destination. */
 export function migrateDevicePages(machine: Machine, src: Float64Array, dst: Float64Array, npages: number): void {
-  checkDst(dst, npages);
+  checkDst(machine, dst, npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
     if (!has(s, MIGRATE_PFN_MIGRATE)) continue;

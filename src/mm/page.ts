@@ -15,6 +15,7 @@ export const PG_hwpoison = 1 << 9;
 export const PG_lazyfree = 1 << 10; // MADV_FREE: may be discarded instead of swapped while clean
 export const PG_hugetlb = 1 << 11;
 export const PG_anon_exclusive = 1 << 12;
+export const PG_scratch = 1 << 13; // transient marker for a single operation's bookkeeping; never left set
 export const ORDER_SHIFT = 24; // order of a compound head or a free block, bits 24..28
 export const ORDER_MASK = 0x1f << ORDER_SHIFT;
 
