@@ -10,8 +10,12 @@ export { TmpFile, Tmpfs } from './mm/file.js';
 export * from './mm/notifier.js';
 export * from './mm/events.js';
 export * from './mm/fault.js';
-export { DevPagemap, type DevPagemapOps, type MemoryType } from './mm/memremap.js';
+export {
+  DevPagemap, type DevPagemapOps, type MemoryType, memremapPages, memunmapPages, pagePgmap, isZoneDevicePage, isDevicePrivatePage,
+  isDeviceCoherentPage,
+} from './mm/memremap.js';
 export { swapOutPage } from './mm/vmscan.js';
+export { pagemap, pagemapRange, type PagemapEntry, type PagemapKind } from './mm/pagemap.js';
 export * as pagetable from './mm/pagetable.js';
 // HMM (src/hmm): mainline hmm_range_fault, the 4.17 mirror API, and the shared range types.
 export {
@@ -28,7 +32,19 @@ export {
   hmmInjectAllocFailure,
 } from './hmm/mirror.js';
 export * as hmm417 from './hmm/v417.js';
-export * from './mm/migrate.js';
+export {
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_PFN_VALID,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT, MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR,
+  MIGRATE_ANY_OWNER, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
+  migrateVmaSetup, migrateVmaPages, migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages,
+  migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio, migrateVma417, type MigrateVmaOps417,
+} from './mm/migrate.js';
 export { makeDeviceExclusive } from './mm/exclusive.js';
 export { getUserPages, putUserPages, unpinUserPages, type GupFlags } from './mm/gup.js';
 export * from './hmm/devmem.js';
+// The kernel's HMM test driver (dmirror, lib/test_hmm.c) and its selftests (hmm-tests.c).
+export * from './drivers/dmirror/index.js';
+export {
+  runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, formatSelftestTable, HMM_SELFTESTS,
+  HMM_VARIANTS, HMM2_VARIANTS, NO_DEVICE_THP_REASON, type SelftestOptions, type SelftestResult, type SelftestCase,
+} from './drivers/dmirror/selftests.js';

@@ -1,12 +1,17 @@
 // The 4.17 device-memory helpers (hmm_devmem_*, hmm_device_*), on hmmsim's dev_pagemap.
-// 4.17 called ops.free when a device page's count fell back to 1; hmmsim's device frames idle
-// at 0 (mainline), so free is called when the last reference goes and a driver hands a page
-// out with phys.deviceFrameInit (count 1) instead of get_page (docs/api.md).
+//
+// Reference counts: 4.17's ZONE_DEVICE pages idled at refcount 1 and ops.free was called when
+// a page's count fell back to 1. hmmsim models mainline, where an idle device page has count 0
+// and page_free runs when the last reference goes; the 4.17 rule is expressed on top of it:
+// a 4.17-style driver hands a page out with phys.deviceFrameInit (count 0 -> 1, where 4.17
+// did get_page 1 -> 2), and ops.free is called exactly when 4.17 would have called it, once
+// the last user's reference is dropped (docs/api.md).
 
 import { fail } from '../mm/errno.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import type { Machine } from '../mm/machine.js';
-import { DevPagemap } from '../mm/memremap.js';
+import { DevPagemap, memremapPages, memunmapPages } from '../mm/memremap.js';
+import { enterFault417, leaveFault417 } from '../mm/migrate_device.js';
 import type { Vma } from '../mm/vma.js';
 
 const SECTION_SIZE = 128 * 2 ** 20;
@@ -32,18 +37,22 @@ export class HmmDevmem {
   constructor(readonly machine: Machine, readonly ops: HmmDevmemOps, readonly device: unknown, type: 'private' | 'coherent', size: number) {
     this.pagemap = new DevPagemap(type, this, {
       pageFree: (pfn) => ops.free(this, pfn),
-      // 4.17's do_swap_page called the fault callback without the page lock (migrate_vma's
-      // collection took it); mainline's takes it first. Release it around the 4.17 callback.
+      // 4.17's do_swap_page called the fault callback with neither the page lock nor a
+      // reference (migrate_vma's collection took both); mainline's fault path takes both
+      // first. The lock is released around the 4.17 callback, and the reference registered
+      // so that the migration it runs expects it.
       migrateToRam: (vmf) => {
         machine.phys.unlockPage(vmf.page);
+        enterFault417(machine, vmf.page);
         try {
           return ops.fault(this, vmf.vma, vmf.address, vmf.page, vmf.flags);
         } finally {
+          leaveFault417(machine, vmf.page);
           machine.phys.trylockPage(vmf.page);
         }
       },
     });
-    machine.phys.addPagemap(this.pagemap, size / PAGE_SIZE);
+    memremapPages(machine, this.pagemap, size / PAGE_SIZE);
   }
   /** First device pfn, and one past the last (pfn_last is exclusive, as in 4.17). */
   get pfnFirst(): number {
@@ -79,7 +88,7 @@ export function hmmDevmemAddResource(machine: Machine, ops: HmmDevmemOps, device
 /** hmm_devmem_remove: EBUSY while a page is still in use (4.17 waited; HMM migrates nothing back). A null devmem is a no-op. */
 export function hmmDevmemRemove(devmem: HmmDevmem | null): void {
   if (!devmem) return;
-  devmem.machine.phys.removePagemap(devmem.pagemap);
+  memunmapPages(devmem.machine, devmem.pagemap);
 }
 
 export function hmmDevmemPageSetDrvdata(machine: Machine, page: number, data: unknown): void {

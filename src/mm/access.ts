@@ -3,7 +3,7 @@
 // An access outside any VMA or against its protection is SIGSEGV, a file page past EOF is
 // SIGBUS: both are checked for the whole access before any byte moves.
 
-import { fail, SignalError, WouldBlock } from './errno.js';
+import { fail, KernelError, SignalError, WouldBlock } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
 import { E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_PRESENT, KIND_MASK, LEVEL_PAGES, type PtSlot } from './pagetable.js';
 import {
@@ -97,10 +97,26 @@ export function accessVm(mm: Mm, addr: number, buf: Uint8Array, write: boolean):
   }
 }
 
-/** Fault in every page of [start, end) (MAP_POPULATE, populate_vma_page_range). */
+/**
+ * Fault in every page of [start, end) (MAP_POPULATE: mm_populate -> populate_vma_page_range).
+ * An inaccessible (PROT_NONE) VMA is skipped, and a failing fault (SIGBUS past the end of a
+ * file, out of memory, a locked page) ends the VMA's population quietly: mm_populate ignores errors, and
+ * the mmap that asked for it still succeeds.
+ */
 export function populateRange(mm: Mm, start: number, end: number, write: boolean): void {
   for (let a = start; a < end; a += PAGE_SIZE) {
     const vma = mm.vmas.lookup(a)!;
-    if (followPage(mm, a / PAGE_SIZE, write) < 0) faultInPage(mm, vma, a, write, false);
+    if (!accessAllowed(vma, false)) {
+      a = vma.end - PAGE_SIZE;
+      continue;
+    }
+    if (followPage(mm, a / PAGE_SIZE, write) >= 0) continue;
+    try {
+      faultInPage(mm, vma, a, write, false);
+    } catch (e) {
+      // A page locked by a migration (WouldBlock) ends it too: population cannot sleep here.
+      if (!(e instanceof KernelError)) throw e;
+      a = vma.end - PAGE_SIZE;
+    }
   }
 }

@@ -27,6 +27,8 @@ export const PROT_EXEC = 4;
 // mmap flags
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
+/** MAP_SHARED with its flags validated: an unknown flag is EOPNOTSUPP instead of ignored. */
+export const MAP_SHARED_VALIDATE = 0x03;
 export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;

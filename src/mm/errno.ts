@@ -2,7 +2,7 @@
 // kernel would return, and changes nothing (DESIGN.md decision 5).
 
 export const ERRNO = {
-  EPERM: 1, ENOENT: 2, ESRCH: 3, EIO: 5, ENXIO: 6, E2BIG: 7, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
   EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENOSPC: 28, ERANGE: 34,
   EDEADLK: 35, EOVERFLOW: 75, EOPNOTSUPP: 95,
 } as const;

@@ -1,35 +1,60 @@
 // make_device_exclusive (mm/rmap.c, 6.15+ form): a device takes a page for atomic access.
-// The page is faulted in writable, the CPU entry is replaced by a device-exclusive entry
-// under an EXCLUSIVE invalidation carrying the device's owner (so its own notifier can tell),
-// and the next CPU access restores the entry (fault.ts, remove_device_exclusive_entry),
-// sending an EXCLUSIVE invalidation with no owner. The page stays mapped and referenced.
+// The page is faulted in writable (get_user_page_vma_remote with FOLL_WRITE | FOLL_SPLIT_PMD),
+// the CPU entry is replaced by a device-exclusive entry under an EXCLUSIVE invalidation
+// carrying the device's owner (so its own notifier can tell), and the next CPU access restores
+// the entry (fault.ts, remove_device_exclusive_entry), sending an EXCLUSIVE invalidation with
+// no owner; fork restores it first too (fork.ts). The page stays mapped and referenced by the
+// entry (mapcount and reference unchanged).
 
-import { fail } from './errno.js';
-import { PAGE_SIZE } from './constants.js';
+import { fail, WouldBlock } from './errno.js';
+import { PAGE_SIZE, PMD_NR } from './constants.js';
 import type { Mm } from './mm.js';
 import { faultInPage } from './access.js';
-import { splitBoundary } from './memory.js';
-import { K_DEVICE_EXCLUSIVE, K_PRESENT, KIND_MASK, type PtSlot } from './pagetable.js';
-import { VM_WRITE } from './vma.js';
+import { splitHugePmd } from './memory.js';
+import { E_DIRTY, E_WRITE, K_DEVICE_EXCLUSIVE, K_PRESENT, KIND_MASK, type PtSlot } from './pagetable.js';
+import { VM_IO, VM_PFNMAP, VM_WRITE } from './vma.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
 
-/** Returns the pfn of the page now held exclusively for the device. */
+/**
+ * Returns the pfn of the page now held exclusively for the device. The address is rounded
+ * down to its page. EFAULT without a writable mapping (or for VM_IO / VM_PFNMAP), EOPNOTSUPP
+ * for hugetlb or a page that is not anonymous (a shared file page), WouldBlock while the page
+ * is locked (a migration), ENOMEM or a SignalError if the fault fails.
+ *
+ * The kernel returns the folio locked and referenced and the driver unlocks and puts it once
+ * its page table maps it; hmmsim returns the pfn with neither held.
+ */
 export function makeDeviceExclusive(mm: Mm, addr: number, owner: unknown): number {
   mm.assertLive();
-  if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE) fail('EINVAL', 'address must be page aligned');
+  if (!Number.isSafeInteger(addr) || addr < 0) fail('EINVAL', 'bad address');
+  addr -= addr % PAGE_SIZE;
   const vma = mm.vmas.lookup(addr);
   if (!vma) fail('EFAULT', `no mapping at 0x${addr.toString(16)}`);
-  if (!(vma.flags & VM_WRITE)) fail('EFAULT', 'a device-exclusive page must be writable (FOLL_WRITE)');
-  if (!vma.isAnonymous() || vma.isHugetlb()) fail('EOPNOTSUPP', 'only anonymous, non-hugetlb pages can be made exclusive');
-  // FOLL_SPLIT_PMD: a THP is mapped by PTEs first, then the page is faulted in for write.
-  splitBoundary(mm, vma, addr);
-  splitBoundary(mm, vma, addr + PAGE_SIZE);
-  const pfn = faultInPage(mm, vma, addr, true, true);
-  mm.pt.lookup(addr / PAGE_SIZE, slot);
-  if (slot.level !== 0 || (slot.node.flg[slot.idx]! & KIND_MASK) !== K_PRESENT) fail('EBUSY', 'the page is not mapped by a PTE');
-  const range = mm.invalidateStart('EXCLUSIVE', addr, addr + PAGE_SIZE, owner);
+  if (!(vma.flags & VM_WRITE) || vma.flags & (VM_IO | VM_PFNMAP)) fail('EFAULT', `${vma} cannot be written through (FOLL_WRITE)`);
+  // The kernel faults a hugetlb page in before it refuses it; hmmsim refuses first.
+  if (vma.isHugetlb()) fail('EOPNOTSUPP', 'hugetlb pages cannot be made exclusive');
+  const phys = mm.machine.phys;
+  const vpn = addr / PAGE_SIZE;
+  let pfn = faultInPage(mm, vma, addr, true, true);
+  // FOLL_SPLIT_PMD: a THP is mapped by PTEs first (split_huge_pmd, the folio stays whole).
+  mm.pt.lookup(vpn, slot);
+  if (slot.level === 1) {
+    const base = vpn - (vpn % PMD_NR);
+    const r = mm.invalidateStart('CLEAR', base * PAGE_SIZE, (base + PMD_NR) * PAGE_SIZE);
+    splitHugePmd(mm, slot.node, slot.idx, base);
+    mm.invalidateEnd(r);
+    pfn = faultInPage(mm, vma, addr, true, true);
+  }
+  if (!phys.isAnon(pfn) || phys.isHugetlb(pfn)) fail('EOPNOTSUPP', 'only anonymous pages can be made exclusive');
+  if (phys.isLocked(pfn)) throw new WouldBlock(`page ${pfn} is locked`, () => phys.waitUnlocked(pfn));
+  mm.pt.lookup(vpn, slot);
   const flg = slot.node.flg[slot.idx]!;
+  if (slot.level !== 0 || (flg & KIND_MASK) !== K_PRESENT || slot.node.val[slot.idx] !== pfn || !(flg & E_WRITE)) {
+    fail('EBUSY', 'the page is not mapped writable by a PTE');
+  }
+  const range = mm.invalidateStart('EXCLUSIVE', addr, addr + PAGE_SIZE, owner);
+  if (flg & E_DIRTY) phys.setDirty(pfn);
   slot.node.flg[slot.idx] = K_DEVICE_EXCLUSIVE | (flg & ~KIND_MASK);
   mm.invalidateEnd(range);
   return pfn;

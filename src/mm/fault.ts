@@ -256,13 +256,14 @@ function doSwapPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
 function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number): number {
   const phys = mm.machine.phys;
   const pgmap = phys.pagemapOf(pfn);
-  if (!pgmap || pgmap.type !== 'private') return VM_FAULT_SIGBUS;
+  const migrateToRam = pgmap?.type === 'private' ? pgmap.ops.migrateToRam : undefined;
+  if (!pgmap || !migrateToRam) return VM_FAULT_SIGBUS;
   if (!phys.trylockPage(pfn)) return waitFor(mm, pfn);
   phys.getPage(pfn);
   emit(mm, addr, flags, 'device-private');
   let ret: number;
   try {
-    ret = pgmap.ops.migrateToRam({ mm, vma, address: addr, flags, page: phys.frames.compoundHead(pfn) });
+    ret = migrateToRam.call(pgmap.ops, { mm, vma, address: addr, flags, page: phys.frames.compoundHead(pfn) });
   } finally {
     phys.unlockPage(pfn);
     phys.putPage(pfn);

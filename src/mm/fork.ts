@@ -23,6 +23,20 @@ export function dupMm(parent: Mm): Mm {
   parent.assertLive();
   const machine = parent.machine;
   const child = machine.newMm();
+  try {
+    copyVmas(parent, child);
+  } catch (e) {
+    // dup_mmap failed (ENOMEM copying a pinned page): the half-built child is torn down, as
+    // fork's error path does with mmput; the parent keeps its write-protected entries.
+    child.exit();
+    throw e;
+  }
+  return child;
+}
+
+function copyVmas(parent: Mm, child: Mm): void {
+  const machine = parent.machine;
+  const mapEvents = machine.events.on.map;
   for (const v of parent.vmas.all) {
     if (v.flags & VM_DONTCOPY) continue;
     const cv = v.clone();
@@ -30,37 +44,45 @@ export function dupMm(parent: Mm): Mm {
     if (!needsCopy(v)) continue;
     const cow = v.isCow();
     const range = cow ? parent.invalidateStart('PROTECTION_PAGE', v.start, v.end) : null;
-    for (const { node, first, last, base } of parent.pt.tables(v.start / PAGE_SIZE, v.end / PAGE_SIZE)) {
-      const level = node.level;
-      const dst = child.pt.ensureTable(base, level)!;
-      const span = LEVEL_PAGES[level]!;
-      const phys = machine.phys;
-      const f = phys.frames;
-      const zero = phys.zeroPfn;
-      const anyPins = phys.pincount.size > 0;
-      for (let i = first; i <= last; i++) {
-        let flg = node.flg[i]!;
-        const kind = flg & KIND_MASK;
-        if (kind === K_NONE || kind === K_TABLE) continue;
-        const val = node.val[i]!;
-        const pflags = f.flags[val]!;
-        if (level === 0 && kind === K_PRESENT && !(flg & E_SPECIAL) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
-          // The common case, inline: a small page shared with the child (copy_present_pte).
-          f.refcount[val]!++;
-          f.mapcount[val]!++;
-          if (pflags & PG_anon) f.flags[val] = pflags & ~PG_anon_exclusive;
-          if (cow && flg & E_WRITE) node.flg[i] = flg &= ~E_WRITE;
-          machine.rmap.add(val, child.id, rmapKey(base + i, 0));
-          child.rss[pflags & PG_anon ? MM_ANONPAGES : f.mapping[val] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES]!++;
-          PageTable.set(dst, i, flg, val);
-          continue;
-        }
-        copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
-      }
+    try {
+      copyRange(parent, child, v, cow, mapEvents);
+    } finally {
+      parent.invalidateEnd(range);
     }
-    parent.invalidateEnd(range);
   }
-  return child;
+}
+
+function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boolean): void {
+  const machine = parent.machine;
+  for (const { node, first, last, base } of parent.pt.tables(v.start / PAGE_SIZE, v.end / PAGE_SIZE)) {
+    const level = node.level;
+    const dst = child.pt.ensureTable(base, level)!;
+    const span = LEVEL_PAGES[level]!;
+    const phys = machine.phys;
+    const f = phys.frames;
+    const zero = phys.zeroPfn;
+    const anyPins = phys.pincount.size > 0;
+    for (let i = first; i <= last; i++) {
+      let flg = node.flg[i]!;
+      const kind = flg & KIND_MASK;
+      if (kind === K_NONE || kind === K_TABLE) continue;
+      const val = node.val[i]!;
+      const pflags = f.flags[val]!;
+      if (level === 0 && kind === K_PRESENT && !(flg & E_SPECIAL) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
+        // The common case, inline: a small page shared with the child (copy_present_pte).
+        f.refcount[val]!++;
+        f.mapcount[val]!++;
+        if (pflags & PG_anon) f.flags[val] = pflags & ~PG_anon_exclusive;
+        if (cow && flg & E_WRITE) node.flg[i] = flg &= ~E_WRITE;
+        machine.rmap.add(val, child.id, rmapKey(base + i, 0));
+        child.rss[pflags & PG_anon ? MM_ANONPAGES : f.mapping[val] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES]!++;
+        PageTable.set(dst, i, flg, val);
+        if (mapEvents) machine.events.emit({ type: 'map', mmId: child.id, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
+        continue;
+      }
+      copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
+    }
+  }
 }
 
 /** copy_present_pte / copy_nonpresent_pte / copy_huge_pmd for one entry, into dst[same index]. */

@@ -1,14 +1,15 @@
 // get_user_pages / pin_user_pages (mm/gup.c): fault the pages of a range in (a write fault
-// for FOLL_WRITE), as the CPU would, and take a reference (GUP) or a pin (FOLL_PIN) on each.
-// Device-private pages come back to system memory on the way (the fault path calls
-// migrate_to_ram); with FOLL_LONGTERM, device-coherent pages are migrated out first
-// (check_and_migrate_movable_pages), so that device memory is never pinned for long.
+// for FOLL_WRITE), as the CPU would, and take a reference (FOLL_GET) or a pin (FOLL_PIN) on
+// each. Device-private pages come back to system memory on the way (the fault path calls
+// migrate_to_ram: device-private memory can never be pinned); with FOLL_LONGTERM,
+// device-coherent pages are migrated out first (check_and_migrate_movable_pages), so that
+// device memory is never pinned for long.
 
 import { fail } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import { accessAllowed, faultInPage, followPage } from './access.js';
-import { MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma } from './migrate.js';
+import { migrateDeviceCoherentFolio } from './migrate_device.js';
 
 export interface GupFlags {
   /** FOLL_WRITE */
@@ -19,7 +20,13 @@ export interface GupFlags {
   pin?: boolean;
 }
 
-/** Returns the pfn of each page, referenced (or pinned); release with putUserPages / unpinUserPages. */
+/**
+ * Returns the pfn of each page, referenced (or pinned: counted in phys.pincount, and holding
+ * a reference); release with putUserPages / unpinUserPages. EINVAL for a bad address or
+ * count, EFAULT for an address without a VMA allowing the access, EBUSY when a long-term pin
+ * cannot move a device-coherent page out, ENOMEM, or WouldBlock (a page under migration):
+ * on any error no page is left referenced (the kernel returns the pages it got so far).
+ */
 export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFlags = {}): number[] {
   mm.assertLive();
   if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE) fail('EINVAL', 'address must be page aligned');
@@ -29,44 +36,33 @@ export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFla
     const vma = mm.vmas.lookup(addr + i * PAGE_SIZE);
     if (!vma || !accessAllowed(vma, write)) fail('EFAULT', `no ${write ? 'writable ' : ''}mapping at 0x${(addr + i * PAGE_SIZE).toString(16)}`);
   }
-  const phys = mm.machine.phys;
+  const machine = mm.machine;
+  const phys = machine.phys;
   const out: number[] = [];
-  for (let i = 0; i < npages; i++) {
-    const a = addr + i * PAGE_SIZE;
-    const vma = mm.vmas.lookup(a)!;
-    let pfn = followPage(mm, a / PAGE_SIZE, write);
-    if (pfn < 0) pfn = faultInPage(mm, vma, a, write, false);
-    const pgmap = phys.pagemapOf(pfn);
-    if (flags.longterm && pgmap?.type === 'coherent') {
-      migrateCoherentOut(mm, a, pgmap.owner);
-      pfn = followPage(mm, a / PAGE_SIZE, write);
+  try {
+    for (let i = 0; i < npages; i++) {
+      const a = addr + i * PAGE_SIZE;
+      const vma = mm.vmas.lookup(a)!;
+      let pfn = followPage(mm, a / PAGE_SIZE, write);
       if (pfn < 0) pfn = faultInPage(mm, vma, a, write, false);
-      if (phys.pagemapOf(pfn)) fail('ENOMEM', 'could not migrate a device-coherent page out for a long-term pin');
+      if (flags.longterm && phys.pagemapOf(pfn)?.type === 'coherent') {
+        if (!migrateDeviceCoherentFolio(machine, pfn)) fail('EBUSY', `device-coherent page ${pfn} could not be migrated out for a long-term pin`);
+        pfn = followPage(mm, a / PAGE_SIZE, write);
+        if (pfn < 0) pfn = faultInPage(mm, vma, a, write, false);
+      }
+      phys.getPage(pfn);
+      if (flags.pin) {
+        const head = phys.frames.compoundHead(pfn);
+        phys.pincount.set(head, (phys.pincount.get(head) ?? 0) + 1);
+      }
+      out.push(pfn);
     }
-    phys.getPage(pfn);
-    if (flags.pin) {
-      const head = phys.frames.compoundHead(pfn);
-      phys.pincount.set(head, (phys.pincount.get(head) ?? 0) + 1);
-    }
-    out.push(pfn);
+  } catch (e) {
+    if (flags.pin) unpinUserPages(mm, out);
+    else putUserPages(mm, out);
+    throw e;
   }
   return out;
-}
-
-function migrateCoherentOut(mm: Mm, addr: number, owner: unknown): void {
-  const args = newMigrateVma(mm.vmas.lookup(addr)!, addr, addr + PAGE_SIZE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, owner);
-  migrateVmaSetup(args);
-  const phys = mm.machine.phys;
-  if (migratePfnHas(args.src[0]!, MIGRATE_PFN_MIGRATE)) {
-    const page = phys.tryAllocPages(0);
-    if (page >= 0) {
-      phys.trylockPage(page);
-      phys.copyPage(page, migratePfnToPage(args.src[0]!));
-      args.dst[0] = migratePfn(page);
-    }
-  }
-  migrateVmaPages(args);
-  migrateVmaFinalize(args);
 }
 
 /** put_page for each page getUserPages returned. */
@@ -74,13 +70,18 @@ export function putUserPages(mm: Mm, pfns: readonly number[]): void {
   for (const pfn of pfns) mm.machine.phys.putPage(pfn);
 }
 
-/** unpin_user_pages */
+/** unpin_user_pages: EINVAL (before anything is released) if a page is not pinned that often. */
 export function unpinUserPages(mm: Mm, pfns: readonly number[]): void {
   const phys = mm.machine.phys;
+  const want = new Map<number, number>();
   for (const pfn of pfns) {
     const head = phys.frames.compoundHead(pfn);
-    const n = phys.pincount.get(head) ?? 0;
-    if (n <= 0) fail('EINVAL', `frame ${pfn} is not pinned`);
+    want.set(head, (want.get(head) ?? 0) + 1);
+  }
+  for (const [head, n] of want) if ((phys.pincount.get(head) ?? 0) < n) fail('EINVAL', `frame ${head} is not pinned ${n} time(s)`);
+  for (const pfn of pfns) {
+    const head = phys.frames.compoundHead(pfn);
+    const n = phys.pincount.get(head)!;
     if (n === 1) phys.pincount.delete(head);
     else phys.pincount.set(head, n - 1);
     phys.putPage(pfn);

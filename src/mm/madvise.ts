@@ -21,8 +21,9 @@ export function madvise(mm: Mm, start: number, length: number, advice: number): 
   if (!Number.isSafeInteger(start) || start < 0 || !pageAligned(start)) fail('EINVAL', 'start is not page aligned');
   if (!Number.isSafeInteger(length) || length < 0) fail('EINVAL', `bad length ${length}`);
   const end = start + pageAlignUp(length);
-  if (end > mm.taskSize) fail('EINVAL', 'range ends above the user address space');
   if (end === start) return;
+  // No VMA lies above TASK_SIZE: madvise_walk_vmas finds none there (ENOMEM).
+  if (end > mm.taskSize) fail('ENOMEM', 'range ends above the user address space');
   // The kernel applies the advice to the mapped parts and then reports ENOMEM; we refuse
   // up front so that a failed call changes nothing (docs/api.md).
   if (!mm.fullyMapped(start, end)) fail('ENOMEM', 'range is not fully mapped');
@@ -59,17 +60,24 @@ export function madvise(mm: Mm, start: number, length: number, advice: number): 
   }
 }
 
-function validate(v: Vma, advice: number, s: number, e: number): void {
+function validate(v: Vma, advice: number, s: number, _e: number): void {
   switch (advice) {
     case MADV_DONTNEED:
       if (v.flags & (VM_LOCKED | VM_PFNMAP)) fail('EINVAL', `MADV_DONTNEED on locked or pfnmap ${v}`);
-      if (v.isHugetlb() && (s % 2 ** v.hugeShift || e % 2 ** v.hugeShift)) fail('EINVAL', 'MADV_DONTNEED must cover whole huge pages');
+      // madvise_dontneed_free_valid_vma: a hugetlb range must start on a huge page (its end is rounded down).
+      if (v.isHugetlb() && s % 2 ** v.hugeShift) fail('EINVAL', 'MADV_DONTNEED must start on a huge page boundary');
+      break;
+    case MADV_PAGEOUT:
+      // can_madv_lru_vma
+      if (v.flags & (VM_LOCKED | VM_PFNMAP) || v.isHugetlb()) fail('EINVAL', `MADV_PAGEOUT on locked, pfnmap or hugetlb ${v}`);
       break;
     case MADV_FREE:
       if (!v.isAnonymous() || v.isHugetlb() || !v.isCow()) fail('EINVAL', `MADV_FREE needs private anonymous memory, not ${v}`);
       break;
     case MADV_COLLAPSE:
       if (!v.isAnonymous() || v.isHugetlb()) fail('EINVAL', `MADV_COLLAPSE needs anonymous memory, not ${v}`);
+      // thp_vma_allowable_order: VM_NOHUGEPAGE forbids THPs even for MADV_COLLAPSE (sysfs settings do not).
+      if (v.flags & VM_NOHUGEPAGE) fail('EINVAL', `MADV_COLLAPSE in a MADV_NOHUGEPAGE range ${v}`);
       break;
     case MADV_HUGEPAGE:
     case MADV_NOHUGEPAGE:
@@ -80,6 +88,10 @@ function validate(v: Vma, advice: number, s: number, e: number): void {
 
 /** zap_page_range_single per VMA: one CLEAR invalidation, page tables stay. */
 function dontneed(mm: Mm, v: Vma, s: number, e: number): void {
+  if (v.isHugetlb()) {
+    e = Math.floor(e / 2 ** v.hugeShift) * 2 ** v.hugeShift; // ALIGN_DOWN(end, huge_page_size)
+    if (e <= s) return;
+  }
   splitBoundary(mm, v, s);
   splitBoundary(mm, v, e);
   const range = mm.invalidateStart('CLEAR', s, e);
@@ -129,7 +141,13 @@ function pageout(mm: Mm, s: number, e: number): void {
 
 function setFlags(mm: Mm, s: number, e: number, set: number, clear: number): void {
   for (const v of mm.isolateRange(s, e)) {
-    v.flags = (v.flags | set) & ~clear;
+    const flags = (v.flags | set) & ~clear;
+    if (flags !== v.flags) {
+      // __split_vma -> vma_adjust_trans_huge: a huge PMD leaf may not straddle the new VMA bounds.
+      splitBoundary(mm, v, v.start);
+      splitBoundary(mm, v, v.end);
+      v.flags = flags;
+    }
     mm.mergeVma(v);
   }
 }

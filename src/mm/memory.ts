@@ -48,7 +48,8 @@ export function mmCounter(mm: Mm, pfn: number): number {
 
 /**
  * Account a new mapping of `pfn` at `vpn` by an entry at `level`: mapcount (entire mapcount
- * for a huge leaf), reverse map and rss. The reference the entry holds is the caller's.
+ * for a huge leaf), reverse map and rss, and the `map` event. The reference the entry holds
+ * is the caller's.
  */
 export function addMapping(mm: Mm, pfn: number, vpn: number, level: number): void {
   const phys = mm.machine.phys;
@@ -56,6 +57,8 @@ export function addMapping(mm: Mm, pfn: number, vpn: number, level: number): voi
   else phys.entireMapcount.set(pfn, (phys.entireMapcount.get(pfn) ?? 0) + 1);
   mm.machine.rmap.add(pfn, mm.id, rmapKey(vpn, level));
   mm.rss[mmCounter(mm, pfn)]! += LEVEL_PAGES[level]!;
+  const events = mm.machine.events;
+  if (events.on.map) events.emit({ type: 'map', mmId: mm.id, addr: vpn * PAGE_SIZE, pfn, nr: LEVEL_PAGES[level]! });
 }
 
 /** Undo addMapping (the caller drops the entry's reference). */

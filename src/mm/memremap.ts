@@ -1,8 +1,14 @@
-// Device memory (struct dev_pagemap): a physical range whose frames belong to a device
-// driver. PRIVATE memory cannot be addressed by the CPU and is mapped only through
+// Device memory (struct dev_pagemap, mm/memremap.c): a physical range whose frames belong to a
+// device driver. PRIVATE memory cannot be addressed by the CPU and is mapped only through
 // device-private entries; COHERENT memory is mapped with ordinary PTEs.
+//
+// Reference counts follow mainline: an idle device frame has refcount 0; the driver takes it
+// into use with phys.deviceFrameInit (zone_device_page_init: refcount 1), and when the last
+// reference goes the core calls ops.pageFree once, handing the frame back to the driver.
 
+import { fail } from './errno.js';
 import type { VmFault } from './fault.js';
+import type { Machine } from './machine.js';
 
 export type MemoryType = 'private' | 'coherent';
 
@@ -11,14 +17,15 @@ export interface DevPagemapOps {
   pageFree(pfn: number): void;
   /**
    * A CPU access hit a device-private entry of this pagemap (do_swap_page). The driver
-   * migrates the page (vmf.page) back to system memory and returns 0, or a VM_FAULT_* code
-   * such as VM_FAULT_SIGBUS. Coherent memory never gets this call.
+   * migrates the page (vmf.page, locked and referenced by the fault) back to system memory
+   * and returns 0, or a VM_FAULT_* code such as VM_FAULT_SIGBUS. Required for private
+   * memory; coherent memory never gets this call.
    */
-  migrateToRam(vmf: VmFault): number;
+  migrateToRam?(vmf: VmFault): number;
 }
 
 export class DevPagemap {
-  /** Set by PhysMem.addPagemap. */
+  /** Set by memremapPages (PhysMem.addPagemap). */
   firstPfn = 0;
   nframes = 0;
   /** How many times pageFree was called (for accounting tests). */
@@ -33,4 +40,53 @@ export class DevPagemap {
   contains(pfn: number): boolean {
     return pfn >= this.firstPfn && pfn < this.firstPfn + this.nframes;
   }
+}
+
+/**
+ * memremap_pages: register `nframes` frames of device memory for `pgmap` and return the first
+ * pfn. EINVAL (as the kernel's WARN + -EINVAL) for an unknown type, a pagemap without
+ * page_free, a private pagemap without migrate_to_ram, a pagemap without an owner, a bad frame
+ * count, or a pagemap that is already registered; ERANGE when no physical window is left.
+ */
+export function memremapPages(machine: Machine, pgmap: DevPagemap, nframes: number): number {
+  if (!(pgmap instanceof DevPagemap)) fail('EINVAL', 'not a dev_pagemap');
+  if (pgmap.type !== 'private' && pgmap.type !== 'coherent') fail('EINVAL', `invalid pgmap type ${String(pgmap.type)}`);
+  if (!pgmap.ops || typeof pgmap.ops.pageFree !== 'function') fail('EINVAL', 'missing page_free method');
+  if (pgmap.type === 'private' && typeof pgmap.ops.migrateToRam !== 'function') fail('EINVAL', 'missing migrate_to_ram method');
+  if (pgmap.owner === null || pgmap.owner === undefined) fail('EINVAL', 'missing owner');
+  if (!Number.isSafeInteger(nframes) || nframes <= 0) fail('EINVAL', `bad frame count ${nframes}`);
+  if (machine.phys.pagemapList.includes(pgmap)) fail('EINVAL', 'pagemap already registered');
+  return machine.phys.addPagemap(pgmap, nframes);
+}
+
+/**
+ * memunmap_pages: remove the pagemap. The kernel waits for every page reference to go;
+ * hmmsim refuses with EBUSY while any page is still in use (nothing is migrated back: the
+ * driver must evict its pages first, e.g. with migrateDeviceRange).
+ */
+export function memunmapPages(machine: Machine, pgmap: DevPagemap): void {
+  const phys = machine.phys;
+  if (!phys.pagemapList.includes(pgmap)) fail('EINVAL', 'pagemap not registered');
+  phys.removePagemap(pgmap);
+  for (let p = pgmap.firstPfn; p < pgmap.firstPfn + pgmap.nframes; p++) phys.zoneDeviceData.delete(p);
+}
+
+/** page_pgmap(): the pagemap a frame belongs to, or undefined for system RAM. */
+export function pagePgmap(machine: Machine, pfn: number): DevPagemap | undefined {
+  return machine.phys.pagemapOf(pfn);
+}
+
+/** is_zone_device_page */
+export function isZoneDevicePage(machine: Machine, pfn: number): boolean {
+  return machine.phys.pagemapOf(pfn) !== undefined;
+}
+
+/** is_device_private_page */
+export function isDevicePrivatePage(machine: Machine, pfn: number): boolean {
+  return machine.phys.pagemapOf(pfn)?.type === 'private';
+}
+
+/** is_device_coherent_page */
+export function isDeviceCoherentPage(machine: Machine, pfn: number): boolean {
+  return machine.phys.pagemapOf(pfn)?.type === 'coherent';
 }

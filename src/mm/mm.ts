@@ -6,12 +6,12 @@
 import { fail } from './errno.js';
 import {
   MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_HUGE_MASK, MAP_HUGE_SHIFT, MAP_HUGETLB, MAP_NORESERVE,
-  MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PMD_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE,
+  MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, PAGE_SIZE, PMD_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE,
   TASK_SIZE_4LEVEL, TASK_SIZE_5LEVEL, pageAligned, pageAlignUp,
 } from './constants.js';
 import type { Machine } from './machine.js';
 import { MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, MmuNotifierSubscriptions, type MmuNotifierRange, type MmuNotifyEvent } from './notifier.js';
-import { E_DEVMAP, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, PageTable } from './pagetable.js';
+import { E_DEVMAP, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, PageTable } from './pagetable.js';
 import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import {
   canMerge, VM_ACCESS_FLAGS, VM_EXEC, VM_HUGETLB, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED,
@@ -24,6 +24,8 @@ import { populateRange } from './access.js';
 const KNOWN_MAP_FLAGS = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE | MAP_HUGETLB |
   MAP_FIXED_NOREPLACE | (MAP_HUGE_MASK << MAP_HUGE_SHIFT);
 const MMAP_MIN_ADDR = 65536;
+/** x86-64 DEFAULT_MAP_WINDOW: mmap stays below 2^47 unless given a hint above it. */
+const DEFAULT_MAP_WINDOW = TASK_SIZE_4LEVEL;
 const VM_LOCKED_OR_SPECIAL = VM_LOCKED | VM_PFNMAP | VM_IO;
 
 export function protToVmFlags(prot: number): number {
@@ -41,7 +43,8 @@ export class Mm {
   /** rss_stat: file, anon, swap entries, shmem (memory.ts MM_* indices). */
   readonly rss = new Float64Array(4);
   readonly taskSize: number;
-  private readonly mmapBase: number;
+  /** Top of the default mmap area: below the 47-bit DEFAULT_MAP_WINDOW even with 5-level paging. */
+  readonly mmapBase: number;
   dead = false;
   /** Reused by operations to drop page references after the invalidation ends. */
   readonly gather = new PageGather();
@@ -49,7 +52,7 @@ export class Mm {
   constructor(readonly machine: Machine, readonly id: number) {
     this.pt = new PageTable(machine.config.levels);
     this.taskSize = machine.config.levels === 5 ? TASK_SIZE_5LEVEL : TASK_SIZE_4LEVEL;
-    this.mmapBase = this.taskSize - 2 ** 30;
+    this.mmapBase = DEFAULT_MAP_WINDOW - 2 ** 30;
     this.notifiers = new MmuNotifierSubscriptions(this, machine.events);
   }
 
@@ -165,13 +168,18 @@ export class Mm {
   mmap(addr: number, length: number, prot: number, flags: number, file: TmpFile | null = null, offset = 0): number {
     this.assertLive();
     checkProt(prot);
-    if (!Number.isInteger(flags) || flags & ~KNOWN_MAP_FLAGS) fail('EINVAL', `unknown mmap flags 0x${(flags & ~KNOWN_MAP_FLAGS).toString(16)}`);
-    const type = flags & (MAP_SHARED | MAP_PRIVATE);
-    if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL', 'exactly one of MAP_SHARED and MAP_PRIVATE is required');
-    if (!Number.isSafeInteger(length) || length <= 0) fail('EINVAL', `bad length ${length}`);
+    if (!Number.isInteger(flags)) fail('EINVAL', `bad mmap flags ${flags}`);
+    // MAP_SHARED_VALIDATE (both type bits) is MAP_SHARED whose unknown flags are EOPNOTSUPP;
+    // for the others an unknown flag is EINVAL here (the kernel ignores it: docs/api.md).
+    if (flags & ~KNOWN_MAP_FLAGS) fail((flags & MAP_SHARED_VALIDATE) === MAP_SHARED_VALIDATE ? 'EOPNOTSUPP' : 'EINVAL', `unknown mmap flags 0x${(flags & ~KNOWN_MAP_FLAGS).toString(16)}`);
+    const type = (flags & MAP_SHARED_VALIDATE) === MAP_SHARED_VALIDATE ? MAP_SHARED : flags & (MAP_SHARED | MAP_PRIVATE);
+    if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL', 'one of MAP_SHARED, MAP_SHARED_VALIDATE and MAP_PRIVATE is required');
+    if (length === 0 || !Number.isSafeInteger(length)) fail('EINVAL', `bad length ${length}`);
+    // A negative length is a huge size_t: larger than TASK_SIZE (get_unmapped_area: ENOMEM).
+    if (length < 0) fail('ENOMEM', `bad length ${length}`);
     if (!Number.isSafeInteger(addr) || addr < 0) fail('EINVAL', `bad address ${addr}`);
     const anon = (flags & MAP_ANONYMOUS) !== 0;
-    if (!anon && !file) fail('EINVAL', 'a file mapping needs a file (EBADF in the kernel)');
+    if (!anon && !file) fail('EBADF', 'a file mapping needs a file');
     if (!Number.isSafeInteger(offset) || offset < 0 || !pageAligned(offset)) fail('EINVAL', 'offset must be page aligned');
     let hugeShift = 0;
     let align = PAGE_SIZE;
@@ -197,12 +205,17 @@ export class Mm {
       if (flags & MAP_FIXED) this.checkHugetlbBounds(addr, addr + len);
       start = addr;
     } else {
-      const hint = Math.floor(addr / align) * align;
-      if (hint >= MMAP_MIN_ADDR && hint + len <= this.mmapBase && this.vmas.isFree(hint, hint + len)) start = hint;
+      // round_hint_to_min, then x86's arch_get_unmapped_area_topdown: the hint rounded down,
+      // taken if free and below TASK_SIZE without crossing DEFAULT_MAP_WINDOW
+      // (mmap_address_hint_valid); a hint above the window opens the 5-level space.
+      const hint = Math.floor((addr && addr < MMAP_MIN_ADDR ? MMAP_MIN_ADDR : addr) / align) * align;
+      const high = hint > DEFAULT_MAP_WINDOW;
+      if (hint && hint + len <= this.taskSize && high === (hint + len > DEFAULT_MAP_WINDOW) && this.vmas.isFree(hint, hint + len)) start = hint;
       else {
         // Anonymous mappings of 2 MiB or more are PMD aligned so that THP can back them.
         const a = Math.max(align, anon && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE);
-        start = this.vmas.findGapTopDown(len, MMAP_MIN_ADDR, this.mmapBase, a);
+        const top = this.mmapBase + (high ? this.taskSize - DEFAULT_MAP_WINDOW : 0);
+        start = this.vmas.findGapTopDown(len, MMAP_MIN_ADDR, top, a);
         if (start < 0) fail('ENOMEM', 'no free address range');
       }
     }
@@ -258,10 +271,14 @@ export class Mm {
 
   mprotect(addr: number, length: number, prot: number): void {
     this.assertLive();
+    // do_mprotect_pkey's order: alignment (EINVAL), len 0 succeeds, an end that wraps (a
+    // negative length, ENOMEM), prot (EINVAL), then the VMAs (ENOMEM for a hole or past TASK_SIZE).
+    if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr)) fail('EINVAL', `mprotect: address 0x${addr.toString(16)} is not page aligned`);
+    if (length === 0) return;
+    if (!Number.isSafeInteger(length) || length < 0) fail('ENOMEM', `mprotect: bad length ${length}`);
     checkProt(prot);
-    const end = this.checkUserRange(addr, length, 'mprotect');
-    if (end === addr) return;
-    if (!this.fullyMapped(addr, end)) fail('ENOMEM', 'range is not fully mapped');
+    const end = addr + pageAlignUp(length);
+    if (end > this.taskSize || !this.fullyMapped(addr, end)) fail('ENOMEM', 'range is not fully mapped');
     const newAccess = protToVmFlags(prot);
     for (const v of this.vmas.overlapping(addr, end)) {
       if (newAccess & VM_WRITE && !(v.flags & VM_MAYWRITE)) fail('EACCES', `${v} may not become writable`);
@@ -287,7 +304,11 @@ export class Mm {
    */
   private changeProtection(v: Vma, oldFlags: number): void {
     const removeWrite = (oldFlags & VM_WRITE) !== 0 && (v.flags & VM_WRITE) === 0;
-    const addWrite = (oldFlags & VM_WRITE) === 0 && (v.flags & VM_WRITE) !== 0 && !(v.flags & VM_SHARED);
+    const addWrite = (oldFlags & VM_WRITE) === 0 && (v.flags & VM_WRITE) !== 0;
+    // A shared (tmpfs) mapping needs no write notification, so its vm_page_prot carries write
+    // and pte_modify makes every present entry writable; a private one upgrades only exclusive
+    // anonymous pages (can_change_pte_writable / can_change_pmd_writable; hugetlb never).
+    const shared = (v.flags & VM_SHARED) !== 0;
     const s = v.start / PAGE_SIZE;
     const e = v.end / PAGE_SIZE;
     let any = false;
@@ -304,9 +325,12 @@ export class Mm {
         const kind = flg & KIND_MASK;
         if (removeWrite) {
           if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) node.flg[idx] = flg & ~E_WRITE;
-        } else if (addWrite && level === 0 && kind === K_PRESENT && !(flg & E_DEVMAP)) {
+        } else if (addWrite && kind === K_PRESENT && !(flg & E_DEVMAP)) {
           const pfn = node.val[idx]!;
-          if (!phys.isZeroPfn(pfn) && phys.isAnon(pfn) && phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
+          if (shared) {
+            if (!(flg & E_SPECIAL)) node.flg[idx] = flg | E_WRITE;
+          } else if ((level === 0 || (level === 1 && !v.isHugetlb())) && !phys.isZeroPfn(pfn) && phys.isAnon(pfn) &&
+            phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
             node.flg[idx] = flg | E_WRITE;
           }
         }
@@ -367,7 +391,7 @@ export class Mm {
     let refused = 0;
     for (const v of [...this.vmas.all]) {
       if (v.flags & VM_SHARED && !v.isAnonymous()) continue;
-      if (v.flags & VM_LOCKED_OR_SPECIAL) continue;
+      if (v.flags & VM_LOCKED_OR_SPECIAL || v.isHugetlb()) continue; // __oom_reap_task_mm skips VM_HUGETLB|VM_PFNMAP
       let range: MmuNotifierRange | null = null;
       if (this.notifiers.hasSubscriptions || this.machine.events.on.invalidate) {
         range = { mm: this, start: v.start, end: v.end, event: 'UNMAP', flags: 0, owner: null };

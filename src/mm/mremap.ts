@@ -27,7 +27,8 @@ export function mremap(mm: Mm, old: number, oldLength: number, newLength: number
   if (vma.flags & (VM_DONTEXPAND | VM_PFNMAP) && newLen > oldLen) fail('EFAULT', 'mapping cannot grow');
   if (flags & MREMAP_DONTUNMAP && !(vma.isAnonymous() && vma.isCow())) fail('EINVAL', 'MREMAP_DONTUNMAP needs a private anonymous mapping');
   if (flags & MREMAP_FIXED) {
-    if (!Number.isSafeInteger(newAddr) || !pageAligned(newAddr) || newAddr < 65536) fail('EINVAL', 'new address is not page aligned');
+    if (!Number.isSafeInteger(newAddr) || newAddr < 0 || !pageAligned(newAddr)) fail('EINVAL', 'new address is not page aligned');
+    if (newAddr < 65536) fail('EPERM', 'new address below mmap_min_addr'); // security_mmap_addr
     if (newAddr + newLen > mm.taskSize) fail('EINVAL', 'new range above the user address space');
     if (newAddr < old + oldLen && old < newAddr + newLen) fail('EINVAL', 'old and new ranges overlap');
     for (const v of mm.vmas.overlapping(newAddr, newAddr + newLen)) {
@@ -54,7 +55,7 @@ export function mremap(mm: Mm, old: number, oldLength: number, newLength: number
     if (!(flags & MREMAP_MAYMOVE)) fail('ENOMEM', 'cannot grow in place and MREMAP_MAYMOVE not given');
   }
   const align = old % PMD_SIZE === 0 && newLen >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
-  const dst = mm.vmas.findGapTopDown(newLen, 65536, mm.taskSize - 2 ** 30, align);
+  const dst = mm.vmas.findGapTopDown(newLen, 65536, mm.mmapBase, align);
   if (dst < 0) fail('ENOMEM', 'no free address range');
   return moveVma(mm, old, oldLen, dst, newLen, (flags & MREMAP_DONTUNMAP) !== 0);
 }

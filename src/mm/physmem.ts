@@ -207,11 +207,13 @@ export class PhysMem {
   }
 
   /**
-   * split_folio for an anonymous THP mapped only by PTEs and referenced only by them: every
-   * frame becomes a small page with its own refcount (its own mappings); frames nobody maps
-   * are freed. Returns false (and changes nothing) if the folio cannot be split now.
+   * split_folio for an anonymous THP mapped only by PTEs: every frame becomes a small page
+   * whose refcount is its own mappings, plus, for the head, the `extra` references the caller
+   * holds on the folio (they stay with the page the caller has); frames nobody maps are freed.
+   * Returns false (and changes nothing) if the folio cannot be split now: a huge mapping, a
+   * pin, or any reference besides the mappings and the caller's (can_split_folio).
    */
-  splitFolio(head: number): boolean {
+  splitFolio(head: number, extra = 0): boolean {
     const f = this.frames;
     const flags = f.flags[head]!;
     if (!(flags & PG_head) || flags & (PG_hugetlb | PG_device | PG_locked | PG_reserved) || !(flags & PG_anon)) return false;
@@ -219,12 +221,12 @@ export class PhysMem {
     if ((this.entireMapcount.get(head) ?? 0) !== 0 || this.pinned(head) > 0) return false;
     let mapped = 0;
     for (let i = 0; i < n; i++) mapped += f.mapcount[head + i]!;
-    if (f.refcount[head] !== mapped) return false; // extra references: can_split_folio fails
+    if (f.refcount[head] !== mapped + extra) return false; // other references: can_split_folio fails
     const keep = flags & (PG_anon | PG_swapbacked | PG_dirty | PG_lazyfree);
     for (let i = 0; i < n; i++) {
       const p = head + i;
       f.flags[p] = keep | (f.flags[p]! & PG_anon_exclusive);
-      f.refcount[p] = f.mapcount[p]!;
+      f.refcount[p] = f.mapcount[p]! + (i === 0 ? extra : 0);
     }
     for (let i = 0; i < n; i++) if (f.refcount[head + i] === 0) this.freeBlock(head + i, 0);
     return true;

@@ -51,8 +51,10 @@ export class Process {
   // ---- CPU accesses ----
 
   read(addr: number, len: number): Uint8Array {
+    const mm = this.live();
+    if (!Number.isSafeInteger(len) || len < 0) fail('EINVAL', `bad length ${len}`);
     const buf = new Uint8Array(len);
-    accessVm(this.live(), addr, buf, false);
+    accessVm(mm, addr, buf, false);
     return buf;
   }
   write(addr: number, data: Uint8Array): void {

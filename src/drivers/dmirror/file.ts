@@ -1,0 +1,152 @@
+// The dmirror device file (/dev/hmm_dmirrorN): open, ioctl, mmap, close. Opening it from a
+// process creates a mirror of that process's address space (struct dmirror); each ioctl is
+// one command of the uapi (uapi.ts) and runs in the calling process, whose memory `ptr`
+// points into.
+
+import { fail, SignalError } from '../../mm/errno.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE } from '../../mm/constants.js';
+import { FAULT_FLAG_USER, handleMmFault, VM_FAULT_ERROR } from '../../mm/fault.js';
+import { checkProt, protToVmFlags } from '../../mm/mm.js';
+import type { Process } from '../../mm/process.js';
+import { Vma, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP, VM_SHARED } from '../../mm/vma.js';
+import { dmirrorDriverOf, type DmirrorDevice } from './device.js';
+import { dmirrorMigrateToDevice, dmirrorMigrateToSystem } from './migrate.js';
+import { Dmirror, type DmirrorCtx } from './mirror.js';
+import {
+  HMM_DMIRROR_CHECK_EXCLUSIVE, HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+  HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE, type HmmDmirrorCmd,
+} from './uapi.js';
+
+/** Largest user address + 1 that a command range may reach (the u64 wrap the kernel checks for). */
+const U64_END = 2 ** 64;
+
+export interface DmirrorIoctlOptions {
+  /** The process making the call (`current`): whose memory a numeric `ptr` is in. Default: the opener. */
+  current?: Process;
+  /** Preemption points and sleeps (a scheduler Task fits). */
+  ctx?: DmirrorCtx;
+}
+
+/** An open /dev/hmm_dmirrorN (a struct file whose private_data is the dmirror). */
+export class DmirrorFile {
+  readonly dmirror: Dmirror;
+  private closed = false;
+
+  constructor(readonly device: DmirrorDevice, readonly proc: Process) {
+    this.dmirror = new Dmirror(device, proc);
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /**
+   * ioctl(fd, request, &cmd): run one command. Throws a KernelError with the driver's errno
+   * on failure (the kernel's -errno return), in which case cmd's outputs are left as they were;
+   * on success cmd.cpages and cmd.faults hold the results.
+   */
+  async ioctl(request: number, cmd: HmmDmirrorCmd, opts: DmirrorIoctlOptions = {}): Promise<void> {
+    if (this.closed) fail('EINVAL', 'the file is closed');
+    const { addr, npages } = cmd;
+    if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isSafeInteger(npages) || npages < 0) fail('EFAULT', 'bad command block');
+    if (addr % PAGE_SIZE) fail('EINVAL', 'addr is not page aligned');
+    if (addr + npages * PAGE_SIZE <= addr || addr + npages * PAGE_SIZE > U64_END) fail('EINVAL', 'empty or wrapping range');
+    // The kernel works on its own copy of the block and copies it back only on success.
+    const k: HmmDmirrorCmd = { addr, ptr: cmd.ptr, npages, cpages: 0, faults: 0 };
+    const current = opts.current ?? this.proc;
+    const ctx = opts.ctx ?? {};
+    try {
+      await this.dispatch(request, k, current, ctx);
+    } catch (e) {
+      // A fault the driver takes on the process's behalf that fails is -EFAULT, not a signal.
+      if (e instanceof SignalError) fail('EFAULT', e.message);
+      throw e;
+    }
+    cmd.cpages = k.cpages;
+    cmd.faults = k.faults;
+  }
+
+  private async dispatch(request: number, k: HmmDmirrorCmd, current: Process, ctx: DmirrorCtx): Promise<void> {
+    const { addr, npages } = k;
+    const dmirror = this.dmirror;
+    switch (request) {
+      case HMM_DMIRROR_READ:
+        await dmirror.read(k, current, ctx);
+        break;
+      case HMM_DMIRROR_WRITE:
+        await dmirror.write(k, current, ctx);
+        break;
+      case HMM_DMIRROR_MIGRATE_TO_DEV:
+        await dmirrorMigrateToDevice(dmirror, k, current, ctx);
+        break;
+      case HMM_DMIRROR_MIGRATE_TO_SYS:
+        await dmirrorMigrateToSystem(dmirror, k, ctx);
+        break;
+      case HMM_DMIRROR_EXCLUSIVE:
+        await dmirror.exclusive(k, current, ctx);
+        break;
+      case HMM_DMIRROR_CHECK_EXCLUSIVE:
+        dmirror.checkAtomic(addr, addr + npages * PAGE_SIZE);
+        break;
+      case HMM_DMIRROR_SNAPSHOT:
+        await dmirror.snapshot(k, current, ctx);
+        break;
+      case HMM_DMIRROR_RELEASE:
+        this.device.removeChunks();
+        break;
+      case HMM_DMIRROR_FLAGS:
+        dmirror.flags = npages;
+        break;
+      default:
+        fail('EINVAL', `unknown dmirror command ${request}`);
+    }
+  }
+
+  /**
+   * mmap(addr, length, prot, flags, fd, offset) of the device itself (dmirror_fops_mmap): a
+   * VM_MIXEDMAP mapping into which the driver inserts a freshly allocated zeroed page at
+   * every address (vm_insert_page: read-only in a private mapping). Returns the address.
+   */
+  mmap(addr: number, length: number, prot: number, flags: number, offset = 0): number {
+    if (this.closed) fail('EINVAL', 'the file is closed');
+    checkProt(prot);
+    const mm = this.proc.mm;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE_SIZE) fail('EINVAL', 'offset must be page aligned');
+    const shared = (flags & (MAP_SHARED | MAP_PRIVATE)) === MAP_SHARED;
+    // Choose (or clear) the address range as mmap would, then put the device's VMA there.
+    const start = mm.mmap(addr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)));
+    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    mm.munmap(start, len);
+    let populating = true;
+    const phys = mm.machine.phys;
+    const vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_MIXEDMAP | (shared ? VM_SHARED | VM_MAYSHARE : 0);
+    const vma = new Vma(start, start + len, vmFlags, offset / PAGE_SIZE, null);
+    // The mapping has no fault handler of its own: once populated, a missing page is SIGBUS.
+    vma.special = { fault: () => (populating ? phys.tryAllocPages(0) : -1) };
+    mm.insertVma(vma);
+    for (let a = start; a < start + len; a += PAGE_SIZE) {
+      if (handleMmFault(mm, vma, a, FAULT_FLAG_USER) & VM_FAULT_ERROR) {
+        populating = false;
+        mm.munmap(start, len);
+        fail('ENOMEM', 'no memory for the device mapping');
+      }
+    }
+    populating = false;
+    return start;
+  }
+
+  /** close(fd): dmirror_fops_release. */
+  async close(ctx: DmirrorCtx = {}): Promise<void> {
+    if (this.closed) fail('EINVAL', 'the file is already closed');
+    this.closed = true;
+    await this.dmirror.release(ctx);
+  }
+}
+
+/** open("/dev/hmm_dmirrorN", O_RDWR) from a process: ENODEV without the driver or that device. */
+export function hmmDmirrorOpen(proc: Process, minor: number): DmirrorFile {
+  const device = dmirrorDriverOf(proc.machine)?.device(minor);
+  if (!device) fail('ENODEV', `no /dev/hmm_dmirror${minor}`);
+  if (!proc.alive) fail('ESRCH', 'the process has exited');
+  return new DmirrorFile(device, proc);
+}

@@ -1,0 +1,106 @@
+// A per-page view of an address space, modelled on /proc/pid/pagemap (fs/proc/task_mmu.c:
+// pagemap_pte_to_pme, pagemap_pmd_range): whether a page is present or swapped, which frame
+// it maps, and the page-table bits a test or an example wants to show (write, dirty, the
+// order of a huge leaf). Read-only: it changes nothing, not even the young bit.
+
+import { fail } from './errno.js';
+import { PAGE_SIZE } from './constants.js';
+import type { Mm } from './mm.js';
+import {
+  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP,
+  KIND_MASK, LEVEL_PAGES, type PtSlot,
+} from './pagetable.js';
+import { totalMapcount } from './memory.js';
+
+/** What the entry for a page holds. */
+export type PagemapKind =
+  | 'none' // no entry: the next access faults
+  | 'anon' // an anonymous page
+  | 'file' // a page-cache page (tmpfs, shared anonymous memory) or a driver's page
+  | 'zero' // the shared zero page or the huge zero page
+  | 'special' // a pfn mapping without a struct page
+  | 'swap'
+  | 'migration'
+  | 'device-private'
+  | 'device-exclusive'
+  | 'hwpoison';
+
+export interface PagemapEntry {
+  /** PM_PRESENT: the CPU can access the page without a fault (a write may still fault). */
+  present: boolean;
+  /** PM_SWAP: a non-present entry that is not none (swap, migration, device-private, device-exclusive, hwpoison). */
+  swapped: boolean;
+  /** The frame the entry maps or names (for a huge leaf, the frame of this page within it); -1 for none and swap. */
+  pfn: number;
+  /** The swap slot of a swap entry, else -1. */
+  swapSlot: number;
+  /** The entry allows writes without a fault. */
+  write: boolean;
+  /** The entry's dirty bit. */
+  dirty: boolean;
+  kind: PagemapKind;
+  /** PM_FILE: a page-cache (or driver) page rather than anonymous memory. */
+  file: boolean;
+  /** PM_MMAP_EXCLUSIVE: present and mapped exactly once. */
+  exclusive: boolean;
+  /** 0 for a PTE, 9 for a PMD leaf, 18 for a PUD leaf. */
+  order: number;
+}
+
+const ORDERS = [0, 9, 18, 27, 36];
+
+/** The pagemap entry of the page containing addr. */
+export function pagemap(mm: Mm, addr: number): PagemapEntry {
+  mm.assertLive();
+  if (!Number.isSafeInteger(addr) || addr < 0) fail('EINVAL', `bad address ${addr}`);
+  const out: PagemapEntry = { present: false, swapped: false, pfn: -1, swapSlot: -1, write: false, dirty: false, kind: 'none', file: false, exclusive: false, order: 0 };
+  if (addr >= mm.taskSize) return out;
+  const vpn = Math.floor(addr / PAGE_SIZE);
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  mm.pt.lookup(vpn, s);
+  const flg = s.node.flg[s.idx]!;
+  const val = s.node.val[s.idx]!;
+  const kind = flg & KIND_MASK;
+  if (kind === K_NONE) return out;
+  out.order = ORDERS[s.level]!;
+  out.write = (flg & E_WRITE) !== 0;
+  out.dirty = (flg & E_DIRTY) !== 0;
+  const pfn = s.level === 0 ? val : val + (vpn % LEVEL_PAGES[s.level]!);
+  const phys = mm.machine.phys;
+  switch (kind) {
+    case K_PRESENT:
+      out.present = true;
+      out.pfn = pfn;
+      if (phys.isZeroPfn(val)) out.kind = 'zero';
+      else if (flg & E_SPECIAL) out.kind = 'special';
+      else {
+        out.kind = phys.isAnon(val) ? 'anon' : 'file';
+        out.file = out.kind === 'file';
+        out.exclusive = totalMapcount(mm, pfn) === 1;
+      }
+      return out;
+    case K_SWAP:
+      out.swapped = true;
+      out.swapSlot = val;
+      out.kind = 'swap';
+      return out;
+    case K_MIGRATION:
+    case K_DEVICE_PRIVATE:
+    case K_DEVICE_EXCLUSIVE:
+    case K_HWPOISON:
+      out.swapped = true;
+      out.pfn = pfn;
+      out.kind = kind === K_MIGRATION ? 'migration' : kind === K_DEVICE_PRIVATE ? 'device-private' : kind === K_DEVICE_EXCLUSIVE ? 'device-exclusive' : 'hwpoison';
+      return out;
+    default: // a corrupt entry (pmd_bad) reads as none
+      return { ...out, write: false, dirty: false, order: 0 };
+  }
+}
+
+/** The pagemap entries of every page of [start, start + npages * PAGE_SIZE). */
+export function pagemapRange(mm: Mm, start: number, npages: number): PagemapEntry[] {
+  if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
+  const out: PagemapEntry[] = [];
+  for (let i = 0; i < npages; i++) out.push(pagemap(mm, start + i * PAGE_SIZE));
+  return out;
+}

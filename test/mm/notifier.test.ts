@@ -1,0 +1,377 @@
+// MMU notifiers (mm/mmu_notifier.c): classic subscriptions see start before any entry of the
+// range changes and end after; interval subscriptions and their sequence protocol; the
+// non-blockable invalidations of the OOM reaper.
+import { describe, expect, it } from 'vitest';
+import {
+  blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
+  MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry,
+  mmuIntervalSetSeq, MmuNotifier, mmuNotifierRegister, mmuNotifierUnregister, type MmuNotifierRange, MREMAP_FIXED, MREMAP_MAYMOVE,
+  PMD_SIZE, PROT_READ, swapOutPage, WouldBlock, type Process,
+} from '../../src/index.js';
+import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON } from './helpers.js';
+
+/** A classic notifier that records each start/end with what the page table says at `watch` at that moment. */
+function watchEntry(p: Process, watch: number) {
+  const log: string[] = [];
+  const at = () => {
+    const e = pm(p, watch);
+    return `${e.kind}${e.write ? '+w' : ''}${e.pfn >= 0 ? `@${e.pfn}` : ''}`;
+  };
+  const sub = new MmuNotifier({
+    invalidateRangeStart: (_s, r) => void log.push(`start ${r.event} ${at()}`),
+    invalidateRangeEnd: (_s, r) => void log.push(`end ${r.event} ${at()}`),
+  });
+  mmuNotifierRegister(sub, p.mm);
+  return { log, sub };
+}
+
+function ranges(p: Process) {
+  const out: MmuNotifierRange[] = [];
+  mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => void out.push(r) }), p.mm);
+  return out;
+}
+
+describe('classic notifier: start before the entries change, end after', () => {
+  it('munmap: one UNMAP for exactly the subrange', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 8 * P, RW, ANON);
+    fill(p, a, 8 * P, 1);
+    const pfn = pm(p, a + 3 * P).pfn;
+    const { log } = watchEntry(p, a + 3 * P);
+    const rs = ranges(p);
+    p.munmap(a + 2 * P, 3 * P);
+    expect(log).toEqual([`start UNMAP anon+w@${pfn}`, 'end UNMAP none']);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a, r.flags])).toEqual([['UNMAP', 2 * P, 5 * P, MMU_NOTIFIER_RANGE_BLOCKABLE]]);
+  });
+
+  it('munmap of part of a THP: __split_huge_pmd sends CLEAR for the whole PMD first, then UNMAP for the subrange', () => {
+    const { p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON);
+    p.madvise(a, PMD_SIZE, MADV_HUGEPAGE);
+    p.writeU8(a, 1);
+    const rs = ranges(p);
+    p.munmap(a, 4 * P);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['CLEAR', 0, PMD_SIZE], ['UNMAP', 0, 4 * P]]);
+  });
+
+  it('mprotect: PROTECTION_VMA; the entry is writable at start and read-only at end', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const { log } = watchEntry(p, a);
+    p.mprotect(a, P, PROT_READ);
+    expect(log).toEqual([`start PROTECTION_VMA anon+w@${pfn}`, `end PROTECTION_VMA anon@${pfn}`]);
+  });
+
+  it('mprotect of a range with no entries sends nothing (change_pmd_range skips empty tables)', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    const rs = ranges(p);
+    p.mprotect(a, 4 * P, PROT_READ);
+    expect(rs).toEqual([]);
+  });
+
+  it('madvise(MADV_DONTNEED): CLEAR', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const { log } = watchEntry(p, a);
+    p.madvise(a, P, MADV_DONTNEED);
+    expect(log).toEqual([`start CLEAR anon+w@${pfn}`, 'end CLEAR none']);
+  });
+
+  it('fork: PROTECTION_PAGE on the parent; writable at start, write-protected at end; nothing on the child', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const { log } = watchEntry(p, a);
+    const c = p.fork();
+    expect(log).toEqual([`start PROTECTION_PAGE anon+w@${pfn}`, `end PROTECTION_PAGE anon@${pfn}`]);
+    expect(c.mm.notifiers.hasSubscriptions).toBe(false);
+  });
+
+  it('COW break: CLEAR of the one page; the old frame at start, the new copy at end', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const c = p.fork();
+    const { log } = watchEntry(c, a);
+    const rs = ranges(c);
+    c.writeU8(a, 2);
+    const copy = pm(c, a).pfn;
+    expect(log).toEqual([`start CLEAR anon@${pfn}`, `end CLEAR anon+w@${copy}`]);
+    expect(rs.map((r) => [r.start - a, r.end - a])).toEqual([[0, P]]);
+  });
+
+  it('swap-out: CLEAR per mapping; present at start, a swap entry at end', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const { log } = watchEntry(p, a);
+    swapOutPage(m, pfn);
+    expect(log).toEqual([`start CLEAR anon+w@${pfn}`, 'end CLEAR swap']);
+  });
+
+  it('mremap: UNMAP of the old range; present at the old address at start, gone at end', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    fill(p, a, 2 * P, 1);
+    const pfn = pm(p, a).pfn;
+    const { log } = watchEntry(p, a);
+    const d = freeRange(p, 4 * P);
+    log.length = 0;
+    p.mremap(a, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, d);
+    expect(log).toEqual([`start UNMAP anon+w@${pfn}`, 'end UNMAP none']);
+  });
+
+  it('truncate: CLEAR of the mapped pages past the new size', () => {
+    const { m, p } = setup();
+    const f = m.fs.open('f');
+    f.truncate(2 * P);
+    const a = p.mmap(0, 2 * P, RW, MAP_SHARED, f);
+    fill(p, a, 2 * P, 1);
+    const rs = ranges(p);
+    f.truncate(P);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['CLEAR', P, 2 * P]]);
+  });
+
+  it('exit: release is called before any VMA is unmapped, and a released subscriber sees no UNMAP', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const log: string[] = [];
+    mmuNotifierRegister(new MmuNotifier({
+      release: (_s, mm) => void log.push(`release vmas=${mm.vmas.size} ${pm(p, a).kind}`),
+      invalidateRangeStart: (_s, r) => void log.push(`start ${r.event}`),
+    }), p.mm);
+    p.exit();
+    expect(log).toEqual(['release vmas=1 anon']);
+  });
+
+  it('mmu_notifier_unregister calls release once; the subscriber then sees nothing', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const log: string[] = [];
+    const sub = new MmuNotifier({ release: () => void log.push('release'), invalidateRangeStart: () => void log.push('start') });
+    mmuNotifierRegister(sub, p.mm);
+    expect(errnoOf(() => mmuNotifierRegister(sub, p.mm))).toBe('EINVAL');
+    mmuNotifierUnregister(sub, p.mm);
+    p.munmap(a, P);
+    p.exit();
+    expect(log).toEqual(['release']);
+  });
+});
+
+describe('interval notifiers', () => {
+  function recorder(name: string, seen: string[], setSeq = true) {
+    return new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        if (setSeq) mmuIntervalSetSeq(s, seq);
+        seen.push(`${name} ${r.event}`);
+        return true;
+      },
+    });
+  }
+
+  it('insert, read_begin, read_retry and set_seq: a read is retried exactly when an overlapping invalidation ran', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    fill(p, a, 4 * P, 1);
+    const seen: string[] = [];
+    const sub = recorder('x', seen);
+    mmuIntervalNotifierInsert(sub, p.mm, a + P, P);
+    expect(errnoOf(() => mmuIntervalNotifierInsert(sub, p.mm, a, P))).toBe('EINVAL');
+    const seq = mmuIntervalReadBegin(sub);
+    p.madvise(a + 2 * P, P, MADV_DONTNEED); // does not overlap
+    expect(mmuIntervalReadRetry(sub, seq)).toBe(false);
+    p.madvise(a, 2 * P, MADV_DONTNEED); // overlaps
+    expect(mmuIntervalReadRetry(sub, seq)).toBe(true);
+    const seq2 = mmuIntervalReadBegin(sub);
+    expect(seq2).not.toBe(seq);
+    expect(mmuIntervalReadRetry(sub, seq2)).toBe(false);
+    expect(seen).toEqual(['x CLEAR']);
+  });
+
+  it('invalidate is called only for subscriptions overlapping [start, end): not for one starting at end or ending at start', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 8 * P, RW, ANON);
+    fill(p, a, 8 * P, 1);
+    const seen: string[] = [];
+    mmuIntervalNotifierInsert(recorder('before', seen), p.mm, a, 2 * P);
+    mmuIntervalNotifierInsert(recorder('first', seen), p.mm, a + P, 2 * P);
+    mmuIntervalNotifierInsert(recorder('inside', seen), p.mm, a + 3 * P, P);
+    mmuIntervalNotifierInsert(recorder('last', seen), p.mm, a + 4 * P, 1);
+    mmuIntervalNotifierInsert(recorder('after', seen), p.mm, a + 5 * P, 2 * P);
+    p.munmap(a + 2 * P, 3 * P);
+    expect(seen.sort()).toEqual(['first UNMAP', 'inside UNMAP', 'last UNMAP']);
+  });
+
+  it('exit: RELEASE of [0, MMU_RANGE_END_ALL) to every interval subscription, then UNMAP', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const rs: Array<[string, number, number]> = [];
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => (mmuIntervalSetSeq(s, seq), rs.push([r.event, r.start, r.end]), true),
+    }), p.mm, a, P);
+    p.exit();
+    expect(rs).toEqual([['RELEASE', 0, MMU_RANGE_END_ALL], ['UNMAP', 0, MMU_RANGE_END_ALL]]);
+  });
+
+  it('a callback calling read_begin gets WouldBlock, whose wait resolves only after the invalidation ended', async () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    let waited: Promise<void> | null = null;
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, _r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        try {
+          mmuIntervalReadBegin(s);
+        } catch (e) {
+          expect(e).toBeInstanceOf(WouldBlock);
+          waited = (e as WouldBlock).wait();
+        }
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, P);
+    // Hold an invalidation open across event-loop turns (as a migration does between its start and end).
+    const r = p.mm.invalidateStart('CLEAR', a, a + P);
+    expect(waited).not.toBeNull();
+    let resolved = false;
+    void waited!.then(() => void (resolved = true));
+    await new Promise((res) => setTimeout(res, 5));
+    expect(resolved).toBe(false);
+    expect(p.mm.notifiers.invalidating).toBe(true);
+    p.mm.invalidateEnd(r);
+    await waited;
+    expect(resolved).toBe(true);
+    const seq = await blocking(() => mmuIntervalReadBegin(sub));
+    expect(mmuIntervalReadRetry(sub, seq)).toBe(false);
+  });
+
+  it('insert during an invalidation is deferred: the new subscription is not called for it and read_begin waits for its end', async () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const seen: string[] = [];
+    const late = recorder('late', seen);
+    let lateWait: Promise<void> | null = null;
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (s, _r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        seen.push('early');
+        if (late.mm) return true;
+        mmuIntervalNotifierInsert(late, p.mm, a, P);
+        try {
+          mmuIntervalReadBegin(late);
+        } catch (e) {
+          lateWait = (e as WouldBlock).wait();
+        }
+        return true;
+      },
+    }), p.mm, a, P);
+    p.madvise(a, P, MADV_DONTNEED);
+    expect(seen).toEqual(['early']);
+    expect(lateWait).not.toBeNull();
+    await lateWait;
+    mmuIntervalReadBegin(late);
+    p.munmap(a, P);
+    expect(seen).toEqual(['early', 'early', 'late UNMAP']);
+  });
+
+  it('remove during an invalidation of the subscription waits (WouldBlock) until it ends; afterwards no callback runs', async () => {
+    const { p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    fill(p, a, 2 * P, 1);
+    const seen: string[] = [];
+    let pending: Promise<void> | null = null;
+    const sub: MmuIntervalNotifier = new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        seen.push(r.event);
+        if (!pending) pending = blocking(() => mmuIntervalNotifierRemove(sub));
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, 2 * P);
+    p.madvise(a, P, MADV_DONTNEED);
+    await pending;
+    expect(sub.mm).toBeNull();
+    expect(p.mm.notifiers.intervalCount).toBe(0);
+    p.munmap(a, 2 * P);
+    expect(seen).toEqual(['CLEAR']);
+  });
+});
+
+describe('non-blockable invalidations: mm.oomReap (__oom_reap_task_mm)', () => {
+  it('each private VMA gets a non-blockable UNMAP; a refusing interval subscriber keeps its VMA and the call is EAGAIN', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    p.mmap(0, P, PROT_READ, ANON); // keeps b from merging with a
+    const b = p.mmap(0, 2 * P, RW, ANON);
+    const s = p.mmap(0, P, RW, SHARED_ANON);
+    const h = p.mmap(0, PMD_SIZE, RW, ANON | MAP_HUGETLB);
+    for (const x of [a, b, s, h]) p.writeU8(x, 1);
+    const flags: Array<[number, number]> = [];
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (sub, r, seq) => {
+        flags.push([r.start, r.flags]);
+        if (!(r.flags & MMU_NOTIFIER_RANGE_BLOCKABLE)) return false; // its lock is taken
+        mmuIntervalSetSeq(sub, seq);
+        return true;
+      },
+    }), p.mm, a, P);
+    expect(errnoOf(() => p.mm.oomReap())).toBe('EAGAIN');
+    expect(flags).toEqual([[a, 0]]);
+    expect(pm(p, a).present).toBe(true); // skipped
+    expect(pm(p, b).present).toBe(false); // reaped
+    expect(pm(p, s).present).toBe(true); // shared memory is not reaped
+    expect(pm(p, h).present).toBe(true); // hugetlb is not reaped
+    expect(m.phys.usedRamFrames).toBe(1 + 1 + 512);
+    expect(p.mm.notifiers.invalidating).toBe(false);
+    expectConsistent(m);
+  });
+
+  it('a classic subscriber refusing a non-blockable start: the others that started get their end, the VMA is skipped', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const log: string[] = [];
+    mmuNotifierRegister(new MmuNotifier({
+      invalidateRangeStart: () => void log.push('ok start'),
+      invalidateRangeEnd: () => void log.push('ok end'),
+    }), p.mm);
+    mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => (r.flags & MMU_NOTIFIER_RANGE_BLOCKABLE) !== 0 }), p.mm);
+    expect(errnoOf(() => p.mm.oomReap())).toBe('EAGAIN');
+    expect(log).toEqual(['ok start', 'ok end']);
+    expect(pm(p, a).present).toBe(true);
+    p.mm.notifiers.list.pop();
+    p.mm.oomReap();
+    expect(pm(p, a).present).toBe(false);
+  });
+
+  it('refusing a blockable range is a driver bug, reported loudly', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({ invalidate: () => false }), p.mm, a, P);
+    expect(() => p.munmap(a, P)).toThrow(/refused a blockable range/);
+  });
+
+  it('swap-out of a page with a subscriber and MADV_PAGEOUT through the same path notify per page', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 3 * P, RW, ANON);
+    fill(p, a, 3 * P, 1);
+    const rs = ranges(p);
+    p.madvise(a, 3 * P, MADV_PAGEOUT);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['CLEAR', 0, P], ['CLEAR', P, 2 * P], ['CLEAR', 2 * P, 3 * P]]);
+  });
+});

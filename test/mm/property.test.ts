@@ -1,0 +1,531 @@
+// Random sequences of mm operations across several processes, against a flat reference model
+// of memory contents. The reference knows, per process and per virtual page, what the page
+// holds: a private anonymous page (its bytes, or zeros), a page of a file (a named tmpfs file
+// or the shmem file behind a shared anonymous mapping; shared mappings of one file alias one
+// buffer per file page) with, for a private mapping, its copy-on-write copy. After every step:
+// the bytes read equal the reference, failing calls fail exactly when and how the reference
+// says, checkInvariants (refcounts, mapcounts, rmap, swap counts) and checkMappings (entries
+// agree with their VMAs, rss) are empty. At the end every process exits, the file is closed
+// and unlinked, and every frame, swap slot, page-cache page and data slot is free.
+//
+// Reproduce a failure with the seed (and path) fast-check prints:
+//   MM_PROP_SEED=<seed> MM_PROP_PATH=<path> npx vitest run test/mm/property.test.ts
+// MM_PROP_RUNS=<n> runs more (or fewer) sequences.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  KernelError, Machine, MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
+  MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE,
+  pagemap, PROT_NONE, PROT_READ, PROT_WRITE, SignalError, swapOutPage, type Process, type TmpFile,
+} from '../../src/index.js';
+import { checkInvariants } from '../../src/mm/check.js';
+import { checkMappings } from './helpers.js';
+
+const P = PAGE_SIZE;
+const HUGE = 512; // pages in a 2 MiB huge page
+const BASE_VPN = 0x40000000 / P; // region start, 1 GiB: PMD aligned
+const SMALL_SLOTS = 6;
+const SLOT = 8; // pages per small slot
+const SMALL_PAGES = SMALL_SLOTS * SLOT;
+const HUGE_SLOTS = [HUGE, 2 * HUGE]; // region page index of the two 2 MiB slots
+const FILE_PAGES = 16;
+const PROTS = [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE];
+
+// ---- the reference ----
+
+interface RefFile { size: number; pages: Map<number, Uint8Array> }
+type Backing =
+  | { t: 'anon'; data: Uint8Array | null; lazy: boolean }
+  | { t: 'file'; file: RefFile; index: number; shared: boolean; cow: Uint8Array | null };
+interface RefPage {
+  b: Backing;
+  prot: number;
+  /** Which mmap call made the page, and its page offset there: pages of one token, prot, advice and contiguous pgoff are one VMA. */
+  token: number;
+  pgoff: number;
+  thp: 0 | 1 | 2; // neither, MADV_HUGEPAGE, MADV_NOHUGEPAGE
+  hugetlb: boolean;
+}
+type RefProc = Map<number, RefPage>; // vpn -> page
+interface Live { proc: Process; ref: RefProc }
+
+type MapType = 'anon' | 'shared-anon' | 'file' | 'shared-file' | 'hugetlb';
+type Op =
+  | { k: 'mmap'; p: number; slot: number; n: number; prot: number; type: MapType; off: number; populate: boolean }
+  | { k: 'munmap'; p: number; page: number; n: number }
+  | { k: 'mprotect'; p: number; page: number; n: number; prot: number }
+  | { k: 'madvise'; p: number; page: number; n: number; advice: number }
+  | { k: 'move'; p: number; page: number; n: number; slot: number; dontunmap: boolean }
+  | { k: 'resize'; p: number; page: number; n: number; to: number; maymove: boolean }
+  | { k: 'fork'; p: number }
+  | { k: 'exit'; p: number }
+  | { k: 'swapout'; p: number; page: number }
+  | { k: 'write'; p: number; page: number; off: number; len: number; v: number }
+  | { k: 'read'; p: number; page: number; off: number; len: number }
+  | { k: 'pwrite'; off: number; len: number; v: number }
+  | { k: 'pread'; off: number; len: number }
+  | { k: 'truncate'; pages: number };
+
+/** A region page: mostly the small slots, sometimes the 2 MiB slots. */
+const pageArb = fc.oneof({ weight: 4, arbitrary: fc.nat(SMALL_PAGES + 3) }, { weight: 1, arbitrary: fc.integer({ min: HUGE, max: 3 * HUGE - 1 }) });
+const lenArb = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 1, max: 10 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 * HUGE }) });
+const slotArb = fc.integer({ min: 0, max: SMALL_SLOTS + HUGE_SLOTS.length - 1 });
+const proc = fc.nat(3);
+const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  w(3, fc.record({ k: fc.constant('mmap' as const), p: proc, slot: slotArb, n: fc.integer({ min: 1, max: HUGE }), prot: fc.constantFrom(...PROTS), type: fc.constantFrom<MapType>('anon', 'anon', 'shared-anon', 'file', 'shared-file', 'hugetlb'), off: fc.nat(4), populate: fc.boolean() })),
+  w(1, fc.record({ k: fc.constant('munmap' as const), p: proc, page: pageArb, n: lenArb })),
+  w(2, fc.record({ k: fc.constant('mprotect' as const), p: proc, page: pageArb, n: lenArb, prot: fc.constantFrom(...PROTS) })),
+  w(3, fc.record({ k: fc.constant('madvise' as const), p: proc, page: pageArb, n: lenArb, advice: fc.constantFrom(MADV_DONTNEED, MADV_FREE, MADV_PAGEOUT, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE) })),
+  w(1, fc.record({ k: fc.constant('move' as const), p: proc, page: pageArb, n: lenArb, slot: slotArb, dontunmap: fc.boolean() })),
+  w(1, fc.record({ k: fc.constant('resize' as const), p: proc, page: pageArb, n: fc.integer({ min: 1, max: 8 }), to: fc.integer({ min: 1, max: 12 }), maymove: fc.boolean() })),
+  w(2, fc.record({ k: fc.constant('fork' as const), p: proc })),
+  w(1, fc.record({ k: fc.constant('exit' as const), p: proc })),
+  w(2, fc.record({ k: fc.constant('swapout' as const), p: proc, page: pageArb })),
+  w(6, fc.record({ k: fc.constant('write' as const), p: proc, page: pageArb, off: fc.nat(P - 1), len: fc.integer({ min: 1, max: 6000 }), v: fc.integer({ min: 1, max: 255 }) })),
+  w(5, fc.record({ k: fc.constant('read' as const), p: proc, page: pageArb, off: fc.nat(P - 1), len: fc.integer({ min: 1, max: 6000 }) })),
+  w(1, fc.record({ k: fc.constant('pwrite' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }), v: fc.integer({ min: 1, max: 255 }) })),
+  w(1, fc.record({ k: fc.constant('pread' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }) })),
+  w(1, fc.record({ k: fc.constant('truncate' as const), pages: fc.nat(FILE_PAGES) })),
+);
+
+const vpnOf = (page: number) => BASE_VPN + page;
+const slotPage = (slot: number) => (slot < SMALL_SLOTS ? slot * SLOT : HUGE_SLOTS[slot - SMALL_SLOTS]!);
+const sizePages = (f: RefFile) => Math.ceil(f.size / P);
+
+/** The bytes a page holds (null: zeros), or 'SIGBUS' past the end of its file. */
+function content(rp: RefPage): Uint8Array | null | 'SIGBUS' {
+  const b = rp.b;
+  if (b.t === 'anon') return b.data;
+  if (b.index >= sizePages(b.file)) return 'SIGBUS';
+  if (!b.shared && b.cow) return b.cow;
+  return b.file.pages.get(b.index) ?? null;
+}
+
+/** The buffer a write to this page lands in (allocating the page, or making the COW copy). */
+function writable(rp: RefPage): Uint8Array {
+  const b = rp.b;
+  if (b.t === 'anon') {
+    b.lazy = false;
+    return (b.data ??= new Uint8Array(P));
+  }
+  if (!b.shared) return (b.cow ??= (b.file.pages.get(b.index) ?? new Uint8Array(P)).slice());
+  let page = b.file.pages.get(b.index);
+  if (!page) b.file.pages.set(b.index, (page = new Uint8Array(P)));
+  return page;
+}
+
+function clonePage(rp: RefPage): RefPage {
+  const b = rp.b;
+  const nb: Backing = b.t === 'anon' ? { t: 'anon', data: b.data && b.data.slice(), lazy: b.lazy } : { ...b, cow: b.cow && b.cow.slice() };
+  return { ...rp, b: nb };
+}
+
+/** Whether every page of [vpn, vpn+n) is present and they certainly form one VMA. */
+function oneVma(ref: RefProc, vpn: number, n: number): 'hole' | 'one' | 'maybe' {
+  const first = ref.get(vpn);
+  if (!first) return 'hole';
+  let one = true;
+  for (let i = 1; i < n; i++) {
+    const rp = ref.get(vpn + i);
+    if (!rp) return 'hole';
+    const same = rp.token === first.token && rp.prot === first.prot && rp.thp === first.thp && rp.pgoff === first.pgoff + i &&
+      rp.b.t === first.b.t && (rp.b.t === 'anon' || (first.b.t === 'file' && rp.b.file === first.b.file && rp.b.shared === first.b.shared));
+    if (!same) one = false;
+  }
+  return one ? 'one' : 'maybe';
+}
+
+/** Does [vpn, vpn+n) cut a hugetlb page (hugetlb_vm_op_split)? */
+function cutsHugetlb(ref: RefProc, vpn: number, n: number): boolean {
+  const s = ref.get(vpn);
+  const e = ref.get(vpn + n - 1);
+  return (s !== undefined && s.hugetlb && vpn % HUGE !== 0) || (e !== undefined && e.hugetlb && (vpn + n) % HUGE !== 0);
+}
+
+function errnoOf(f: () => unknown): string | null {
+  try {
+    f();
+    return null;
+  } catch (e) {
+    if (e instanceof KernelError) return e.errno;
+    throw e;
+  }
+}
+
+function expectBytes(got: Uint8Array, want: Uint8Array, what: string): void {
+  if (got.length !== want.length || Buffer.compare(got, want) !== 0) {
+    let i = 0;
+    while (got[i] === want[i]) i++;
+    expect.fail(`${what}: byte ${i} is ${got[i]}, the reference says ${want[i]}`);
+  }
+}
+
+/**
+ * Check bytes read from [vpn*P + off, + len) against the reference. A lazily freed page
+ * (MADV_FREE) may read as its old bytes or as zeros if reclaim discarded it; zeros settle it.
+ */
+function checkRead(ref: RefProc, vpn: number, off: number, got: Uint8Array, what: string): void {
+  for (let done = 0; done < got.length;) {
+    const v = vpn + Math.floor((off + done) / P);
+    const o = (off + done) % P;
+    const n = Math.min(P - o, got.length - done);
+    const rp = ref.get(v)!;
+    const c = content(rp) as Uint8Array | null;
+    const want = c ? c.subarray(o, o + n) : new Uint8Array(n);
+    const part = got.subarray(done, done + n);
+    if (rp.b.t === 'anon' && rp.b.lazy && Buffer.compare(part, want) !== 0 && part.every((x) => x === 0)) {
+      rp.b.data = null; // discarded by reclaim
+      rp.b.lazy = false;
+    } else {
+      expectBytes(part, want, `${what} page 0x${(v * P).toString(16)}+${o}`);
+    }
+    done += n;
+  }
+}
+
+/** The signal an access must raise, or null (SIGSEGV for a hole or the protection, SIGBUS past EOF, first page first). */
+function accessFault(ref: RefProc, vpn: number, off: number, len: number, write: boolean): string | null {
+  for (let v = vpn; v <= vpn + Math.floor((off + len - 1) / P); v++) {
+    const rp = ref.get(v);
+    if (!rp || (write ? !(rp.prot & PROT_WRITE) : rp.prot === PROT_NONE)) return 'SIGSEGV';
+    if (content(rp) === 'SIGBUS') return 'SIGBUS';
+  }
+  return null;
+}
+
+// ---- the run ----
+
+export const stats = { ops: 0, runs: 0, errs: new Map<string, number>() };
+function run(ops: Op[], thp: 'madvise' | 'always'): void {
+  const m = new Machine({ ramBytes: 24 << 20, swapBytes: 8 << 20, thp });
+  const file: TmpFile = m.fs.open('data');
+  const rfile: RefFile = { size: 0, pages: new Map() };
+  const procs: Array<Live | null> = [{ proc: m.spawn(), ref: new Map() }];
+  let token = 1;
+  const pick = (i: number): Live | null => {
+    const live = procs.filter((x): x is Live => x !== null);
+    return live.length ? live[i % live.length]! : null;
+  };
+  const allRefs = () => procs.filter((x): x is Live => x !== null).map((x) => x.ref);
+
+  // Start from populated memory so that most operations meet pages: a private anonymous slot,
+  // a shared anonymous slot, a private mapping of the file, and a THP.
+  {
+    const { proc: p, ref } = procs[0]!;
+    file.pwrite(new Uint8Array(8 * P).fill(0xf0), 0);
+    rfile.size = 8 * P;
+    for (let i = 0; i < 8; i++) rfile.pages.set(i, new Uint8Array(P).fill(0xf0));
+    const shm: RefFile = { size: SLOT * P, pages: new Map() };
+    const setups: Array<[number, number, Backing | null]> = [[0, MAP_PRIVATE | MAP_ANONYMOUS, null], [1, MAP_SHARED | MAP_ANONYMOUS, null], [2, MAP_PRIVATE, null]];
+    for (const [slot, flags] of setups) {
+      const first = vpnOf(slotPage(slot));
+      p.mmap(first * P, SLOT * P, PROT_READ | PROT_WRITE, MAP_FIXED | flags, slot === 2 ? file : null);
+      const tok = token++;
+      for (let i = 0; i < SLOT; i++) {
+        const b: Backing = slot === 0 ? { t: 'anon', data: null, lazy: false } : slot === 1 ? { t: 'file', file: shm, index: i, shared: true, cow: null }
+          : { t: 'file', file: rfile, index: i, shared: false, cow: null };
+        const rp: RefPage = { b, prot: PROT_READ | PROT_WRITE, token: tok, pgoff: slot === 0 ? first + i : i, thp: 0, hugetlb: false };
+        ref.set(first + i, rp);
+        if (slot !== 2 || i % 2 === 0) {
+          const data = new Uint8Array(P).fill(slot * 16 + i + 1);
+          p.write((first + i) * P, data);
+          writable(rp).set(data);
+        }
+      }
+    }
+    const h = vpnOf(HUGE_SLOTS[0]!);
+    p.mmap(h * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS);
+    p.madvise(h * P, HUGE * P, MADV_HUGEPAGE);
+    const tok = token++;
+    for (let i = 0; i < HUGE; i++) ref.set(h + i, { b: { t: 'anon', data: null, lazy: false }, prot: PROT_READ | PROT_WRITE, token: tok, pgoff: h + i, thp: 1, hugetlb: false });
+    for (const i of [0, 1, 300, 511]) {
+      const data = new Uint8Array(P).fill(i & 0xff || 0x77);
+      p.write((h + i) * P, data);
+      writable(ref.get(h + i)!).set(data);
+    }
+    expect(pagemap(p.mm, h * P).order).toBe(9);
+  }
+
+  /** Resolve lazily freed pages in [vpn, vpn+n) by reading them (a write must know what the rest of the page holds). */
+  const settle = (t: Live, vpn: number, n: number) => {
+    for (let v = vpn; v < vpn + n; v++) {
+      const rp = t.ref.get(v);
+      if (rp && rp.b.t === 'anon' && rp.b.lazy && rp.prot !== PROT_NONE) checkRead(t.ref, v, 0, t.proc.read(v * P, P), 'settle');
+    }
+  };
+
+  stats.runs++;
+  for (const op of ops) {
+    stats.ops++;
+    if (op.k === 'pwrite' || op.k === 'pread' || op.k === 'truncate') {
+      if (op.k === 'truncate') {
+        file.truncate(op.pages * P);
+        if (op.pages * P < rfile.size) {
+          for (const idx of [...rfile.pages.keys()]) if (idx >= op.pages) rfile.pages.delete(idx);
+          // unmap_mapping_range(even_cows): private copies past the end go too.
+          for (const ref of allRefs()) for (const rp of ref.values()) if (rp.b.t === 'file' && rp.b.file === rfile && rp.b.index >= op.pages) rp.b.cow = null;
+        }
+        rfile.size = op.pages * P;
+      } else {
+        const len = Math.min(op.len, rfile.size - op.off);
+        if (len <= 0) continue;
+        if (op.k === 'pwrite') {
+          const buf = new Uint8Array(len).map((_, i) => (op.v + i) & 0xff);
+          expect(file.pwrite(buf, op.off)).toBe(len);
+          for (let i = 0; i < len; i++) {
+            const idx = Math.floor((op.off + i) / P);
+            let pg = rfile.pages.get(idx);
+            if (!pg) rfile.pages.set(idx, (pg = new Uint8Array(P)));
+            pg[(op.off + i) % P] = buf[i]!;
+          }
+        } else {
+          const got = file.pread(len, op.off);
+          const want = new Uint8Array(len).map((_, i) => rfile.pages.get(Math.floor((op.off + i) / P))?.[(op.off + i) % P] ?? 0);
+          expectBytes(got, want, 'pread');
+        }
+      }
+      expect(checkInvariants(m)).toEqual([]);
+      continue;
+    }
+    const t = pick(op.p);
+    if (!t) break;
+    const { proc: p, ref } = t;
+    switch (op.k) {
+      case 'mmap': {
+        const first = vpnOf(slotPage(op.slot));
+        const room = op.slot < SMALL_SLOTS ? SLOT : HUGE;
+        const n = op.type === 'hugetlb' ? HUGE : Math.min(op.n, room);
+        if (op.type === 'hugetlb' && op.slot < SMALL_SLOTS) break;
+        const flags = MAP_FIXED | (op.populate ? MAP_POPULATE : 0) | (op.type === 'anon' || op.type === 'file' ? MAP_PRIVATE : MAP_SHARED) |
+          (op.type === 'anon' || op.type === 'shared-anon' ? MAP_ANONYMOUS : 0) | (op.type === 'hugetlb' ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB : 0);
+        const isFile = op.type === 'file' || op.type === 'shared-file';
+        const call = () => p.mmap(first * P, n * P, op.prot, op.type === 'hugetlb' ? flags & ~MAP_SHARED : flags, isFile ? file : null, isFile ? op.off * P : 0);
+        if (cutsHugetlb(ref, first, n)) {
+          expect(errnoOf(call)).toBe('EINVAL');
+          break;
+        }
+        expect(call()).toBe(first * P);
+        const tok = token++;
+        const shm: RefFile | null = op.type === 'shared-anon' ? { size: n * P, pages: new Map() } : null;
+        for (let i = 0; i < n; i++) {
+          const b: Backing = op.type === 'anon' || op.type === 'hugetlb' ? { t: 'anon', data: null, lazy: false }
+            : shm ? { t: 'file', file: shm, index: i, shared: true, cow: null }
+              : { t: 'file', file: rfile, index: op.off + i, shared: op.type === 'shared-file', cow: null };
+          ref.set(first + i, { b, prot: op.prot, token: tok, pgoff: isFile ? op.off + i : shm ? i : first + i, thp: 0, hugetlb: op.type === 'hugetlb' });
+        }
+        break;
+      }
+      case 'munmap': {
+        const vpn = vpnOf(op.page);
+        if (cutsHugetlb(ref, vpn, op.n)) {
+          expect(errnoOf(() => p.munmap(vpn * P, op.n * P))).toBe('EINVAL');
+          break;
+        }
+        p.munmap(vpn * P, op.n * P);
+        for (let i = 0; i < op.n; i++) ref.delete(vpn + i);
+        break;
+      }
+      case 'mprotect': {
+        const vpn = vpnOf(op.page);
+        const e = errnoOf(() => p.mprotect(vpn * P, op.n * P, op.prot));
+        const hole = oneVma(ref, vpn, op.n) === 'hole';
+        expect(e).toBe(hole ? 'ENOMEM' : cutsHugetlb(ref, vpn, op.n) ? 'EINVAL' : null);
+        if (!e) for (let i = 0; i < op.n; i++) ref.get(vpn + i)!.prot = op.prot;
+        break;
+      }
+      case 'madvise': {
+        const vpn = vpnOf(op.page);
+        const pages = Array.from({ length: op.n }, (_, i) => ref.get(vpn + i));
+        const e = errnoOf(() => p.madvise(vpn * P, op.n * P, op.advice));
+        if (pages.some((rp) => !rp)) {
+          expect(e).toBe('ENOMEM');
+          break;
+        }
+        const all = pages as RefPage[];
+        const anyHuge = all.some((rp) => rp.hugetlb);
+        const privAnon = all.every((rp) => rp.b.t === 'anon' && !rp.hugetlb);
+        switch (op.advice) {
+          case MADV_DONTNEED:
+            expect(e).toBe(all[0]!.hugetlb && vpn % HUGE !== 0 ? 'EINVAL' : null);
+            if (e) break;
+            for (let i = 0; i < op.n; i++) {
+              const rp = all[i]!;
+              if (rp.hugetlb && Math.floor((vpn + op.n) / HUGE) <= Math.floor((vpn + i) / HUGE)) continue; // the end rounds down
+              if (rp.b.t === 'anon') rp.b = { t: 'anon', data: null, lazy: false };
+              else if (!rp.b.shared) rp.b.cow = null;
+            }
+            break;
+          case MADV_FREE:
+            expect(e).toBe(privAnon ? null : 'EINVAL');
+            if (!e) for (const rp of all) if (rp.b.t === 'anon' && rp.b.data) rp.b.lazy = true;
+            break;
+          case MADV_PAGEOUT:
+            expect(e).toBe(anyHuge ? 'EINVAL' : null);
+            break;
+          case MADV_HUGEPAGE:
+          case MADV_NOHUGEPAGE:
+            expect(e).toBe(anyHuge ? 'EINVAL' : null);
+            if (!e) for (const rp of all) rp.thp = op.advice === MADV_HUGEPAGE ? 1 : 2;
+            break;
+          case MADV_COLLAPSE:
+            if (!privAnon || all.some((rp) => rp.thp === 2)) expect(e).toBe('EINVAL');
+            else expect([null, 'EAGAIN', 'ENOMEM']).toContain(e);
+            break;
+        }
+        break;
+      }
+      case 'move': {
+        const vpn = vpnOf(op.page);
+        const dst = vpnOf(slotPage(op.slot));
+        const n = op.n;
+        if (dst < vpn + n && vpn < dst + n) break; // overlapping: EINVAL, covered by the unit tests
+        const shape = oneVma(ref, vpn, n);
+        const src = ref.get(vpn);
+        const flags = MREMAP_MAYMOVE | MREMAP_FIXED | (op.dontunmap ? MREMAP_DONTUNMAP : 0);
+        const e = errnoOf(() => p.mremap(vpn * P, n * P, n * P, flags, dst * P));
+        if (shape === 'hole') {
+          expect(e).toBe('EFAULT');
+          break;
+        }
+        if (shape === 'maybe' && e === 'EFAULT') break;
+        const want = src!.hugetlb ? 'EINVAL'
+          : op.dontunmap && !(src!.b.t === 'anon') ? 'EINVAL'
+            : cutsHugetlb(ref, dst, n) ? 'EINVAL' : null;
+        expect(e).toBe(want);
+        if (e) break;
+        const moved = Array.from({ length: n }, (_, i) => ref.get(vpn + i)!);
+        for (let i = 0; i < n; i++) ref.delete(dst + i);
+        for (let i = 0; i < n; i++) {
+          if (op.dontunmap) ref.set(vpn + i, { ...moved[i]!, b: { t: 'anon', data: null, lazy: false } });
+          else ref.delete(vpn + i);
+        }
+        moved.forEach((rp, i) => ref.set(dst + i, rp));
+        break;
+      }
+      case 'resize': {
+        const vpn = vpnOf(op.page);
+        const shape = oneVma(ref, vpn, op.n);
+        const src = ref.get(vpn);
+        let ret = -1;
+        const e = errnoOf(() => (ret = p.mremap(vpn * P, op.n * P, op.to * P, op.maymove ? MREMAP_MAYMOVE : 0)));
+        if (shape === 'hole') {
+          expect(e).toBe('EFAULT');
+          break;
+        }
+        if (shape === 'maybe' && e === 'EFAULT') break;
+        if (src!.hugetlb) {
+          expect(e).toBe('EINVAL');
+          break;
+        }
+        if (op.to <= op.n) {
+          expect(e).toBe(null);
+          expect(ret).toBe(vpn * P);
+          for (let i = op.to; i < op.n; i++) ref.delete(vpn + i);
+          break;
+        }
+        if (e === 'ENOMEM' && !op.maymove) {
+          // Growing in place needs the pages after the range free.
+          expect(Array.from({ length: op.to - op.n }, (_, i) => ref.has(vpn + op.n + i)).some(Boolean) || ref.has(vpn + op.n - 1)).toBe(true);
+          break;
+        }
+        expect(e).toBe(null);
+        const to = ret / P;
+        for (let i = 0; i < op.to; i++) if (to + i < vpn || to + i >= vpn + op.n) expect(ref.has(to + i), `mremap onto a used page ${to + i}`).toBe(false);
+        const moved = Array.from({ length: op.n }, (_, i) => ref.get(vpn + i)!);
+        for (let i = 0; i < op.n; i++) ref.delete(vpn + i);
+        moved.forEach((rp, i) => ref.set(to + i, rp));
+        const last = moved[op.n - 1]!;
+        for (let i = op.n; i < op.to; i++) {
+          const k = i - op.n + 1;
+          const b: Backing = last.b.t === 'anon' ? { t: 'anon', data: null, lazy: false } : { ...last.b, index: last.b.index + k, cow: null };
+          ref.set(to + i, { ...last, b, pgoff: last.pgoff + k });
+        }
+        break;
+      }
+      case 'fork': {
+        if (procs.filter(Boolean).length >= 3) break;
+        const child = p.fork();
+        const cref: RefProc = new Map();
+        for (const [v, rp] of ref) cref.set(v, clonePage(rp));
+        procs.push({ proc: child, ref: cref });
+        break;
+      }
+      case 'exit':
+        p.exit();
+        procs[procs.indexOf(t)] = null;
+        break;
+      case 'swapout': {
+        const e = pagemap(p.mm, vpnOf(op.page) * P);
+        if (!e.present || e.kind === 'zero') break;
+        expect([null, 'EBUSY', 'ENOSPC']).toContain(errnoOf(() => swapOutPage(m, e.pfn)));
+        break;
+      }
+      case 'write':
+      case 'read': {
+        const vpn = vpnOf(op.page);
+        const write = op.k === 'write';
+        const len = op.len;
+        const sig = accessFault(ref, vpn, op.off, len, write);
+        const addr = vpn * P + op.off;
+        if (sig) {
+          let err: unknown = null;
+          try {
+            if (write) p.write(addr, new Uint8Array(len).fill(1));
+            else p.read(addr, len);
+          } catch (x) {
+            err = x;
+          }
+          expect(err).toBeInstanceOf(SignalError);
+          expect((err as SignalError).signal).toBe(sig);
+          break;
+        }
+        if (write) {
+          settle(t, vpn, Math.ceil((op.off + len) / P));
+          const buf = new Uint8Array(len).map((_, i) => (op.v + i) & 0xff);
+          p.write(addr, buf);
+          for (let i = 0; i < len; i++) writable(ref.get(vpn + Math.floor((op.off + i) / P))!)[(op.off + i) % P] = buf[i]!;
+        } else {
+          checkRead(ref, vpn, op.off, p.read(addr, len), 'read');
+        }
+        break;
+      }
+    }
+    expect(checkInvariants(m)).toEqual([]);
+    expect(checkMappings(m)).toEqual([]);
+  }
+
+  // Every readable page of every live process reads as the reference says.
+  for (const t of procs) {
+    if (!t) continue;
+    for (const [v, rp] of t.ref) {
+      if (rp.prot === PROT_NONE || content(rp) === 'SIGBUS') continue;
+      checkRead(t.ref, v, 0, t.proc.read(v * P, P), 'final read');
+    }
+  }
+  for (const t of procs) t?.proc.exit();
+  file.close();
+  m.fs.unlink('data');
+  expect(checkInvariants(m)).toEqual([]);
+  expect(m.liveMms.length).toBe(0);
+  expect(m.phys.usedRamFrames).toBe(0);
+  expect(m.swap.used).toBe(0);
+  expect(m.fs.cachedPages).toBe(0);
+  expect(m.phys.dataSlotsInUse).toBe(0);
+}
+
+describe('mm property: random operations across processes against a flat reference', () => {
+  it('bytes, errors, refcounts, mapcounts, rmap, rss agree with the reference; nothing leaks after exit', () => {
+    const seed = process.env.MM_PROP_SEED ? Number(process.env.MM_PROP_SEED) : Date.now() ^ (Math.random() * 2 ** 31);
+    const path = process.env.MM_PROP_PATH;
+    const numRuns = Number(process.env.MM_PROP_RUNS ?? 150);
+    const out = fc.check(
+      fc.property(fc.array(opArb, { minLength: 10, maxLength: 60, size: 'max' }), fc.constantFrom<'madvise' | 'always'>('madvise', 'always'), (ops, thp) => run(ops, thp)),
+      { seed, numRuns, ...(path ? { path } : {}) },
+    );
+    if (process.env.MM_PROP_STATS) console.log(stats);
+    if (out.failed) {
+      throw new Error(`mm property failed: reproduce with MM_PROP_SEED=${out.seed} MM_PROP_PATH=${out.counterexamplePath}\n${fc.defaultReportMessage(out)}`);
+    }
+  });
+});

@@ -1,0 +1,124 @@
+// VMAs (mm/vma.c, mm/mmap.c): split and merge like the kernel.
+import { describe, expect, it } from 'vitest';
+import {
+  MADV_DONTFORK, MADV_DOFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_FIXED, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE,
+  PROT_NONE, PROT_READ,
+} from '../../src/index.js';
+import { ANON, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON, vmaList } from './helpers.js';
+
+describe('split and merge', () => {
+  it('mprotect in the middle splits one VMA in three (__split_vma); mprotect back merges them into one (vma_merge)', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 8 * P, RW, ANON);
+    fill(p, a, 8 * P, 3);
+    p.mprotect(a + 2 * P, 3 * P, PROT_READ);
+    expect(p.mm.vmas.all.map((v) => [v.start - a, v.end - a, v.flags & 3])).toEqual([[0, 2 * P, 3], [2 * P, 5 * P, 1], [5 * P, 8 * P, 3]]);
+    expect(p.mm.vmas.all.map((v) => v.pgoff - a / P)).toEqual([0, 2, 5]); // pgoff follows the split
+    p.mprotect(a + 2 * P, 3 * P, RW);
+    expect(vmaList(p)).toEqual([`[0x${a.toString(16)}-0x${(a + 8 * P).toString(16)} rw-p] pgoff=${a / P}`]);
+    expect(p.readU8(a + 4 * P)).toBe(3);
+    expectConsistent(m);
+  });
+
+  it('mprotect over two VMAs with the same result merges them with their neighbours', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 6 * P, RW, ANON);
+    p.mprotect(a + P, P, PROT_READ);
+    p.mprotect(a + 3 * P, P, PROT_NONE);
+    expect(p.mm.vmas.size).toBe(5);
+    p.mprotect(a, 6 * P, RW);
+    expect(p.mm.vmas.size).toBe(1);
+  });
+
+  it('an anonymous mmap next to a compatible VMA extends it; a different protection does not', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    const b = p.mmap(a - 2 * P, 2 * P, RW, ANON | MAP_FIXED); // pgoff (start >> PAGE_SHIFT) is contiguous
+    expect(b).toBe(a - 2 * P);
+    expect(p.mm.vmas.size).toBe(1);
+    p.mmap(a + 4 * P, P, PROT_READ, ANON | MAP_FIXED);
+    expect(p.mm.vmas.size).toBe(2);
+  });
+
+  it('shared anonymous mappings never merge with each other (two shmem files)', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 2 * P, RW, SHARED_ANON);
+    p.mmap(a + 2 * P, 2 * P, RW, SHARED_ANON | MAP_FIXED);
+    expect(p.mm.vmas.size).toBe(2);
+  });
+
+  it('file VMAs merge only when the file offsets are contiguous', () => {
+    const { m, p } = setup();
+    const f = m.fs.open('f');
+    f.truncate(16 * P);
+    const a = p.mmap(0, 2 * P, RW, MAP_SHARED, f, 0);
+    p.mmap(a + 2 * P, 2 * P, RW, MAP_SHARED | MAP_FIXED, f, 2 * P);
+    expect(p.mm.vmas.size).toBe(1);
+    p.mmap(a + 4 * P, 2 * P, RW, MAP_SHARED | MAP_FIXED, f, 8 * P);
+    expect(p.mm.vmas.size).toBe(2);
+  });
+
+  it('munmap in the middle of a file mapping: the upper part keeps mapping the right file pages (its pgoff moves on)', () => {
+    const { m, p } = setup();
+    const f = m.fs.open('f');
+    for (let i = 0; i < 8; i++) f.pwrite(Uint8Array.of(i + 10), i * P);
+    const a = p.mmap(0, 8 * P, PROT_READ, MAP_SHARED, f, 0);
+    p.munmap(a + 2 * P, 2 * P);
+    expect(p.mm.vmas.all.map((v) => v.pgoff)).toEqual([0, 4]);
+    for (const i of [0, 1, 4, 7]) expect(p.readU8(a + i * P)).toBe(i + 10);
+    expectConsistent(m);
+  });
+
+  it('madvise(MADV_HUGEPAGE) of a subrange splits the VMA; MADV_NOHUGEPAGE then the default merges nothing back', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    p.madvise(a + P, P, MADV_HUGEPAGE);
+    expect(p.mm.vmas.size).toBe(3);
+    p.madvise(a + P, P, MADV_NOHUGEPAGE); // VM_NOHUGEPAGE is a different flag from neither
+    expect(p.mm.vmas.size).toBe(3);
+    p.madvise(a, 4 * P, MADV_DONTFORK);
+    p.madvise(a, 4 * P, MADV_DOFORK);
+    expect(p.mm.vmas.size).toBe(3);
+  });
+
+  it('vma_adjust_trans_huge: splitting a VMA through a THP (MADV_NOHUGEPAGE of half) splits the PMD leaf', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON);
+    p.madvise(a, PMD_SIZE, MADV_HUGEPAGE);
+    fill(p, a, PMD_SIZE, 7);
+    expect(pm(p, a).order).toBe(9);
+    p.madvise(a + PMD_SIZE / 2, PMD_SIZE / 2, MADV_NOHUGEPAGE);
+    expect(p.mm.vmas.size).toBe(2);
+    expect(pm(p, a).order).toBe(0);
+    expect(pm(p, a + PMD_SIZE / 2).order).toBe(0);
+    expectConsistent(m);
+    const c = p.fork(); // each VMA copies only its own entries
+    expectConsistent(m);
+    expect(c.readU8(a + PMD_SIZE - 1)).toBe(7);
+    c.exit();
+    p.exit();
+    expect(m.phys.usedRamFrames).toBe(0);
+  });
+
+  it('madvise that changes no flag does not split a THP', () => {
+    const { p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON);
+    p.madvise(a, PMD_SIZE, MADV_HUGEPAGE);
+    p.writeU8(a, 1);
+    p.madvise(a, PMD_SIZE / 2, MADV_HUGEPAGE);
+    p.mprotect(a, PMD_SIZE / 2, RW);
+    expect(pm(p, a).order).toBe(9);
+    expect(p.mm.vmas.size).toBe(1);
+  });
+
+  it('move_vma: a moved anonymous VMA keeps its pgoff, so it does not merge with a neighbour at the destination', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    const b = freeRange(p, 8 * P);
+    p.mmap(b, 2 * P, RW, ANON | MAP_FIXED);
+    p.mremap(a, 2 * P, 2 * P, MREMAP_MAYMOVE | MREMAP_FIXED, b + 2 * P);
+    expect(p.mm.vmas.size).toBe(2);
+    expect(p.mm.vmas.all.map((v) => v.pgoff)).toEqual([b / P, a / P]);
+    expectConsistent(m);
+  });
+});
