@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { runScenario, type ScenarioReport } from '../sim/scenario.js';
+import { runSelftests, formatSelftestTable } from '../drivers/dmirror/selftests.js';
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -64,6 +65,26 @@ program
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     else printReport(report);
     process.exitCode = report.ok ? 0 : 1;
+  });
+
+program
+  .command('selftest')
+  .description('run the kernel\'s HMM selftests (hmm-tests.c), ported, against the dmirror test driver, and print the pass/fail table')
+  .option('--filter <text>', 'only the tests whose name contains text')
+  .option('--full-benchmark', 'run benchmark_thp_migration at the kernel\'s sizes (slow)')
+  .option('--json', 'print the results as JSON')
+  .action(async (o: { filter?: string; fullBenchmark?: boolean; json?: boolean }) => {
+    const { results } = await runSelftests({
+      quick: !o.fullBenchmark,
+      filter: o.filter ? (c) => c.name.includes(o.filter!) : undefined,
+      log: o.json ? undefined : (line) => process.stderr.write(line + '\n'),
+    });
+    if (o.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+    else {
+      // The table ends with the summary line (formatSelftestSummary).
+      process.stdout.write(formatSelftestTable(results) + '\n');
+    }
+    process.exitCode = results.some((r) => r.status === 'fail') ? 1 : 0;
   });
 
 await program.parseAsync();
