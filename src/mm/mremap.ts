@@ -77,6 +77,8 @@ function moveVma(mm: Mm, old: number, oldLen: number, dst: number, newLen: numbe
   }
   mm.invalidateEnd(range);
   if (mm.machine.events.on.unmap) mm.machine.events.emit({ type: 'unmap', mmId: mm.id, start: old, end: old + oldLen, reason: 'mremap' });
+  // MREMAP_DONTUNMAP leaves the old VMA whole (move_vma never splits it): undo isolateRange's split.
+  if (dontUnmap) mm.mergeVma(src);
   mm.mergeVma(nv);
   return dst;
 }

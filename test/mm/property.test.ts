@@ -146,11 +146,22 @@ function cutsHugetlb(ref: RefProc, vpn: number, n: number): boolean {
 function errnoOf(f: () => unknown): string | null {
   try {
     f();
+    note(`${current}:ok`);
     return null;
   } catch (e) {
-    if (e instanceof KernelError) return e.errno;
+    if (e instanceof KernelError) {
+      note(`${current}:${e.errno}`);
+      return e.errno;
+    }
     throw e;
   }
+}
+
+// Coverage counters, printed with MM_PROP_STATS=1.
+let current = '';
+const stats = new Map<string, number>();
+function note(key: string): void {
+  if (process.env.MM_PROP_STATS) stats.set(key, (stats.get(key) ?? 0) + 1);
 }
 
 function expectBytes(got: Uint8Array, want: Uint8Array, what: string): void {
@@ -196,7 +207,6 @@ function accessFault(ref: RefProc, vpn: number, off: number, len: number, write:
 
 // ---- the run ----
 
-export const stats = { ops: 0, runs: 0, errs: new Map<string, number>() };
 function run(ops: Op[], thp: 'madvise' | 'always'): void {
   const m = new Machine({ ramBytes: 24 << 20, swapBytes: 8 << 20, thp });
   const file: TmpFile = m.fs.open('data');
@@ -217,23 +227,31 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     rfile.size = 8 * P;
     for (let i = 0; i < 8; i++) rfile.pages.set(i, new Uint8Array(P).fill(0xf0));
     const shm: RefFile = { size: SLOT * P, pages: new Map() };
-    const setups: Array<[number, number, Backing | null]> = [[0, MAP_PRIVATE | MAP_ANONYMOUS, null], [1, MAP_SHARED | MAP_ANONYMOUS, null], [2, MAP_PRIVATE, null]];
-    for (const [slot, flags] of setups) {
+    // Slots 0 and 3: private anonymous; 1: shared anonymous; 2: the file, private; 4: the file, shared; 5: empty.
+    const kinds = ['anon', 'shm', 'file', 'anon', 'shared-file'] as const;
+    kinds.forEach((kind, slot) => {
       const first = vpnOf(slotPage(slot));
-      p.mmap(first * P, SLOT * P, PROT_READ | PROT_WRITE, MAP_FIXED | flags, slot === 2 ? file : null);
+      const flags = kind === 'anon' ? MAP_PRIVATE | MAP_ANONYMOUS : kind === 'shm' ? MAP_SHARED | MAP_ANONYMOUS : kind === 'file' ? MAP_PRIVATE : MAP_SHARED;
+      p.mmap(first * P, SLOT * P, PROT_READ | PROT_WRITE, MAP_FIXED | flags, kind === 'file' || kind === 'shared-file' ? file : null);
       const tok = token++;
       for (let i = 0; i < SLOT; i++) {
-        const b: Backing = slot === 0 ? { t: 'anon', data: null, lazy: false } : slot === 1 ? { t: 'file', file: shm, index: i, shared: true, cow: null }
-          : { t: 'file', file: rfile, index: i, shared: false, cow: null };
-        const rp: RefPage = { b, prot: PROT_READ | PROT_WRITE, token: tok, pgoff: slot === 0 ? first + i : i, thp: 0, hugetlb: false };
+        const b: Backing = kind === 'anon' ? { t: 'anon', data: null, lazy: false } : kind === 'shm' ? { t: 'file', file: shm, index: i, shared: true, cow: null }
+          : { t: 'file', file: rfile, index: i, shared: kind === 'shared-file', cow: null };
+        const rp: RefPage = { b, prot: PROT_READ | PROT_WRITE, token: tok, pgoff: kind === 'anon' ? first + i : i, thp: 0, hugetlb: false };
         ref.set(first + i, rp);
-        if (slot !== 2 || i % 2 === 0) {
+        if (i % 2 === 0 || kind === 'anon') {
           const data = new Uint8Array(P).fill(slot * 16 + i + 1);
           p.write((first + i) * P, data);
           writable(rp).set(data);
         }
       }
-    }
+    });
+    const g = vpnOf(HUGE_SLOTS[1]!);
+    p.mmap(g * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+    const gtok = token++;
+    for (let i = 0; i < HUGE; i++) ref.set(g + i, { b: { t: 'anon', data: null, lazy: false }, prot: PROT_READ | PROT_WRITE, token: gtok, pgoff: g + i, thp: 0, hugetlb: true });
+    p.writeU8((g + 5) * P, 0x42);
+    writable(ref.get(g + 5)!)[0] = 0x42;
     const h = vpnOf(HUGE_SLOTS[0]!);
     p.mmap(h * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS);
     p.madvise(h * P, HUGE * P, MADV_HUGEPAGE);
@@ -255,9 +273,8 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     }
   };
 
-  stats.runs++;
   for (const op of ops) {
-    stats.ops++;
+    current = op.k === 'madvise' ? `madvise(${op.advice})` : op.k;
     if (op.k === 'pwrite' || op.k === 'pread' || op.k === 'truncate') {
       if (op.k === 'truncate') {
         file.truncate(op.pages * P);
@@ -313,6 +330,8 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
             : shm ? { t: 'file', file: shm, index: i, shared: true, cow: null }
               : { t: 'file', file: rfile, index: op.off + i, shared: op.type === 'shared-file', cow: null };
           ref.set(first + i, { b, prot: op.prot, token: tok, pgoff: isFile ? op.off + i : shm ? i : first + i, thp: 0, hugetlb: op.type === 'hugetlb' });
+          // MAP_POPULATE write-faults private writable memory (populate_vma_page_range): file pages are copied now.
+          if (op.populate && op.type === 'file' && op.prot & PROT_WRITE && b.t === 'file' && b.index < sizePages(rfile)) writable(ref.get(first + i)!);
         }
         break;
       }
@@ -493,14 +512,22 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     }
     expect(checkInvariants(m)).toEqual([]);
     expect(checkMappings(m)).toEqual([]);
+    if (process.env.MM_PROP_STATS) {
+      note(`procs ${procs.filter(Boolean).length}`);
+      if (m.swap.used) note('swap in use');
+      if (m.liveMms.some((mm) => { let huge = false; mm.pt.forEach(0, mm.taskSize / P, (_n, _i, level) => void (huge ||= level === 1)); return huge; })) note('huge leaf mapped');
+    }
   }
 
-  // Every readable page of every live process reads as the reference says.
+  // Every readable page of every live process reads as the reference says (a page the
+  // reference says is zero: 64 bytes of it, at an offset that depends on the page).
   for (const t of procs) {
     if (!t) continue;
     for (const [v, rp] of t.ref) {
-      if (rp.prot === PROT_NONE || content(rp) === 'SIGBUS') continue;
-      checkRead(t.ref, v, 0, t.proc.read(v * P, P), 'final read');
+      const c = content(rp);
+      if (rp.prot === PROT_NONE || c === 'SIGBUS') continue;
+      const off = c ? 0 : (v * 64) % P;
+      checkRead(t.ref, v, off, t.proc.read(v * P + off, c ? P : 64), 'final read');
     }
   }
   for (const t of procs) t?.proc.exit();
@@ -518,14 +545,15 @@ describe('mm property: random operations across processes against a flat referen
   it('bytes, errors, refcounts, mapcounts, rmap, rss agree with the reference; nothing leaks after exit', () => {
     const seed = process.env.MM_PROP_SEED ? Number(process.env.MM_PROP_SEED) : Date.now() ^ (Math.random() * 2 ** 31);
     const path = process.env.MM_PROP_PATH;
-    const numRuns = Number(process.env.MM_PROP_RUNS ?? 150);
+    const numRuns = Number(process.env.MM_PROP_RUNS ?? 120);
     const out = fc.check(
       fc.property(fc.array(opArb, { minLength: 10, maxLength: 60, size: 'max' }), fc.constantFrom<'madvise' | 'always'>('madvise', 'always'), (ops, thp) => run(ops, thp)),
       { seed, numRuns, ...(path ? { path } : {}) },
     );
-    if (process.env.MM_PROP_STATS) console.log(stats);
+    if (process.env.MM_PROP_STATS) console.log([...stats].sort().map(([k, v]) => `${k}: ${v}`).join('\n'));
     if (out.failed) {
-      throw new Error(`mm property failed: reproduce with MM_PROP_SEED=${out.seed} MM_PROP_PATH=${out.counterexamplePath}\n${fc.defaultReportMessage(out)}`);
+      const cause = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
+      throw new Error(`mm property failed: reproduce with MM_PROP_SEED=${out.seed} MM_PROP_PATH=${out.counterexamplePath}\n${cause}\n${fc.defaultReportMessage(out)}`);
     }
   });
 });
