@@ -9,7 +9,7 @@ import {
   E_SPECIAL, E_WRITE, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK,
   LEVEL_PAGES, PageTable, type PtNode,
 } from './pagetable.js';
-import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter } from './memory.js';
+import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
 import { PG_anon, PG_anon_exclusive, PG_head, PG_tail } from './page.js';
 import { VM_DONTCOPY, VM_MIXEDMAP, VM_PFNMAP, type Vma } from './vma.js';
@@ -85,6 +85,33 @@ function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boole
   }
 }
 
+/**
+ * A pinned exclusive huge page cannot be shared with the child: the parent's writes must keep
+ * going to the pinned frames (the GUP-after-fork rule that PageAnonExclusive enforces).
+ * hugetlb (copy_hugetlb_page_range): the child gets a copy of the whole huge page now. THP
+ * (copy_huge_pmd): the parent's PMD is split and its PTEs copied one by one, each pinned
+ * exclusive subpage through copy_present_page.
+ */
+function copyPinnedHuge(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode, level: number, vpn: number, cow: boolean): void {
+  const phys = parent.machine.phys;
+  const val = node.val[idx]!;
+  const n = LEVEL_PAGES[level]!;
+  if (phys.isHugetlb(val)) {
+    const copy = phys.allocPages(level === 1 ? 9 : 18);
+    phys.markHugetlb(copy);
+    phys.setAnon(copy);
+    for (let i = 0; i < n; i++) if (phys.hasData(val + i)) phys.copyPage(copy + i, val + i);
+    PageTable.set(dst, idx, node.flg[idx]!, copy);
+    addMapping(child, copy, vpn, level);
+    return;
+  }
+  const range = parent.invalidateStart('CLEAR', vpn * PAGE_SIZE, (vpn + n) * PAGE_SIZE);
+  const table = splitHugePmd(parent, node, idx, vpn);
+  parent.invalidateEnd(range);
+  const cpte = child.pt.ensureTable(vpn, 0)!;
+  for (let i = 0; i < n; i++) copyEntry(parent, child, table, i, cpte, 0, vpn + i, cow);
+}
+
 /** copy_present_pte / copy_nonpresent_pte / copy_huge_pmd for one entry, into dst[same index]. */
 function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode, level: number, vpn: number, cow: boolean): void {
   const machine = parent.machine;
@@ -108,6 +135,10 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
         phys.copyPage(copy, val);
         PageTable.set(dst, didx, flg, copy);
         addMapping(child, copy, vpn, 0);
+        return;
+      }
+      if (level > 0 && phys.isAnon(val) && phys.pinned(val) > 0 && phys.frames.flags[val]! & PG_anon_exclusive) {
+        copyPinnedHuge(parent, child, node, idx, dst, level, vpn, cow);
         return;
       }
       phys.getPage(val);
@@ -136,6 +167,9 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
         flg &= ~E_WRITE;
         node.flg[idx] = flg;
       }
+      // The page under migration is shared from now on: the remapped entries must not treat
+      // it as exclusive (an exclusive migration entry becomes a readable one).
+      if (phys.isAnon(val)) phys.frames.flags[val]! &= ~PG_anon_exclusive;
       machine.rmap.add(val, child.id, rmapKey(vpn, level));
       child.rss[mmCounter(child, val)]! += LEVEL_PAGES[level]!;
       break;

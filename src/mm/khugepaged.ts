@@ -30,6 +30,7 @@ function collapseBlocker(mm: Mm, base: number): string | null {
     const pfn = pte.val[i]!;
     if (flg & E_SPECIAL || phys.isZeroPfn(pfn)) continue;
     if (!phys.isAnon(pfn) || phys.frames.order(phys.frames.compoundHead(pfn)) !== 0) return 'a page that is not a small anonymous page';
+    if (phys.pagemapOf(pfn)) return 'a device page (ZONE_DEVICE memory is never collapsed)';
     if (totalMapcount(mm, pfn) !== 1 || phys.frames.refcount[pfn] !== 1 || phys.isLocked(pfn)) return 'a shared, pinned or locked page';
   }
   return null;

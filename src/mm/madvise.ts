@@ -150,4 +150,5 @@ function setFlags(mm: Mm, s: number, e: number, set: number, clear: number): voi
     }
     mm.mergeVma(v);
   }
+  mm.mergeTail(e);
 }

@@ -55,10 +55,8 @@ export const MIGRATE_ANY_OWNER: unique symbol = Symbol('any pgmap owner');
 export type MigratePfnArray = Float64Array | number[];
 
 const PFN_MUL = 2 ** MIGRATE_PFN_SHIFT;
-/** @internal */
-export const has = (v: number, bit: number): boolean => v % (2 * bit) >= bit;
-/** @internal */
-export const without = (v: number, bit: number): number => (has(v, bit) ? v - bit : v);
+const has = (v: number, bit: number): boolean => v % (2 * bit) >= bit;
+const without = (v: number, bit: number): number => (has(v, bit) ? v - bit : v);
 
 /** migrate_pfn(pfn): the pfn, shifted, with VALID. */
 export function migratePfn(pfn: number): number {
@@ -97,13 +95,12 @@ export function newMigrateVma(vma: Vma, start: number, end: number, flags: numbe
   return { vma, start, end, src: new Float64Array(n), dst: new Float64Array(n), npages: 0, cpages: 0, pgmapOwner, flags, faultPage };
 }
 
-/** @internal */
-export function isPfnArray(a: unknown): a is MigratePfnArray {
+function isPfnArray(a: unknown): a is MigratePfnArray {
   return a instanceof Float64Array || Array.isArray(a);
 }
 
-/** @internal Whether a pagemap's owner is the one a migration selects. */
-export function ownerMatches(pgmapOwner: unknown, wanted: unknown): boolean {
+/** Whether a pagemap's owner is the one a migration selects. */
+function ownerMatches(pgmapOwner: unknown, wanted: unknown): boolean {
   return wanted === MIGRATE_ANY_OWNER || pgmapOwner === wanted;
 }
 
@@ -130,13 +127,12 @@ export function leaveFault417(machine: Machine, pfn: number): void {
   if (n === 1) m!.delete(pfn);
   else m!.set(pfn, n - 1);
 }
-/** @internal */
-export function faultRef417(machine: Machine, pfn: number): number {
+function faultRef417(machine: Machine, pfn: number): number {
   return faults417 === 0 ? 0 : (faultRefs417.get(machine)?.get(pfn) ?? 0);
 }
 
 /** migrate_vma_collect: walk [start, end) one PMD range at a time. */
-export function collect(mm: Mm, args: MigrateVma, v417: boolean): void {
+function collect(mm: Mm, args: MigrateVma, v417: boolean): void {
   // Only anonymous memory can be populated; 4.17 collected the holes of any VMA and let the
   // insertion refuse them (4.17 #42).
   const holes = v417 || args.vma.isAnonymous();
@@ -298,8 +294,7 @@ export function splitFolio(machine: Machine, head: number, extra = 0): boolean {
  * mapped, or with references beyond its mappings and the migration's (a pin), is restored and
  * dropped from src. Returns the entries still migrating, empties included.
  */
-/** @internal */
-export function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, v417: boolean): number {
+function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, v417: boolean): number {
   const f = machine.phys.frames;
   let unmapped = 0;
   let restore = 0;
@@ -374,7 +369,7 @@ function checkPage(machine: Machine, pfn: number, faultPage: number, v417: boole
  * itself when restoring): a device-private entry for device-private memory, else a present
  * PTE; writable only if the migration entry was and the VMA allows it.
  */
-export function removeMigrationPtes(machine: Machine, old: number, page: number): void {
+function removeMigrationPtes(machine: Machine, old: number, page: number): void {
   const phys = machine.phys;
   const f = phys.frames;
   const devicePrivate = phys.isDevicePrivate(page);
@@ -422,7 +417,8 @@ interface Flight {
   /** What setup left in src: the pfn, NONE or EMPTY; pages and finalize check the driver did not change it. */
   collected: Float64Array;
   v417: boolean;
-  paged: boolean;
+  /** dst's pfns as migrate_vma_pages used them (finalize checks the driver left them), or null before it. */
+  paged: Float64Array | null;
 }
 const flights = new WeakMap<MigrateVma, Flight>();
 
@@ -433,7 +429,7 @@ export function migrateVmaSetup(args: MigrateVma): void {
   setup(args, false);
 }
 
-/** @internal The 4.17 collection rules, for migrate417.ts's migrateVma417. */
+/** @internal The 4.17 collection rules, for migrate.ts's migrateVma417. */
 export function migrateVmaSetup417(args: MigrateVma): void {
   setup(args, true);
 }
@@ -483,7 +479,7 @@ function setup(args: MigrateVma, v417: boolean): void {
     const s = args.src[i]!;
     collected[i] = s === 0 ? NONE : has(s, MIGRATE_PFN_VALID) ? migratePfnToPage(s) : EMPTY;
   }
-  flights.set(args, { mm, collected, v417, paged: false });
+  flights.set(args, { mm, collected, v417, paged: null });
 }
 
 // ---- migrate_vma_pages ----
@@ -512,7 +508,9 @@ export function migrateVmaPages(args: MigrateVma): void {
   const machine = mm.machine;
   const { src, dst, npages } = args;
   checkDst(machine, src, dst, npages);
-  fl.paged = true;
+  const used = new Float64Array(npages);
+  for (let i = 0; i < npages; i++) used[i] = migratePfnToPage(dst[i]!);
+  fl.paged = used;
   let range: ReturnType<Mm['invalidateStart']> = null;
   let notified = false;
   for (let i = 0; i < npages; i++) {
@@ -586,17 +584,16 @@ function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, 
 function migrateFolio(machine: Machine, old: number, d: number, extraCount: number, v417: boolean): boolean {
   const phys = machine.phys;
   const f = phys.frames;
-  const file = f.mapping[old] !== 0;
+  const id = f.mapping[old]!;
   const target = phys.pagemapOf(d);
-  if (file && target && !(v417 && target.type === 'coherent')) return false;
-  const expected = 1 + (file ? 1 : 0) + extraCount + faultRef417(machine, old);
+  if (id !== 0 && target && !(v417 && target.type === 'coherent')) return false;
+  const expected = 1 + (id !== 0 ? 1 : 0) + extraCount + faultRef417(machine, old);
   if (f.refcount[old] !== expected) return false;
+  const tf = id !== 0 ? machine.fs.files.find((x) => x.id === id) : undefined;
+  if (id !== 0 && (!tf || tf.pages.get(f.index[old]!) !== old)) return false;
   const keep = PG_anon | PG_swapbacked | PG_anon_exclusive | PG_dirty;
   f.flags[d] = (f.flags[d]! & ~keep) | (f.flags[old]! & keep);
-  if (file) {
-    const id = f.mapping[old]!;
-    const tf = machine.fs.files.find((x) => x.id === id);
-    if (!tf || tf.pages.get(f.index[old]!) !== old) return false;
+  if (tf) {
     tf.pages.set(f.index[old]!, d);
     f.mapping[d] = id;
     f.index[d] = f.index[old]!;
@@ -637,9 +634,16 @@ function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
  */
 export function migrateVmaFinalize(args: MigrateVma): void {
   const fl = flightOf(args, 'migrate_vma_finalize');
+  const machine = fl.mm.machine;
+  const { src, dst, npages } = args;
+  if (fl.paged) {
+    for (let i = 0; i < npages; i++) if (migratePfnToPage(dst[i]!) !== fl.paged[i]) fail('EINVAL', `dst[${i}] was changed after migrate_vma_pages`);
+  } else {
+    checkDst(machine, src, dst, npages); // released below: they must be pages
+    for (let i = 0; i < npages; i++) src[i] = without(src[i]!, MIGRATE_PFN_MIGRATE);
+  }
   flights.delete(args);
-  if (!fl.paged) for (let i = 0; i < args.npages; i++) args.src[i] = without(args.src[i]!, MIGRATE_PFN_MIGRATE);
-  finalizePages(fl.mm.machine, args.src, args.dst, args.npages, args.faultPage, fl.mm.id, args.start);
+  finalizePages(machine, src, dst, npages, args.faultPage, fl.mm.id, args.start);
 }
 
 /** The remap, unlock and release of migrate_vma_finalize and migrate_device_finalize. */

@@ -212,8 +212,9 @@ export class Mm {
       const high = hint > DEFAULT_MAP_WINDOW;
       if (hint && hint + len <= this.taskSize && high === (hint + len > DEFAULT_MAP_WINDOW) && this.vmas.isFree(hint, hint + len)) start = hint;
       else {
-        // Anonymous mappings of 2 MiB or more are PMD aligned so that THP can back them.
-        const a = Math.max(align, anon && len >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE);
+        // __get_unmapped_area: a private anonymous mapping whose length is a multiple of 2 MiB,
+        // asked for without a hint, is PMD aligned so that THPs can back it.
+        const a = Math.max(align, anon && type === MAP_PRIVATE && addr === 0 && len % PMD_SIZE === 0 ? PMD_SIZE : PAGE_SIZE);
         const top = this.mmapBase + (high ? this.taskSize - DEFAULT_MAP_WINDOW : 0);
         start = this.vmas.findGapTopDown(len, MMAP_MIN_ADDR, top, a);
         if (start < 0) fail('ENOMEM', 'no free address range');
@@ -295,6 +296,17 @@ export class Mm {
       this.changeProtection(v, old);
       v = this.mergeVma(v);
     }
+    this.mergeTail(end);
+  }
+
+  /**
+   * isolateRange splits the VMA across `end` even where the operation then changes nothing;
+   * when its lower part was merged into its predecessor, the upper part is left split off.
+   * Merge it back, so that no two mergeable neighbours remain (vma_merge's invariant).
+   */
+  mergeTail(end: number): void {
+    const tail = this.vmas.lookup(end - 1);
+    if (tail) this.mergeVma(tail);
   }
 
   /**
@@ -374,6 +386,7 @@ export class Mm {
       for (const v of all) this.removeVma(v);
       this.pt.freeEmpty(0, this.taskSize / PAGE_SIZE);
       this.invalidateEnd(range);
+      if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: 0, end: this.taskSize, reason: 'exit' });
       this.gather.flush(this);
     }
     this.dead = true;
@@ -404,6 +417,7 @@ export class Mm {
       splitBoundary(this, v, v.end);
       zapRange(this, v.start, v.end, this.gather);
       this.invalidateEnd(range);
+      if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: v.start, end: v.end, reason: 'oom-reap' });
       this.gather.flush(this);
     }
     if (refused) fail('EAGAIN', `${refused} VMA(s) could not be reaped without sleeping`);

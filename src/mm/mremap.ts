@@ -54,7 +54,8 @@ export function mremap(mm: Mm, old: number, oldLength: number, newLength: number
     }
     if (!(flags & MREMAP_MAYMOVE)) fail('ENOMEM', 'cannot grow in place and MREMAP_MAYMOVE not given');
   }
-  const align = old % PMD_SIZE === 0 && newLen >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
+  // get_unmapped_area with no hint, as for mmap: private anonymous memory of a 2 MiB multiple is PMD aligned.
+  const align = vma.isAnonymous() && vma.isCow() && newLen % PMD_SIZE === 0 ? PMD_SIZE : PAGE_SIZE;
   const dst = mm.vmas.findGapTopDown(newLen, 65536, mm.mmapBase, align);
   if (dst < 0) fail('ENOMEM', 'no free address range');
   return moveVma(mm, old, oldLen, dst, newLen, (flags & MREMAP_DONTUNMAP) !== 0);

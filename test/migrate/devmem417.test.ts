@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   hmmDeviceNew, hmmDevicePut, hmmDevmemAdd, hmmDevmemAddResource, hmmDevmemPageGetDrvdata, hmmDevmemPageSetDrvdata,
   hmmDevmemRemove, hmmVmaAllocLockedPage, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, Machine,
-  MAP_ANONYMOUS, MAP_PRIVATE, MIGRATE_PFN_LOCKED, migratePfn, migratePfnToPage, migrateVma417, PAGE_SIZE, PROT_READ,
+  MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MIGRATE_PFN_LOCKED, migratePfn, migratePfnToPage, migrateVma417, PAGE_SIZE, PROT_READ,
   PROT_WRITE, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps417,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
@@ -84,5 +84,36 @@ describe('4.17 hmm_devmem helpers', () => {
     const m = new Machine({ ramBytes: 16 << 20 });
     const ops: HmmDevmemOps = { free: () => {}, fault: () => 0 };
     expect(() => hmmDevmemAdd(m, ops, null, 2 ** 46)).toThrow(expect.objectContaining({ errno: 'ERANGE' }));
+  });
+});
+
+describe('4.17 device public memory', () => {
+  it('takes file-backed pages too (hmm-4.17.md 8.1): the page cache then holds the device page, CPU-addressable', () => {
+    const m = new Machine({ ramBytes: 32 << 20 });
+    const freed: number[] = [];
+    const pub = hmmDevmemAddResource(m, { free: (_d, page) => void freed.push(page), fault: () => 0 }, null, { desc: IORES_DESC_DEVICE_PUBLIC_MEMORY, size: 1 << 20 });
+    const p = m.spawn();
+    const s = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    p.writeU32(s, 77);
+    const file = p.mm.findVma(s)!.file!;
+    const ops: MigrateVmaOps417 = {
+      allocAndCopy: (_v, src, dst) => {
+        const d = pub.pfnFirst;
+        m.phys.deviceFrameInit(d);
+        m.phys.trylockPage(d);
+        m.phys.copyPage(d, migratePfnToPage(src[0]!));
+        dst[0] = migratePfn(d) + MIGRATE_PFN_LOCKED;
+      },
+      finalizeAndMap: () => {},
+    };
+    migrateVma417(ops, p.mm.findVma(s)!, s, s + PAGE_SIZE, new Float64Array(1), new Float64Array(1), null);
+    expect(file.pages.get(0)).toBe(pub.pfnFirst);
+    expect(p.readU32(s)).toBe(77);
+    m.phys.writePage(pub.pfnFirst, 0, Uint8Array.of(78), 0, 1);
+    expect(file.pread(1, 0)).toEqual(Uint8Array.of(78));
+    expect(checkInvariants(m)).toEqual([]);
+    p.exit(); // the unlinked shmem file goes with its last mapping
+    expect(freed).toEqual([pub.pfnFirst]);
+    expect(m.phys.usedRamFrames).toBe(0);
   });
 });

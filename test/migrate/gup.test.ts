@@ -12,7 +12,7 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 describe('get_user_pages / pin_user_pages', () => {
   it('GUP of a device-private page faults it back to system memory first (device memory is never pinned)', () => {
     const m = new Machine({ ramBytes: 16 << 20 });
-    const dev = new TestDevice(m, 8);
+    const dev = new TestDevice(m, { frames: 8 });
     const p = m.spawn();
     const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
     p.writeU32(a, 5);
@@ -77,5 +77,48 @@ describe('get_user_pages / pin_user_pages', () => {
     expect(() => getUserPages(p.mm, a, 2)).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
     expect(() => getUserPages(p.mm, a, 1, { write: true })).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
     expect(m.phys.usedRamFrames).toBe(0);
+  });
+});
+
+describe('get_user_pages: errors leave nothing held', () => {
+  it('a page under migration part way (WouldBlock): the references taken before it are dropped', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const dev = new TestDevice(m, { frames: 4 });
+    const p = m.spawn();
+    const a = p.mmap(0, 3 * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < 3; i++) p.writeU32(a + i * PAGE_SIZE, i + 1);
+    const args = newMigrateVma(p.mm.findVma(a)!, a + 2 * PAGE_SIZE, a + 3 * PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, dev.owner);
+    migrateVmaSetup(args);
+    expect(() => getUserPages(p.mm, a, 3, { pin: true })).toThrow(expect.objectContaining({ errno: 'EAGAIN' }));
+    expect(m.phys.pincount.size).toBe(0);
+    migrateVmaFinalize(args);
+    expect(checkInvariants(m)).toEqual([]);
+    const pfns = getUserPages(p.mm, a, 3, { pin: true });
+    expect(() => unpinUserPages(p.mm, [pfns[0]!, pfns[0]!])).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    expect(m.phys.pincount.size).toBe(3); // nothing was released by the failed call
+    unpinUserPages(p.mm, pfns);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('FOLL_LONGTERM on a device-coherent page that cannot move now (locked): EBUSY, nothing pinned', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const dev = new TestDevice(m, { frames: 4, type: 'coherent' });
+    const p = m.spawn();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 1);
+    p.writeU32(a + PAGE_SIZE, 2);
+    dev.migrateToDevice(p.mm, a, a + 2 * PAGE_SIZE);
+    const locked = getUserPages(p.mm, a + PAGE_SIZE, 1)[0]!;
+    putUserPages(p.mm, [locked]);
+    m.phys.trylockPage(locked);
+    expect(() => getUserPages(p.mm, a, 2, { pin: true, longterm: true })).toThrow(expect.objectContaining({ errno: 'EBUSY' }));
+    expect(m.phys.pincount.size).toBe(0);
+    m.phys.unlockPage(locked);
+    const pins = getUserPages(p.mm, a, 2, { pin: true, longterm: true });
+    expect(pins.every((x) => m.phys.pagemapOf(x) === undefined)).toBe(true);
+    expect(dev.freed).toBe(2);
+    unpinUserPages(p.mm, pins);
+    expect(p.readU32(a + PAGE_SIZE)).toBe(2);
+    expect(checkInvariants(m)).toEqual([]);
   });
 });

@@ -60,6 +60,12 @@ describe('events', () => {
     expect(unmaps.map((e) => [e.reason, e.start - a, e.end - a])).toEqual([
       ['madvise', 0, P], ['munmap', 3 * P, 4 * P], ['mremap', 0, 3 * P],
     ]);
+    unmaps.length = 0;
+    const b = p.mmap(0, 2 * P, RW, ANON);
+    p.mm.oomReap();
+    p.exit();
+    expect(unmaps.map((e) => e.reason)).toEqual(['oom-reap', 'oom-reap', 'oom-reap', 'exit']); // n, the blocker, b; then exit
+    expect(unmaps.some((e) => e.start === b && e.end === b + 2 * P)).toBe(true);
   });
 
   it('invalidate: start and end of each range, in order, even with no notifier subscribed', () => {

@@ -128,6 +128,40 @@ describe('fork', () => {
     expectConsistent(m);
   });
 
+  it('copy_huge_pmd: a pinned exclusive THP is split in the parent and copied page by page for the child; the parent keeps writing to the pinned frames', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON);
+    p.madvise(a, PMD_SIZE, MADV_HUGEPAGE);
+    p.writeU32(a + 5 * P, 11);
+    const [pfn] = getUserPages(p.mm, a + 5 * P, 1, { write: true, pin: true });
+    expect(pm(p, a).order).toBe(9);
+    const c = p.fork();
+    expect(pm(p, a + 5 * P)).toMatchObject({ order: 0, pfn, write: true });
+    expect(pm(c, a + 5 * P).pfn).not.toBe(pfn);
+    p.writeU32(a + 5 * P, 22); // lands in the pinned page, which the child does not see
+    expect(pm(p, a + 5 * P).pfn).toBe(pfn);
+    expect(c.readU32(a + 5 * P)).toBe(11);
+    expectConsistent(m);
+    unpinUserPages(p.mm, [pfn!]);
+    expectConsistent(m);
+  });
+
+  it('copy_hugetlb_page_range: a pinned exclusive hugetlb page is copied for the child at fork', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON | MAP_HUGETLB);
+    p.writeU32(a + 3 * P, 5);
+    const [pfn] = getUserPages(p.mm, a + 3 * P, 1, { write: true, pin: true });
+    const c = p.fork();
+    expect(pm(p, a + 3 * P)).toMatchObject({ order: 9, pfn, write: true });
+    expect(pm(c, a + 3 * P).pfn).not.toBe(pfn);
+    expect(c.readU32(a + 3 * P)).toBe(5);
+    p.writeU32(a + 3 * P, 6);
+    expect(pm(p, a + 3 * P).pfn).toBe(pfn);
+    expect(c.readU32(a + 3 * P)).toBe(5);
+    unpinUserPages(p.mm, [pfn!]);
+    expectConsistent(m);
+  });
+
   it('a failed fork (ENOMEM copying a pinned page) leaves no half-built child behind', () => {
     const { m, p } = setup({ ramBytes: 64 * P });
     const a = p.mmap(0, P, RW, ANON);

@@ -10,6 +10,7 @@ import {
 import { checkInvariants } from '../../src/mm/check.js';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, totalMapcount } from '../../src/mm/memory.js';
 import { PG_anon, PG_anon_exclusive, PG_tail } from '../../src/mm/page.js';
+import { rmapKey } from '../../src/mm/rmap.js';
 import { E_SPECIAL, E_WRITE, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_PAGES } from '../../src/mm/pagetable.js';
 import { VM_SHARED, VM_WRITE } from '../../src/mm/vma.js';
 
@@ -71,6 +72,7 @@ export function snapshot(m: Machine): unknown {
  *   mappings) the page-cache page at its index, read-only;
  * - a writable entry is allowed by the VMA, and in a private mapping maps an exclusive
  *   anonymous page mapped once (otherwise a write would leak into another mapping);
+ * - the reverse map of a mapped frame names the entry that maps it;
  * - swap entries lie in private mappings;
  * - the rss counters equal what the entries say.
  */
@@ -106,6 +108,11 @@ export function checkMappings(m: Machine): string[] {
         return;
       }
       if (flg & E_SPECIAL) return;
+      // The reverse map names this very entry (checkInvariants counts them; this checks where they point).
+      const r = m.rmap.entries(val);
+      let found = false;
+      for (let i = 0; i < r.length && !found; i += 2) found = r[i] === mm.id && r[i + 1] === rmapKey(vpn, level);
+      if (!found) errors.push(`${where}: frame ${val} has no rmap entry for this mapping`);
       const head = f.compoundHead(val);
       const anon = (f.flags[head]! & PG_anon) !== 0;
       rss[anon ? MM_ANONPAGES : f.mapping[head] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES] += n;

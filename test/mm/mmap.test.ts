@@ -17,6 +17,13 @@ describe('mmap', () => {
     expect(c + PMD_SIZE).toBeLessThanOrEqual(b);
   });
 
+  it('__get_unmapped_area: only a private anonymous length that is a multiple of 2 MiB is THP aligned', () => {
+    const { p } = setup();
+    const odd = p.mmap(0, 3 * PMD_SIZE / 2, RW, ANON);
+    expect(odd % PMD_SIZE).not.toBe(0); // 3 MiB: placed right below the mmap base, which is not 2 MiB aligned
+    expect(p.mmap(0, 2 * PMD_SIZE, RW, ANON) % PMD_SIZE).toBe(0);
+  });
+
   it('a free hint is taken (rounded down to a page, as x86 does); a busy one is not; one below mmap_min_addr is raised to it', () => {
     const { p } = setup();
     const h = freeRange(p, 8 * P) + 3 * P;

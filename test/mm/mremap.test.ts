@@ -3,7 +3,7 @@
 // PMD aligned.
 import { describe, expect, it } from 'vitest';
 import {
-  MADV_HUGEPAGE, MADV_PAGEOUT, MAP_FIXED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE, PROT_READ, swapOutPage,
+  MADV_HUGEPAGE, MADV_PAGEOUT, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE, PROT_READ, swapOutPage,
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 
@@ -69,6 +69,19 @@ describe('mremap', () => {
     expect(m.phys.usedRamFrames).toBe(4);
     expect(m.swap.used).toBe(0);
     expect(p.mm.vmas.all.filter((v) => v.start >= d && v.end <= d + 4 * P).length).toBe(3);
+    expectConsistent(m);
+  });
+
+  it('MREMAP_FIXED to a longer length: the entries move, the extension reads zero, the VMA keeps its file offset', () => {
+    const { m, p } = setup();
+    const f = m.fs.open('f');
+    for (let i = 0; i < 4; i++) f.pwrite(Uint8Array.of(i + 1), i * P);
+    const a = p.mmap(0, 2 * P, RW, MAP_PRIVATE, f, P);
+    p.writeU8(a + P + 1, 9); // a COW copy of file page 2
+    const d = freeRange(p, 8 * P);
+    expect(p.mremap(a, 2 * P, 3 * P, MREMAP_MAYMOVE | MREMAP_FIXED, d)).toBe(d);
+    expect([p.readU8(d), p.readU8(d + P), p.readU8(d + P + 1), p.readU8(d + 2 * P)]).toEqual([2, 3, 9, 4]);
+    expect(p.mm.vmas.lookup(d)!.pgoff).toBe(1);
     expectConsistent(m);
   });
 

@@ -2,6 +2,7 @@
 // range changes and end after; interval subscriptions and their sequence protocol; the
 // non-blockable invalidations of the OOM reaper.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import {
   blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
   MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry,
@@ -373,5 +374,43 @@ describe('non-blockable invalidations: mm.oomReap (__oom_reap_task_mm)', () => {
     const rs = ranges(p);
     p.madvise(a, 3 * P, MADV_PAGEOUT);
     expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['CLEAR', 0, P], ['CLEAR', P, 2 * P], ['CLEAR', 2 * P, 3 * P]]);
+  });
+});
+
+describe('interval tree', () => {
+  it('under any sequence of inserts, removals and invalidations, exactly the overlapping subscriptions are called (interval_tree_iter_first/next)', () => {
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('insert' as const), start: fc.nat(64), len: fc.integer({ min: 1, max: 16 }) }),
+      fc.record({ k: fc.constant('remove' as const), i: fc.nat(40) }),
+      fc.record({ k: fc.constant('invalidate' as const), start: fc.nat(70), len: fc.integer({ min: 1, max: 20 }) }),
+    );
+    fc.assert(fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+      const { p } = setup();
+      const live: Array<{ sub: MmuIntervalNotifier; start: number; end: number; id: number }> = [];
+      let called: number[] = [];
+      let next = 0;
+      for (const o of ops) {
+        if (o.k === 'insert') {
+          const id = next++;
+          const sub = new MmuIntervalNotifier({ invalidate: (sb, _r, seq) => (mmuIntervalSetSeq(sb, seq), called.push(id), true) });
+          mmuIntervalNotifierInsert(sub, p.mm, o.start * P, o.len * P);
+          live.push({ sub, start: o.start * P, end: (o.start + o.len) * P, id });
+        } else if (o.k === 'remove') {
+          if (live.length === 0) continue;
+          const [x] = live.splice(o.i % live.length, 1);
+          mmuIntervalNotifierRemove(x!.sub);
+        } else {
+          called = [];
+          const s = o.start * P;
+          const e = (o.start + o.len) * P;
+          const r = p.mm.invalidateStart('CLEAR', s, e);
+          p.mm.invalidateEnd(r);
+          const want = live.filter((x) => x.start < e && s < x.end).map((x) => x.id);
+          expect(called.sort((a, b) => a - b)).toEqual(want.sort((a, b) => a - b));
+          expect(p.mm.notifiers.invalidating).toBe(false);
+        }
+      }
+      expect(p.mm.notifiers.intervalCount).toBe(live.length);
+    }), { numRuns: 200 });
   });
 });

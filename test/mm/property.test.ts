@@ -16,8 +16,10 @@ import fc from 'fast-check';
 import {
   KernelError, Machine, MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
   MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE,
-  pagemap, PROT_NONE, PROT_READ, PROT_WRITE, SignalError, swapOutPage, type Process, type TmpFile,
+  MMU_RANGE_END_ALL, MmuNotifier, mmuNotifierRegister, type Mm, pagemap, PROT_NONE, PROT_READ, PROT_WRITE, SignalError, swapOutPage,
+  type Process, type TmpFile,
 } from '../../src/index.js';
+import { E_WRITE, K_NONE, K_PRESENT, K_SWAP, KIND_MASK } from '../../src/mm/pagetable.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { checkMappings } from './helpers.js';
 
@@ -67,8 +69,16 @@ type Op =
   | { k: 'truncate'; pages: number };
 
 /** A region page: mostly the small slots, sometimes the 2 MiB slots. */
-const pageArb = fc.oneof({ weight: 4, arbitrary: fc.nat(SMALL_PAGES + 3) }, { weight: 1, arbitrary: fc.integer({ min: HUGE, max: 3 * HUGE - 1 }) });
-const lenArb = fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 1, max: 10 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 2 * HUGE }) });
+const pageArb = fc.oneof(
+  { weight: 8, arbitrary: fc.nat(SMALL_PAGES + 3) },
+  { weight: 2, arbitrary: fc.integer({ min: HUGE, max: 3 * HUGE - 1 }) },
+  { weight: 1, arbitrary: fc.constantFrom(...HUGE_SLOTS) }, // whole huge pages: THPs move and collapse as one
+);
+const lenArb = fc.oneof(
+  { weight: 10, arbitrary: fc.integer({ min: 1, max: 10 }) },
+  { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 * HUGE }) },
+  { weight: 1, arbitrary: fc.constant(HUGE) },
+);
 const slotArb = fc.integer({ min: 0, max: SMALL_SLOTS + HUGE_SLOTS.length - 1 });
 const proc = fc.nat(3);
 const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
@@ -205,6 +215,82 @@ function accessFault(ref: RefProc, vpn: number, off: number, len: number, write:
   return null;
 }
 
+// ---- the notification audit ----
+
+const REGION = 3 * HUGE; // pages of the region the audit watches
+
+/**
+ * Every change that takes a mapping away from a CPU page-table entry (a present entry whose
+ * frame changes or goes, or that loses write permission) must lie inside an mmu notifier
+ * range of its mm, and must not have happened yet when that range's start is called: the
+ * guarantee mirrors (HMM) rely on. Upgrades (a fault filling an entry, a write fault reusing
+ * a page) need no notification. One classic subscriber per mm compares the page tables with
+ * a shadow copy taken after the previous operation.
+ */
+class NotifyAudit {
+  private readonly shadows = new Map<Mm, { kind: Int8Array; val: Float64Array; write: Uint8Array; notified: Uint8Array }>();
+  readonly errors: string[] = [];
+
+  watch(mm: Mm): void {
+    const sh = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION), notified: new Uint8Array(REGION) };
+    this.capture(mm, 0, REGION, sh);
+    this.shadows.set(mm, sh);
+    mmuNotifierRegister(new MmuNotifier({
+      invalidateRangeStart: (_s, r) => {
+        const lo = Math.max(0, Math.floor(r.start / P) - BASE_VPN);
+        const hi = Math.min(REGION, r.end === MMU_RANGE_END_ALL ? REGION : Math.ceil(r.end / P) - BASE_VPN);
+        if (lo >= hi) return;
+        const now = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION) };
+        this.capture(mm, lo, hi, now);
+        for (let i = lo; i < hi; i++) {
+          if (!sh.notified[i] && this.downgraded(sh, now, i)) this.errors.push(`mm ${mm.id} page ${i}: changed before the ${r.event} start`);
+          sh.notified[i] = 1;
+        }
+      },
+      release: () => void this.shadows.delete(mm),
+    }), mm);
+  }
+
+  /** After an operation: every downgrade since the last check was notified. */
+  check(): void {
+    for (const [mm, sh] of this.shadows) {
+      const now = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION) };
+      this.capture(mm, 0, REGION, now);
+      for (let i = 0; i < REGION; i++) {
+        if (!sh.notified[i] && this.downgraded(sh, now, i)) {
+          this.errors.push(`mm ${mm.id} page ${i}: ${sh.kind[i]}/${sh.val[i]}/${sh.write[i]} became ${now.kind[i]}/${now.val[i]}/${now.write[i]} without a notification`);
+        }
+      }
+      sh.kind.set(now.kind);
+      sh.val.set(now.val);
+      sh.write.set(now.write);
+      sh.notified.fill(0);
+    }
+  }
+
+  private downgraded(was: { kind: Int8Array; val: Float64Array; write: Uint8Array }, now: { kind: Int8Array; val: Float64Array; write: Uint8Array }, i: number): boolean {
+    if (was.kind[i] !== K_PRESENT) return false;
+    return now.kind[i] !== K_PRESENT || now.val[i] !== was.val[i] || (was.write[i] === 1 && now.write[i] === 0);
+  }
+
+  /** The entry of every page of region pages [lo, hi), huge leaves expanded to their pages. */
+  private capture(mm: Mm, lo: number, hi: number, out: { kind: Int8Array; val: Float64Array; write: Uint8Array }): void {
+    out.kind.fill(K_NONE, lo, hi);
+    mm.pt.forEach(BASE_VPN + lo, BASE_VPN + hi, (node, idx, level, vpn) => {
+      const flg = node.flg[idx]!;
+      const kind = flg & KIND_MASK;
+      const n = level === 0 ? 1 : level === 1 ? HUGE : HUGE * HUGE;
+      for (let k = 0; k < n; k++) {
+        const i = vpn + k - BASE_VPN;
+        if (i < lo || i >= hi) continue;
+        out.kind[i] = kind;
+        out.val[i] = kind === K_SWAP ? -1 : node.val[idx]! + (kind === K_PRESENT ? k : 0);
+        out.write[i] = flg & E_WRITE ? 1 : 0;
+      }
+    });
+  }
+}
+
 // ---- the run ----
 
 function run(ops: Op[], thp: 'madvise' | 'always'): void {
@@ -212,6 +298,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
   const file: TmpFile = m.fs.open('data');
   const rfile: RefFile = { size: 0, pages: new Map() };
   const procs: Array<Live | null> = [{ proc: m.spawn(), ref: new Map() }];
+  const audit = new NotifyAudit();
   let token = 1;
   const pick = (i: number): Live | null => {
     const live = procs.filter((x): x is Live => x !== null);
@@ -263,6 +350,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
       writable(ref.get(h + i)!).set(data);
     }
     expect(pagemap(p.mm, h * P).order).toBe(9);
+    audit.watch(p.mm);
   }
 
   /** Resolve lazily freed pages in [vpn, vpn+n) by reading them (a write must know what the rest of the page holds). */
@@ -468,6 +556,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
         const cref: RefProc = new Map();
         for (const [v, rp] of ref) cref.set(v, clonePage(rp));
         procs.push({ proc: child, ref: cref });
+        audit.watch(child.mm);
         break;
       }
       case 'exit':
@@ -512,6 +601,8 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     }
     expect(checkInvariants(m)).toEqual([]);
     expect(checkMappings(m)).toEqual([]);
+    audit.check();
+    expect(audit.errors).toEqual([]);
     if (process.env.MM_PROP_STATS) {
       note(`procs ${procs.filter(Boolean).length}`);
       if (m.swap.used) note('swap in use');

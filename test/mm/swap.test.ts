@@ -2,6 +2,7 @@
 // (do_swap_page), and the swap device.
 import { describe, expect, it } from 'vitest';
 import { MADV_HUGEPAGE, MADV_PAGEOUT, MAP_SHARED, MmuNotifier, mmuNotifierRegister, PMD_SIZE, swapOutPage } from '../../src/index.js';
+import { getUserPages, putUserPages, unpinUserPages } from '../../src/mm/gup.js';
 import { ANON, errnoOf, expectConsistent, fill, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 
 describe('swapOutPage', () => {
@@ -106,6 +107,38 @@ describe('swapOutPage', () => {
     p.madvise(a, P, MADV_PAGEOUT);
     expect(m.phys.dataSlotsInUse).toBe(slots); // the slot moved to swap, not copied
     expect(p.readU8(a)).toBe(0);
+  });
+
+  it('thousands of slots: the swap map grows, every page comes back, every slot is freed', () => {
+    const { m, p } = setup();
+    const n = 3000;
+    const a = p.mmap(0, n * P, RW, ANON);
+    for (let i = 0; i < n; i++) p.writeU32(a + i * P + 4, i * 7 + 1);
+    p.madvise(a, n * P, MADV_PAGEOUT);
+    expect(m.swap.used).toBe(n);
+    expect(m.phys.usedRamFrames).toBe(0);
+    for (let i = n - 1; i >= 0; i -= 2) expect(p.readU32(a + i * P + 4)).toBe(i * 7 + 1);
+    p.madvise(a, n * P, MADV_PAGEOUT); // the freed slots are reused
+    expect(m.swap.used).toBe(n);
+    for (let i = 0; i < n; i++) expect(p.readU32(a + i * P + 4)).toBe(i * 7 + 1);
+    expect(m.swap.used).toBe(0);
+    expectConsistent(m);
+  });
+
+  it('pinned pages and pages with extra references are not reclaimed (EBUSY)', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    fill(p, a, 2 * P, 1);
+    const [pinned] = getUserPages(p.mm, a, 1, { write: true, pin: true });
+    const [got] = getUserPages(p.mm, a + P, 1, { write: false });
+    expect(errnoOf(() => swapOutPage(m, pinned!))).toBe('EBUSY');
+    expect(errnoOf(() => swapOutPage(m, got!))).toBe('EBUSY');
+    p.madvise(a, 2 * P, MADV_PAGEOUT);
+    expect(m.swap.used).toBe(0);
+    unpinUserPages(p.mm, [pinned!]);
+    putUserPages(p.mm, [got!]);
+    p.madvise(a, 2 * P, MADV_PAGEOUT);
+    expect(m.swap.used).toBe(2);
   });
 
   it('file pages: a shared file page is never swapped out (only anonymous pages are)', () => {

@@ -30,6 +30,19 @@ describe('split and merge', () => {
     expect(p.mm.vmas.size).toBe(1);
   });
 
+  it('vma_merge leaves no mergeable neighbours: mprotect or madvise ending inside a VMA that already has the result does not split it', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 8 * P, RW, ANON);
+    p.mprotect(a + 2 * P, 3 * P, PROT_READ); // [rw][r--: 2..5][rw]
+    p.mprotect(a + P, 2 * P, PROT_READ); // page 1 joins the middle; page 2 already read-only
+    expect(p.mm.vmas.all.map((v) => [(v.start - a) / P, (v.end - a) / P])).toEqual([[0, 1], [1, 5], [5, 8]]);
+    p.madvise(a + 6 * P, 2 * P, MADV_HUGEPAGE);
+    p.madvise(a + 5 * P, 2 * P, MADV_HUGEPAGE); // page 5 joins; page 6 already advised
+    expect(p.mm.vmas.all.map((v) => [(v.start - a) / P, (v.end - a) / P])).toEqual([[0, 1], [1, 5], [5, 8]]);
+    expect(p.mremap(a + 5 * P, 3 * P, P, 0)).toBe(a + 5 * P); // one VMA: mremap may shrink it
+    expectConsistent(m);
+  });
+
   it('an anonymous mmap next to a compatible VMA extends it; a different protection does not', () => {
     const { p } = setup();
     const a = p.mmap(0, 4 * P, RW, ANON);
