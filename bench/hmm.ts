@@ -63,6 +63,9 @@ export const HMM_OPS: Record<string, HmmOp> = {
         for (let s = a; s < a + bytes; s += win) mem.migrateToDevice(p.mm, s, s + win);
         for (let s = a; s < a + bytes; s += win) mem.migrateToSystem(p.mm, s, s + win);
       });
+      // Untimed: the data made the round trip, and the pages really went to the device and back.
+      if (mem.pagesFreed !== pages) throw new Error(`migration bench: ${mem.pagesFreed} of ${pages} device pages came back`);
+      for (let i = 0; i < pages; i++) if (p.readU8(a + i * PAGE_SIZE) !== 1) throw new Error(`migration bench: page ${i} lost its data`);
       m.dispose();
       return { pages: 2 * pages, seconds };
     },

@@ -5,6 +5,7 @@
 
 import { Machine, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MADV_NOHUGEPAGE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import { BYTES_PER_FRAME } from '../src/mm/page.js';
+import { BYTES_PER_DATA_SLOT } from '../src/mm/physmem.js';
 import { mulberry32 } from '../src/sched/scheduler.js';
 
 /** Bytes of one page-table node: 512 x (u32 value + u16 flags), plus the child array above PTE level, plus object headers. */
@@ -19,7 +20,7 @@ function ptBytes(nodes: { pte: number; upper: number }): number {
 export interface MemoryFigures {
   /** Page-table bytes per mapped-and-touched 4 KiB page (a populated region). */
   metadataPerMappedPage: number;
-  /** Data + frame metadata + page-table share of one touched page, minus its 4 KiB of data. */
+  /** Frame metadata + data-slot holder count + page-table share of one touched page (beyond its 4 KiB of data). */
   overheadPerTouchedPage: number;
   sparse: { mappedBytes: number; touchedPages: number; modelBytes: number; heapGrowthBytes: number };
 }
@@ -51,7 +52,7 @@ export function measureMemory(populateBytes = 256 << 20): MemoryFigures {
   for (let i = 0; i < pages; i++) p.write(a + i * PAGE_SIZE, one);
   const pt = ptBytes(countNodes(m));
   const metadataPerMappedPage = pt / pages;
-  const overheadPerTouchedPage = BYTES_PER_FRAME + metadataPerMappedPage;
+  const overheadPerTouchedPage = BYTES_PER_FRAME + BYTES_PER_DATA_SLOT + metadataPerMappedPage;
   p.exit();
 
   // Sparse: 1 TiB mapped, 1,000 pages touched at random.
@@ -68,7 +69,7 @@ export function measureMemory(populateBytes = 256 << 20): MemoryFigures {
   gc?.();
   const after = process.memoryUsage();
   const nodes = countNodes(sm);
-  const modelBytes = ptBytes(nodes) + 1000 * (PAGE_SIZE + BYTES_PER_FRAME);
+  const modelBytes = ptBytes(nodes) + 1000 * (PAGE_SIZE + BYTES_PER_FRAME + BYTES_PER_DATA_SLOT);
   const heapGrowthBytes = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
   sp.exit();
   return { metadataPerMappedPage, overheadPerTouchedPage, sparse: { mappedBytes: tib, touchedPages: 1000, modelBytes, heapGrowthBytes } };

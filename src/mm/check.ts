@@ -75,6 +75,14 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
     if (machine.swap.users(slot) !== n) errors.push(`swap slot ${slot}: count ${machine.swap.users(slot)}, ${n} entries`);
   }
   if (machine.swap.used !== swaps.size) errors.push(`swap: ${machine.swap.used} slots in use, ${swaps.size} referenced`);
+  // Each data slot is held by exactly the frames and swap slots that name it (lazy page copies share one).
+  const holders = new Map<number, number>();
+  for (let pfn = 0; pfn < f.capacity; pfn++) if (f.dataSlot[pfn]! >= 0) inc(holders, f.dataSlot[pfn]!);
+  for (const slot of swaps.keys()) if (machine.swap.dataOf(slot) >= 0) inc(holders, machine.swap.dataOf(slot));
+  for (const [slot, n] of holders) {
+    if (phys.slotHolders(slot) !== n) errors.push(`data slot ${slot}: ${phys.slotHolders(slot)} holders recorded, ${n} found`);
+  }
+  if (phys.dataSlotsInUse !== holders.size) errors.push(`data: ${phys.dataSlotsInUse} slots in use, ${holders.size} held`);
   void used;
   return errors;
 }

@@ -1,6 +1,9 @@
 // Physical memory: system RAM handed out by a buddy allocator, device memory ranges
 // (ZONE_DEVICE, managed by their drivers), and the page data pool. Page data is allocated on
-// first write from 1 MiB slabs, so an untouched frame costs no data and reads as zeros.
+// first write from 8 MiB slabs, so an untouched frame costs no data and reads as zeros. A page
+// copy shares the source's data slot and the first write to a shared slot duplicates it, so a
+// copy whose source is freed before either is written (every successful migration) moves no
+// bytes at all.
 
 import { fail } from './errno.js';
 import type { EventBus } from './events.js';
@@ -22,6 +25,8 @@ const SLAB_POOL_MAX = 128; // 1 GiB
 export const MAX_ORDER = 18; // up to 1 GiB blocks, for gigantic hugetlb pages
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
+/** Metadata per data slot beyond its 4 KiB: the holder count (the free list is only for freed slots). */
+export const BYTES_PER_DATA_SLOT = 4;
 
 /** Frames a free block of each order, linked through these arrays (indexed by pfn). */
 class FreeLists {
@@ -66,6 +71,8 @@ export class PhysMem {
   private nFreeSlots = 0;
   private freshSlots = 0; // never-used slots left in the newest slab (already zero)
   private slotsInUse = 0;
+  /** Holders of each data slot (frames and swap slots); a slot with more than one is copied on write. */
+  private slotRefs = new Int32Array(SLAB_PAGES);
 
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
@@ -378,13 +385,21 @@ export class PhysMem {
         const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
         this.slabs[slot >> SLAB_SHIFT]!.fill(0, off, off + PAGE_SIZE);
       }
+      this.slotRefs[slot] = 1;
       return slot;
     }
     if (this.freshSlots === 0) {
       this.slabs.push(slabPool.pop() ?? new Uint8Array(SLAB_PAGES * PAGE_SIZE));
       this.freshSlots = SLAB_PAGES;
+      if (this.slotRefs.length < this.slabs.length * SLAB_PAGES) {
+        const g = new Int32Array(this.slotRefs.length * 2);
+        g.set(this.slotRefs);
+        this.slotRefs = g;
+      }
     }
-    return ((this.slabs.length - 1) << SLAB_SHIFT) + (SLAB_PAGES - this.freshSlots--);
+    const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (SLAB_PAGES - this.freshSlots--);
+    this.slotRefs[slot] = 1;
+    return slot;
   }
 
   /** Give the data slabs back for reuse (Machine.dispose); the machine must not be used afterwards. */
@@ -397,10 +412,15 @@ export class PhysMem {
     this.nFreeSlots = 0;
     this.freshSlots = 0;
     this.slotsInUse = 0;
+    this.slotRefs.fill(0);
   }
 
-  /** Return a data slot to the pool. */
+  /** A holder of a data slot lets go of it; the last one returns it to the pool. */
   freeSlot(slot: number): void {
+    const refs = this.slotRefs[slot]!;
+    if (refs <= 0) throw new Error(`data slot ${slot} freed twice`);
+    this.slotRefs[slot] = refs - 1;
+    if (refs > 1) return;
     if (this.nFreeSlots === this.freeSlots.length) {
       const g = new Int32Array(this.freeSlots.length * 2);
       g.set(this.freeSlots);
@@ -426,16 +446,16 @@ export class PhysMem {
     if (this.frames.dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
     this.frames.dataSlot[pfn] = slot;
   }
-  /** A copy of a slot's bytes into a new slot. */
+  /** A copy of a slot's bytes for a new holder: the same slot, shared until one of them writes. */
   copySlot(slot: number): number {
-    const s = this.allocSlot();
-    this.slotBytes(s).set(this.slotBytes(slot));
-    return s;
+    this.slotRefs[slot]!++;
+    return slot;
   }
-  slotBytes(slot: number): Uint8Array {
-    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    return this.slabs[slot >> SLAB_SHIFT]!.subarray(off, off + PAGE_SIZE);
+  /** Holders of a data slot (0: free); for checkInvariants. */
+  slotHolders(slot: number): number {
+    return this.slotRefs[slot]!;
   }
+  /** Distinct data slots in use (a shared slot counts once). */
   get dataSlotsInUse(): number {
     return this.slotsInUse;
   }
@@ -467,27 +487,38 @@ export class PhysMem {
     if (slot < 0) {
       if (this.frames.flags[pfn]! & PG_reserved) throw new Error('write to a zero page');
       slot = this.frames.dataSlot[pfn] = this.allocSlot();
-    }
+    } else if (this.slotRefs[slot]! > 1) slot = this.unshareSlot(pfn, slot);
     const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
     const slab = this.slabs[slot >> SLAB_SHIFT]!;
     if (len <= 64) for (let i = 0; i < len; i++) slab[base + i] = src[srcOff + i]!;
     else slab.set(src.subarray(srcOff, srcOff + len), base);
   }
 
-  /** Copy a whole frame's data (copy_highpage); a frame without data stays without. */
+  /**
+   * Copy a whole frame's data (copy_highpage). The copy is lazy: dst shares src's slot and the
+   * first write to either gets its own (writePage); a frame without data stays without.
+   */
   copyPage(dst: number, src: number): void {
     const s = this.frames.dataSlot[src]!;
     const d = this.frames.dataSlot[dst]!;
-    if (s < 0) {
-      if (d >= 0) this.releaseSlot(dst);
-      return;
-    }
-    const slot = d >= 0 ? d : (this.frames.dataSlot[dst] = this.allocSlot(false));
+    if (s === d) return;
+    if (d >= 0) this.releaseSlot(dst);
+    if (s < 0) return;
+    this.slotRefs[s]!++;
+    this.frames.dataSlot[dst] = s;
+  }
+
+  /** A write to a frame whose slot others hold too: the frame gets a private copy first. */
+  private unshareSlot(pfn: number, s: number): number {
+    const slot = this.allocSlot(false);
+    this.slotRefs[s]!--;
+    this.frames.dataSlot[pfn] = slot;
     const from = (s & (SLAB_PAGES - 1)) * PAGE_SIZE;
     const to = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
     const srcSlab = this.slabs[s >> SLAB_SHIFT]!;
     if (s >> SLAB_SHIFT === slot >> SLAB_SHIFT) srcSlab.copyWithin(to, from, from + PAGE_SIZE);
     else this.slabs[slot >> SLAB_SHIFT]!.set(srcSlab.subarray(from, from + PAGE_SIZE), to);
+    return slot;
   }
 
   /** Drop a frame's data so it reads as zeros (clear_highpage). */

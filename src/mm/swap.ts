@@ -49,6 +49,11 @@ export class SwapDevice {
     return this.count[slot]!;
   }
 
+  /** The data slot a swap slot holds (-1: none, reads as zeros). */
+  dataOf(slot: number): number {
+    return this.data[slot]!;
+  }
+
   /** swap_free: an entry referring to the slot went away. */
   free(slot: number): void {
     if (this.count[slot]! <= 0) throw new Error(`swap slot ${slot} freed twice`);
