@@ -11,7 +11,7 @@ import { fail } from '../mm/errno.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import type { Machine } from '../mm/machine.js';
 import { DevPagemap, memremapPages, memunmapPages } from '../mm/memremap.js';
-import { enterFault417, leaveFault417 } from '../mm/migrate_device.js';
+import { enterFault417, leaveFault417 } from '../mm/migrate_entries.js';
 import type { Vma } from '../mm/vma.js';
 
 const SECTION_SIZE = 128 * 2 ** 20;

@@ -1,6 +1,7 @@
-// Migration between system and device memory: the public face of migrate_device.ts (the
-// MIGRATE_PFN_* encoding, struct migrate_vma, mainline's migrate_vma_setup / _pages /
-// _finalize and the by-pfn migrate_device_* calls), and 4.17's single call,
+// Migration between system and device memory: the public face of migrate_pfn.ts (the
+// MIGRATE_PFN_* encoding, struct migrate_vma), migrate_device.ts (mainline's
+// migrate_vma_setup / _pages / _finalize and the by-pfn migrate_device_* calls) and
+// migrate_entries.ts (split_folio), and 4.17's single call,
 // migrate_vma(ops, vma, start, end, src, dst, private), which lived in mm/migrate.c and is
 // built here on the same machinery.
 
@@ -9,17 +10,20 @@ import { PAGE_SIZE } from './constants.js';
 import type { Vma } from './vma.js';
 import {
   MIGRATE_ANY_OWNER, MIGRATE_PFN_DEVICE, MIGRATE_PFN_LOCKED, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup417, type MigratePfnArray,
-  type MigrateVma,
-} from './migrate_device.js';
+  MIGRATE_VMA_SELECT_SYSTEM, migratePfnToPage, type MigratePfnArray, type MigrateVma,
+} from './migrate_pfn.js';
+import { migrateVmaFinalize, migrateVmaPages, migrateVmaSetup417 } from './migrate_device.js';
 
 export {
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_PFN_VALID,
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT, MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR,
   MIGRATE_ANY_OWNER, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
+} from './migrate_pfn.js';
+export {
   migrateVmaSetup, migrateVmaPages, migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages,
-  migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio,
+  migrateDeviceFinalize, migrateDeviceCoherentFolio,
 } from './migrate_device.js';
+export { splitFolio } from './migrate_entries.js';
 
 /** struct migrate_vma_ops (4.14-4.19) */
 export interface MigrateVmaOps417 {

@@ -1,0 +1,326 @@
+// Migration entries, the page-table side of device migration (mm/migrate_device.c's collection
+// and unmap, mm/migrate.c's remove_migration_ptes): collecting a range's pages (splitting huge
+// pages) and replacing their mappings with migration entries, in the collecting process and,
+// through the reverse map, in every other; checking no one else holds a page; and remapping
+// each migration entry to the new page, or back to the old one.
+
+import { PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
+import type { Machine } from './machine.js';
+import type { Mm } from './mm.js';
+import { VM_WRITE } from './vma.js';
+import {
+  E_DIRTY, E_SOFT_DIRTY, E_SPECIAL, E_UFFD_WP, E_WRITE, E_YOUNG, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, KIND_MASK,
+  PageTable, type PtNode, type PtSlot,
+} from './pagetable.js';
+import { addMapping, mmCounter, splitHugePmd } from './memory.js';
+import { keyLevel, keyVpn } from './rmap.js';
+import { PG_anon, PG_anon_exclusive, PG_device, PG_head, PG_hugetlb, PG_locked, PG_reserved, PG_tail } from './page.js';
+import {
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage, migratePfnWithout, ownerMatches, type MigratePfnArray,
+  type MigrateVma,
+} from './migrate_pfn.js';
+
+const slot: PtSlot = { node: null!, idx: 0, level: 0 };
+
+// 4.17's do_swap_page took no reference on a device-private page before calling the driver;
+// hmmsim's fault path (mainline's) does. hmm_devmem's fault trampoline registers that
+// reference here so that the 4.17 migration (which has no fault_page) expects it.
+const faultRefs417 = new WeakMap<Machine, Map<number, number>>();
+let faults417 = 0; // registered in any machine: the lookup is skipped while there are none
+/** @internal */
+export function enterFault417(machine: Machine, pfn: number): void {
+  let m = faultRefs417.get(machine);
+  if (!m) faultRefs417.set(machine, (m = new Map()));
+  m.set(pfn, (m.get(pfn) ?? 0) + 1);
+  faults417++;
+}
+/** @internal */
+export function leaveFault417(machine: Machine, pfn: number): void {
+  const m = faultRefs417.get(machine);
+  const n = m?.get(pfn) ?? 0;
+  if (n === 0) return;
+  faults417--;
+  if (n === 1) m!.delete(pfn);
+  else m!.set(pfn, n - 1);
+}
+/** @internal References a 4.17 device fault holds on pfn. */
+export function faultRef417(machine: Machine, pfn: number): number {
+  return faults417 === 0 ? 0 : (faultRefs417.get(machine)?.get(pfn) ?? 0);
+}
+
+/** @internal migrate_vma_collect: walk [start, end) one PMD range at a time. */
+export function collect(mm: Mm, args: MigrateVma, v417: boolean): void {
+  // Only anonymous memory can be populated; 4.17 collected the holes of any VMA and let the
+  // insertion refuse them (4.17 #42).
+  const holes = v417 || args.vma.isAnonymous();
+  for (let cs = args.start; cs < args.end; ) {
+    const ce = Math.min(args.end, (Math.floor(cs / PMD_SIZE) + 1) * PMD_SIZE);
+    collectPmd(mm, args, cs, ce, holes, v417);
+    cs = ce;
+  }
+}
+
+function collectHole(args: MigrateVma, i0: number, n: number, holes: boolean): void {
+  if (!holes) return;
+  for (let i = i0; i < i0 + n; i++) args.src[i] = MIGRATE_PFN_MIGRATE;
+  args.cpages += n;
+}
+
+/** migrate_vma_collect_pmd for [cs, ce), inside one PMD range. */
+function collectPmd(mm: Mm, args: MigrateVma, cs: number, ce: number, holes: boolean, v417: boolean): void {
+  const machine = mm.machine;
+  const phys = machine.phys;
+  const i0 = (cs - args.start) / PAGE_SIZE;
+  const n = (ce - cs) / PAGE_SIZE;
+  const vpn = cs / PAGE_SIZE;
+  mm.pt.lookup(vpn, slot);
+  if (slot.level > 0) {
+    const kind = slot.node.flg[slot.idx]! & KIND_MASK;
+    if (kind === K_NONE) return collectHole(args, i0, n, holes);
+    // A bad entry, or a non-present huge entry (swap, migration, device): the chunk is skipped.
+    if (slot.level !== 1 || kind !== K_PRESENT) return;
+    const pmd = slot.node;
+    const pidx = slot.idx;
+    const val = pmd.val[pidx]!;
+    const base = vpn - (vpn % PMD_NR);
+    if (phys.isZeroPfn(val)) splitPmdNotify(mm, pmd, pidx, base);
+    else if (val === args.faultPage || !splitFolio(machine, val)) return; // the THP stays: chunk skipped
+    mm.pt.lookup(vpn, slot);
+    if ((slot.level as number) !== 0) return;
+  }
+  const pte = slot.node;
+  for (let j = 0; j < n; j++) {
+    const r = collectPte(mm, args, pte, (vpn + j) & 511, i0 + j, holes, v417);
+    if (r === RETRY) j--;
+    else if (r === SKIP_REST) return;
+  }
+}
+
+const NEXT = 0;
+const RETRY = 1;
+const SKIP_REST = 2;
+
+/** One PTE of migrate_vma_collect_pmd. */
+function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: number, holes: boolean, v417: boolean): number {
+  const machine = mm.machine;
+  const phys = machine.phys;
+  const f = phys.frames;
+  const flg = pte.flg[idx]!;
+  const kind = flg & KIND_MASK;
+  const val = pte.val[idx]!;
+  const select = args.flags;
+  if (kind === K_NONE) {
+    collectHole(args, i, 1, holes);
+    return NEXT;
+  }
+  if (kind === K_PRESENT) {
+    if (phys.isZeroPfn(val)) {
+      if (select & MIGRATE_VMA_SELECT_SYSTEM) collectHole(args, i, 1, true);
+      return NEXT;
+    }
+    if (flg & E_SPECIAL) return NEXT; // no struct page (vm_normal_page is NULL)
+    const pgmap = phys.pagemapOf(val);
+    if (!pgmap) {
+      if (!(select & MIGRATE_VMA_SELECT_SYSTEM)) return NEXT;
+    } else if (pgmap.type !== 'coherent' || !(select & MIGRATE_VMA_SELECT_DEVICE_COHERENT) || !ownerMatches(pgmap.owner, args.pgmapOwner)) {
+      return NEXT;
+    }
+    if (f.flags[val]! & (PG_head | PG_tail)) {
+      // A PTE-mapped piece of a large folio: split the folio (migrate_vma_split_folio) and look
+      // again; if it cannot be split, the rest of this PMD range is skipped. 4.17 skipped the page.
+      if (v417) return NEXT;
+      return splitFolio(machine, f.compoundHead(val)) ? RETRY : SKIP_REST;
+    }
+  } else if (kind === K_DEVICE_PRIVATE) {
+    const pgmap = phys.pagemapOf(val);
+    if (!pgmap || !(select & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) || !ownerMatches(pgmap.owner, args.pgmapOwner)) return NEXT;
+    if (f.flags[val]! & (PG_head | PG_tail)) return NEXT; // device folios (MIGRATE_PFN_COMPOUND) are not modelled
+  } else {
+    return NEXT; // swap, migration, device-exclusive, hwpoison entries are not migrated
+  }
+  const pflags = f.flags[val]!;
+  if (!(pflags & PG_anon) && f.mapping[val] === 0) return NEXT; // page->mapping is NULL
+  const fault = val === args.faultPage;
+  if (!fault && !phys.trylockPage(val)) return NEXT; // best effort: a locked page is left alone
+  if (pflags & PG_anon && pflags & PG_anon_exclusive && phys.pinned(val) > 0) {
+    // folio_try_share_anon_rmap_pte refuses a pinned exclusive page: it stays mapped.
+    if (!fault) phys.unlockPage(val);
+    return NEXT;
+  }
+  phys.getPage(val); // the migration's own reference
+  if (flg & E_DIRTY) phys.setDirty(val);
+  const write = (flg & E_WRITE) !== 0;
+  installMigrationEntry(mm, pte, idx, val, write);
+  args.src[i] = migratePfn(val) + MIGRATE_PFN_MIGRATE + (write ? MIGRATE_PFN_WRITE : 0);
+  args.cpages++;
+  return NEXT;
+}
+
+/** Replace a present or device-private entry with a migration entry; the mapping's reference goes (rmap and rss stay). */
+function installMigrationEntry(mm: Mm, node: PtNode, idx: number, pfn: number, write: boolean): void {
+  const phys = mm.machine.phys;
+  const old = node.flg[idx]!;
+  node.flg[idx] = K_MIGRATION | (write ? E_WRITE : 0) | (old & (E_DIRTY | E_YOUNG | E_SOFT_DIRTY | E_UFFD_WP));
+  phys.frames.mapcount[pfn]!--;
+  phys.putPage(pfn);
+}
+
+function splitPmdNotify(mm: Mm, pmd: PtNode, idx: number, baseVpn: number): void {
+  const r = mm.invalidateStart('CLEAR', baseVpn * PAGE_SIZE, (baseVpn + PMD_NR) * PAGE_SIZE);
+  splitHugePmd(mm, pmd, idx, baseVpn);
+  mm.invalidateEnd(r);
+}
+
+/**
+ * split_folio for an anonymous THP: every huge (PMD) mapping of it, in any process, is split
+ * into PTEs under a CLEAR invalidation of its 2 MiB range (found through the reverse map, as
+ * split_huge_page unmaps and remaps the folio), then the folio is split into small pages, each
+ * with a refcount of its own mappings (plus `extra`, references the caller holds, on the
+ * head). Returns false, having changed nothing, for a folio that cannot be split: hugetlb,
+ * device, locked, pinned, or referenced beyond its mappings and `extra`.
+ */
+export function splitFolio(machine: Machine, head: number, extra = 0): boolean {
+  const phys = machine.phys;
+  const f = phys.frames;
+  const flags = f.flags[head]!;
+  if (!(flags & PG_head) || flags & (PG_hugetlb | PG_device | PG_locked | PG_reserved) || !(flags & PG_anon)) return false;
+  if (phys.pinned(head) > 0) return false;
+  const huge = phys.entireMapcount.get(head) ?? 0;
+  let mapped = huge;
+  for (let i = 0, n = 1 << f.order(head); i < n; i++) mapped += f.mapcount[head + i]!;
+  if (f.refcount[head] !== mapped + extra) return false;
+  if (huge > 0) {
+    const entries = machine.rmap.entries(head);
+    for (let e = 0; e < entries.length; e += 2) {
+      const key = entries[e + 1]!;
+      if (keyLevel(key) !== 1) continue;
+      const mm = machine.mmById(entries[e]!)!;
+      const vpn = keyVpn(key);
+      const pmd = mm.pt.tableAt(vpn, 1)!;
+      splitPmdNotify(mm, pmd, PageTable.index(vpn, 1), vpn);
+    }
+  }
+  return phys.splitFolio(head, extra);
+}
+
+// ---- migrate_device_unmap ----
+
+/**
+ * migrate_device_unmap: a collected page still mapped elsewhere (other processes, through the
+ * reverse map) is unmapped into migration entries there too (try_to_migrate); a page still
+ * mapped, or with references beyond its mappings and the migration's (a pin), is restored and
+ * dropped from src. Returns the entries still migrating, empties included.
+ */
+export function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, v417: boolean): number {
+  const f = machine.phys.frames;
+  let unmapped = 0;
+  let restore = 0;
+  for (let i = 0; i < npages; i++) {
+    const s = src[i]!;
+    const pfn = migratePfnToPage(s);
+    if (pfn < 0) {
+      if (migratePfnHas(s, MIGRATE_PFN_MIGRATE)) unmapped++;
+      continue;
+    }
+    if (f.mapcount[pfn]! > 0) tryToMigrate(machine, pfn);
+    if (f.mapcount[pfn]! > 0 || !checkPage(machine, pfn, faultPage, v417)) {
+      src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+      restore++;
+      continue;
+    }
+    unmapped++;
+  }
+  for (let i = 0; i < npages && restore > 0; i++) {
+    const s = src[i]!;
+    const pfn = migratePfnToPage(s);
+    if (pfn < 0 || migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+    removeMigrationPtes(machine, pfn, pfn);
+    src[i] = 0;
+    if (pfn !== faultPage) machine.phys.unlockPage(pfn);
+    machine.phys.putPage(pfn);
+    restore--;
+  }
+  return unmapped;
+}
+
+/** try_to_migrate: every present or device-private PTE mapping of pfn becomes a migration entry, each under a CLEAR invalidation. */
+function tryToMigrate(machine: Machine, pfn: number): void {
+  const entries = machine.rmap.entries(pfn);
+  for (let e = 0; e < entries.length; e += 2) {
+    const key = entries[e + 1]!;
+    if (keyLevel(key) !== 0) continue;
+    const mm = machine.mmById(entries[e]!);
+    if (!mm) continue;
+    const vpn = keyVpn(key);
+    mm.pt.lookup(vpn, slot);
+    if (slot.level !== 0) continue;
+    const node = slot.node;
+    const idx = slot.idx;
+    const kind = node.flg[idx]! & KIND_MASK;
+    if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || node.val[idx] !== pfn) continue;
+    const r = mm.invalidateStart('CLEAR', vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE);
+    if (node.flg[idx]! & E_DIRTY) machine.phys.setDirty(pfn);
+    installMigrationEntry(mm, node, idx, pfn, (node.flg[idx]! & E_WRITE) !== 0);
+    mm.invalidateEnd(r);
+  }
+}
+
+/**
+ * migrate_vma_check_page: false if the page has references nobody can account for (a pin).
+ * Expected: the migration's, the fault's (for fault_page), one more for a ZONE_DEVICE page
+ * (as the kernel's check allows), the page cache's for a file page. 4.17 let device-private
+ * pages always pass.
+ */
+function checkPage(machine: Machine, pfn: number, faultPage: number, v417: boolean): boolean {
+  const phys = machine.phys;
+  const f = phys.frames;
+  const pgmap = phys.pagemapOf(pfn);
+  if (v417 && pgmap?.type === 'private') return true;
+  if (f.flags[pfn]! & (PG_head | PG_tail)) return false;
+  const extra = 1 + (pfn === faultPage ? 1 : 0) + (pgmap ? 1 : 0) + (f.mapping[pfn] !== 0 ? 1 : 0) + faultRef417(machine, pfn);
+  return f.refcount[pfn]! - extra <= f.mapcount[pfn]!;
+}
+
+/**
+ * remove_migration_ptes: every migration entry for `old` becomes a mapping of `page` (old
+ * itself when restoring): a device-private entry for device-private memory, else a present
+ * PTE; writable only if the migration entry was and the VMA allows it.
+ */
+export function removeMigrationPtes(machine: Machine, old: number, page: number): void {
+  const phys = machine.phys;
+  const f = phys.frames;
+  const devicePrivate = phys.isDevicePrivate(page);
+  // One entry (the common case) is read from the frame itself, with no array built.
+  const list = machine.rmap.count(old) === 1 ? null : machine.rmap.entries(old);
+  const n = list ? list.length / 2 : machine.rmap.count(old);
+  for (let e = 0; e < n; e++) {
+    const mmId = list ? list[2 * e]! : f.rmapMm[old]!;
+    const key = list ? list[2 * e + 1]! : f.rmapKey[old]!;
+    if (keyLevel(key) !== 0) continue;
+    const mm = machine.mmById(mmId);
+    if (!mm) continue;
+    const vpn = keyVpn(key);
+    mm.pt.lookup(vpn, slot);
+    const node = slot.node;
+    const idx = slot.idx;
+    const flg = node.flg[idx]!;
+    if (slot.level !== 0 || (flg & KIND_MASK) !== K_MIGRATION || node.val[idx] !== old) continue;
+    const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
+    const write = (flg & E_WRITE) !== 0 && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
+    const keep = flg & (E_SOFT_DIRTY | E_UFFD_WP);
+    const entry = devicePrivate
+      ? K_DEVICE_PRIVATE | (write ? E_WRITE : 0) | keep
+      : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : flg & E_DIRTY) | keep;
+    PageTable.set(node, idx, entry, page);
+    phys.getPage(page);
+    if (page === old) {
+      f.mapcount[page]!++;
+    } else {
+      machine.rmap.remove(old, mm.id, key);
+      // addMapping counts rss again: take back the migration entry's count first.
+      mm.rss[mmCounter(mm, old)]!--;
+      addMapping(mm, page, vpn, 0);
+    }
+  }
+}

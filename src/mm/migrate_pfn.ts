@@ -1,0 +1,79 @@
+// The encoding and the struct of a migration (include/linux/migrate.h): MIGRATE_PFN_* entries,
+// one per page, in src and dst, and struct migrate_vma.
+//
+// Encoded values (pfn * 64 + flags) exceed 32 bits: they are tested and built with arithmetic,
+// never with 32-bit bitwise operators, and stored in Float64Arrays (or plain number arrays).
+
+import { PAGE_SIZE } from './constants.js';
+import type { Vma } from './vma.js';
+
+export const MIGRATE_VMA_SELECT_SYSTEM = 1;
+export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 2;
+export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 4;
+
+export const MIGRATE_PFN_VALID = 1 << 0;
+export const MIGRATE_PFN_MIGRATE = 1 << 1;
+export const MIGRATE_PFN_WRITE = 1 << 3;
+export const MIGRATE_PFN_SHIFT = 6;
+// The 4.17 encoding's extra bits (include/linux/migrate.h of that era).
+export const MIGRATE_PFN_LOCKED = 1 << 2;
+export const MIGRATE_PFN_DEVICE = 1 << 4;
+export const MIGRATE_PFN_ERROR = 1 << 5;
+/** A pgmapOwner that selects device pages of any owner (4.17 had no owners). */
+export const MIGRATE_ANY_OWNER: unique symbol = Symbol('any pgmap owner');
+
+/** One encoded entry per page: a Float64Array, or a plain array of numbers. */
+export type MigratePfnArray = Float64Array | number[];
+
+const PFN_MUL = 2 ** MIGRATE_PFN_SHIFT;
+
+/** migrate_pfn(pfn): the pfn, shifted, with VALID. */
+export function migratePfn(pfn: number): number {
+  return pfn * PFN_MUL + MIGRATE_PFN_VALID;
+}
+/** migrate_pfn_to_page: the pfn of an entry, or -1 without VALID. */
+export function migratePfnToPage(v: number): number {
+  return migratePfnHas(v, MIGRATE_PFN_VALID) ? Math.floor(v / PFN_MUL) : -1;
+}
+/** Whether an encoded entry has a MIGRATE_PFN_* bit (use this, not `&`: entries exceed 32 bits). */
+export function migratePfnHas(v: number, bit: number): boolean {
+  return v % (2 * bit) >= bit;
+}
+/** @internal An entry with a MIGRATE_PFN_* bit cleared. */
+export function migratePfnWithout(v: number, bit: number): number {
+  return migratePfnHas(v, bit) ? v - bit : v;
+}
+
+/** struct migrate_vma */
+export interface MigrateVma {
+  vma: Vma;
+  start: number;
+  end: number;
+  /** Exactly npages entries each. */
+  src: MigratePfnArray;
+  dst: MigratePfnArray;
+  /** Out: pages in the range, and pages collected. */
+  npages: number;
+  cpages: number;
+  pgmapOwner: unknown;
+  /** MIGRATE_VMA_SELECT_* */
+  flags: number;
+  /** The device page a migrate_to_ram is faulting on (already locked and referenced by the fault), or -1. */
+  faultPage: number;
+}
+
+/** A MigrateVma for [start, end) of vma, with src/dst arrays of the right length. */
+export function newMigrateVma(vma: Vma, start: number, end: number, flags: number, pgmapOwner: unknown, faultPage = -1): MigrateVma {
+  const n = Math.max(0, Math.floor((end - start) / PAGE_SIZE));
+  return { vma, start, end, src: new Float64Array(n), dst: new Float64Array(n), npages: 0, cpages: 0, pgmapOwner, flags, faultPage };
+}
+
+/** @internal */
+export function isPfnArray(a: unknown): a is MigratePfnArray {
+  return a instanceof Float64Array || Array.isArray(a);
+}
+
+/** Whether a pagemap's owner is the one a migration selects. */
+export function ownerMatches(pgmapOwner: unknown, wanted: unknown): boolean {
+  return wanted === MIGRATE_ANY_OWNER || pgmapOwner === wanted;
+}
