@@ -87,15 +87,12 @@ export class DeviceMemory {
     if (!vma || vma.start > start || vma.end < end) fail('EINVAL', 'range is not within one VMA');
     const args = newMigrateVma(vma, start, end, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, this.owner);
     migrateVmaSetup(args);
-    const phys = this.machine.phys;
     let moved = 0;
     for (let i = 0; i < args.npages; i++) {
       const s = migratePfnToPage(args.src[i]!);
       if (s < 0 || !migratePfnHas(args.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-      const page = phys.tryAllocPages(0);
+      const page = this.copyToSystemPage(s);
       if (page < 0) break;
-      phys.trylockPage(page);
-      phys.copyPage(page, s);
       args.dst[i] = migratePfn(page);
       this.onEvict?.(mm, start + i * PAGE_SIZE);
       moved++;
@@ -114,15 +111,12 @@ export class DeviceMemory {
     const src = new Float64Array(n);
     const dst = new Float64Array(n);
     migrateDeviceRange(this.machine, src, this.pgmap.firstPfn, n);
-    const phys = this.machine.phys;
     let moved = 0;
     for (let i = 0; i < n; i++) {
       const s = migratePfnToPage(src[i]!);
       if (s < 0) continue;
-      const page = phys.tryAllocPages(0);
+      const page = this.copyToSystemPage(s);
       if (page < 0) break;
-      phys.trylockPage(page);
-      phys.copyPage(page, s);
       dst[i] = migratePfn(page);
       moved++;
     }
@@ -136,21 +130,28 @@ export class DeviceMemory {
     this.onEvict?.(vmf.mm, vmf.address);
     const args = newMigrateVma(vmf.vma, vmf.address, vmf.address + PAGE_SIZE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, this.owner, vmf.page);
     migrateVmaSetup(args);
-    const phys = this.machine.phys;
     if (migratePfnHas(args.src[0]!, MIGRATE_PFN_MIGRATE)) {
-      const page = phys.tryAllocPages(0);
+      const page = this.copyToSystemPage(migratePfnToPage(args.src[0]!));
       if (page < 0) {
         migrateVmaPages(args);
         migrateVmaFinalize(args);
         return VM_FAULT_OOM;
       }
-      phys.trylockPage(page);
-      phys.copyPage(page, migratePfnToPage(args.src[0]!));
       args.dst[0] = migratePfn(page);
       this.faultsServed++;
     }
     migrateVmaPages(args);
     migrateVmaFinalize(args);
     return 0;
+  }
+
+  /** A new, locked system page holding device page `spage`'s data (the copy engine), or -1 when memory is out. */
+  private copyToSystemPage(spage: number): number {
+    const phys = this.machine.phys;
+    const page = phys.tryAllocPages(0);
+    if (page < 0) return -1;
+    phys.trylockPage(page);
+    phys.copyPage(page, spage);
+    return page;
   }
 }
