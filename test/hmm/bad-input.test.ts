@@ -8,17 +8,7 @@ import {
   mmuIntervalReadBegin, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, PROT_READ, type Process, type Mm,
 } from '../../src/index.js';
 import { K_NONE } from '../../src/mm/pagetable.js';
-import { anon, cpuKind, F_DP, F_VALID, F_WRITE, newMachine, P, range417, V_ERROR, V_NONE, V_SPECIAL } from './helpers.js';
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KernelError) return e.errno;
-    throw e;
-  }
-  return 'no error';
-}
+import { anon, cpuKind, F_DP, F_VALID, F_WRITE, newMachine, P, range417, V_ERROR, V_NONE, V_SPECIAL, errnoOf } from './helpers.js';
 
 function with417() {
   const m = newMachine();

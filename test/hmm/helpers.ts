@@ -17,6 +17,8 @@ import { rmapKey } from '../../src/mm/rmap.js';
 import { PG_anon } from '../../src/mm/page.js';
 import { HmmRange417 } from '../../src/index.js';
 
+export { errnoOf } from '../mm/helpers.js';
+
 export const P = PAGE_SIZE;
 
 export function newMachine(ramMiB = 128, thp: 'always' | 'madvise' | 'never' = 'madvise'): Machine {

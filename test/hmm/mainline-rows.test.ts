@@ -15,7 +15,7 @@ import { K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../s
 import { zapRange } from '../../src/mm/memory.js';
 import {
   addVmFlags, anon, cpuKind, cpuPfn, cpuWritable, enc, F_VALID, F_WRITE, makeExclusive, newMachine, P, range417, slotOf,
-  startMigration, TestDevice, V_NONE,
+  startMigration, TestDevice, V_NONE, errnoOf,
 } from './helpers.js';
 
 /** A driver's interval subscription that records every invalidation and keeps the sequence. */
@@ -50,16 +50,6 @@ function faultLoop(r: HmmRange): number {
     }
   }
   throw new Error('no progress');
-}
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KernelError) return e.errno;
-    throw e;
-  }
-  return 'no error';
 }
 
 function countFaults(p: Process): { n: number } {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaFaultAsync, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf,
-  hmmInjectAllocFailure, HmmRange417, hmmPfnToPfn, KernelError, WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE,
+  hmmInjectAllocFailure, HmmRange417, hmmPfnToPfn, WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE,
   MAP_SHARED, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_DONTEXPAND, VM_IO,
   VM_MIXEDMAP, VM_PFNMAP, type Process, type HmmMirrorOps,
 } from '../../src/index.js';
@@ -13,7 +13,7 @@ import { checkInvariants } from '../../src/mm/check.js';
 import { K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../src/mm/pagetable.js';
 import {
   addVmFlags, anon, cpuKind, cpuPfn, cpuWritable, enc, F_DP, F_VALID, F_WRITE, installBadPmd, installHwpoison, newMachine, P,
-  range417, setProtnone, slotOf, startMigration, TestDevice, V_ERROR, V_NONE, V_SPECIAL,
+  range417, setProtnone, slotOf, startMigration, TestDevice, V_ERROR, V_NONE, V_SPECIAL, errnoOf,
 } from './helpers.js';
 
 function setup(ops: Partial<HmmMirrorOps> = {}) {
@@ -23,16 +23,6 @@ function setup(ops: Partial<HmmMirrorOps> = {}) {
   const mirror = new HmmMirror({ syncCpuDevicePagetables: (_m, _u, s, e) => void syncs.push([s, e]), ...ops });
   hmmMirrorRegister(mirror, p.mm);
   return { m, p, mirror, syncs };
-}
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KernelError) return e.errno;
-    throw e;
-  }
-  return 'no error';
 }
 
 function untracked(r: HmmRange417): boolean {
