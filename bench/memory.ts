@@ -6,7 +6,7 @@
 import { Machine, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MADV_NOHUGEPAGE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import { BYTES_PER_FRAME } from '../src/mm/page.js';
 import { BYTES_PER_DATA_SLOT } from '../src/mm/physmem.js';
-import { mulberry32 } from '../src/sched/scheduler.js';
+import { SeededRandom } from '../src/sched/random.js';
 
 /** Bytes of one page-table node: 512 x (u32 value + u16 flags), plus the child array above PTE level, plus object headers. */
 export function ptNodeBytes(level: number): number {
@@ -64,8 +64,8 @@ export function measureMemory(populateBytes = 256 << 20): MemoryFigures {
   const sp = sm.spawn();
   const tib = 2 ** 40;
   const base = sp.mmap(0, tib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-  const rand = mulberry32(42);
-  for (let i = 0; i < 1000; i++) sp.write(base + Math.floor(rand() * (tib / PAGE_SIZE)) * PAGE_SIZE, one);
+  const rand = SeededRandom.of(42);
+  for (let i = 0; i < 1000; i++) sp.write(base + rand.below(tib / PAGE_SIZE) * PAGE_SIZE, one);
   gc?.();
   const after = process.memoryUsage();
   const nodes = countNodes(sm);

@@ -45,6 +45,6 @@ export * from './hmm/devmem.js';
 // The kernel's HMM test driver (dmirror, lib/test_hmm.c) and its selftests (hmm-tests.c).
 export * from './drivers/dmirror/index.js';
 export {
-  runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, formatSelftestTable, HMM_SELFTESTS,
+  runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, HMM_SELFTESTS,
   HMM_VARIANTS, HMM2_VARIANTS, NO_DEVICE_THP_REASON, type SelftestOptions, type SelftestResult, type SelftestCase,
 } from './drivers/dmirror/selftests.js';

@@ -3,6 +3,7 @@
 
 import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
+import { parseSeed } from './options.js';
 import { runScenario, type ScenarioReport } from '../sim/scenario.js';
 
 export function positiveInt(v: string): number {
@@ -39,7 +40,7 @@ export function registerDemo(program: Command): void {
     .command('run', { isDefault: true })
     .description('run the built-in scenario: a process and a device sharing memory through HMM, with a summary and a data check')
     .option('--size <MiB>', 'memory the process maps, in MiB', positiveInt, 64)
-    .option('--seed <n>', 'seed for the scenario\'s random choices', positiveInt, 1)
+    .option('--seed <n>', 'seed for the scenario\'s random choices: an integer from 0 to 2^53-1', parseSeed, 1)
     .option('--json', 'print the report as JSON')
     .option('--no-progress', 'no progress bar')
     .action((o: { size: number; seed: number; json?: boolean; progress: boolean }) => {

@@ -4,11 +4,16 @@
 import { Command } from 'commander';
 import { registerDemo } from './demo.js';
 import { registerSelftest } from './selftest.js';
+import { exitQuietlyOnBrokenPipe } from './pipes.js';
+import { packageVersion } from './version.js';
+
+exitQuietlyOnBrokenPipe();
 
 const program = new Command()
   .name('hmmsim')
   .description('Linux HMM (Heterogeneous Memory Management), executable')
-  .version('0.1.0');
+  .version(packageVersion())
+  .enablePositionalOptions(); // `hmmsim selftest -V <variant>` is the subcommand's -V, not --version
 
 registerDemo(program);
 registerSelftest(program);

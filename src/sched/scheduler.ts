@@ -6,18 +6,7 @@
 // every race it finds can be replayed; `explore` tries many seeds.
 
 import { WouldBlock } from '../mm/errno.js';
-
-/** A small, fast, seedable PRNG (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { checkSeed, SeededRandom } from './random.js';
 
 type State = 'ready' | 'running' | 'blocked' | 'done';
 
@@ -86,15 +75,16 @@ export interface TraceEntry {
 
 export class Scheduler {
   private readonly tasks: Task[] = [];
-  private readonly rand: () => number;
+  private readonly rand: SeededRandom;
   private parkedSignal: (() => void) | null = null;
   private wakeSignal: (() => void) | null = null;
   readonly log: TraceEntry[] = [];
   /** Keep a trace of every preemption point (off by default: it allocates). */
   tracing = false;
 
+  /** `seed`: an integer from 0 to 2^53-1 (SEED_MAX); a RangeError otherwise. */
   constructor(readonly seed: number) {
-    this.rand = mulberry32(seed);
+    this.rand = SeededRandom.of(seed);
   }
 
   /** Add a task; it starts at the first scheduling decision. */
@@ -149,7 +139,7 @@ export class Scheduler {
         if (!woke) throw new Error(`deadlock: ${this.tasks.filter((t) => t.state === 'blocked').map((t) => t.name).join(', ')} asleep forever`);
         continue;
       }
-      const task = ready[Math.floor(this.rand() * ready.length)]!;
+      const task = ready[this.rand.below(ready.length)]!;
       const stopped = new Promise<void>((r) => { this.parkedSignal = r; });
       task.resume();
       await stopped;
@@ -161,14 +151,18 @@ export class Scheduler {
 
 /**
  * Run `scenario` under `runs` seeds starting at `firstSeed`; return the first seed whose run
- * throws (with the error), or null if every interleaving passed.
+ * throws (with the error), or null if every interleaving passed. Every seed tried must be one
+ * (0..SEED_MAX): a RangeError before anything runs otherwise.
  */
 export async function explore(
   scenario: (sched: Scheduler) => Promise<void>,
   runs: number,
   firstSeed = 1,
 ): Promise<{ seed: number; error: unknown } | null> {
-  for (let seed = firstSeed; seed < firstSeed + runs; seed++) {
+  checkSeed(firstSeed);
+  if (runs > 0) checkSeed(firstSeed + (runs - 1));
+  for (let i = 0; i < runs; i++) {
+    const seed = firstSeed + i;
     const sched = new Scheduler(seed);
     try {
       await scenario(sched);

@@ -8,7 +8,7 @@
 
 import { Machine } from '../mm/machine.js';
 import { MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
-import { mulberry32 } from '../sched/scheduler.js';
+import { SeededRandom } from '../sched/random.js';
 import { Metrics, type MetricsSnapshot } from './metrics.js';
 import { MirrorDevice, type DeviceStats } from './mirror-device.js';
 
@@ -50,7 +50,7 @@ export function runScenario(opts: ScenarioOptions): ScenarioReport {
   const pages = sizeBytes / PAGE_SIZE;
   const machine = new Machine({ ramBytes: Math.max(256 << 20, Math.ceil((3 * sizeBytes) / (2 << 20)) * (2 << 20)), swapBytes: sizeBytes });
   const metrics = new Metrics(machine);
-  const rand = mulberry32(seed);
+  const rand = SeededRandom.of(seed);
   const proc = machine.spawn();
   const base = proc.mmap(0, sizeBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   proc.madvise(base, sizeBytes, MADV_NOHUGEPAGE);
@@ -77,7 +77,7 @@ export function runScenario(opts: ScenarioOptions): ScenarioReport {
   const pick = (n: number): number[] => {
     const out = new Set<number>();
     while (out.size < n) {
-      const pg = Math.floor(rand() * pages);
+      const pg = rand.below(pages);
       if (!unmapped[pg]) out.add(pg);
     }
     return [...out];

@@ -43,14 +43,3 @@ describe('hmmsim run: the built-in scenario', () => {
     expect(() => execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--size', '-1'], { stdio: 'pipe' })).toThrow();
   });
 });
-
-describe('hmmsim selftest', () => {
-  it('prints the kselftest table ending with the N of M line, for a filtered run', () => {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'selftest', '--filter', 'anon_read'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const last = out.trim().split('\n').pop()!;
-    expect(last).toMatch(/^(\d+) of (\d+) kernel HMM selftests pass \(\d+ skipped\)$/);
-    const [, n, total] = /^(\d+) of (\d+)/.exec(last)!;
-    expect(Number(total)).toBeGreaterThan(0);
-    expect(n).toBe(total);
-  });
-});

@@ -5,7 +5,7 @@
 // runSelftests / runSelftestCase, so "N of M kernel HMM selftests pass" is one number.
 
 import {
-  formatSelftestSummary, formatSelftestTable, runSelftestCase, selftestCasesOf, type SelftestCase, type SelftestDef,
+  formatSelftestList, formatSelftestSummary, runSelftestCase, selftestCasesOf, type SelftestCase, type SelftestDef,
   type SelftestOptions, type SelftestResult,
 } from './selftests/harness.js';
 import { mirrorTests } from './selftests/cases-mirror.js';
@@ -15,9 +15,9 @@ import { hugeTests } from './selftests/cases-huge.js';
 import { benchTests } from './selftests/cases-bench.js';
 
 export {
-  formatSelftestSummary, formatSelftestTable, runSelftestCase, HMM_VARIANTS, HMM2_VARIANTS, SelftestFailure, SelftestSkip,
-  type FixtureName, type HmmVariant, type Hmm2Variant, type SelftestCase, type SelftestDef, type SelftestOptions,
-  type SelftestResult,
+  formatKselftestTotals, formatSelftestSummary, runSelftestCase, runSelftestsKselftest, selftestEnabled, selftestFullName,
+  HMM_VARIANTS, HMM2_VARIANTS, SelftestFailure, SelftestSkip, type FixtureName, type HmmVariant, type Hmm2Variant,
+  type SelftestCase, type SelftestDef, type SelftestFilterOption, type SelftestOptions, type SelftestResult,
 } from './selftests/harness.js';
 export { NO_DEVICE_THP_REASON } from './selftests/cases-huge.js';
 
@@ -37,7 +37,12 @@ export async function runSelftests(opts: SelftestOptions = {}): Promise<{ result
 }
 
 /** runSelftests, then the summary line: `N of M kernel HMM selftests pass (K skipped)`. */
-export async function runSelftestsSummary(opts: SelftestOptions = {}): Promise<{ results: SelftestResult[]; summary: string; table: string }> {
+export async function runSelftestsSummary(opts: SelftestOptions = {}): Promise<{ results: SelftestResult[]; summary: string }> {
   const { results } = await runSelftests(opts);
-  return { results, summary: formatSelftestSummary(results), table: formatSelftestTable(results) };
+  return { results, summary: formatSelftestSummary(results) };
+}
+
+/** What `hmm-tests -l` prints: the fixtures, their variants and their tests. */
+export function formatHmmSelftestList(): string {
+  return formatSelftestList(HMM_SELFTESTS);
 }

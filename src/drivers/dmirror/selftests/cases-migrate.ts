@@ -3,7 +3,8 @@
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '../../../mm/constants.js';
 import { ERRNO, KernelError } from '../../../mm/errno.js';
 import { checkInvariants } from '../../../mm/check.js';
-import { mulberry32, Scheduler } from '../../../sched/scheduler.js';
+import { Scheduler } from '../../../sched/scheduler.js';
+import { SeededRandom } from '../../../sched/random.js';
 import { HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE } from '../uapi.js';
 import { ASSERT_EQ, ASSERT_NE, hmmIsCoherentType, SelftestFailure, TEST_F, type SelftestDef } from './harness.js';
 import {
@@ -214,9 +215,9 @@ export const migrateTests: SelftestDef[] = [
       ASSERT_NE(buffer.ptr, MAP_FAILED);
       fillInts(p, buffer.ptr, size / 4, (i) => i + c);
       const sched = new Scheduler(seed0 + c);
-      const random = mulberry32(0x9e3779b9 ^ (seed0 + c));
+      const random = SeededRandom.of(seed0 + c).split(); // independent of the scheduler's stream
       sched.spawn('unmap_buffer', async (task) => {
-        const delay = Math.floor(random() * 64);
+        const delay = random.below(64);
         for (let k = 0; k < delay; k++) await task.yield('nanosleep');
         munmap(p, buffer.ptr + buffer.size / 2, buffer.size / 2);
         buffer.ptr = 0;

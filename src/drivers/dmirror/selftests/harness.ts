@@ -256,14 +256,104 @@ export function formatSelftestSummary(results: readonly SelftestResult[]): strin
   return `${pass} of ${results.length} kernel HMM selftests pass (${skip} skipped)`;
 }
 
-/** A plain-text table of the results, one line per case, kselftest style, with the summary last. */
-export function formatSelftestTable(results: readonly SelftestResult[]): string {
-  const lines = results.map((r, i) => {
-    const tag = r.status === 'pass' ? 'ok' : r.status === 'skip' ? 'ok' : 'not ok';
-    const id = `${r.fixture}.${r.variant}.${r.name}`;
-    const extra = r.status === 'skip' ? ` # SKIP ${r.reason ?? ''}` : r.status === 'fail' ? ` # ${r.reason ?? ''}` : '';
-    return `${tag} ${i + 1} ${id} (${r.ms.toFixed(0)} ms)${extra}`;
-  });
-  lines.push(formatSelftestSummary(results));
+// ---- what kselftest_harness.h prints (TAP 13), and its options ----
+
+/** The name the harness prints for a case: `fixture.variant.test` (test_name in __run_test). */
+export function selftestFullName(c: { readonly fixture: FixtureName; readonly variant: string; readonly name: string }): string {
+  return `${c.fixture}.${c.variant}.${c.name}`;
+}
+
+/**
+ * One of the harness's filter options, in the order given: -t/-T include/exclude a test, -f/-F a
+ * fixture, -v/-V a variant (by name), -r runs one test by its full name.
+ */
+export interface SelftestFilterOption {
+  readonly opt: 't' | 'T' | 'f' | 'F' | 'v' | 'V' | 'r';
+  readonly name: string;
+}
+
+/**
+ * test_enabled(): the first option that matches decides (lower case includes, upper case
+ * excludes); if none matches, a case runs unless some option was an inclusion.
+ */
+export function selftestEnabled(c: { readonly fixture: FixtureName; readonly variant: string; readonly name: string }, options: readonly SelftestFilterOption[]): boolean {
+  let hasPositive = false;
+  for (const { opt, name } of options) {
+    const include = opt === opt.toLowerCase();
+    hasPositive ||= include;
+    switch (opt) {
+      case 't': case 'T':
+        if (c.name === name) return include;
+        break;
+      case 'f': case 'F':
+        if (c.fixture === name) return include;
+        break;
+      case 'v': case 'V':
+        if (c.variant === name) return include;
+        break;
+      case 'r':
+        if (selftestFullName(c) === name) return true;
+        break;
+    }
+  }
+  return !hasPositive;
+}
+
+/**
+ * test_harness_list_tests() (-l): per fixture, its variants and its tests side by side, the
+ * global fixture (which hmm-tests.c leaves empty) first.
+ */
+export function formatSelftestList(defs: readonly SelftestDef[]): string {
+  const row = (f: string, v: string, t: string): string => `${f.padEnd(20)} ${v.padEnd(25)} ${t}`.trimEnd();
+  const lines = [row('# FIXTURE', 'VARIANT', 'TEST'), row('global', '', '')];
+  const fixtures: [FixtureName, readonly { name: string }[]][] = [['hmm', HMM_VARIANTS], ['hmm2', HMM2_VARIANTS]];
+  for (const [fixture, variants] of fixtures) {
+    const tests = defs.filter((d) => d.fixture === fixture);
+    lines.push('-'.repeat(80));
+    for (let i = 0; i < Math.max(1, variants.length, tests.length); i++) {
+      lines.push(row(i === 0 ? fixture : '', variants[i]?.name ?? '', tests[i]?.name ?? ''));
+    }
+  }
   return lines.join('\n');
+}
+
+const oneLine = (s: string): string => s.replace(/\s*\n\s*/g, ' ');
+
+/**
+ * Run the cases and print, one line at a time as it happens, what test_harness_run() prints:
+ * the TAP header and plan, `#  RUN` and `#  OK` / `#  FAIL` around each test, `ok N name`,
+ * `ok N name # SKIP reason` or `not ok N name`, then `# PASSED: n / m tests passed.` (skips
+ * count as passed there, as in the harness). A failure's reason, a skip's reason and whatever a
+ * test logs are printed as `#` comments. Ends before the `# Totals:` line (formatKselftestTotals),
+ * so that the caller can add its own comments first.
+ */
+export async function runSelftestsKselftest(cases: readonly SelftestCase[], opts: SelftestOptions, print: (line: string) => void): Promise<SelftestResult[]> {
+  const testCases = new Set(cases.map((c) => `${c.fixture}.${c.variant}`)).size;
+  print('TAP version 13');
+  print(`1..${cases.length}`);
+  print(`# Starting ${cases.length} tests from ${testCases} test cases.`);
+  const results: SelftestResult[] = [];
+  for (const c of cases) {
+    const name = selftestFullName(c);
+    print(`#  RUN           ${name} ...`);
+    const r = await runSelftestCase(c, { ...opts, log: (line) => print(`# ${oneLine(line)}`) });
+    results.push(r);
+    const reason = oneLine(r.reason ?? '');
+    if (r.status === 'skip') print(`#      SKIP      ${reason}`);
+    if (r.status === 'fail') print(`# ${name}: ${reason || 'failed'}`);
+    print(`#          ${r.status === 'fail' ? 'FAIL' : '  OK'}  ${name}`);
+    const n = results.length;
+    if (r.status === 'pass') print(`ok ${n} ${name}`);
+    else if (r.status === 'skip') print(`ok ${n} ${name} # SKIP ${reason || 'unknown'}`);
+    else print(`not ok ${n} ${name}`);
+  }
+  const passed = results.filter((r) => r.status !== 'fail').length;
+  print(`# ${passed === results.length ? 'PASSED' : 'FAILED'}: ${passed} / ${results.length} tests passed.`);
+  return results;
+}
+
+/** ksft_print_cnts(): the `# Totals:` line that ends the output. */
+export function formatKselftestTotals(results: readonly SelftestResult[]): string {
+  const count = (s: SelftestResult['status']): number => results.filter((r) => r.status === s).length;
+  return `# Totals: pass:${count('pass')} fail:${count('fail')} xfail:0 xpass:0 skip:${count('skip')} error:0`;
 }

@@ -1,0 +1,35 @@
+// The shared option parsers (src/cli/options.ts) and the CLI's seed range end to end.
+
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from 'commander';
+import { parseSeed } from '../../src/cli/options.js';
+import { SEED_MAX } from '../../src/sched/random.js';
+import { hmmsim } from './run-cli.js';
+
+describe('--seed', () => {
+  it('accepts every integer from 0 to 2^53-1, as written', () => {
+    expect(parseSeed('0')).toBe(0);
+    expect(parseSeed('1')).toBe(1);
+    expect(parseSeed('4294967296')).toBe(2 ** 32); // no 32-bit wrap
+    expect(parseSeed('9007199254740991')).toBe(SEED_MAX);
+    expect(SEED_MAX).toBe(2 ** 53 - 1);
+  });
+
+  it('refuses anything else with a message that names the range', () => {
+    for (const bad of ['-1', '9007199254740992', '1e3', '1.5', '0x10', '', 'seven', '18446744073709551616']) {
+      expect(() => parseSeed(bad), bad).toThrow(InvalidArgumentError);
+      expect(() => parseSeed(bad), bad).toThrow('a seed is an integer from 0 to 2^53-1 (9007199254740991)');
+    }
+  });
+
+  it('hmmsim run: seed 0 and a seed above 2^32 run under that very seed (test/sched/random.test.ts: no two seeds share a stream); 2^53 is refused', () => {
+    for (const seed of ['0', '4294967297']) {
+      const r = hmmsim('run', '--size', '1', '--seed', seed, '--json');
+      expect(r.status).toBe(0);
+      expect(JSON.parse(r.stdout).seed).toBe(Number(seed));
+    }
+    const bad = hmmsim('run', '--seed', '9007199254740992');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('a seed is an integer from 0 to 2^53-1');
+  });
+});
