@@ -1,7 +1,8 @@
 // Mainline's walk policy: hmm_range_fault's callbacks (fixed HMM_PFN_* bits,
 // dev_private_owner, per-VMA test, orders), on the shared PageWalker (walk.ts).
 
-import { PAGE_SIZE } from '../mm/constants.js';
+import { HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../mm/constants.js';
+import { LEVEL_ORDER } from '../mm/pagetable.js';
 import type { Mm } from '../mm/mm.js';
 import { VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, type Vma } from '../mm/vma.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
@@ -166,7 +167,7 @@ export class PolicyMainline implements WalkOps {
     }
     if (vma.isHugetlb()) {
       // hmm_vma_walk_hugetlb_entry: the request of the first entry decides for the huge page.
-      const order = vma.hugeShift - 12;
+      const order = vma.hugeShift - PAGE_SHIFT;
       const present = e.kind === CE_PRESENT && !e.protnone;
       const cpu = (present ? HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) : 0) | order;
       const need = this.needFault(i0, cpu);
@@ -183,8 +184,8 @@ export class PolicyMainline implements WalkOps {
     }
     switch (e.kind) {
       case CE_PRESENT: {
-        // hmm_vma_handle_pmd / the PUD leaf case: order 9 or 18.
-        const cpu = e.protnone ? 0 : HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | (e.level === 1 ? 9 : 18);
+        // hmm_vma_handle_pmd / the PUD leaf case: the leaf's order.
+        const cpu = e.protnone ? 0 : HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | LEVEL_ORDER[e.level]!;
         const need = this.rangeNeedFault(i0, n, cpu);
         if (need) return this.vmaFault(vma, start, end, need);
         if (!cpu) {
@@ -208,7 +209,7 @@ export class PolicyMainline implements WalkOps {
       case CE_DEVICE_PRIVATE: {
         // A device-private PMD (a 2 MiB device folio).
         if (e.owner !== null && e.owner === range.devPrivateOwner) {
-          const cpu = HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | 9;
+          const cpu = HMM_PFN_VALID | (e.write ? HMM_PFN_WRITE : 0) | HPAGE_PMD_ORDER;
           for (let k = 0; k < n; k++) {
             range.hmmFlags[i0 + k] = cpu;
             range.hmmPfns[i0 + k] = e.pfn + k;

@@ -22,11 +22,11 @@
 // listed in docs/api.md.
 
 import { ERRNO, type Errno } from '../mm/errno.js';
-import { PAGE_SIZE } from '../mm/constants.js';
+import { PAGE_SIZE, PUD_SHIFT } from '../mm/constants.js';
 import type { Mm } from '../mm/mm.js';
 import {
-  E_DEVMAP, E_PROTNONE, E_SPECIAL, E_WRITE, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE,
-  K_PRESENT, K_SWAP, K_TABLE, KIND_MASK, LEVEL_PAGES, PageTable,
+  badKind, entryKind, isTableEntry, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP,
+  K_TABLE, LEVEL_PAGES, PageTable, pteDevmap, pteProtnone, pteSpecial, pteWrite, ptFlags, ptVal,
 } from '../mm/pagetable.js';
 import type { Vma } from '../mm/vma.js';
 
@@ -69,8 +69,8 @@ export class CpuEntry {
 /** Stop codes besides negative errnos. */
 export const WALK_RESTART = 1;
 export const WALK_SLEEP = 2;
-/** testVma: skip this VMA (its entries were filled by the policy). */
-export const WALK_SKIP = 1;
+/** testVma: skip this VMA (its entries were filled by the policy); distinct from the stop codes. */
+export const WALK_SKIP = 3;
 
 export const EFAULT = -ERRNO.EFAULT;
 
@@ -101,14 +101,15 @@ export class PageWalker {
     const phys = this.mm.machine.phys;
     e.level = level;
     e.hole = false;
-    e.write = (flg & E_WRITE) !== 0;
-    e.protnone = (flg & E_PROTNONE) !== 0;
-    e.devmap = (flg & E_DEVMAP) !== 0;
+    e.write = pteWrite(flg);
+    e.protnone = pteProtnone(flg);
+    e.devmap = pteDevmap(flg);
     e.zero = false;
     e.special = false;
     e.owner = null;
     e.pfn = val + offset;
-    switch (flg & KIND_MASK) {
+    const kind = entryKind(flg);
+    switch (kind) {
       case K_NONE:
         e.kind = CE_NONE;
         e.pfn = 0;
@@ -116,7 +117,7 @@ export class PageWalker {
       case K_PRESENT:
         e.kind = CE_PRESENT;
         e.zero = phys.isZeroPfn(val);
-        e.special = (flg & E_SPECIAL) !== 0 && !e.zero;
+        e.special = pteSpecial(flg) && !e.zero;
         break;
       case K_SWAP:
         e.kind = CE_SWAP;
@@ -136,9 +137,11 @@ export class PageWalker {
         e.kind = CE_HWPOISON;
         break;
       case K_BAD:
-      default:
+      case K_TABLE: // never handed to classify
         e.kind = CE_BAD;
         break;
+      default:
+        badKind(kind);
     }
   }
 
@@ -146,22 +149,20 @@ export class PageWalker {
   walkVma(vma: Vma, start: number, end: number, ops: WalkOps): number {
     const pt = this.mm.pt;
     const e = this.e;
-    const hugeLevel = vma.isHugetlb() ? (vma.hugeShift === 30 ? 2 : 1) : 0;
+    const hugeLevel = vma.isHugetlb() ? (vma.hugeShift === PUD_SHIFT ? 2 : 1) : 0;
     let addr = start;
     while (addr < end) {
       const vpn = addr / PAGE_SIZE;
       let node = pt.root;
       let idx = PageTable.index(vpn, node.level);
-      while (node.level > 0 && (node.flg[idx]! & KIND_MASK) === K_TABLE) {
+      while (node.level > 0 && isTableEntry(ptFlags(node, idx))) {
         node = node.child![idx]!;
         idx = PageTable.index(vpn, node.level);
       }
       if (node.level === 0) {
         const chunkEnd = Math.min(end, (vpn - (vpn % 512) + 512) * PAGE_SIZE);
-        const flg = node.flg;
-        const val = node.val;
         for (let i = idx; addr < chunkEnd; addr += PAGE_SIZE, i++) {
-          this.classify(flg[i]!, val[i]!, 0, 0);
+          this.classify(ptFlags(node, i), ptVal(node, i), 0, 0);
           const r = ops.pte(vma, addr, chunkEnd, e);
           if (r !== 0) return r;
         }
@@ -171,7 +172,7 @@ export class PageWalker {
       const span = LEVEL_PAGES[level]!;
       const base = vpn - (vpn % span);
       const spanEnd = Math.min(end, (base + span) * PAGE_SIZE);
-      this.classify(node.flg[idx]!, node.val[idx]!, level, vpn - base);
+      this.classify(ptFlags(node, idx), ptVal(node, idx), level, vpn - base);
       if (e.kind === CE_NONE) e.hole = hugeLevel === 0 || level > hugeLevel;
       const r = ops.span(vma, addr, spanEnd, e);
       if (r !== 0) return r;
@@ -195,6 +196,7 @@ export class PageWalker {
       const vend = Math.min(end, vma.end);
       const t = ops.testVma(vma, addr, vend);
       if (t < 0) return t;
+      if (t !== 0 && t !== WALK_SKIP) throw new Error(`testVma returned ${t}: 0, WALK_SKIP or a negative errno`);
       if (t === 0) {
         const r = this.walkVma(vma, addr, vend, ops);
         if (r !== 0) return r;

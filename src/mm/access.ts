@@ -5,7 +5,7 @@
 
 import { fail, KernelError, SignalError, WouldBlock } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
-import { E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_PRESENT, KIND_MASK, LEVEL_PAGES, type PtSlot } from './pagetable.js';
+import { LEVEL_PAGES, pteMkaccessed, ptePresent, pteProtnone, pteWrite, ptFlags, type PtSlot, ptVal, setPtFlags } from './pagetable.js';
 import {
   FAULT_FLAG_REMOTE, FAULT_FLAG_USER, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_OOM,
   VM_FAULT_RETRY, VM_FAULT_SIGBUS,
@@ -22,11 +22,11 @@ const slot: PtSlot = { node: null!, idx: 0, level: 0 };
 export function followPage(mm: Mm, vpn: number, write: boolean): number {
   mm.pt.lookup(vpn, slot);
   const { node, idx, level } = slot;
-  const flg = node.flg[idx]!;
-  if ((flg & KIND_MASK) !== K_PRESENT || flg & E_PROTNONE) return -1;
-  if (write && !(flg & E_WRITE)) return -1;
-  node.flg[idx] = flg | E_YOUNG | (write ? E_DIRTY : 0);
-  const v = node.val[idx]!;
+  const flg = ptFlags(node, idx);
+  if (!ptePresent(flg) || pteProtnone(flg)) return -1;
+  if (write && !pteWrite(flg)) return -1;
+  setPtFlags(node, idx, pteMkaccessed(flg, write));
+  const v = ptVal(node, idx);
   return level === 0 ? v : v + (vpn % LEVEL_PAGES[level]!);
 }
 

@@ -3,7 +3,10 @@
 // cache, the swap device and pins say. Costs a walk of every page table: not for hot paths.
 
 import type { Machine } from './machine.js';
-import { E_SPECIAL, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK } from './pagetable.js';
+import {
+  badKind, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, pteSpecial,
+  ptFlags, ptVal,
+} from './pagetable.js';
 import { PG_buddy, PG_device, PG_reserved, PG_tail } from './page.js';
 
 export interface CheckOptions {
@@ -25,18 +28,29 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
 
   for (const mm of machine.liveMms) {
     mm.pt.forEach(0, mm.taskSize / 4096, (node, idx, level) => {
-      const flg = node.flg[idx]!;
-      const val = node.val[idx]!;
-      const kind = flg & KIND_MASK;
-      if (kind === K_SWAP) return inc(swaps, val);
-      if (kind === K_PRESENT && (flg & E_SPECIAL || phys.isZeroPfn(val))) return;
-      if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_DEVICE_EXCLUSIVE) {
-        inc(refs, f.compoundHead(val));
-        if (level === 0) inc(maps, val);
-        else inc(entire, val);
-        inc(rmaps, val);
-      } else if (kind === K_MIGRATION) {
-        inc(rmaps, val);
+      const flg = ptFlags(node, idx);
+      const val = ptVal(node, idx);
+      const kind = entryKind(flg);
+      switch (kind) {
+        case K_SWAP:
+          return inc(swaps, val);
+        case K_PRESENT:
+        case K_DEVICE_PRIVATE:
+        case K_DEVICE_EXCLUSIVE:
+          if (kind === K_PRESENT && (pteSpecial(flg) || phys.isZeroPfn(val))) return;
+          inc(refs, f.compoundHead(val));
+          if (level === 0) inc(maps, val);
+          else inc(entire, val);
+          return inc(rmaps, val);
+        case K_MIGRATION:
+          return inc(rmaps, val);
+        case K_HWPOISON:
+        case K_BAD:
+        case K_NONE:
+        case K_TABLE:
+          return;
+        default:
+          return badKind(kind);
       }
     });
   }

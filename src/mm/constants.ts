@@ -2,7 +2,11 @@
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 4096;
-export const PAGE_MASK = PAGE_SIZE - 1;
+/**
+ * The kernel's PAGE_MASK, ~(PAGE_SIZE - 1). Addresses exceed 32 bits and JS bitwise
+ * operators work on 32: align an address with pageAlignDown / pageAlignUp, not `& PAGE_MASK`.
+ */
+export const PAGE_MASK = ~(PAGE_SIZE - 1);
 export const PTRS_PER_TABLE = 512;
 export const PMD_SHIFT = 21;
 export const PMD_SIZE = 2 * 1024 * 1024;
@@ -61,4 +65,8 @@ export function pageAligned(x: number): boolean {
 }
 export function pageAlignUp(x: number): number {
   return Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
+}
+/** PAGE_ALIGN_DOWN, for addresses of any size. */
+export function pageAlignDown(x: number): number {
+  return x - (x % PAGE_SIZE);
 }

@@ -11,7 +11,7 @@ import { PAGE_SIZE, PMD_NR } from './constants.js';
 import type { Mm } from './mm.js';
 import { faultInPage } from './access.js';
 import { splitHugePmd } from './memory.js';
-import { E_DIRTY, E_WRITE, K_DEVICE_EXCLUSIVE, K_PRESENT, KIND_MASK, type PtSlot } from './pagetable.js';
+import { entryWithKind, K_DEVICE_EXCLUSIVE, pteDirty, ptePresent, pteWrite, ptFlags, type PtSlot, ptVal, setPtFlags } from './pagetable.js';
 import { VM_IO, VM_PFNMAP, VM_WRITE } from './vma.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
@@ -49,13 +49,13 @@ export function makeDeviceExclusive(mm: Mm, addr: number, owner: unknown): numbe
   if (!phys.isAnon(pfn) || phys.isHugetlb(pfn)) fail('EOPNOTSUPP', 'only anonymous pages can be made exclusive');
   if (phys.isLocked(pfn)) throw new WouldBlock(`page ${pfn} is locked`, () => phys.waitUnlocked(pfn));
   mm.pt.lookup(vpn, slot);
-  const flg = slot.node.flg[slot.idx]!;
-  if (slot.level !== 0 || (flg & KIND_MASK) !== K_PRESENT || slot.node.val[slot.idx] !== pfn || !(flg & E_WRITE)) {
+  const flg = ptFlags(slot.node, slot.idx);
+  if (slot.level !== 0 || !ptePresent(flg) || ptVal(slot.node, slot.idx) !== pfn || !pteWrite(flg)) {
     fail('EBUSY', 'the page is not mapped writable by a PTE');
   }
   const range = mm.invalidateStart('EXCLUSIVE', addr, addr + PAGE_SIZE, owner);
-  if (flg & E_DIRTY) phys.setDirty(pfn);
-  slot.node.flg[slot.idx] = K_DEVICE_EXCLUSIVE | (flg & ~KIND_MASK);
+  if (pteDirty(flg)) phys.setDirty(pfn);
+  setPtFlags(slot.node, slot.idx, entryWithKind(flg, K_DEVICE_EXCLUSIVE));
   mm.invalidateEnd(range);
   return pfn;
 }

@@ -4,12 +4,13 @@
 // VM_FAULT_RETRY and leaves a waiter in machine.faultWait.
 
 import {
-  E_DIRTY, E_PROTNONE, E_SPECIAL, E_WRITE, E_YOUNG, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
-  K_NONE, K_PRESENT, K_SWAP, KIND_MASK, PageTable, PtNode,
+  badKind, E_DIRTY, E_SPECIAL, E_WRITE, E_YOUNG, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON,
+  K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, PageTable, pteClearProtnone, pteMkaccessed, pteMkwriteDirty, pteMkyoung,
+  pteProtnone, pteSpecial, pteWrite, ptFlags, ptKind, PtNode, ptVal, restoreExclusivePte, setPtFlags,
 } from './pagetable.js';
 import { addMapping, MM_SWAPENTS, removeMapping, splitHugePmd } from './memory.js';
 import { PG_anon_exclusive, PG_dirty } from './page.js';
-import { PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
+import { HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE, PMD_NR, PMD_SIZE, PUD_SHIFT } from './constants.js';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VM_WRITE, type Vma } from './vma.js';
 import type { Mm } from './mm.js';
 import type { FaultKind } from './events.js';
@@ -74,7 +75,7 @@ export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number):
   const pmd = mm.pt.ensureTable(vpn, 1);
   if (!pmd) return VM_FAULT_SIGBUS; // a PUD leaf outside hugetlb: not modelled
   const pidx = PageTable.index(vpn, 1);
-  const pkind = pmd.flg[pidx]! & KIND_MASK;
+  const pkind = ptKind(pmd, pidx);
   if (pkind === K_NONE && thpEligible(mm, vma, addr)) {
     const r = doHugePmdAnonymousPage(mm, vma, addr, flags, pmd, pidx);
     if (r !== VM_FAULT_FALLBACK) return r;
@@ -83,9 +84,9 @@ export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number):
     if (r !== VM_FAULT_FALLBACK) return r;
   } else if (pkind === K_MIGRATION) {
     emit(mm, addr, flags, 'migration-wait');
-    return waitFor(mm, pmd.val[pidx]!);
+    return waitFor(mm, ptVal(pmd, pidx));
   } else if (pkind === K_DEVICE_PRIVATE) {
-    return deviceFault(mm, vma, addr, flags, pmd.val[pidx]!);
+    return deviceFault(mm, vma, addr, flags, ptVal(pmd, pidx));
   } else if (pkind === K_HWPOISON) {
     return VM_FAULT_HWPOISON;
   }
@@ -94,9 +95,10 @@ export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number):
 }
 
 function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number): number {
-  const flg = pte.flg[idx]!;
+  const flg = ptFlags(pte, idx);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  switch (flg & KIND_MASK) {
+  const kind = entryKind(flg);
+  switch (kind) {
     case K_NONE:
       if (vma.special) return doSpecialFault(mm, vma, addr, flags, pte, idx);
       return vma.file ? doFileFault(mm, vma, addr, flags, pte, idx) : doAnonymousPage(mm, vma, addr, flags, pte, idx);
@@ -104,25 +106,28 @@ function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNo
       return doSwapPage(mm, vma, addr, flags, pte, idx);
     case K_MIGRATION:
       emit(mm, addr, flags, 'migration-wait');
-      return waitFor(mm, pte.val[idx]!);
+      return waitFor(mm, ptVal(pte, idx));
     case K_DEVICE_PRIVATE:
-      return deviceFault(mm, vma, addr, flags, pte.val[idx]!);
+      return deviceFault(mm, vma, addr, flags, ptVal(pte, idx));
     case K_DEVICE_EXCLUSIVE:
       return removeDeviceExclusiveEntry(mm, addr, flags, pte, idx);
     case K_HWPOISON:
       return VM_FAULT_HWPOISON;
     case K_PRESENT:
-      if (flg & E_PROTNONE) {
-        pte.flg[idx] = flg & ~E_PROTNONE;
+      if (pteProtnone(flg)) {
+        setPtFlags(pte, idx, pteClearProtnone(flg));
         emit(mm, addr, flags, 'numa');
         return 0;
       }
-      if (write && !(flg & E_WRITE)) return doWpPage(mm, vma, addr, flags, pte, idx);
-      pte.flg[idx] = flg | E_YOUNG | (write ? E_DIRTY : 0);
+      if (write && !pteWrite(flg)) return doWpPage(mm, vma, addr, flags, pte, idx);
+      setPtFlags(pte, idx, pteMkaccessed(flg, write));
       emit(mm, addr, flags, 'spurious');
       return 0;
-    default:
+    case K_BAD:
+    case K_TABLE:
       return VM_FAULT_SIGBUS;
+    default:
+      return badKind(kind);
   }
 }
 
@@ -152,14 +157,14 @@ function doAnonymousPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtN
 /** do_wp_page: a write to a present read-only entry. */
 function doWpPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number): number {
   const phys = mm.machine.phys;
-  const flg = pte.flg[idx]!;
-  const pfn = pte.val[idx]!;
+  const flg = ptFlags(pte, idx);
+  const pfn = ptVal(pte, idx);
   if (!(vma.flags & VM_WRITE)) return VM_FAULT_SIGSEGV;
   const zero = phys.isZeroPfn(pfn);
-  if (flg & E_SPECIAL && !zero) return VM_FAULT_SIGBUS;
+  if (pteSpecial(flg) && !zero) return VM_FAULT_SIGBUS;
   if (vma.flags & VM_SHARED && !zero) {
     // wp_page_shared: the page-cache page itself becomes writable.
-    pte.flg[idx] = flg | E_WRITE | E_DIRTY | E_YOUNG;
+    setPtFlags(pte, idx, pteMkwriteDirty(flg));
     phys.setDirty(pfn);
     emit(mm, addr, flags, 'reuse');
     return 0;
@@ -170,7 +175,7 @@ function doWpPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, id
     // wp_can_reuse_anon_folio: an exclusive page, or a small page nobody else references.
     if (f.flags[pfn]! & PG_anon_exclusive || (head === pfn && f.order(pfn) === 0 && f.refcount[pfn] === 1 && !phys.isLocked(pfn))) {
       f.flags[pfn]! |= PG_anon_exclusive;
-      pte.flg[idx] = flg | E_WRITE | E_DIRTY | E_YOUNG;
+      setPtFlags(pte, idx, pteMkwriteDirty(flg));
       emit(mm, addr, flags, 'reuse');
       return 0;
     }
@@ -185,10 +190,11 @@ function wpPageCopy(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
   if (pfn < 0) return VM_FAULT_OOM;
   if (src >= 0) phys.copyPage(pfn, src);
   const vpn = addr / PAGE_SIZE;
-  const old = pte.flg[idx]!;
-  const range = (old & KIND_MASK) === K_PRESENT ? mm.invalidateStart('CLEAR', addr, addr + PAGE_SIZE) : null;
-  const oldPfn = pte.val[idx]!;
-  const hadPage = (old & KIND_MASK) === K_PRESENT && !(old & E_SPECIAL) && !phys.isZeroPfn(oldPfn);
+  const old = ptFlags(pte, idx);
+  const present = entryKind(old) === K_PRESENT;
+  const range = present ? mm.invalidateStart('CLEAR', addr, addr + PAGE_SIZE) : null;
+  const oldPfn = ptVal(pte, idx);
+  const hadPage = present && !pteSpecial(old) && !phys.isZeroPfn(oldPfn);
   if (hadPage) removeMapping(mm, oldPfn, vpn, 0);
   PageTable.set(pte, idx, K_PRESENT | E_WRITE | E_DIRTY | E_YOUNG, pfn);
   addMapping(mm, pfn, vpn, 0);
@@ -241,7 +247,7 @@ function doSwapPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
   const phys = mm.machine.phys;
   const pfn = newAnonPage(mm);
   if (pfn < 0) return VM_FAULT_OOM;
-  const data = mm.machine.swap.takeData(pte.val[idx]!);
+  const data = mm.machine.swap.takeData(ptVal(pte, idx));
   if (data >= 0) phys.giveSlot(pfn, data);
   phys.frames.flags[pfn]! |= PG_dirty;
   const write = (flags & FAULT_FLAG_WRITE) !== 0 && (vma.flags & VM_WRITE) !== 0;
@@ -274,11 +280,10 @@ function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number)
 /** remove_device_exclusive_entry: an EXCLUSIVE invalidation (owner null), then the original PTE comes back. */
 function removeDeviceExclusiveEntry(mm: Mm, addr: number, flags: number, pte: PtNode, idx: number): number {
   const phys = mm.machine.phys;
-  const pfn = pte.val[idx]!;
+  const pfn = ptVal(pte, idx);
   if (phys.isLocked(pfn)) return waitFor(mm, pfn);
   const range = mm.invalidateStart('EXCLUSIVE', addr, addr + PAGE_SIZE, null);
-  const flg = pte.flg[idx]!;
-  pte.flg[idx] = K_PRESENT | E_YOUNG | (flg & (E_WRITE | E_DIRTY | E_SPECIAL));
+  setPtFlags(pte, idx, restoreExclusivePte(ptFlags(pte, idx)));
   mm.invalidateEnd(range);
   emit(mm, addr, flags, 'device-exclusive');
   return 0;
@@ -295,7 +300,7 @@ function doHugePmdAnonymousPage(mm: Mm, vma: Vma, addr: number, flags: number, p
     emit(mm, addr, flags, 'huge-zero');
     return 0;
   }
-  const pfn = phys.tryAllocPages(9);
+  const pfn = phys.tryAllocPages(HPAGE_PMD_ORDER);
   if (pfn < 0) return VM_FAULT_FALLBACK;
   phys.setAnon(pfn);
   for (let i = 1; i < PMD_NR; i++) phys.frames.flags[pfn + i]! |= PG_anon_exclusive;
@@ -309,16 +314,16 @@ function doHugePmdAnonymousPage(mm: Mm, vma: Vma, addr: number, flags: number, p
 /** A fault on a present huge PMD: write-protected THP (reuse, or split and COW at 4 KiB), huge zero page (split). */
 function hugePmdFault(mm: Mm, vma: Vma, addr: number, flags: number, pmd: PtNode, pidx: number): number {
   const phys = mm.machine.phys;
-  const flg = pmd.flg[pidx]!;
-  const pfn = pmd.val[pidx]!;
+  const flg = ptFlags(pmd, pidx);
+  const pfn = ptVal(pmd, pidx);
   const base = Math.floor(addr / PMD_SIZE) * PMD_SIZE;
-  if (flg & E_PROTNONE) {
-    pmd.flg[pidx] = flg & ~E_PROTNONE;
+  if (pteProtnone(flg)) {
+    setPtFlags(pmd, pidx, pteClearProtnone(flg));
     emit(mm, addr, flags, 'numa');
     return 0;
   }
-  if (!(flags & FAULT_FLAG_WRITE) || flg & E_WRITE) {
-    pmd.flg[pidx] = flg | E_YOUNG | (flags & FAULT_FLAG_WRITE ? E_DIRTY : 0);
+  if (!(flags & FAULT_FLAG_WRITE) || pteWrite(flg)) {
+    setPtFlags(pmd, pidx, pteMkaccessed(flg, (flags & FAULT_FLAG_WRITE) !== 0));
     emit(mm, addr, flags, 'spurious');
     return 0;
   }
@@ -328,7 +333,7 @@ function hugePmdFault(mm: Mm, vma: Vma, addr: number, flags: number, pmd: PtNode
     const f = phys.frames;
     if (f.flags[pfn]! & PG_anon_exclusive || f.refcount[pfn] === 1) {
       for (let i = 0; i < PMD_NR; i++) f.flags[pfn + i]! |= PG_anon_exclusive;
-      pmd.flg[pidx] = flg | E_WRITE | E_DIRTY | E_YOUNG;
+      setPtFlags(pmd, pidx, pteMkwriteDirty(flg));
       emit(mm, addr, flags, 'reuse');
       return 0;
     }
@@ -342,16 +347,16 @@ function hugePmdFault(mm: Mm, vma: Vma, addr: number, flags: number, pmd: PtNode
 /** hugetlb_fault: a huge page from the pool (the buddy allocator here) on first touch; COW after fork. */
 function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number): number {
   const phys = mm.machine.phys;
-  const level = vma.hugeShift === 30 ? 2 : 1;
+  const level = vma.hugeShift === PUD_SHIFT ? 2 : 1;
   const size = 2 ** vma.hugeShift;
   const base = Math.floor(addr / size) * size;
   const vpn = base / PAGE_SIZE;
   const node = mm.pt.ensureTable(vpn, level)!;
   const idx = PageTable.index(vpn, level);
-  const flg = node.flg[idx]!;
+  const flg = ptFlags(node, idx);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  const order = vma.hugeShift - 12;
-  switch (flg & KIND_MASK) {
+  const order = vma.hugeShift - PAGE_SHIFT;
+  switch (entryKind(flg)) {
     case K_NONE: {
       const pfn = phys.tryAllocPages(order);
       if (pfn < 0) return VM_FAULT_SIGBUS; // no huge page in the pool
@@ -364,17 +369,17 @@ function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number): number {
       return 0;
     }
     case K_MIGRATION:
-      return waitFor(mm, node.val[idx]!);
+      return waitFor(mm, ptVal(node, idx));
     case K_PRESENT: {
-      if (!write || flg & E_WRITE) {
-        node.flg[idx] = flg | E_YOUNG;
+      if (!write || pteWrite(flg)) {
+        setPtFlags(node, idx, pteMkyoung(flg));
         return 0;
       }
-      const pfn = node.val[idx]!;
+      const pfn = ptVal(node, idx);
       const f = phys.frames;
       if (f.flags[pfn]! & PG_anon_exclusive || f.refcount[pfn] === 1) {
         f.flags[pfn]! |= PG_anon_exclusive;
-        node.flg[idx] = flg | E_WRITE | E_DIRTY | E_YOUNG;
+        setPtFlags(node, idx, pteMkwriteDirty(flg));
         emit(mm, addr, flags, 'reuse');
         return 0;
       }

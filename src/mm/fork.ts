@@ -6,8 +6,8 @@
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
-  E_SPECIAL, E_WRITE, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK,
-  LEVEL_PAGES, PageTable, type PtNode,
+  badKind, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
+  K_PRESENT, K_SWAP, LEVEL_ORDER, LEVEL_PAGES, PageTable, pteSpecial, pteWrite, pteWrprotect, ptFlags, type PtNode, ptVal, setPtFlags,
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
@@ -63,17 +63,16 @@ function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boole
     const zero = phys.zeroPfn;
     const anyPins = phys.pincount.size > 0;
     for (let i = first; i <= last; i++) {
-      let flg = node.flg[i]!;
-      const kind = flg & KIND_MASK;
-      if (kind === K_NONE || kind === K_TABLE) continue;
-      const val = node.val[i]!;
+      let flg = ptFlags(node, i);
+      if (!isLeafEntry(flg)) continue;
+      const val = ptVal(node, i);
       const pflags = f.flags[val]!;
-      if (level === 0 && kind === K_PRESENT && !(flg & E_SPECIAL) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
+      if (level === 0 && entryKind(flg) === K_PRESENT && !pteSpecial(flg) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
         // The common case, inline: a small page shared with the child (copy_present_pte).
         f.refcount[val]!++;
         f.mapcount[val]!++;
         if (pflags & PG_anon) f.flags[val] = pflags & ~PG_anon_exclusive;
-        if (cow && flg & E_WRITE) node.flg[i] = flg &= ~E_WRITE;
+        if (cow && pteWrite(flg)) setPtFlags(node, i, (flg = pteWrprotect(flg)));
         machine.rmap.add(val, child.id, rmapKey(base + i, 0));
         child.rss[pflags & PG_anon ? MM_ANONPAGES : f.mapping[val] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES]!++;
         PageTable.set(dst, i, flg, val);
@@ -94,14 +93,14 @@ function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boole
  */
 function copyPinnedHuge(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode, level: number, vpn: number, cow: boolean): void {
   const phys = parent.machine.phys;
-  const val = node.val[idx]!;
+  const val = ptVal(node, idx);
   const n = LEVEL_PAGES[level]!;
   if (phys.isHugetlb(val)) {
-    const copy = phys.allocPages(level === 1 ? 9 : 18);
+    const copy = phys.allocPages(LEVEL_ORDER[level]!);
     phys.markHugetlb(copy);
     phys.setAnon(copy);
     for (let i = 0; i < n; i++) if (phys.hasData(val + i)) phys.copyPage(copy + i, val + i);
-    PageTable.set(dst, idx, node.flg[idx]!, copy);
+    PageTable.set(dst, idx, ptFlags(node, idx), copy);
     addMapping(child, copy, vpn, level);
     return;
   }
@@ -116,18 +115,18 @@ function copyPinnedHuge(parent: Mm, child: Mm, node: PtNode, idx: number, dst: P
 function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode, level: number, vpn: number, cow: boolean): void {
   const machine = parent.machine;
   const phys = machine.phys;
-  let flg = node.flg[idx]!;
-  const val = node.val[idx]!;
-  const kind = flg & KIND_MASK;
+  let flg = ptFlags(node, idx);
+  const val = ptVal(node, idx);
   const didx = idx;
-  if (kind === K_DEVICE_EXCLUSIVE) {
+  if (entryKind(flg) === K_DEVICE_EXCLUSIVE) {
     // try_restore_exclusive_pte: the parent gets its ordinary mapping back first.
-    flg = K_PRESENT | (flg & ~KIND_MASK);
-    node.flg[idx] = flg;
+    flg = entryWithKind(flg, K_PRESENT);
+    setPtFlags(node, idx, flg);
   }
-  switch (flg & KIND_MASK) {
+  const kind = entryKind(flg);
+  switch (kind) {
     case K_PRESENT: {
-      if (flg & E_SPECIAL || phys.isZeroPfn(val)) break;
+      if (pteSpecial(flg) || phys.isZeroPfn(val)) break;
       if (level === 0 && phys.isAnon(val) && phys.pinned(val) > 0 && phys.frames.flags[val]! & PG_anon_exclusive) {
         // A pinned exclusive page stays the parent's: the child gets a copy now (copy_present_page).
         const copy = phys.allocPages(0);
@@ -146,27 +145,18 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
         const n = level === 0 ? 1 : LEVEL_PAGES[level]!;
         for (let i = 0; i < n; i++) phys.frames.flags[val + i]! &= ~PG_anon_exclusive;
       }
-      if (cow && flg & E_WRITE) {
-        flg &= ~E_WRITE;
-        node.flg[idx] = flg;
-      }
+      if (cow && pteWrite(flg)) setPtFlags(node, idx, (flg = pteWrprotect(flg)));
       addMapping(child, val, vpn, level);
       break;
     }
     case K_DEVICE_PRIVATE:
       phys.getPage(val);
       phys.frames.flags[val]! &= ~PG_anon_exclusive;
-      if (cow && flg & E_WRITE) {
-        flg &= ~E_WRITE;
-        node.flg[idx] = flg;
-      }
+      if (cow && pteWrite(flg)) setPtFlags(node, idx, (flg = pteWrprotect(flg)));
       addMapping(child, val, vpn, level);
       break;
     case K_MIGRATION:
-      if (cow && flg & E_WRITE) {
-        flg &= ~E_WRITE;
-        node.flg[idx] = flg;
-      }
+      if (cow && pteWrite(flg)) setPtFlags(node, idx, (flg = pteWrprotect(flg)));
       // The page under migration is shared from now on: the remapped entries must not treat
       // it as exclusive (an exclusive migration entry becomes a readable one).
       if (phys.isAnon(val)) phys.frames.flags[val]! &= ~PG_anon_exclusive;
@@ -180,6 +170,12 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
     case K_HWPOISON:
     case K_BAD:
       break;
+    case K_DEVICE_EXCLUSIVE: // restored above
+    case K_NONE:
+    case K_TABLE:
+      return;
+    default:
+      badKind(kind);
   }
   PageTable.set(dst, didx, flg, val);
 }

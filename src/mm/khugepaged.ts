@@ -2,9 +2,11 @@
 // runs it synchronously).
 
 import { fail } from './errno.js';
-import { PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
-import { E_DIRTY, E_SPECIAL, E_WRITE, E_YOUNG, K_NONE, K_PRESENT, K_TABLE, KIND_MASK, PageTable } from './pagetable.js';
+import {
+  E_DIRTY, E_WRITE, E_YOUNG, entryKind, K_NONE, K_PRESENT, K_TABLE, PageTable, pteNone, pteSpecial, ptFlags, ptKind, ptVal,
+} from './pagetable.js';
 import { addMapping, totalMapcount, zapEntry } from './memory.js';
 import { PG_anon_exclusive } from './page.js';
 import { VM_WRITE } from './vma.js';
@@ -17,18 +19,18 @@ function collapseBlocker(mm: Mm, base: number): string | null {
   const pmd = mm.pt.tableAt(vpn, 1);
   if (!pmd) return null;
   const pidx = PageTable.index(vpn, 1);
-  const pkind = pmd.flg[pidx]! & KIND_MASK;
+  const pkind = ptKind(pmd, pidx);
   if (pkind === K_NONE) return null;
   if (pkind !== K_TABLE) return pkind === K_PRESENT ? 'huge' : 'a non-present huge entry';
   const pte = pmd.child![pidx]!;
   const phys = mm.machine.phys;
   for (let i = 0; i < PMD_NR; i++) {
-    const flg = pte.flg[i]!;
-    const kind = flg & KIND_MASK;
+    const flg = ptFlags(pte, i);
+    const kind = entryKind(flg);
     if (kind === K_NONE) continue;
     if (kind !== K_PRESENT) return 'a swap, migration or device entry';
-    const pfn = pte.val[i]!;
-    if (flg & E_SPECIAL || phys.isZeroPfn(pfn)) continue;
+    const pfn = ptVal(pte, i);
+    if (pteSpecial(flg) || phys.isZeroPfn(pfn)) continue;
     if (!phys.isAnon(pfn) || phys.frames.order(phys.frames.compoundHead(pfn)) !== 0) return 'a page that is not a small anonymous page';
     if (phys.pagemapOf(pfn)) return 'a device page (ZONE_DEVICE memory is never collapsed)';
     if (totalMapcount(mm, pfn) !== 1 || phys.frames.refcount[pfn] !== 1 || phys.isLocked(pfn)) return 'a shared, pinned or locked page';
@@ -42,7 +44,7 @@ export function collapseHugePage(mm: Mm, base: number): void {
   if (why === 'huge') return;
   if (why) fail('EAGAIN', `cannot collapse 0x${base.toString(16)}: ${why}`);
   const phys = mm.machine.phys;
-  const thp = phys.tryAllocPages(9);
+  const thp = phys.tryAllocPages(HPAGE_PMD_ORDER);
   if (thp < 0) fail('ENOMEM', 'no free THP');
   const vma = mm.vmas.lookup(base)!;
   const vpn = base / PAGE_SIZE;
@@ -51,18 +53,15 @@ export function collapseHugePage(mm: Mm, base: number): void {
   phys.setAnon(thp);
   for (let i = 1; i < PMD_NR; i++) phys.frames.flags[thp + i]! |= PG_anon_exclusive;
   const range = mm.invalidateStart('CLEAR', base, base + PMD_SIZE);
-  if ((pmd.flg[pidx]! & KIND_MASK) === K_TABLE) {
+  if (ptKind(pmd, pidx) === K_TABLE) {
     const pte = pmd.child![pidx]!;
     for (let i = 0; i < PMD_NR; i++) {
-      if ((pte.flg[i]! & KIND_MASK) === K_NONE) continue;
-      const pfn = pte.val[i]!;
+      if (pteNone(ptFlags(pte, i))) continue;
+      const pfn = ptVal(pte, i);
       if (!phys.isZeroPfn(pfn)) phys.copyPage(thp + i, pfn);
       zapEntry(mm, pte, i, 0, vpn + i, mm.gather);
     }
-    pmd.child![pidx] = undefined;
-    pmd.flg[pidx] = K_NONE;
-    pmd.used--;
-    mm.pt.nodes--;
+    mm.pt.freeTable(pmd, pidx);
   }
   PageTable.set(pmd, pidx, K_PRESENT | E_YOUNG | E_DIRTY | (vma.flags & VM_WRITE ? E_WRITE : 0), thp);
   addMapping(mm, thp, vpn, 1);

@@ -3,10 +3,10 @@
 import { fail } from './errno.js';
 import {
   MADV_COLLAPSE, MADV_DOFORK, MADV_DONTFORK, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_NORMAL,
-  MADV_PAGEOUT, PAGE_SIZE, pageAligned, pageAlignUp,
+  MADV_PAGEOUT, PAGE_SIZE, PMD_SIZE, pageAligned, pageAlignUp,
 } from './constants.js';
 import type { Mm } from './mm.js';
-import { E_DIRTY, E_SPECIAL, K_PRESENT, K_SWAP, KIND_MASK, PageTable } from './pagetable.js';
+import { entryKind, K_PRESENT, K_SWAP, PageTable, pteMkclean, ptePresent, pteSpecial, ptFlags, ptVal, setPtFlags } from './pagetable.js';
 import { MM_SWAPENTS, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import { PG_dirty, PG_lazyfree } from './page.js';
 import { VM_DONTCOPY, VM_HUGEPAGE, VM_LOCKED, VM_NOHUGEPAGE, VM_PFNMAP, type Vma } from './vma.js';
@@ -43,7 +43,7 @@ export function madvise(mm: Mm, start: number, length: number, advice: number): 
       pageout(mm, start, end);
       return;
     case MADV_COLLAPSE:
-      for (let a = Math.ceil(start / 2 ** 21) * 2 ** 21; a + 2 ** 21 <= end; a += 2 ** 21) collapseHugePage(mm, a);
+      for (let a = Math.ceil(start / PMD_SIZE) * PMD_SIZE; a + PMD_SIZE <= end; a += PMD_SIZE) collapseHugePage(mm, a);
       return;
     case MADV_HUGEPAGE:
       setFlags(mm, start, end, VM_HUGEPAGE, VM_NOHUGEPAGE);
@@ -108,16 +108,16 @@ function free(mm: Mm, v: Vma, s: number, e: number): void {
   const range = mm.invalidateStart('CLEAR', s, e);
   const phys = mm.machine.phys;
   mm.pt.forEach(s / PAGE_SIZE, e / PAGE_SIZE, (node, idx) => {
-    const flg = node.flg[idx]!;
-    const kind = flg & KIND_MASK;
+    const flg = ptFlags(node, idx);
+    const kind = entryKind(flg);
     if (kind === K_SWAP) {
-      mm.machine.swap.free(node.val[idx]!);
+      mm.machine.swap.free(ptVal(node, idx));
       mm.rss[MM_SWAPENTS]!--;
       PageTable.clear(node, idx);
-    } else if (kind === K_PRESENT && !(flg & E_SPECIAL)) {
-      const pfn = node.val[idx]!;
+    } else if (kind === K_PRESENT && !pteSpecial(flg)) {
+      const pfn = ptVal(node, idx);
       if (phys.isZeroPfn(pfn) || !phys.isAnon(pfn) || totalMapcount(mm, pfn) !== 1) return;
-      node.flg[idx] = flg & ~E_DIRTY;
+      setPtFlags(node, idx, pteMkclean(flg));
       const head = phys.frames.compoundHead(pfn);
       phys.frames.flags[head] = (phys.frames.flags[head]! & ~PG_dirty) | PG_lazyfree;
     }
@@ -129,8 +129,8 @@ function free(mm: Mm, v: Vma, s: number, e: number): void {
 function pageout(mm: Mm, s: number, e: number): void {
   const pfns: number[] = [];
   mm.pt.forEach(s / PAGE_SIZE, e / PAGE_SIZE, (node, idx, level) => {
-    if (level !== 0 || (node.flg[idx]! & KIND_MASK) !== K_PRESENT) return;
-    const pfn = node.val[idx]!;
+    if (level !== 0 || !ptePresent(ptFlags(node, idx))) return;
+    const pfn = ptVal(node, idx);
     if (totalMapcount(mm, pfn) === 1 && swapOutBlocker(mm.machine, pfn) === null) pfns.push(pfn);
   });
   for (const pfn of pfns) {

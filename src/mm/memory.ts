@@ -3,8 +3,8 @@
 // bookkeeping, and splitting huge PMD leaves.
 
 import {
-  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, K_TABLE,
-  KIND_MASK, LEVEL_PAGES, PageTable, PtNode,
+  badKind, E_SPECIAL, entryKind, isLeafEntry, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
+  K_NONE, K_PRESENT, K_SWAP, K_TABLE, LEVEL_PAGES, PageTable, pteDirty, pteSpecial, ptFlags, PtNode, ptVal,
 } from './pagetable.js';
 import { rmapKey } from './rmap.js';
 import { PG_anon } from './page.js';
@@ -85,13 +85,14 @@ export function totalMapcount(mm: Mm, pfn: number): number {
  * mappings held go to the gather; swap slots are released at once.
  */
 export function zapEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: number, gather: PageGather): void {
-  const flg = node.flg[idx]!;
-  const val = node.val[idx]!;
+  const flg = ptFlags(node, idx);
+  const val = ptVal(node, idx);
   const machine = mm.machine;
-  switch (flg & KIND_MASK) {
+  const kind = entryKind(flg);
+  switch (kind) {
     case K_PRESENT:
-      if (!(flg & E_SPECIAL) && !machine.phys.isZeroPfn(val)) {
-        if (flg & E_DIRTY) machine.phys.setDirty(val);
+      if (!pteSpecial(flg) && !machine.phys.isZeroPfn(val)) {
+        if (pteDirty(flg)) machine.phys.setDirty(val);
         removeMapping(mm, val, vpn, level);
         gather.add(val);
       }
@@ -110,8 +111,13 @@ export function zapEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: 
       machine.swap.free(val);
       mm.rss[MM_SWAPENTS]!--;
       break;
-    default: // hwpoison, bad: nothing to account
+    case K_HWPOISON:
+    case K_BAD: // nothing to account
+    case K_NONE:
+    case K_TABLE:
       break;
+    default:
+      badKind(kind);
   }
   PageTable.clear(node, idx);
 }
@@ -122,10 +128,8 @@ export function zapRange(mm: Mm, start: number, end: number, gather: PageGather)
   // MADV_DONTNEED.
   for (const { node, first, last, base } of mm.pt.tables(start / PAGE_SIZE, end / PAGE_SIZE)) {
     const span = LEVEL_PAGES[node.level]!;
-    const flg = node.flg;
     for (let i = first; i <= last; i++) {
-      const kind = flg[i]! & KIND_MASK;
-      if (kind !== 0 && kind !== K_TABLE) zapEntry(mm, node, i, node.level, base + i * span, gather);
+      if (isLeafEntry(ptFlags(node, i))) zapEntry(mm, node, i, node.level, base + i * span, gather);
     }
   }
 }
@@ -137,18 +141,14 @@ export function zapRange(mm: Mm, start: number, end: number, gather: PageGather)
  * responsible for the invalidation around it.
  */
 export function splitHugePmd(mm: Mm, parent: PtNode, idx: number, baseVpn: number): PtNode {
-  const flg = parent.flg[idx]!;
-  const val = parent.val[idx]!;
-  const kind = flg & KIND_MASK;
+  const flg = ptFlags(parent, idx);
+  const val = ptVal(parent, idx);
+  const kind = entryKind(flg);
   const table = new PtNode(0);
   const phys = mm.machine.phys;
   const zero = kind === K_PRESENT && phys.isZeroPfn(val);
   const pteFlags = zero ? (K_PRESENT | E_SPECIAL) : flg;
-  for (let i = 0; i < PMD_NR; i++) {
-    table.flg[i] = pteFlags;
-    table.val[i] = zero ? phys.zeroPfn : val + i;
-  }
-  table.used = PMD_NR;
+  for (let i = 0; i < PMD_NR; i++) PageTable.set(table, i, pteFlags, zero ? phys.zeroPfn : val + i);
   if (!zero && kind !== K_SWAP && kind !== K_HWPOISON) {
     const rmap = mm.machine.rmap;
     rmap.remove(val, mm.id, rmapKey(baseVpn, 1));
@@ -175,8 +175,7 @@ export function splitBoundary(mm: Mm, vma: Vma, addr: number): boolean {
   const pmd = mm.pt.tableAt(vpn, 1);
   if (!pmd) return true;
   const idx = PageTable.index(vpn, 1);
-  const kind = pmd.flg[idx]! & KIND_MASK;
-  if (kind === 0 || kind === 1) return true;
+  if (!isLeafEntry(ptFlags(pmd, idx))) return true;
   if (vma.isHugetlb()) return false;
   // __split_huge_pmd notifies the whole huge range: a huge zero page becomes small zero
   // pages (other frames), and a mirror must drop its view of the leaf.
@@ -185,9 +184,4 @@ export function splitBoundary(mm: Mm, vma: Vma, addr: number): boolean {
   splitHugePmd(mm, pmd, idx, base);
   mm.invalidateEnd(range);
   return true;
-}
-
-/** Clear the write bit of a leaf entry (change_pte_range's downgrade, and fork's COW protection). */
-export function wrprotectEntry(node: PtNode, idx: number): void {
-  node.flg[idx] = node.flg[idx]! & ~E_WRITE;
 }

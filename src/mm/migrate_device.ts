@@ -22,7 +22,7 @@ import { PAGE_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import { VM_SPECIAL, VM_WRITE, type Vma } from './vma.js';
-import { E_DIRTY, E_WRITE, E_YOUNG, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, KIND_MASK, PageTable, type PtSlot } from './pagetable.js';
+import { E_DIRTY, E_WRITE, E_YOUNG, entryKind, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, PageTable, pteNone, ptFlags, ptKind, type PtSlot, ptVal } from './pagetable.js';
 import { addMapping } from './memory.js';
 import { PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_reserved, PG_scratch, PG_swapbacked, PG_tail } from './page.js';
 import {
@@ -234,13 +234,13 @@ function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
   const phys = mm.machine.phys;
   const vpn = addr / PAGE_SIZE;
   mm.pt.lookup(vpn, slot);
-  if (slot.level !== 0 && (slot.node.flg[slot.idx]! & KIND_MASK) !== K_NONE) return false; // a huge entry
+  if (slot.level !== 0 && ptKind(slot.node, slot.idx) !== K_NONE) return false; // a huge entry
   const pte = mm.pt.ensureTable(vpn, 0);
   if (!pte) return false;
   const idx = vpn & 511;
-  const flg = pte.flg[idx]!;
-  const zero = (flg & KIND_MASK) === K_PRESENT && phys.isZeroPfn(pte.val[idx]!);
-  if ((flg & KIND_MASK) !== K_NONE && !zero) return false;
+  const flg = ptFlags(pte, idx);
+  const zero = entryKind(flg) === K_PRESENT && phys.isZeroPfn(ptVal(pte, idx));
+  if (!pteNone(flg) && !zero) return false;
   const write = (vma.flags & VM_WRITE) !== 0;
   phys.setAnon(page);
   const kind = phys.isDevicePrivate(page) ? K_DEVICE_PRIVATE : K_PRESENT | E_YOUNG | (write ? E_DIRTY : 0);

@@ -9,8 +9,8 @@ import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import { VM_WRITE } from './vma.js';
 import {
-  E_DIRTY, E_SOFT_DIRTY, E_SPECIAL, E_UFFD_WP, E_WRITE, E_YOUNG, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, KIND_MASK,
-  PageTable, type PtNode, type PtSlot,
+  E_DIRTY, E_WRITE, E_YOUNG, entryKeepBits, entryKind, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, mkDevicePrivateEntry, mkMigrationEntry,
+  PageTable, pteDirty, isMigrationEntry, pteSpecial, pteWrite, ptFlags, ptKind, type PtNode, type PtSlot, ptVal, setPtFlags,
 } from './pagetable.js';
 import { addMapping, mmCounter, splitHugePmd } from './memory.js';
 import { keyLevel, keyVpn } from './rmap.js';
@@ -76,13 +76,13 @@ function collectPmd(mm: Mm, args: MigrateVma, cs: number, ce: number, holes: boo
   const vpn = cs / PAGE_SIZE;
   mm.pt.lookup(vpn, slot);
   if (slot.level > 0) {
-    const kind = slot.node.flg[slot.idx]! & KIND_MASK;
+    const kind = ptKind(slot.node, slot.idx);
     if (kind === K_NONE) return collectHole(args, i0, n, holes);
     // A bad entry, or a non-present huge entry (swap, migration, device): the chunk is skipped.
     if (slot.level !== 1 || kind !== K_PRESENT) return;
     const pmd = slot.node;
     const pidx = slot.idx;
-    const val = pmd.val[pidx]!;
+    const val = ptVal(pmd, pidx);
     const base = vpn - (vpn % PMD_NR);
     if (phys.isZeroPfn(val)) splitPmdNotify(mm, pmd, pidx, base);
     else if (val === args.faultPage || !splitFolio(machine, val)) return; // the THP stays: chunk skipped
@@ -106,9 +106,9 @@ function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: numbe
   const machine = mm.machine;
   const phys = machine.phys;
   const f = phys.frames;
-  const flg = pte.flg[idx]!;
-  const kind = flg & KIND_MASK;
-  const val = pte.val[idx]!;
+  const flg = ptFlags(pte, idx);
+  const kind = entryKind(flg);
+  const val = ptVal(pte, idx);
   const select = args.flags;
   if (kind === K_NONE) {
     collectHole(args, i, 1, holes);
@@ -119,7 +119,7 @@ function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: numbe
       if (select & MIGRATE_VMA_SELECT_SYSTEM) collectHole(args, i, 1, true);
       return NEXT;
     }
-    if (flg & E_SPECIAL) return NEXT; // no struct page (vm_normal_page is NULL)
+    if (pteSpecial(flg)) return NEXT; // no struct page (vm_normal_page is NULL)
     const pgmap = phys.pagemapOf(val);
     if (!pgmap) {
       if (!(select & MIGRATE_VMA_SELECT_SYSTEM)) return NEXT;
@@ -149,8 +149,8 @@ function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: numbe
     return NEXT;
   }
   phys.getPage(val); // the migration's own reference
-  if (flg & E_DIRTY) phys.setDirty(val);
-  const write = (flg & E_WRITE) !== 0;
+  if (pteDirty(flg)) phys.setDirty(val);
+  const write = pteWrite(flg);
   installMigrationEntry(mm, pte, idx, val, write);
   args.src[i] = migratePfn(val) + MIGRATE_PFN_MIGRATE + (write ? MIGRATE_PFN_WRITE : 0);
   args.cpages++;
@@ -160,8 +160,7 @@ function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: numbe
 /** Replace a present or device-private entry with a migration entry; the mapping's reference goes (rmap and rss stay). */
 function installMigrationEntry(mm: Mm, node: PtNode, idx: number, pfn: number, write: boolean): void {
   const phys = mm.machine.phys;
-  const old = node.flg[idx]!;
-  node.flg[idx] = K_MIGRATION | (write ? E_WRITE : 0) | (old & (E_DIRTY | E_YOUNG | E_SOFT_DIRTY | E_UFFD_WP));
+  setPtFlags(node, idx, mkMigrationEntry(ptFlags(node, idx), write));
   phys.frames.mapcount[pfn]!--;
   phys.putPage(pfn);
 }
@@ -257,11 +256,12 @@ function tryToMigrate(machine: Machine, pfn: number): void {
     if (slot.level !== 0) continue;
     const node = slot.node;
     const idx = slot.idx;
-    const kind = node.flg[idx]! & KIND_MASK;
-    if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || node.val[idx] !== pfn) continue;
+    const flg = ptFlags(node, idx);
+    const kind = entryKind(flg);
+    if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || ptVal(node, idx) !== pfn) continue;
     const r = mm.invalidateStart('CLEAR', vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE);
-    if (node.flg[idx]! & E_DIRTY) machine.phys.setDirty(pfn);
-    installMigrationEntry(mm, node, idx, pfn, (node.flg[idx]! & E_WRITE) !== 0);
+    if (pteDirty(flg)) machine.phys.setDirty(pfn);
+    installMigrationEntry(mm, node, idx, pfn, pteWrite(flg));
     mm.invalidateEnd(r);
   }
 }
@@ -304,14 +304,14 @@ export function removeMigrationPtes(machine: Machine, old: number, page: number)
     mm.pt.lookup(vpn, slot);
     const node = slot.node;
     const idx = slot.idx;
-    const flg = node.flg[idx]!;
-    if (slot.level !== 0 || (flg & KIND_MASK) !== K_MIGRATION || node.val[idx] !== old) continue;
+    const flg = ptFlags(node, idx);
+    if (slot.level !== 0 || !isMigrationEntry(flg) || ptVal(node, idx) !== old) continue;
     const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
-    const write = (flg & E_WRITE) !== 0 && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
-    const keep = flg & (E_SOFT_DIRTY | E_UFFD_WP);
+    const write = pteWrite(flg) && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
+    const keep = entryKeepBits(flg);
     const entry = devicePrivate
-      ? K_DEVICE_PRIVATE | (write ? E_WRITE : 0) | keep
-      : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : flg & E_DIRTY) | keep;
+      ? mkDevicePrivateEntry(write, keep)
+      : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : pteDirty(flg) ? E_DIRTY : 0) | keep;
     PageTable.set(node, idx, entry, page);
     phys.getPage(page);
     if (page === old) {

@@ -6,12 +6,15 @@
 import { fail } from './errno.js';
 import {
   MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_HUGE_MASK, MAP_HUGE_SHIFT, MAP_HUGETLB, MAP_NORESERVE,
-  MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, PAGE_SIZE, PMD_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE,
+  MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, PAGE_SIZE, PMD_SHIFT, PMD_SIZE, PUD_SHIFT, PROT_EXEC, PROT_READ, PROT_WRITE,
   TASK_SIZE_4LEVEL, TASK_SIZE_5LEVEL, pageAligned, pageAlignUp,
 } from './constants.js';
 import type { Machine } from './machine.js';
 import { MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, MmuNotifierSubscriptions, type MmuNotifierRange, type MmuNotifyEvent } from './notifier.js';
-import { E_DEVMAP, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, PageTable } from './pagetable.js';
+import {
+  entryKind, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, PageTable, pteDevmap, pteMkwrite, pteSpecial, pteWrprotect,
+  ptFlags, ptVal, setPtFlags,
+} from './pagetable.js';
 import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import {
   canMerge, VM_ACCESS_FLAGS, VM_EXEC, VM_HUGETLB, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED,
@@ -186,8 +189,8 @@ export class Mm {
     if (flags & MAP_HUGETLB) {
       if (!anon) fail('EINVAL', 'MAP_HUGETLB needs MAP_ANONYMOUS (hugetlbfs files are not modelled)');
       if (type === MAP_SHARED) fail('EOPNOTSUPP', 'shared hugetlb mappings are not modelled');
-      hugeShift = (flags >>> MAP_HUGE_SHIFT) & MAP_HUGE_MASK || 21;
-      if (hugeShift !== 21 && hugeShift !== 30) fail('EINVAL', `no ${2 ** hugeShift}-byte huge pages`);
+      hugeShift = (flags >>> MAP_HUGE_SHIFT) & MAP_HUGE_MASK || PMD_SHIFT;
+      if (hugeShift !== PMD_SHIFT && hugeShift !== PUD_SHIFT) fail('EINVAL', `no ${2 ** hugeShift}-byte huge pages`);
       align = 2 ** hugeShift;
     } else if (flags & MAP_HUGE_MASK << MAP_HUGE_SHIFT) {
       fail('EINVAL', 'MAP_HUGE_* without MAP_HUGETLB');
@@ -333,17 +336,17 @@ export class Mm {
     for (const { node, first, last } of this.pt.tables(s, e)) {
       const level = node.level;
       for (let idx = first; idx <= last; idx++) {
-        const flg = node.flg[idx]!;
-        const kind = flg & KIND_MASK;
+        const flg = ptFlags(node, idx);
+        const kind = entryKind(flg);
         if (removeWrite) {
-          if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) node.flg[idx] = flg & ~E_WRITE;
-        } else if (addWrite && kind === K_PRESENT && !(flg & E_DEVMAP)) {
-          const pfn = node.val[idx]!;
+          if (kind === K_PRESENT || kind === K_DEVICE_PRIVATE || kind === K_MIGRATION || kind === K_DEVICE_EXCLUSIVE) setPtFlags(node, idx, pteWrprotect(flg));
+        } else if (addWrite && kind === K_PRESENT && !pteDevmap(flg)) {
+          const pfn = ptVal(node, idx);
           if (shared) {
-            if (!(flg & E_SPECIAL)) node.flg[idx] = flg | E_WRITE;
+            if (!pteSpecial(flg)) setPtFlags(node, idx, pteMkwrite(flg));
           } else if ((level === 0 || (level === 1 && !v.isHugetlb())) && !phys.isZeroPfn(pfn) && phys.isAnon(pfn) &&
             phys.frames.flags[pfn]! & PG_anon_exclusive && totalMapcount(this, pfn) === 1) {
-            node.flg[idx] = flg | E_WRITE;
+            setPtFlags(node, idx, pteMkwrite(flg));
           }
         }
       }

@@ -5,7 +5,10 @@
 import { fail } from './errno.js';
 import { MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PMD_NR, PMD_SIZE, pageAligned, pageAlignUp } from './constants.js';
 import type { Mm } from './mm.js';
-import { E_SPECIAL, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, PageTable, type PtNode } from './pagetable.js';
+import {
+  badKind, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, PageTable,
+  pteNone, pteSpecial, ptFlags, type PtNode, ptVal,
+} from './pagetable.js';
 import { splitBoundary, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
 import { VM_DONTEXPAND, VM_PFNMAP, type Vma } from './vma.js';
@@ -85,9 +88,23 @@ function moveVma(mm: Mm, old: number, oldLen: number, dst: number, newLen: numbe
 }
 
 function hasRmap(mm: Mm, flg: number, val: number): boolean {
-  const kind = flg & KIND_MASK;
-  if (kind === K_PRESENT) return !(flg & E_SPECIAL) && !mm.machine.phys.isZeroPfn(val);
-  return kind === K_MIGRATION || kind === K_DEVICE_PRIVATE || kind === K_DEVICE_EXCLUSIVE;
+  const kind = entryKind(flg);
+  switch (kind) {
+    case K_PRESENT:
+      return !pteSpecial(flg) && !mm.machine.phys.isZeroPfn(val);
+    case K_MIGRATION:
+    case K_DEVICE_PRIVATE:
+    case K_DEVICE_EXCLUSIVE:
+      return true;
+    case K_SWAP:
+    case K_HWPOISON:
+    case K_BAD:
+    case K_NONE:
+    case K_TABLE:
+      return false;
+    default:
+      return badKind(kind);
+  }
 }
 
 function movePageTables(mm: Mm, old: number, dst: number, len: number): void {
@@ -110,9 +127,9 @@ function movePageTables(mm: Mm, old: number, dst: number, len: number): void {
 }
 
 function moveEntry(mm: Mm, node: PtNode, idx: number, level: number, vpn: number, delta: number, rmap: Mm['machine']['rmap']): void {
-  const flg = node.flg[idx]!;
-  const val = node.val[idx]!;
-  if ((flg & KIND_MASK) === 0) return;
+  const flg = ptFlags(node, idx);
+  const val = ptVal(node, idx);
+  if (pteNone(flg)) return;
   const to = vpn + delta;
   const table = mm.pt.ensureTable(to, level)!;
   PageTable.set(table, PageTable.index(to, level), flg, val);

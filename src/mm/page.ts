@@ -19,49 +19,96 @@ export const PG_scratch = 1 << 13; // transient marker for a single operation's 
 export const ORDER_SHIFT = 24; // order of a compound head or a free block, bits 24..28
 export const ORDER_MASK = 0x1f << ORDER_SHIFT;
 
-/** Per-frame metadata. 52 bytes a frame, whether it is used or not. */
-export class Frames {
-  refcount: Int32Array;
-  mapcount: Int32Array; // PTE-level mappings of this frame (present, device-private, device-exclusive)
-  flags: Uint32Array;
-  dataSlot: Int32Array; // index into the data pool, or -1: the frame reads as zeros
-  mapping: Int32Array; // file id of a page-cache page, 0 otherwise
-  index: Uint32Array; // page offset within the file
-  head: Uint32Array; // head pfn of a tail frame
-  rmapMm: Int32Array; // first reverse-map entry: mm id (0 = none) ...
-  rmapKey: Float64Array; // ... and its key (rmap.ts)
-  rmapMm2: Int32Array; // a second inline entry: a page shared by fork needs no map
-  rmapKey2: Float64Array;
+type FieldArray = Int32ArrayConstructor | Uint32ArrayConstructor | Float64ArrayConstructor;
+
+/** One per-frame field: its array type, the value of a new frame, and whether freeing a frame resets it to that value. */
+interface FrameField {
+  readonly type: FieldArray;
+  readonly initial: number;
+  readonly resetOnFree: boolean;
+}
+
+function field(type: FieldArray, initial: number, resetOnFree: boolean): FrameField {
+  return { type, initial, resetOnFree };
+}
+
+/**
+ * The fields of a frame, one line each: the constructor, growth, the reset of a freed frame
+ * and BYTES_PER_FRAME all follow from this list. A field not reset on free is rewritten by
+ * whoever next uses the frame (the allocator sets refcount and head, the page cache mapping's
+ * index, the data pool the data slot).
+ */
+export const FRAME_FIELDS = {
+  refcount: field(Int32Array, 0, false),
+  /** PTE-level mappings of this frame (present, device-private, device-exclusive). */
+  mapcount: field(Int32Array, 0, true),
+  flags: field(Uint32Array, 0, true),
+  /** Index into the data pool, or -1: the frame reads as zeros. */
+  dataSlot: field(Int32Array, -1, false),
+  /** File id of a page-cache page, 0 otherwise. */
+  mapping: field(Int32Array, 0, true),
+  /** Page offset within the file. */
+  index: field(Uint32Array, 0, false),
+  /** Head pfn of a tail frame. */
+  head: field(Uint32Array, 0, false),
+  /** First reverse-map entry: mm id (0 = none) ... */
+  rmapMm: field(Int32Array, 0, true),
+  /** ... and its key (rmap.ts). */
+  rmapKey: field(Float64Array, 0, false),
+  /** A second inline entry: a page shared by fork needs no map. */
+  rmapMm2: field(Int32Array, 0, true),
+  rmapKey2: field(Float64Array, 0, false),
+} as const;
+
+type FieldName = keyof typeof FRAME_FIELDS;
+type FrameArrays = { [K in FieldName]: InstanceType<(typeof FRAME_FIELDS)[K]['type']> };
+
+const FIELD_NAMES = Object.keys(FRAME_FIELDS) as FieldName[];
+const RESET_ON_FREE = FIELD_NAMES.filter((k) => FRAME_FIELDS[k].resetOnFree);
+
+/** Per-frame metadata, in bytes: every field's element size. A frame costs this whether it is used or not. */
+export const BYTES_PER_FRAME = FIELD_NAMES.reduce((n, k) => n + FRAME_FIELDS[k].type.BYTES_PER_ELEMENT, 0);
+
+/** The arrays of FRAME_FIELDS as properties, created in list order (one hidden class for every Frames). */
+const FrameArraysBase = class {
+  constructor(capacity: number) {
+    const self = this as unknown as Record<FieldName, FrameArrays[FieldName]>;
+    for (const k of FIELD_NAMES) {
+      const { type, initial } = FRAME_FIELDS[k];
+      const a = new type(capacity);
+      if (initial !== 0) a.fill(initial);
+      self[k] = a;
+    }
+  }
+} as new (capacity: number) => FrameArrays;
+
+/** Per-frame metadata (BYTES_PER_FRAME a frame). */
+export class Frames extends FrameArraysBase {
+  /** The arrays reset when a frame is freed, and their values: reset() loops over these, with no lookup by name. */
+  private readonly freeArrays: (Int32Array | Uint32Array | Float64Array)[];
+  private readonly freeValues: number[];
 
   constructor(readonly capacity: number) {
-    this.refcount = new Int32Array(capacity);
-    this.mapcount = new Int32Array(capacity);
-    this.flags = new Uint32Array(capacity);
-    this.dataSlot = new Int32Array(capacity).fill(-1);
-    this.mapping = new Int32Array(capacity);
-    this.index = new Uint32Array(capacity);
-    this.head = new Uint32Array(capacity);
-    this.rmapMm = new Int32Array(capacity);
-    this.rmapKey = new Float64Array(capacity);
-    this.rmapMm2 = new Int32Array(capacity);
-    this.rmapKey2 = new Float64Array(capacity);
+    super(capacity);
+    this.freeArrays = RESET_ON_FREE.map((k) => this[k]);
+    this.freeValues = RESET_ON_FREE.map((k) => FRAME_FIELDS[k].initial);
   }
 
   /** Grow to `capacity` frames (device memory being added), keeping every field. */
   grow(capacity: number): Frames {
     const g = new Frames(capacity);
-    g.refcount.set(this.refcount);
-    g.mapcount.set(this.mapcount);
-    g.flags.set(this.flags);
-    g.dataSlot.set(this.dataSlot);
-    g.mapping.set(this.mapping);
-    g.index.set(this.index);
-    g.head.set(this.head);
-    g.rmapMm.set(this.rmapMm);
-    g.rmapKey.set(this.rmapKey);
-    g.rmapMm2.set(this.rmapMm2);
-    g.rmapKey2.set(this.rmapKey2);
+    for (const k of FIELD_NAMES) (g[k] as Int32Array).set(this[k] as Int32Array);
     return g;
+  }
+
+  /** The frames [pfn, pfn + n) are free again: every field that says so goes back to its initial value. */
+  reset(pfn: number, n: number): void {
+    const arrays = this.freeArrays;
+    const values = this.freeValues;
+    for (let j = 0; j < arrays.length; j++) {
+      if (n === 1) arrays[j]![pfn] = values[j]!;
+      else arrays[j]!.fill(values[j]!, pfn, pfn + n);
+    }
   }
 
   order(pfn: number): number {
@@ -73,5 +120,3 @@ export class Frames {
     return this.flags[pfn]! & PG_tail ? this.head[pfn]! : pfn;
   }
 }
-
-export const BYTES_PER_FRAME = 4 * 9 + 8 * 2; // the arrays above

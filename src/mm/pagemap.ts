@@ -7,8 +7,8 @@ import { fail } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
-  E_DIRTY, E_SPECIAL, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP,
-  KIND_MASK, LEVEL_PAGES, type PtSlot,
+  badKind, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE,
+  LEVEL_ORDER, LEVEL_PAGES, pteDirty, pteSpecial, pteWrite, ptFlags, type PtSlot, ptVal,
 } from './pagetable.js';
 import { totalMapcount } from './memory.js';
 
@@ -47,8 +47,6 @@ export interface PagemapEntry {
   order: number;
 }
 
-const ORDERS = [0, 9, 18, 27, 36];
-
 /** The pagemap entry of the page containing addr. */
 export function pagemap(mm: Mm, addr: number): PagemapEntry {
   mm.assertLive();
@@ -58,13 +56,13 @@ export function pagemap(mm: Mm, addr: number): PagemapEntry {
   const vpn = Math.floor(addr / PAGE_SIZE);
   const s: PtSlot = { node: null!, idx: 0, level: 0 };
   mm.pt.lookup(vpn, s);
-  const flg = s.node.flg[s.idx]!;
-  const val = s.node.val[s.idx]!;
-  const kind = flg & KIND_MASK;
+  const flg = ptFlags(s.node, s.idx);
+  const val = ptVal(s.node, s.idx);
+  const kind = entryKind(flg);
   if (kind === K_NONE) return out;
-  out.order = ORDERS[s.level]!;
-  out.write = (flg & E_WRITE) !== 0;
-  out.dirty = (flg & E_DIRTY) !== 0;
+  out.order = LEVEL_ORDER[s.level]!;
+  out.write = pteWrite(flg);
+  out.dirty = pteDirty(flg);
   const pfn = s.level === 0 ? val : val + (vpn % LEVEL_PAGES[s.level]!);
   const phys = mm.machine.phys;
   switch (kind) {
@@ -72,7 +70,7 @@ export function pagemap(mm: Mm, addr: number): PagemapEntry {
       out.present = true;
       out.pfn = pfn;
       if (phys.isZeroPfn(val)) out.kind = 'zero';
-      else if (flg & E_SPECIAL) out.kind = 'special';
+      else if (pteSpecial(flg)) out.kind = 'special';
       else {
         out.kind = phys.isAnon(val) ? 'anon' : 'file';
         out.file = out.kind === 'file';
@@ -92,8 +90,11 @@ export function pagemap(mm: Mm, addr: number): PagemapEntry {
       out.pfn = pfn;
       out.kind = kind === K_MIGRATION ? 'migration' : kind === K_DEVICE_PRIVATE ? 'device-private' : kind === K_DEVICE_EXCLUSIVE ? 'device-exclusive' : 'hwpoison';
       return out;
-    default: // a corrupt entry (pmd_bad) reads as none
+    case K_BAD: // a corrupt entry (pmd_bad) reads as none
+    case K_TABLE:
       return { ...out, write: false, dirty: false, order: 0 };
+    default:
+      return badKind(kind);
   }
 }
 

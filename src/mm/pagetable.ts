@@ -3,7 +3,7 @@
 // kinds below; at PMD and PUD level a PRESENT entry is a huge leaf. Levels: 0 = PTE, 1 = PMD,
 // 2 = PUD, 3 = P4D or PGD, 4 = PGD with 5-level paging.
 
-import { PTRS_PER_TABLE } from './constants.js';
+import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PTRS_PER_TABLE } from './constants.js';
 
 export const KIND_MASK = 0xf;
 export const K_NONE = 0;
@@ -16,6 +16,11 @@ export const K_DEVICE_EXCLUSIVE = 6; // val = pfn, the CPU mapping is revoked fo
 export const K_HWPOISON = 7; // val = pfn; "other special" swap entry
 export const K_BAD = 8; // a corrupt directory entry (pmd_bad)
 
+/** The kinds an entry can be; a switch over one ends with `default: return badKind(kind)`. */
+export type EntryKind =
+  | typeof K_NONE | typeof K_TABLE | typeof K_PRESENT | typeof K_SWAP | typeof K_MIGRATION | typeof K_DEVICE_PRIVATE
+  | typeof K_DEVICE_EXCLUSIVE | typeof K_HWPOISON | typeof K_BAD;
+
 export const E_WRITE = 1 << 4;
 export const E_DIRTY = 1 << 5;
 export const E_YOUNG = 1 << 6;
@@ -25,10 +30,159 @@ export const E_SOFT_DIRTY = 1 << 9;
 export const E_DEVMAP = 1 << 10; // maps ZONE_DEVICE memory (coherent)
 export const E_UFFD_WP = 1 << 11;
 
+// ---- reading an entry ----
+// An entry is two words: its flags (kind and bits) and its value (a pfn, a swap slot). Code
+// outside this file reads them through the functions below, as the kernel reads a pte_t
+// through pte_present(), pte_write(), is_migration_entry() ...: a new kind or bit changes
+// this file and the switches over EntryKind that the compiler then points at. Every accessor
+// is a one-line monomorphic function, which V8 inlines into its callers.
+
+/** The flags word of entry idx (its kind and bits). */
+export function ptFlags(node: PtNode, idx: number): number {
+  return node.flg[idx]!;
+}
+/** The value of entry idx: the pfn of a present, migration, device or hwpoison entry, the slot of a swap entry. */
+export function ptVal(node: PtNode, idx: number): number {
+  return node.val[idx]!;
+}
+/** The kind of entry idx. */
+export function ptKind(node: PtNode, idx: number): EntryKind {
+  return (node.flg[idx]! & KIND_MASK) as EntryKind;
+}
+/** Replace the flags of a non-none entry with flags of a non-none kind (a bit change, or one kind for another); the value stays. */
+export function setPtFlags(node: PtNode, idx: number, flags: number): void {
+  node.flg[idx] = flags;
+}
+
+/** The kind in a flags word. */
+export function entryKind(flags: number): EntryKind {
+  return (flags & KIND_MASK) as EntryKind;
+}
+/** pte_none / pmd_none */
+export function pteNone(flags: number): boolean {
+  return (flags & KIND_MASK) === K_NONE;
+}
+/** pte_present: a mapping the MMU walks (protnone included). */
+export function ptePresent(flags: number): boolean {
+  return (flags & KIND_MASK) === K_PRESENT;
+}
+/** A directory entry that points at a lower-level table. */
+export function isTableEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_TABLE;
+}
+/** A leaf or special entry at any level: neither none nor a table. */
+export function isLeafEntry(flags: number): boolean {
+  const k = flags & KIND_MASK;
+  return k !== K_NONE && k !== K_TABLE;
+}
+/** A swap entry that names a swap slot (the kernel's is_swap_entry() && !non_swap_entry()). */
+export function isSwapEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_SWAP;
+}
+/** is_migration_entry */
+export function isMigrationEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_MIGRATION;
+}
+/** is_device_private_entry */
+export function isDevicePrivateEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_DEVICE_PRIVATE;
+}
+/** is_device_exclusive_entry */
+export function isDeviceExclusiveEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_DEVICE_EXCLUSIVE;
+}
+/** is_hwpoison_entry */
+export function isHwpoisonEntry(flags: number): boolean {
+  return (flags & KIND_MASK) === K_HWPOISON;
+}
+/** pte_write, and for a migration or device entry is_writable_migration_entry / is_writable_device_private_entry. */
+export function pteWrite(flags: number): boolean {
+  return (flags & E_WRITE) !== 0;
+}
+/** pte_dirty */
+export function pteDirty(flags: number): boolean {
+  return (flags & E_DIRTY) !== 0;
+}
+/** pte_young */
+export function pteYoung(flags: number): boolean {
+  return (flags & E_YOUNG) !== 0;
+}
+/** pte_special: no struct page behind the pfn (a pfn map, the zero page). */
+export function pteSpecial(flags: number): boolean {
+  return (flags & E_SPECIAL) !== 0;
+}
+/** pte_devmap: maps ZONE_DEVICE memory the CPU can address. */
+export function pteDevmap(flags: number): boolean {
+  return (flags & E_DEVMAP) !== 0;
+}
+/** pte_protnone: a NUMA hinting entry, present but inaccessible. */
+export function pteProtnone(flags: number): boolean {
+  return (flags & E_PROTNONE) !== 0;
+}
+
+// ---- building entries from others ----
+
+/** pte_mkwrite */
+export function pteMkwrite(flags: number): number {
+  return flags | E_WRITE;
+}
+/** pte_wrprotect */
+export function pteWrprotect(flags: number): number {
+  return flags & ~E_WRITE;
+}
+/** pte_mkclean */
+export function pteMkclean(flags: number): number {
+  return flags & ~E_DIRTY;
+}
+/** pte_mkyoung */
+export function pteMkyoung(flags: number): number {
+  return flags | E_YOUNG;
+}
+/** pte_mkyoung, and pte_mkdirty for a write. */
+export function pteMkaccessed(flags: number, write: boolean): number {
+  return flags | E_YOUNG | (write ? E_DIRTY : 0);
+}
+/** The entry a write fault leaves: writable, dirty, young (maybe_mkwrite(pte_mkdirty(pte_mkyoung()))). */
+export function pteMkwriteDirty(flags: number): number {
+  return flags | E_WRITE | E_DIRTY | E_YOUNG;
+}
+/** pte_modify to the VMA's protection after a NUMA hinting fault: accessible again. */
+export function pteClearProtnone(flags: number): number {
+  return flags & ~E_PROTNONE;
+}
+/** The same bits under another kind (a present entry becoming device-exclusive and back). */
+export function entryWithKind(flags: number, kind: EntryKind): number {
+  return kind | (flags & ~KIND_MASK);
+}
+/** restore_exclusive_pte: the present entry a device-exclusive one stood for, young, with its write, dirty and special bits. */
+export function restoreExclusivePte(flags: number): number {
+  return K_PRESENT | E_YOUNG | (flags & (E_WRITE | E_DIRTY | E_SPECIAL));
+}
+/** The bits a swap-like entry carries over from the entry it replaces and back (soft-dirty, uffd-wp). */
+export function entryKeepBits(flags: number): number {
+  return flags & (E_SOFT_DIRTY | E_UFFD_WP);
+}
+/** make_migration_entry (make_writable_migration_entry for a writable one): dirty and young are kept, as the kernel keeps them in the entry. */
+export function mkMigrationEntry(flags: number, write: boolean): number {
+  return K_MIGRATION | (write ? E_WRITE : 0) | (flags & (E_DIRTY | E_YOUNG | E_SOFT_DIRTY | E_UFFD_WP));
+}
+/** make_(writable_)device_private_entry */
+export function mkDevicePrivateEntry(write: boolean, keep = 0): number {
+  return K_DEVICE_PRIVATE | (write ? E_WRITE : 0) | keep;
+}
+
 /** Entries that reference a frame in val (for the reverse map and refcounting). */
 export function kindHasPfn(kind: number): boolean {
   return kind === K_PRESENT || kind === K_MIGRATION || kind === K_DEVICE_PRIVATE || kind === K_DEVICE_EXCLUSIVE || kind === K_HWPOISON;
 }
+
+/** For the default of an exhaustive switch over EntryKind: a kind that cannot be. */
+export function badKind(kind: never): never {
+  throw new Error(`page-table entry of unknown kind ${String(kind)}`);
+}
+
+/** Order (log2 of the pages) of a leaf at each level: 0, HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, ... */
+export const LEVEL_ORDER = [0, HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, 27, 36];
 
 // Table storage is carved out of shared chunks: one backing store per 64 tables instead of
 // two per table keeps allocation (and the GC's external-memory accounting) off fork's and
@@ -147,6 +301,13 @@ export class PageTable {
     parent.flg[idx] = K_TABLE;
     parent.val[idx] = 0;
     this.nodes++;
+  }
+
+  /** pmd_free after the table was emptied (collapse_huge_page): the entry above becomes none. */
+  freeTable(parent: PtNode, idx: number): void {
+    parent.child![idx] = undefined;
+    PageTable.clear(parent, idx);
+    this.nodes--;
   }
 
   /** Set an entry, keeping the node's used count. */

@@ -11,7 +11,7 @@ import {
   Frames, ORDER_MASK, ORDER_SHIFT, PG_anon, PG_anon_exclusive, PG_buddy, PG_device, PG_dirty, PG_head,
   PG_hugetlb, PG_lazyfree, PG_locked, PG_reserved, PG_swapbacked, PG_tail,
 } from './page.js';
-import { PAGE_SIZE } from './constants.js';
+import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
 
 /**
@@ -22,7 +22,7 @@ import type { DevPagemap } from './memremap.js';
 const slabPool: Uint8Array[] = [];
 const SLAB_POOL_MAX = 128; // 1 GiB
 
-export const MAX_ORDER = 18; // up to 1 GiB blocks, for gigantic hugetlb pages
+export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
 /** Metadata per data slot beyond its 4 KiB: the holder count (the free list is only for freed slots). */
@@ -144,15 +144,9 @@ export class PhysMem {
 
   private freeBlock(pfn: number, order: number): void {
     const f = this.frames;
-    for (let i = 0, n = 1 << order; i < n; i++) {
-      const p = pfn + i;
-      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
-      f.flags[p] = 0;
-      f.mapcount[p] = 0;
-      f.mapping[p] = 0;
-      f.rmapMm[p] = 0;
-      f.rmapMm2[p] = 0;
-    }
+    const n = 1 << order;
+    for (let p = pfn; p < pfn + n; p++) if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+    f.reset(pfn, n);
     f.refcount[pfn] = 0;
     while (order < MAX_ORDER) {
       const buddy = pfn ^ (1 << order);
@@ -293,7 +287,7 @@ export class PhysMem {
   /** The huge zero page (a reserved 2 MiB folio), allocated on first use; -1 if RAM is short. */
   hugeZeroPfn(): number {
     if (this.hugeZero < 0) {
-      const pfn = this.tryAllocPages(9);
+      const pfn = this.tryAllocPages(HPAGE_PMD_ORDER);
       if (pfn < 0) return -1;
       this.frames.flags[pfn]! |= PG_reserved;
       this.hugeZero = pfn;

@@ -5,7 +5,7 @@
 
 import { fail } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
-import { E_DIRTY, K_PRESENT, K_SWAP, KIND_MASK, PageTable, type PtSlot } from './pagetable.js';
+import { K_SWAP, PageTable, pteDirty, ptePresent, ptFlags, type PtSlot } from './pagetable.js';
 import { keyLevel, keyVpn } from './rmap.js';
 import { MM_SWAPENTS, removeMapping } from './memory.js';
 import { PG_device, PG_dirty, PG_lazyfree } from './page.js';
@@ -43,8 +43,9 @@ export function swapOutPage(machine: Machine, pfn: number): void {
     const mm = machine.mmById(entries[i]!)!;
     const vpn = keyVpn(entries[i + 1]!);
     mm.pt.lookup(vpn, slot);
-    if ((slot.node.flg[slot.idx]! & KIND_MASK) !== K_PRESENT) fail('EBUSY', `frame ${pfn} is not mapped present at every location`);
-    if (slot.node.flg[slot.idx]! & E_DIRTY) dirty = true;
+    const flg = ptFlags(slot.node, slot.idx);
+    if (!ptePresent(flg)) fail('EBUSY', `frame ${pfn} is not mapped present at every location`);
+    if (pteDirty(flg)) dirty = true;
     located.push({ mmId: mm.id, vpn });
   }
   const discard = (phys.frames.flags[pfn]! & PG_lazyfree) !== 0 && !dirty;

@@ -14,7 +14,7 @@
 // would deadlock on (blockable) or refuse (non-blockable).
 
 import { fail, KernelError, SignalError, WouldBlock } from '../../mm/errno.js';
-import { PAGE_SIZE } from '../../mm/constants.js';
+import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from '../../mm/constants.js';
 import type { Mm } from '../../mm/mm.js';
 import type { Process } from '../../mm/process.js';
 import {
@@ -309,8 +309,8 @@ export class Dmirror {
     else perm = HMM_DMIRROR_PROT_NONE;
     perm |= flags & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
     const order = flags & HMM_PFN_ORDER_MASK;
-    if (order === 9) perm |= HMM_DMIRROR_PROT_PMD;
-    else if (order === 18) perm |= HMM_DMIRROR_PROT_PUD;
+    if (order === HPAGE_PMD_ORDER) perm |= HMM_DMIRROR_PROT_PMD;
+    else if (order === HPAGE_PUD_ORDER) perm |= HMM_DMIRROR_PROT_PUD;
     return perm;
   }
 
