@@ -69,14 +69,22 @@ export interface HardwareConstants {
   /** Physical VRAM; `--oversub` replaces it with footprint / oversubscription. */
   vramBytes: number;
   sms: number;
+  /** Warps resident on one SM at once. */
+  warpsPerSm: number;
   coreClockMHz: number;
-  /** uTLB entries (UVMSmart: per SM) and shared L2 TLB entries. */
+  /** SMs sharing one uTLB, its entries and ways; the shared L2 TLB's entries and ways. */
+  smsPerUtlb: number;
   utlbEntries: number;
+  utlbWays: number;
   l2TlbEntries: number;
+  l2TlbWays: number;
   /** Replayable fault buffer entries (32 bytes each). */
   faultBufferEntries: number;
+  copyEngines: number;
   /** Device memory the CPU can address coherently (NVLink-C2C): MEMORY_DEVICE_COHERENT instead of DEVICE_PRIVATE. */
   coherent: boolean;
+  /** The link carries atomics to system memory (NVLink-C2C); PCIe does not. */
+  nativeSysmemAtomics: boolean;
 }
 
 /** Costs the simulator itself charges, outside the GPU and its driver. */
@@ -117,6 +125,7 @@ export function buildGpuCosts(c: CostConstants): GpuCosts {
 
 const nonneg = z.number().finite().nonnegative();
 const positive = z.number().finite().positive();
+const posInt = z.number().int().positive();
 
 const transferSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('atan'), a: positive, b: positive, halveAtBytes: positive }).strict(),
@@ -142,12 +151,18 @@ export function costOverrideSchema() {
     transfer: z.object({ htod: transferSchema.optional(), dtoh: transferSchema.optional() }).strict().optional(),
     hardware: z.object({
       vramBytes: positive.optional(),
-      sms: z.number().int().positive().optional(),
+      sms: posInt.optional(),
+      warpsPerSm: posInt.optional(),
       coreClockMHz: positive.optional(),
-      utlbEntries: z.number().int().positive().optional(),
-      l2TlbEntries: z.number().int().positive().optional(),
-      faultBufferEntries: z.number().int().positive().optional(),
+      smsPerUtlb: posInt.optional(),
+      utlbEntries: posInt.optional(),
+      utlbWays: posInt.optional(),
+      l2TlbEntries: posInt.optional(),
+      l2TlbWays: posInt.optional(),
+      faultBufferEntries: z.number().int().min(2).optional(),
+      copyEngines: posInt.optional(),
       coherent: z.boolean().optional(),
+      nativeSysmemAtomics: z.boolean().optional(),
     }).strict().optional(),
     sim: z.object({ kernelLaunchNs: nonneg.optional(), cpuAccessNs: nonneg.optional() }).strict().optional(),
   }).strict();
@@ -212,4 +227,18 @@ export function readConfigFile(path: string): unknown {
   } catch (e) {
     throw new ConfigError('', `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
   }
+}
+
+/** A preset as the markdown table docs/cost-model.md shows (a test keeps the two equal). */
+export function presetMarkdown(p: Preset): string {
+  const fmt = (v: unknown): string => {
+    if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(1);
+    if (typeof v === 'object') return JSON.stringify(v).replace(/"/g, '').replace(/,/g, ', ');
+    return String(v);
+  };
+  const lines = [`### ${p.name}`, '', `${p.description}.`, '', '| constant | value | source |', '|---|---|---|'];
+  for (const [sec, obj] of [['gpu', p.gpu], ['transfer', p.transfer], ['hardware', p.hardware], ['sim', p.sim]] as const) {
+    for (const [k, v] of Object.entries(obj)) lines.push(`| \`${sec}.${k}\` | ${fmt(v)} | ${p.sources[`${sec}.${k}`] ?? ''} |`);
+  }
+  return lines.join('\n') + '\n';
 }

@@ -23,7 +23,7 @@ export const a100Pcie4: Preset = {
     htod: { kind: 'atan', a: 24.0, b: 0.07292, halveAtBytes: 2 << 20 },
     dtoh: { kind: 'atan', a: 24.0, b: 0.07292, halveAtBytes: 2 << 20 },
   },
-  hardware: { ...base.hardware, vramBytes: 40 * 2 ** 30, sms: 108, coreClockMHz: MHZ },
+  hardware: { ...base.hardware, vramBytes: 40 * 2 ** 30, sms: 108, coreClockMHz: MHZ, smsPerUtlb: 2 },
   sim: { ...base.sim },
   sources: {
     ...base.sources,
@@ -38,6 +38,9 @@ export const a100Pcie4: Preset = {
     'hardware.sms': 'A100: 108 SMs (NVIDIA A100 specification)',
     'hardware.coreClockMHz': 'A100 boost clock 1410 MHz (NVIDIA A100 specification)',
     'hardware.utlbEntries': 'estimate: UVMSmart\'s per-SM TLB size kept',
+    'hardware.smsPerUtlb': 'estimate: one uTLB per TPC (2 SMs), as UVM\'s fault entries name uTLBs per TPC on Volta and later',
+    'hardware.warpsPerSm': 'A100: 64 resident warps per SM (2048 threads; NVIDIA A100 specification)',
+    'hardware.copyEngines': 'estimate: two engines busy with UVM migrations at a time',
     'sim.kernelLaunchNs': 'estimate: UVMSmart\'s 150 us launch latency kept',
   },
 };

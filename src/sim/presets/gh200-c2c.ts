@@ -23,7 +23,7 @@ export const gh200C2c: Preset = {
     htod: { kind: 'linear', setupNs: 1000, gbPerS: 375 },
     dtoh: { kind: 'linear', setupNs: 1000, gbPerS: 297 },
   },
-  hardware: { ...base.hardware, vramBytes: 96 * 2 ** 30, sms: 132, coreClockMHz: MHZ, coherent: true },
+  hardware: { ...base.hardware, vramBytes: 96 * 2 ** 30, sms: 132, coreClockMHz: MHZ, coherent: true, nativeSysmemAtomics: true },
   sim: { ...base.sim },
   sources: {
     ...base.sources,
@@ -37,6 +37,7 @@ export const gh200C2c: Preset = {
     'hardware.vramBytes': 'GH200 96 GB HBM3 (the system measured by Schieffer et al.; datacrunch.io GH200 blog)',
     'hardware.sms': 'GH200: 132 SMs (NVIDIA H100 SXM5 specification; datacrunch.io quotes "up to 144 SMs" for the full die)',
     'hardware.coreClockMHz': 'H100 SXM5 boost clock 1980 MHz (NVIDIA specification)',
+    'hardware.nativeSysmemAtomics': 'NVLink-C2C is cache-coherent: GPU atomics to system memory need no migration',
     'hardware.coherent': 'NVLink-C2C is hardware-coherent (datacrunch.io GH200 blog): HBM is MEMORY_DEVICE_COHERENT',
   },
 };

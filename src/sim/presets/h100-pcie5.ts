@@ -34,5 +34,6 @@ export const h100Pcie5: Preset = {
     'hardware.vramBytes': 'H100 PCIe 80 GB (product specification)',
     'hardware.sms': 'H100 PCIe: 114 SMs (NVIDIA H100 specification)',
     'hardware.coreClockMHz': 'H100 PCIe boost clock 1755 MHz (NVIDIA H100 specification)',
+    'hardware.warpsPerSm': 'H100: 64 resident warps per SM (2048 threads; NVIDIA H100 specification)',
   },
 };
