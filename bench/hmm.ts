@@ -5,7 +5,7 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalSetSeq, PAGE_SIZE, PROT_READ, PROT_WRITE,
 } from '../src/index.js';
 import { machineFor } from './model.js';
-import { DeviceMemory } from '../src/sim/device-memory.js';
+import { Vram } from '../src/drivers/gpusvm/index.js';
 
 export interface HmmOp {
   run(bytes: number): { pages: number; seconds: number };
@@ -57,14 +57,17 @@ export const HMM_OPS: Record<string, HmmOp> = {
     // migrate_vma of the whole range to device-private memory and back, data copied both ways.
     run(bytes) {
       const { m, p, a, pages } = mirrorSetup(bytes, true);
-      const mem = new DeviceMemory(m, 'bench-device', pages);
+      const vram = new Vram(m, 'bench-device', pages);
       const win = 2 << 20;
       const seconds = timed(() => {
-        for (let s = a; s < a + bytes; s += win) mem.migrateToDevice(p.mm, s, s + win);
-        for (let s = a; s < a + bytes; s += win) mem.migrateToSystem(p.mm, s, s + win);
+        // drm_pagemap_migrate_to_devmem per 2 MiB allocation, then drm_pagemap_evict_to_ram of each.
+        for (let s = a; s < a + bytes; s += win) vram.populateMm(vram.dpagemap, s, s + win, p.mm, 0);
+        vram.evictAll();
       });
       // Untimed: the data made the round trip, and the pages really went to the device and back.
-      if (mem.pagesFreed !== pages) throw new Error(`migration bench: ${mem.pagesFreed} of ${pages} device pages came back`);
+      if (vram.stats.pagesToDevice !== pages || vram.stats.pagesToRam !== pages || vram.usedPages !== 0) {
+        throw new Error(`migration bench: ${vram.stats.pagesToRam} of ${pages} device pages came back`);
+      }
       for (let i = 0; i < pages; i++) if (p.readU8(a + i * PAGE_SIZE) !== 1) throw new Error(`migration bench: page ${i} lost its data`);
       m.dispose();
       return { pages: 2 * pages, seconds };

@@ -1,10 +1,11 @@
-// `hmmsim run` today (to become `hmmsim demo` once the GPU simulator takes `run`): the built-in
-// HMM walk-through scenario, its summary and data check.
+// `hmmsim demo` (also `hmmsim run` until the GPU simulator takes that name): the built-in HMM
+// walk-through (src/sim/demo.ts), its summary and data check.
 
 import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseSeed } from './options.js';
-import { runScenario, type ScenarioReport } from '../sim/scenario.js';
+import { runDemo, type DemoReport } from '../sim/demo.js';
+import { demoMemoryVerdict, formatDemoMemoryRefusal } from '../sim/demo-memory.js';
 
 export function positiveInt(v: string): number {
   const n = Number(v);
@@ -12,19 +13,47 @@ export function positiveInt(v: string): number {
   return n;
 }
 
-function printReport(r: ScenarioReport): void {
+/** What each fault kind of the summary means (mm/memory.c's handlers, as events.ts names them). */
+export const FAULT_KIND_HELP: Record<string, string> = {
+  anon: 'first touch of anonymous memory by a write: a new zeroed page',
+  zero: 'first touch by a read: the shared zero page, mapped read-only',
+  thp: 'first touch that got a transparent huge page',
+  'huge-zero': 'read of an untouched huge-page-sized area: the huge zero page',
+  hugetlb: 'hugetlbfs page fault',
+  cow: 'write to a page shared copy-on-write (after fork, or the zero page): the writer gets its own copy',
+  reuse: 'write to a write-protected page nobody else maps: made writable in place, no copy',
+  file: 'page-cache page of a file mapped',
+  'file-cow': 'write to a private file mapping: a private copy of the file page',
+  swapin: 'page read back from swap',
+  'migration-wait': 'the page was being migrated: the fault waited for the migration and retried',
+  'device-private': 'the page was in device memory: migrate_to_ram brought it back',
+  'device-exclusive': 'the page was held exclusively by a device for atomics: the device gave it back',
+  numa: 'NUMA hinting fault (PROT_NONE for balancing), restored',
+  spurious: 'the entry already allowed the access (no change but the accessed/dirty bits): hmm_range_fault faults every page from the first one that needs it to the end of its page-table chunk, so the pages after it that were already mapped count here',
+};
+
+function printReport(r: DemoReport): void {
   const out = (s = '') => process.stdout.write(s + '\n');
-  out(`hmmsim run: ${r.sizeBytes / 2 ** 20} MiB (${r.pages} pages), seed ${r.seed}`);
+  out(`hmmsim demo: ${r.sizeBytes / 2 ** 20} MiB (${r.pages} pages), seed ${r.seed}`);
   out();
   out('steps:');
-  for (const s of r.steps) out(`  ${s.name.padEnd(52)} device maps ${String(s.deviceMapped).padStart(8)} pages${s.mirrorViolations ? `  MIRROR BROKEN (${s.mirrorViolations})` : ''}`);
+  for (const s of r.steps) {
+    out(`  ${s.name.padEnd(66)} device maps ${String(s.deviceMapped).padStart(8)} pages${s.mirrorViolations ? `  MIRROR BROKEN (${s.mirrorViolations})` : ''}`);
+  }
   out();
-  out('CPU faults by kind:');
-  for (const [k, n] of Object.entries(r.metrics.faults)) out(`  ${k.padEnd(20)} ${n}`);
+  const kinds = (title: string, faults: Record<string, number>) => {
+    out(title);
+    const entries = Object.entries(faults);
+    if (entries.length === 0) out('  (none)');
+    for (const [k, n] of entries) out(`  ${k.padEnd(16)} ${String(n).padStart(9)}  ${FAULT_KIND_HELP[k] ?? ''}`);
+  };
+  kinds('CPU faults by kind (taken by the process\'s own accesses):', r.metrics.cpuFaults);
+  kinds('device-initiated faults by kind (taken by hmm_range_fault for the device, FAULT_FLAG_REMOTE):', r.metrics.deviceFaults);
   out('invalidations by event:');
-  for (const [k, n] of Object.entries(r.metrics.invalidations)) out(`  ${k.padEnd(20)} ${n}`);
+  for (const [k, n] of Object.entries(r.metrics.invalidations)) out(`  ${k.padEnd(16)} ${String(n).padStart(9)}`);
   out('device:');
-  out(`  hmm_range_fault calls ${r.device.rangeFaults}, retries ${r.device.retries}, entries invalidated ${r.device.entriesInvalidated}`);
+  out(`  device faults ${r.device.faults}, hmm_range_fault calls ${r.device.rangeFaults}, retries ${r.device.retries}`);
+  out(`  ranges created ${r.device.rangesInserted}, removed ${r.device.rangesRemoved}; entries invalidated ${r.device.entriesInvalidated}`);
   out('migrations (pages):');
   out(`  to device ${r.metrics.migrations.toDevice}, to system ${r.metrics.migrations.toSystem}`);
   out('frames:');
@@ -32,32 +61,63 @@ function printReport(r: ScenarioReport): void {
   out(`  freed: system ${r.metrics.framesFreed.system}, device ${r.metrics.framesFreed.device}; leaked after exit ${r.framesLeakedAfterExit}`);
   out();
   out(`data: ${r.dataChecked} bytes checked, ${r.dataMismatches} mismatches; mirror violations: ${r.mirrorViolations}`);
+  out(`time: ${(r.ms / 1000).toFixed(2)} s`);
   out(r.ok ? 'result: OK (data intact, the device never mapped what the CPU did not)' : 'result: FAILED');
 }
 
+/** Progress for a terminal: a bar; otherwise a line every few seconds (a log, CI, a pipe). */
+function progress(enabled: boolean, json: boolean): { onStep: (done: number, total: number, name: string) => void; stop: () => void } {
+  if (!enabled) return { onStep: () => {}, stop: () => {} };
+  if (process.stderr.isTTY && !json) {
+    const bar = new cliProgress.SingleBar({ format: '{bar} {value}/{total} {step}', stream: process.stderr, clearOnComplete: true }, cliProgress.Presets.shades_classic);
+    let started = false;
+    return {
+      onStep: (done, total, name) => {
+        if (!started) {
+          bar.start(total, 0, { step: '' });
+          started = true;
+        }
+        bar.update(done, { step: name });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  const t0 = Date.now();
+  let last = t0;
+  return {
+    onStep: (done, total, name) => {
+      const now = Date.now();
+      if (now - last < DEMO_PROGRESS_INTERVAL_MS && done < total) return;
+      last = now;
+      process.stderr.write(`hmmsim demo: step ${done}/${total} done (${name}), ${((now - t0) / 1000).toFixed(1)} s\n`);
+    },
+    stop: () => {},
+  };
+}
+
+/** How often a line of progress is printed when stderr is not a terminal. */
+export const DEMO_PROGRESS_INTERVAL_MS = 3000;
+
 export function registerDemo(program: Command): void {
   program
-    .command('run', { isDefault: true })
-    .description('run the built-in scenario: a process and a device sharing memory through HMM, with a summary and a data check')
+    .command('demo', { isDefault: true })
+    .alias('run')
+    .description('run the built-in walk-through: a process and a GPU-SVM device sharing memory through HMM, with a summary and a data check')
     .option('--size <MiB>', 'memory the process maps, in MiB', positiveInt, 64)
-    .option('--seed <n>', 'seed for the scenario\'s random choices: an integer from 0 to 2^53-1', parseSeed, 1)
-    .option('--json', 'print the report as JSON')
-    .option('--no-progress', 'no progress bar')
+    .option('--seed <n>', 'seed for the walk-through\'s random choices: an integer from 0 to 2^53-1', parseSeed, 1)
+    .option('--json', 'print the report as JSON (with the time of each step)')
+    .option('--no-progress', 'no progress bar or progress lines')
     .action((o: { size: number; seed: number; json?: boolean; progress: boolean }) => {
-      const bar = o.progress && !o.json && process.stderr.isTTY
-        ? new cliProgress.SingleBar({ format: '{bar} {value}/{total} {step}', stream: process.stderr, clearOnComplete: true }, cliProgress.Presets.shades_classic)
-        : null;
-      let started = false;
-      const report = runScenario({
-        sizeBytes: o.size * 2 ** 20,
-        seed: o.seed,
-        onStep: (done, total, name) => {
-          if (!bar) return;
-          if (!started) { bar.start(total, 0, { step: '' }); started = true; }
-          bar.update(done, { step: name });
-        },
-      });
-      bar?.stop();
+      const sizeBytes = o.size * 2 ** 20;
+      const verdict = demoMemoryVerdict(sizeBytes);
+      if (!verdict.fits) {
+        process.stderr.write(formatDemoMemoryRefusal(o.size, verdict) + '\n');
+        process.exitCode = 2;
+        return;
+      }
+      const p = progress(o.progress, !!o.json);
+      const report = runDemo({ sizeBytes, seed: o.seed, onStep: p.onStep });
+      p.stop();
       if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else printReport(report);
       process.exitCode = report.ok ? 0 : 1;

@@ -4,7 +4,12 @@
 import type { Machine } from '../mm/machine.js';
 
 export interface MetricsSnapshot {
+  /** Faults by kind, whoever took them. */
   faults: Record<string, number>;
+  /** Faults a CPU access took (FAULT_FLAG_USER), by kind. */
+  cpuFaults: Record<string, number>;
+  /** Faults taken on a device's behalf (FAULT_FLAG_REMOTE: hmm_range_fault, get_user_pages), by kind. */
+  deviceFaults: Record<string, number>;
   /** Invalidation ranges started, by event kind. */
   invalidations: Record<string, number>;
   framesFreed: { system: number; device: number };
@@ -13,6 +18,8 @@ export interface MetricsSnapshot {
 
 export class Metrics {
   private readonly faults = new Map<string, number>();
+  private readonly cpuFaults = new Map<string, number>();
+  private readonly deviceFaults = new Map<string, number>();
   private readonly invalidations = new Map<string, number>();
   private freedSystem = 0;
   private freedDevice = 0;
@@ -23,7 +30,11 @@ export class Metrics {
   constructor(machine: Machine) {
     const ev = machine.events;
     this.off.push(
-      ev.subscribe('fault', (e) => void this.faults.set(e.kind, (this.faults.get(e.kind) ?? 0) + 1)),
+      ev.subscribe('fault', (e) => {
+        this.faults.set(e.kind, (this.faults.get(e.kind) ?? 0) + 1);
+        const by = e.remote ? this.deviceFaults : this.cpuFaults;
+        by.set(e.kind, (by.get(e.kind) ?? 0) + 1);
+      }),
       ev.subscribe('invalidate', (e) => {
         if (e.phase === 'start') this.invalidations.set(e.range.event, (this.invalidations.get(e.range.event) ?? 0) + 1);
       }),
@@ -46,6 +57,8 @@ export class Metrics {
   snapshot(): MetricsSnapshot {
     return {
       faults: Object.fromEntries([...this.faults].sort()),
+      cpuFaults: Object.fromEntries([...this.cpuFaults].sort()),
+      deviceFaults: Object.fromEntries([...this.deviceFaults].sort()),
       invalidations: Object.fromEntries([...this.invalidations].sort()),
       framesFreed: { system: this.freedSystem, device: this.freedDevice },
       migrations: { toDevice: this.toDevice, toSystem: this.toSystem },

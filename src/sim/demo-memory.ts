@@ -1,0 +1,80 @@
+// How much memory a `hmmsim demo` run needs, estimated before it starts, and whether this
+// machine has it: a run that cannot fit is refused with what it needs and what there is,
+// instead of dying part way (a RangeError from an ArrayBuffer allocation, or the OOM killer).
+//
+// The estimate follows what the run allocates: per-frame metadata for all of RAM and device
+// memory, allocated up front (BYTES_PER_FRAME each, the frame table once grown to take the
+// device's frames, and the old table while it is copied); page data for every page written
+// (the fill, the copies COW and the device's writes make: about 1.4 times the size, in 8 MiB
+// slabs); small per-page arrays of the demo and the drivers; and the process's own baseline.
+// Page data and frame tables are ArrayBuffers, outside the V8 heap: they are checked against
+// the machine's memory; the JS objects (ranges, VMAs) against the V8 heap limit.
+
+import os from 'node:os';
+import v8 from 'node:v8';
+import { PAGE_SIZE } from '../mm/constants.js';
+import { BYTES_PER_FRAME } from '../mm/page.js';
+import { demoRamBytes } from './demo.js';
+
+/** Node, tsx and the loaded modules, measured on an empty run. */
+const BASELINE_BYTES = 96 << 20;
+/** Distinct page data at the peak of a run, relative to its size (fill, COW copies, device writes). */
+const DATA_FACTOR = 1.4;
+/** Per-page arrays beyond the frame table: the demo's reference, the device table, gpusvm's range pages, rmap and swap maps. */
+const BYTES_PER_PAGE_OTHER = 40;
+/** JS heap per 2 MiB of the run (range, notifier and VMA objects) and the heap baseline. */
+const HEAP_PER_2M = 4096;
+const HEAP_BASELINE = 64 << 20;
+const SLAB_BYTES = 8 << 20;
+
+export interface DemoMemoryEstimate {
+  /** Bytes outside the V8 heap (typed arrays: frames, page data) plus the baseline. */
+  totalBytes: number;
+  /** Bytes of V8 heap. */
+  heapBytes: number;
+}
+
+export function estimateDemoMemory(sizeBytes: number): DemoMemoryEstimate {
+  const pages = sizeBytes / PAGE_SIZE;
+  const ramFrames = demoRamBytes(sizeBytes) / PAGE_SIZE;
+  // The frame table grows once, when the device memory is registered above RAM.
+  const deviceEnd = Math.ceil(ramFrames / 32768) * 32768 + pages;
+  const capacity = Math.max(deviceEnd, 2 * ramFrames);
+  const frames = (capacity + ramFrames) * BYTES_PER_FRAME + ramFrames * 8;
+  const data = Math.ceil((DATA_FACTOR * sizeBytes) / SLAB_BYTES) * SLAB_BYTES;
+  const other = pages * BYTES_PER_PAGE_OTHER;
+  return {
+    totalBytes: BASELINE_BYTES + frames + data + other,
+    heapBytes: HEAP_BASELINE + Math.ceil(sizeBytes / (2 << 20)) * HEAP_PER_2M,
+  };
+}
+
+export interface DemoMemoryVerdict {
+  fits: boolean;
+  estimate: DemoMemoryEstimate;
+  /** os.totalmem(), os.freemem() (available memory), and the V8 heap limit. */
+  totalmem: number;
+  freemem: number;
+  heapLimit: number;
+}
+
+/** Whether a run of sizeBytes fits this machine (memory available now, and the V8 heap limit). */
+export function demoMemoryVerdict(sizeBytes: number, machine = { totalmem: os.totalmem(), freemem: os.freemem(), heapLimit: v8.getHeapStatistics().heap_size_limit }): DemoMemoryVerdict {
+  const estimate = estimateDemoMemory(sizeBytes);
+  const fits = estimate.totalBytes <= machine.freemem && estimate.heapBytes <= machine.heapLimit;
+  return { fits, estimate, ...machine };
+}
+
+const mib = (b: number): string => `${Math.ceil(b / 2 ** 20)} MiB`;
+
+export function formatDemoMemoryRefusal(sizeMiB: number, v: DemoMemoryVerdict): string {
+  const lines = [
+    `hmmsim demo: --size ${sizeMiB} needs about ${mib(v.estimate.totalBytes)} of memory and ${mib(v.estimate.heapBytes)} of V8 heap;`,
+    `this machine has ${mib(v.freemem)} available of ${mib(v.totalmem)}, and a V8 heap limit of ${mib(v.heapLimit)}.`,
+  ];
+  const perMiB = estimateDemoMemory(2 ** 20 * 1024).totalBytes / 1024;
+  const maxMiB = Math.floor((v.freemem - BASELINE_BYTES) / perMiB);
+  if (maxMiB >= 1) lines.push(`A run of --size ${maxMiB} or less fits now.`);
+  if (v.estimate.heapBytes > v.heapLimit) lines.push('Raise the heap limit with NODE_OPTIONS=--max-old-space-size=<MiB>.');
+  return lines.join('\n');
+}
