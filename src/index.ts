@@ -48,3 +48,24 @@ export {
   runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, HMM_SELFTESTS,
   HMM_VARIANTS, HMM2_VARIANTS, NO_DEVICE_THP_REASON, type SelftestOptions, type SelftestResult, type SelftestCase,
 } from './drivers/dmirror/selftests.js';
+// GPU-SVM (src/drivers/gpusvm): the shared core for GPU drivers, after DRM's drm_gpusvm and
+// drm_pagemap (docs/gpusvm.md), and svmdev, the small driver of `hmmsim demo` built on it.
+export {
+  DrmGpusvm, drmGpusvmInit, DRM_GPUSVM_DEFAULT_CHUNK_SIZES, DRM_GPUSVM_DEFAULT_NOTIFIER_SIZE, SZ_4K, SZ_64K, SZ_2M, SZ_512M,
+  newDrmGpusvmStats, type DrmGpusvmCtx, type DrmGpusvmStats, type DrmGpusvmOptions, type GpusvmOwnMigration, type DrmGpusvmOps,
+  DrmGpusvmNotifier, drmGpusvmNotifierFind, drmGpusvmNotifiersIn, drmGpusvmNotifierAlloc, drmGpusvmNotifierInsert,
+  drmGpusvmNotifierRemove, DrmGpusvmRange, type DrmGpusvmRangeFlags, drmGpusvmRangeFind, drmGpusvmRangeFirstIndex,
+  drmGpusvmRangesIn, drmGpusvmRangeLookup, drmGpusvmRangeFindOrInsert, drmGpusvmRangeGet, drmGpusvmRangePut,
+  drmGpusvmRangeRemove, drmGpusvmRangeSetUnmapped, drmGpusvmHasMapping, drmGpusvmFindVmaStart, drmGpusvmFini, DrmGpusvmPages,
+  type DrmGpusvmPagesFlags, drmGpusvmPagesValid, drmGpusvmRangePagesValid, drmGpusvmUnmapPages, drmGpusvmRangeUnmapPages,
+  drmGpusvmFreePages, drmGpusvmGetPages, drmGpusvmGetPagesAsync, drmGpusvmGetPagesSteps, drmGpusvmRangeGetPages,
+  drmGpusvmRangeGetPagesAsync, drmGpusvmRangeGetPagesSteps, drmGpusvmRangeEvict, drmGpusvmRangeEvictAsync,
+  drmGpusvmRangeEvictSteps, drmGpusvmCheckPages, DrmPagemap, DrmPagemapDevmem, DrmPagemapZdd, drmPagemapDevmemInit,
+  drmPagemapMigrateToDevmem, drmPagemapMigrateToRam, drmPagemapEvictToRam, drmPagemapPopulateMm, drmPagemapPageToDpagemap,
+  type DrmPagemapOps, type DrmPagemapDevmemOps, Vram, VramAllocation, type VramStats, DevicePageTable, DPTE_VALID, DPTE_WRITE,
+  DPTE_DEVMEM, gpusvmInvalidateRanges, gpusvmGarbageCollectorAdd, gpusvmGarbageCollect, gpusvmRangeDestroy,
+  gpusvmRangeMigrateToDevmem, gpusvmHandleFault, gpusvmHandleFaultAsync, gpusvmHandleFaultSteps, GPUSVM_FAULT_RETRIES,
+  type GpusvmFaultPolicy, checkDeviceMirror, type MirrorCheck, runSteps, runStepsAsync, type Step, type Steps, type GpusvmHooks,
+  HMM_RANGE_DEFAULT_TIMEOUT, GPUSVM_TIMEOUT_PASSES, GPUSVM_TIMEOUT_BACKSTOP_PASSES, HmmRangeTimeout,
+} from './drivers/gpusvm/index.js';
+export { SvmDevice, type SvmDeviceOptions, type SvmDeviceStats, type SvmFaultResult } from './drivers/svmdev/index.js';
