@@ -84,10 +84,12 @@ function progress(enabled: boolean, json: boolean): { onStep: (done: number, tot
   }
   const t0 = Date.now();
   let last = t0;
+  const every = Number(process.env.HMMSIM_PROGRESS_MS) || DEMO_PROGRESS_INTERVAL_MS;
   return {
     onStep: (done, total, name) => {
+      // A line once a few seconds have passed since the last one: a short run prints none.
       const now = Date.now();
-      if (now - last < DEMO_PROGRESS_INTERVAL_MS && done < total) return;
+      if (now - last < every) return;
       last = now;
       process.stderr.write(`hmmsim demo: step ${done}/${total} done (${name}), ${((now - t0) / 1000).toFixed(1)} s\n`);
     },
@@ -95,7 +97,7 @@ function progress(enabled: boolean, json: boolean): { onStep: (done: number, tot
   };
 }
 
-/** How often a line of progress is printed when stderr is not a terminal. */
+/** How often a line of progress is printed when stderr is not a terminal (HMMSIM_PROGRESS_MS overrides it). */
 export const DEMO_PROGRESS_INTERVAL_MS = 3000;
 
 export function registerDemo(program: Command): void {

@@ -40,14 +40,20 @@ export class WouldBlock extends KernelError {
   }
 }
 
-/** Retry `fn` after every WouldBlock until it completes: the sleeping form of a call. */
-export async function blocking<T>(fn: () => T): Promise<T> {
+/**
+ * Retry `fn` after every WouldBlock until it completes: the sleeping form of a call, and the
+ * one WouldBlock-retry loop (Process.readAsync, a scheduler Task's blocking, the dmirror
+ * driver's). `sleep` is how to wait: by default the wait is awaited; a scheduler task parks on
+ * it instead.
+ */
+export async function blocking<T>(fn: () => T, sleep?: (wait: Promise<void>) => Promise<void>): Promise<T> {
   for (;;) {
     try {
       return fn();
     } catch (e) {
-      if (e instanceof WouldBlock) await e.wait();
-      else throw e;
+      if (!(e instanceof WouldBlock)) throw e;
+      const w = e.wait();
+      await (sleep ? sleep(w) : w);
     }
   }
 }

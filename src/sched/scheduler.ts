@@ -5,7 +5,7 @@
 // picks the next task with a seeded PRNG. The same seed gives the same interleaving, so
 // every race it finds can be replayed; `explore` tries many seeds.
 
-import { WouldBlock } from '../mm/errno.js';
+import { blocking } from '../mm/errno.js';
 import { checkSeed, SeededRandom } from './random.js';
 
 type State = 'ready' | 'running' | 'blocked' | 'done';
@@ -38,16 +38,9 @@ export class Task<T = unknown> {
     await park;
   }
 
-  /** Run a kernel call that may sleep: on WouldBlock, sleep on its wait and retry. */
-  async blocking<R>(fn: () => R, label = 'blocked'): Promise<R> {
-    for (;;) {
-      try {
-        return fn();
-      } catch (e) {
-        if (!(e instanceof WouldBlock)) throw e;
-        await this.sleep(e.wait(), label);
-      }
-    }
+  /** Run a kernel call that may sleep: on WouldBlock, sleep on its wait and retry (mm's blocking()). */
+  blocking<R>(fn: () => R, label = 'blocked'): Promise<R> {
+    return blocking(fn, (w) => this.sleep(w, label));
   }
 
   private park(state: State): Promise<void> {

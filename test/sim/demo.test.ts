@@ -98,11 +98,20 @@ describe('hmmsim demo: memory guard and progress', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
-  it('prints a progress line at least at the end when stderr is not a terminal', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json'], { encoding: 'utf8' });
+  it('prints a progress line every few seconds when stderr is not a terminal (none for a short run)', () => {
+    const short = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json'], { encoding: 'utf8' });
+    expect(short.status).toBe(0);
+    expect(short.stderr).toBe('');
+    // HMMSIM_PROGRESS_MS shortens the interval: a line after every step.
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json'], {
+      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '1' },
+    });
     expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/^hmmsim demo: step 1\/18 done \(CPU fills the buffer\), \d+\.\d s$/m);
     expect(r.stderr).toMatch(/^hmmsim demo: step 18\/18 done \(CPU reads everything\), \d+\.\d s$/m);
-    const quiet = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json', '--no-progress'], { encoding: 'utf8' });
+    const quiet = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json', '--no-progress'], {
+      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '1' },
+    });
     expect(quiet.stderr).toBe('');
   });
 });

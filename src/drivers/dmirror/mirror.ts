@@ -13,7 +13,7 @@
 // an invalidation can only find it taken if a callback re-enters the driver, which the kernel
 // would deadlock on (blockable) or refuse (non-blockable).
 
-import { fail, KernelError, SignalError, WouldBlock } from '../../mm/errno.js';
+import { blocking, fail, KernelError, SignalError } from '../../mm/errno.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from '../../mm/constants.js';
 import type { Mm } from '../../mm/mm.js';
 import type { Process } from '../../mm/process.js';
@@ -56,18 +56,10 @@ export interface DmirrorCtx {
   sleep?(p: Promise<unknown>, label?: string): Promise<void>;
 }
 
-/** Run fn, sleeping on every WouldBlock (the kernel call that would sleep), then retrying. */
-export async function dmirrorBlocking<T>(ctx: DmirrorCtx, fn: () => T): Promise<T> {
-  for (;;) {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof WouldBlock)) throw e;
-      const p = e.wait();
-      if (ctx.sleep) await ctx.sleep(p, 'dmirror');
-      else await p;
-    }
-  }
+/** Run fn, sleeping on every WouldBlock (the kernel call that would sleep), then retrying (mm's blocking()). */
+export function dmirrorBlocking<T>(ctx: DmirrorCtx, fn: () => T): Promise<T> {
+  const sleep = ctx.sleep;
+  return blocking(fn, sleep ? (w) => sleep.call(ctx, w, 'dmirror') : undefined);
 }
 
 /** struct dmirror_bounce: the kernel-side copy of the data a command moves. */
