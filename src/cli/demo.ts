@@ -84,7 +84,8 @@ function progress(enabled: boolean, json: boolean): { onStep: (done: number, tot
   }
   const t0 = Date.now();
   let last = t0;
-  const every = Number(process.env.HMMSIM_PROGRESS_MS) || DEMO_PROGRESS_INTERVAL_MS;
+  const env = Number(process.env.HMMSIM_PROGRESS_MS ?? NaN);
+  const every = Number.isFinite(env) && env >= 0 ? env : DEMO_PROGRESS_INTERVAL_MS;
   return {
     onStep: (done, total, name) => {
       // A line once a few seconds have passed since the last one: a short run prints none.

@@ -102,15 +102,15 @@ describe('hmmsim demo: memory guard and progress', () => {
     const short = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json'], { encoding: 'utf8' });
     expect(short.status).toBe(0);
     expect(short.stderr).toBe('');
-    // HMMSIM_PROGRESS_MS shortens the interval: a line after every step.
+    // HMMSIM_PROGRESS_MS=0: a line after every step.
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json'], {
-      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '1' },
+      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '0' },
     });
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/^hmmsim demo: step 1\/18 done \(CPU fills the buffer\), \d+\.\d s$/m);
     expect(r.stderr).toMatch(/^hmmsim demo: step 18\/18 done \(CPU reads everything\), \d+\.\d s$/m);
     const quiet = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--size', '1', '--json', '--no-progress'], {
-      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '1' },
+      encoding: 'utf8', env: { ...process.env, HMMSIM_PROGRESS_MS: '0' },
     });
     expect(quiet.stderr).toBe('');
   });
