@@ -21,27 +21,31 @@ export * as pagetable from './mm/pagetable.js';
 export {
   HmmRange, type HmmRangeInit, hmmPfnToPage, hmmPfnToPhys, hmmPfnToMapOrder, hmmPfnEncode, hmmPfnDecode, HMM_PFN_VALID,
   HMM_PFN_WRITE, HMM_PFN_ERROR, HMM_PFN_ORDER_MASK, HMM_PFN_ORDER_SHIFT, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_FLAGS,
+} from './hmm/range.js';
+export {
   HmmRange417, type HmmRange417Init, hmmPfnToPage417, hmmPfnToPfn, hmmPfnFromPage, hmmPfnFromPfn, HMM_PFN_FLAG_VALID,
   HMM_PFN_FLAG_WRITE, HMM_PFN_FLAG_DEVICE_PRIVATE, HMM_PFN_FLAG_MAX, HMM_PFN_VALUE_ERROR, HMM_PFN_VALUE_NONE,
   HMM_PFN_VALUE_SPECIAL, HMM_PFN_VALUE_MAX, HMM_PFN_SHIFT_MAX,
-} from './hmm/range.js';
+} from './hmm/v417/range.js';
 export { hmmRangeFault, hmmRangeFaultAsync } from './hmm/hmm.js';
 export {
   HMM_UPDATE_INVALIDATE, type HmmUpdateType, type HmmMirrorOps, HmmMirror, Hmm, type HmmSyncTiming, type HmmMirrorRegisterOptions,
   hmmMirrorRegister, hmmMirrorUnregister, hmmVmaGetPfns, hmmVmaFault, hmmVmaFaultAsync, hmmVmaRangeDone, hmmOf,
   hmmInjectAllocFailure,
-} from './hmm/mirror.js';
-export * as hmm417 from './hmm/v417.js';
+} from './hmm/v417/mirror.js';
+export * as hmm417 from './hmm/v417/index.js';
 export {
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_PFN_VALID,
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT, MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR,
-  MIGRATE_ANY_OWNER, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
   migrateVmaSetup, migrateVmaPages, migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages,
-  migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio, migrateVma417, type MigrateVmaOps417,
+  migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio, mainlineMigratePolicy, type MigratePolicy,
 } from './mm/migrate.js';
+export {
+  MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_ANY_OWNER, migrateVma417, type MigrateVmaOps417, v417MigratePolicy,
+} from './hmm/v417/migrate.js';
 export { makeDeviceExclusive } from './mm/exclusive.js';
 export { getUserPages, putUserPages, unpinUserPages, type GupFlags } from './mm/gup.js';
-export * from './hmm/devmem.js';
+export * from './hmm/v417/devmem.js';
 // The kernel's HMM test driver (dmirror, lib/test_hmm.c) and its selftests (hmm-tests.c).
 export * from './drivers/dmirror/index.js';
 export {

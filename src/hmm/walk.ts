@@ -16,10 +16,10 @@
 // -EBUSY in mainline) or SLEEP (the kernel would sleep here, on a page lock or a migration
 // entry: the policy has stored what to wait for in `wait`, and `last` where to resume).
 //
-// Policy417 (walk-417.ts) is 4.17's hmm_vma_walk_pmd/hole/pte (need_fault with the driver's
-// encoding); PolicyMainline (walk-mainline.ts) is hmm_range_fault's walk (fixed HMM_PFN_*
-// bits, dev_private_owner, per-VMA test, orders). Their differences from the kernel are
-// listed in docs/api.md.
+// PolicyMainline (walk-mainline.ts) is hmm_range_fault's walk (fixed HMM_PFN_* bits,
+// dev_private_owner, per-VMA test, orders); the 4.17 layer brings its own (v417/walk.ts,
+// hmm_vma_walk_pmd/hole/pte with need_fault in the driver's encoding). Their differences from
+// the kernel are listed in docs/api.md.
 
 import { ERRNO, type Errno } from '../mm/errno.js';
 import { PAGE_SIZE, PUD_SHIFT } from '../mm/constants.js';

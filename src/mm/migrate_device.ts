@@ -29,7 +29,8 @@ import {
   isPfnArray, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnHas, migratePfnToPage, migratePfnWithout,
   type MigratePfnArray, type MigrateVma,
 } from './migrate_pfn.js';
-import { collect, faultRef417, removeMigrationPtes, unmapPages } from './migrate_entries.js';
+import { collect, removeMigrationPtes, unmapPages } from './migrate_entries.js';
+import { mainlineMigratePolicy, type MigratePolicy } from './migrate_policy.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
 
@@ -42,7 +43,7 @@ interface Flight {
   mm: Mm;
   /** What setup left in src: the pfn, NONE or EMPTY; pages and finalize check the driver did not change it. */
   collected: Float64Array;
-  v417: boolean;
+  policy: MigratePolicy;
   /** dst's pfns as migrate_vma_pages used them (finalize checks the driver left them), or null before it. */
   paged: Float64Array | null;
 }
@@ -50,14 +51,30 @@ const flights = new WeakMap<MigrateVma, Flight>();
 
 // ---- migrate_vma_setup ----
 
-/** migrate_vma_setup: validate, collect, lock and unmap. Returns normally even when nothing was collected. */
-export function migrateVmaSetup(args: MigrateVma): void {
-  setup(args, false);
-}
-
-/** @internal The 4.17 collection rules, for migrate.ts's migrateVma417. */
-export function migrateVmaSetup417(args: MigrateVma): void {
-  setup(args, true);
+/**
+ * migrate_vma_setup: validate, collect, lock and unmap. Returns normally even when nothing was
+ * collected. `policy` (mainline's by default) holds for this migration until its finalize.
+ */
+export function migrateVmaSetup(args: MigrateVma, policy: MigratePolicy = mainlineMigratePolicy): void {
+  const mm = validateSetup(args);
+  const npages = (args.end - args.start) / PAGE_SIZE;
+  args.src.fill(0, 0, npages);
+  args.dst.fill(0, 0, npages);
+  args.npages = npages;
+  args.cpages = 0;
+  const range = mm.invalidateStart('MIGRATE', args.start, args.end, args.pgmapOwner);
+  try {
+    collect(mm, args, policy);
+  } finally {
+    mm.invalidateEnd(range);
+  }
+  if (args.cpages > 0) args.cpages = unmapPages(mm.machine, args.src, npages, args.faultPage, policy);
+  const collected = new Float64Array(npages);
+  for (let i = 0; i < npages; i++) {
+    const s = args.src[i]!;
+    collected[i] = s === 0 ? NONE : migratePfnHas(s, MIGRATE_PFN_VALID) ? migratePfnToPage(s) : EMPTY;
+  }
+  flights.set(args, { mm, collected, policy, paged: null });
 }
 
 function validateSetup(args: MigrateVma): Mm {
@@ -84,28 +101,6 @@ function validateSetup(args: MigrateVma): Mm {
     if (!mm.machine.phys.isLocked(fp)) fail('EINVAL', 'fault_page is not locked');
   }
   return mm;
-}
-
-function setup(args: MigrateVma, v417: boolean): void {
-  const mm = validateSetup(args);
-  const npages = (args.end - args.start) / PAGE_SIZE;
-  args.src.fill(0, 0, npages);
-  args.dst.fill(0, 0, npages);
-  args.npages = npages;
-  args.cpages = 0;
-  const range = mm.invalidateStart('MIGRATE', args.start, args.end, args.pgmapOwner);
-  try {
-    collect(mm, args, v417);
-  } finally {
-    mm.invalidateEnd(range);
-  }
-  if (args.cpages > 0) args.cpages = unmapPages(mm.machine, args.src, npages, args.faultPage, v417);
-  const collected = new Float64Array(npages);
-  for (let i = 0; i < npages; i++) {
-    const s = args.src[i]!;
-    collected[i] = s === 0 ? NONE : migratePfnHas(s, MIGRATE_PFN_VALID) ? migratePfnToPage(s) : EMPTY;
-  }
-  flights.set(args, { mm, collected, v417, paged: null });
 }
 
 // ---- migrate_vma_pages ----
@@ -158,7 +153,7 @@ export function migrateVmaPages(args: MigrateVma): void {
       if (!insertPage(mm, args.vma, addr, d)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
       continue;
     }
-    if (!migrateFolio(machine, old, d, old === args.faultPage ? 1 : 0, fl.v417)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+    if (!migrateFolio(machine, old, d, old === args.faultPage ? 1 : 0, fl.policy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
   }
   mm.invalidateEnd(range);
 }
@@ -204,16 +199,16 @@ function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, 
 /**
  * The struct-page half of migrate_folio (folio_migrate_mapping + folio_migrate_flags): the
  * new page takes over the old one's identity (anon state, dirty, the page-cache slot of a file
- * page). False if it may not: a file page to device memory (4.17 allowed coherent memory), or
- * a page with references beyond the migration's (and the fault's, the page cache's).
+ * page). False if it may not: a file page to device memory the policy keeps it from, or a
+ * page with references beyond the migration's (and the fault's, the page cache's).
  */
-function migrateFolio(machine: Machine, old: number, d: number, extraCount: number, v417: boolean): boolean {
+function migrateFolio(machine: Machine, old: number, d: number, extraCount: number, policy: MigratePolicy): boolean {
   const phys = machine.phys;
   const f = phys.frames;
   const id = f.mapping[old]!;
   const target = phys.pagemapOf(d);
-  if (id !== 0 && target && !(v417 && target.type === 'coherent')) return false;
-  const expected = 1 + (id !== 0 ? 1 : 0) + extraCount + faultRef417(machine, old);
+  if (id !== 0 && target && !policy.fileMayMoveTo(target.type)) return false;
+  const expected = 1 + (id !== 0 ? 1 : 0) + extraCount;
   if (f.refcount[old] !== expected) return false;
   const tf = id !== 0 ? machine.fs.files.find((x) => x.id === id) : undefined;
   if (id !== 0 && (!tf || tf.pages.get(f.index[old]!) !== old)) return false;
@@ -326,7 +321,7 @@ export function migrateDeviceRange(machine: Machine, src: MigratePfnArray, start
   if (!Number.isSafeInteger(npages) || npages <= 0 || !isPfnArray(src) || src.length < npages) fail('EINVAL', 'bad page count or src array');
   for (let i = 0; i < npages; i++) checkDevicePfn(machine, startPfn + i);
   for (let i = 0; i < npages; i++) src[i] = pfnLock(machine, startPfn + i);
-  unmapPages(machine, src, npages, -1, false);
+  unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
 }
 
 /** migrate_device_pfns: as migrateDeviceRange for the (raw, not encoded) device pfns src holds on entry. */
@@ -334,7 +329,7 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
   if (!Number.isSafeInteger(npages) || npages <= 0 || !isPfnArray(src) || src.length < npages) fail('EINVAL', 'bad page count or src array');
   for (let i = 0; i < npages; i++) checkDevicePfn(machine, src[i]!);
   for (let i = 0; i < npages; i++) src[i] = pfnLock(machine, src[i]!);
-  unmapPages(machine, src, npages, -1, false);
+  unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
 }
 
 /** migrate_device_pages: move struct-page state where the driver gave a destination. */
@@ -346,7 +341,7 @@ export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: 
     if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
     const d = migratePfnToPage(dst[i]!);
     const old = migratePfnToPage(s);
-    if (d < 0 || old < 0 || !migrateFolio(machine, old, d, 0, false)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+    if (d < 0 || old < 0 || !migrateFolio(machine, old, d, 0, mainlineMigratePolicy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
   }
 }
 
@@ -366,7 +361,7 @@ export function migrateDeviceCoherentFolio(machine: Machine, pfn: number): boole
   if (phys.pagemapOf(pfn)?.type !== 'coherent') fail('EINVAL', `pfn ${pfn} is not device-coherent memory`);
   const src = [pfnLock(machine, pfn)];
   if (src[0] === 0) return false;
-  unmapPages(machine, src, 1, -1, false);
+  unmapPages(machine, src, 1, -1, mainlineMigratePolicy);
   if (!migratePfnHas(src[0]!, MIGRATE_PFN_MIGRATE)) return false;
   const dst = [0];
   const page = phys.tryAllocPages(0);

@@ -17,46 +17,19 @@ import { keyLevel, keyVpn } from './rmap.js';
 import { PG_anon, PG_anon_exclusive, PG_device, PG_head, PG_hugetlb, PG_locked, PG_reserved, PG_tail } from './page.js';
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage, migratePfnWithout, ownerMatches, type MigratePfnArray,
+  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage, migratePfnWithout, type MigratePfnArray,
   type MigrateVma,
 } from './migrate_pfn.js';
+import type { MigratePolicy } from './migrate_policy.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
 
-// 4.17's do_swap_page took no reference on a device-private page before calling the driver;
-// hmmsim's fault path (mainline's) does. hmm_devmem's fault trampoline registers that
-// reference here so that the 4.17 migration (which has no fault_page) expects it.
-const faultRefs417 = new WeakMap<Machine, Map<number, number>>();
-let faults417 = 0; // registered in any machine: the lookup is skipped while there are none
-/** @internal */
-export function enterFault417(machine: Machine, pfn: number): void {
-  let m = faultRefs417.get(machine);
-  if (!m) faultRefs417.set(machine, (m = new Map()));
-  m.set(pfn, (m.get(pfn) ?? 0) + 1);
-  faults417++;
-}
-/** @internal */
-export function leaveFault417(machine: Machine, pfn: number): void {
-  const m = faultRefs417.get(machine);
-  const n = m?.get(pfn) ?? 0;
-  if (n === 0) return;
-  faults417--;
-  if (n === 1) m!.delete(pfn);
-  else m!.set(pfn, n - 1);
-}
-/** @internal References a 4.17 device fault holds on pfn. */
-export function faultRef417(machine: Machine, pfn: number): number {
-  return faults417 === 0 ? 0 : (faultRefs417.get(machine)?.get(pfn) ?? 0);
-}
-
 /** @internal migrate_vma_collect: walk [start, end) one PMD range at a time. */
-export function collect(mm: Mm, args: MigrateVma, v417: boolean): void {
-  // Only anonymous memory can be populated; 4.17 collected the holes of any VMA and let the
-  // insertion refuse them (4.17 #42).
-  const holes = v417 || args.vma.isAnonymous();
+export function collect(mm: Mm, args: MigrateVma, policy: MigratePolicy): void {
+  const holes = policy.collectsHoles(args.vma);
   for (let cs = args.start; cs < args.end; ) {
     const ce = Math.min(args.end, (Math.floor(cs / PMD_SIZE) + 1) * PMD_SIZE);
-    collectPmd(mm, args, cs, ce, holes, v417);
+    collectPmd(mm, args, cs, ce, holes, policy);
     cs = ce;
   }
 }
@@ -68,7 +41,7 @@ function collectHole(args: MigrateVma, i0: number, n: number, holes: boolean): v
 }
 
 /** migrate_vma_collect_pmd for [cs, ce), inside one PMD range. */
-function collectPmd(mm: Mm, args: MigrateVma, cs: number, ce: number, holes: boolean, v417: boolean): void {
+function collectPmd(mm: Mm, args: MigrateVma, cs: number, ce: number, holes: boolean, policy: MigratePolicy): void {
   const machine = mm.machine;
   const phys = machine.phys;
   const i0 = (cs - args.start) / PAGE_SIZE;
@@ -91,7 +64,7 @@ function collectPmd(mm: Mm, args: MigrateVma, cs: number, ce: number, holes: boo
   }
   const pte = slot.node;
   for (let j = 0; j < n; j++) {
-    const r = collectPte(mm, args, pte, (vpn + j) & 511, i0 + j, holes, v417);
+    const r = collectPte(mm, args, pte, (vpn + j) & 511, i0 + j, holes, policy);
     if (r === RETRY) j--;
     else if (r === SKIP_REST) return;
   }
@@ -102,7 +75,7 @@ const RETRY = 1;
 const SKIP_REST = 2;
 
 /** One PTE of migrate_vma_collect_pmd. */
-function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: number, holes: boolean, v417: boolean): number {
+function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: number, holes: boolean, policy: MigratePolicy): number {
   const machine = mm.machine;
   const phys = machine.phys;
   const f = phys.frames;
@@ -123,18 +96,18 @@ function collectPte(mm: Mm, args: MigrateVma, pte: PtNode, idx: number, i: numbe
     const pgmap = phys.pagemapOf(val);
     if (!pgmap) {
       if (!(select & MIGRATE_VMA_SELECT_SYSTEM)) return NEXT;
-    } else if (pgmap.type !== 'coherent' || !(select & MIGRATE_VMA_SELECT_DEVICE_COHERENT) || !ownerMatches(pgmap.owner, args.pgmapOwner)) {
+    } else if (pgmap.type !== 'coherent' || !(select & MIGRATE_VMA_SELECT_DEVICE_COHERENT) || !policy.ownerMatches(pgmap.owner, args.pgmapOwner)) {
       return NEXT;
     }
     if (f.flags[val]! & (PG_head | PG_tail)) {
       // A PTE-mapped piece of a large folio: split the folio (migrate_vma_split_folio) and look
-      // again; if it cannot be split, the rest of this PMD range is skipped. 4.17 skipped the page.
-      if (v417) return NEXT;
+      // again; if it cannot be split, the rest of this PMD range is skipped.
+      if (!policy.splitsLargeFolios) return NEXT;
       return splitFolio(machine, f.compoundHead(val)) ? RETRY : SKIP_REST;
     }
   } else if (kind === K_DEVICE_PRIVATE) {
     const pgmap = phys.pagemapOf(val);
-    if (!pgmap || !(select & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) || !ownerMatches(pgmap.owner, args.pgmapOwner)) return NEXT;
+    if (!pgmap || !(select & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) || !policy.ownerMatches(pgmap.owner, args.pgmapOwner)) return NEXT;
     if (f.flags[val]! & (PG_head | PG_tail)) return NEXT; // device folios (MIGRATE_PFN_COMPOUND) are not modelled
   } else {
     return NEXT; // swap, migration, device-exclusive, hwpoison entries are not migrated
@@ -211,7 +184,7 @@ export function splitFolio(machine: Machine, head: number, extra = 0): boolean {
  * mapped, or with references beyond its mappings and the migration's (a pin), is restored and
  * dropped from src. Returns the entries still migrating, empties included.
  */
-export function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, v417: boolean): number {
+export function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, policy: MigratePolicy): number {
   const f = machine.phys.frames;
   let unmapped = 0;
   let restore = 0;
@@ -223,7 +196,7 @@ export function unmapPages(machine: Machine, src: MigratePfnArray, npages: numbe
       continue;
     }
     if (f.mapcount[pfn]! > 0) tryToMigrate(machine, pfn);
-    if (f.mapcount[pfn]! > 0 || !checkPage(machine, pfn, faultPage, v417)) {
+    if (f.mapcount[pfn]! > 0 || !checkPage(machine, pfn, faultPage, policy)) {
       src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
       restore++;
       continue;
@@ -269,16 +242,16 @@ function tryToMigrate(machine: Machine, pfn: number): void {
 /**
  * migrate_vma_check_page: false if the page has references nobody can account for (a pin).
  * Expected: the migration's, the fault's (for fault_page), one more for a ZONE_DEVICE page
- * (as the kernel's check allows), the page cache's for a file page. 4.17 let device-private
- * pages always pass.
+ * (as the kernel's check allows), the page cache's for a file page. A policy may let
+ * device-private pages pass unchecked.
  */
-function checkPage(machine: Machine, pfn: number, faultPage: number, v417: boolean): boolean {
+function checkPage(machine: Machine, pfn: number, faultPage: number, policy: MigratePolicy): boolean {
   const phys = machine.phys;
   const f = phys.frames;
   const pgmap = phys.pagemapOf(pfn);
-  if (v417 && pgmap?.type === 'private') return true;
+  if (policy.devicePrivateSkipsRefCheck && pgmap?.type === 'private') return true;
   if (f.flags[pfn]! & (PG_head | PG_tail)) return false;
-  const extra = 1 + (pfn === faultPage ? 1 : 0) + (pgmap ? 1 : 0) + (f.mapping[pfn] !== 0 ? 1 : 0) + faultRef417(machine, pfn);
+  const extra = 1 + (pfn === faultPage ? 1 : 0) + (pgmap ? 1 : 0) + (f.mapping[pfn] !== 0 ? 1 : 0);
   return f.refcount[pfn]! - extra <= f.mapcount[pfn]!;
 }
 

@@ -15,12 +15,6 @@ export const MIGRATE_PFN_VALID = 1 << 0;
 export const MIGRATE_PFN_MIGRATE = 1 << 1;
 export const MIGRATE_PFN_WRITE = 1 << 3;
 export const MIGRATE_PFN_SHIFT = 6;
-// The 4.17 encoding's extra bits (include/linux/migrate.h of that era).
-export const MIGRATE_PFN_LOCKED = 1 << 2;
-export const MIGRATE_PFN_DEVICE = 1 << 4;
-export const MIGRATE_PFN_ERROR = 1 << 5;
-/** A pgmapOwner that selects device pages of any owner (4.17 had no owners). */
-export const MIGRATE_ANY_OWNER: unique symbol = Symbol('any pgmap owner');
 
 /** One encoded entry per page: a Float64Array, or a plain array of numbers. */
 export type MigratePfnArray = Float64Array | number[];
@@ -71,9 +65,4 @@ export function newMigrateVma(vma: Vma, start: number, end: number, flags: numbe
 /** @internal */
 export function isPfnArray(a: unknown): a is MigratePfnArray {
   return a instanceof Float64Array || Array.isArray(a);
-}
-
-/** Whether a pagemap's owner is the one a migration selects. */
-export function ownerMatches(pgmapOwner: unknown, wanted: unknown): boolean {
-  return wanted === MIGRATE_ANY_OWNER || pgmapOwner === wanted;
 }

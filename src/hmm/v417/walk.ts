@@ -1,13 +1,13 @@
 // 4.17's walk policy: hmm_vma_walk_pmd/hole/pte with need_fault in the driver's encoding,
 // on the shared PageWalker (walk.ts). Its differences from the kernel are in docs/api.md.
 
-import { ERRNO } from '../mm/errno.js';
-import { PAGE_SIZE } from '../mm/constants.js';
-import type { Mm } from '../mm/mm.js';
-import { VM_WRITE, type Vma } from '../mm/vma.js';
-import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
+import { ERRNO } from '../../mm/errno.js';
+import { PAGE_SIZE } from '../../mm/constants.js';
+import type { Mm } from '../../mm/mm.js';
+import { VM_WRITE, type Vma } from '../../mm/vma.js';
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../../mm/fault.js';
 import { HMM_PFN_FLAG_DEVICE_PRIVATE, HMM_PFN_FLAG_VALID, HMM_PFN_FLAG_WRITE, HMM_PFN_VALUE_ERROR, HMM_PFN_VALUE_NONE, type HmmRange417 } from './range.js';
-import { CE_BAD, CE_DEVICE_PRIVATE, CE_HWPOISON, CE_MIGRATION, CE_NONE, CE_PRESENT, CpuEntry, pageUnlockWait, WALK_RESTART, WALK_SLEEP, EFAULT, NEED_FAULT, NEED_WRITE_FAULT, NEED_ALL, type WalkOps } from './walk.js';
+import { CE_BAD, CE_DEVICE_PRIVATE, CE_HWPOISON, CE_MIGRATION, CE_NONE, CE_PRESENT, CpuEntry, pageUnlockWait, WALK_RESTART, WALK_SLEEP, EFAULT, NEED_FAULT, NEED_WRITE_FAULT, NEED_ALL, type WalkOps } from '../walk.js';
 
 // ---------------------------------------------------------------------------------------
 // 4.17: hmm_vma_get_pfns / hmm_vma_fault
@@ -22,7 +22,7 @@ import { CE_BAD, CE_DEVICE_PRIVATE, CE_HWPOISON, CE_MIGRATION, CE_NONE, CE_PRESE
  * page's write bit and erased the later requests, §5.3, row 24), one page at a time, each
  * fault followed by a new walk from that page (-EAGAIN).
  */
-export class Policy417 implements WalkOps {
+export class PolicyV417 implements WalkOps {
   /** Resume address (hmm_vma_walk.last). */
   last = 0;
   /** Address whose entry holds V[ERROR] after a -EFAULT, or -1. */

@@ -8,14 +8,14 @@
 // Where 4.17 had a defect, hmmsim follows the documented intent or the later fix and throws a
 // KernelError instead; docs/api.md lists each case (its rows in hmm-4.17.md section 10).
 
-import { fail, KernelError, WouldBlock } from '../mm/errno.js';
-import { PAGE_SIZE } from '../mm/constants.js';
-import type { Mm } from '../mm/mm.js';
-import { MmuNotifier, mmuNotifierRegister, mmuNotifierUnregisterNoRelease, type MmuNotifierRange } from '../mm/notifier.js';
-import { VM_HUGETLB, VM_READ, VM_SPECIAL } from '../mm/vma.js';
+import { fail, KernelError, WouldBlock } from '../../mm/errno.js';
+import { PAGE_SIZE } from '../../mm/constants.js';
+import type { Mm } from '../../mm/mm.js';
+import { MmuNotifier, mmuNotifierRegister, mmuNotifierUnregisterNoRelease, type MmuNotifierRange } from '../../mm/notifier.js';
+import { VM_HUGETLB, VM_READ, VM_SPECIAL } from '../../mm/vma.js';
 import { HmmRange417, HMM_PFN_VALUE_NONE, HMM_PFN_VALUE_SPECIAL } from './range.js';
-import { errnoName, PageWalker, WALK_RESTART, WALK_SLEEP } from './walk.js';
-import { Policy417 } from './walk-417.js';
+import { errnoName, PageWalker, WALK_RESTART, WALK_SLEEP } from '../walk.js';
+import { PolicyV417 } from './walk.js';
 
 /** enum hmm_update_type: the only action, "invalidate this range". */
 export const HMM_UPDATE_INVALIDATE = 'HMM_UPDATE_INVALIDATE';
@@ -272,7 +272,7 @@ export function hmmVmaGetPfns(range: HmmRange417): void {
   const mm = checkRange(range, 'hmm_vma_get_pfns');
   const hmm = hmmFor(mm, range, false, 'hmm_vma_get_pfns');
   startTracking(hmm, range, 'hmm_vma_get_pfns');
-  const policy = new Policy417(mm, range, false, false);
+  const policy = new PolicyV417(mm, range, false, false);
   const walker = new PageWalker(mm);
   policy.testVma(range.vma);
   const r = walker.walkVma(range.vma, range.start, range.end, policy);
@@ -285,25 +285,25 @@ export function hmmVmaGetPfns(range: HmmRange417): void {
 }
 
 /** Cleanup of a failed hmm_vma_fault: entries from `last` on become NONE (the ERROR marker stays), untracked. */
-function faultFailed(range: HmmRange417, policy: Policy417): void {
+function faultFailed(range: HmmRange417, policy: PolicyV417): void {
   const from = policy.errAt >= 0 ? (policy.errAt - range.start) / PAGE_SIZE + 1 : (policy.last - range.start) / PAGE_SIZE;
   range.pfns.fill(range.values[HMM_PFN_VALUE_NONE], from, range.npages);
   stopTracking(range);
 }
 
-function faultSetup(range: HmmRange417, block: boolean): { mm: Mm; policy: Policy417; walker: PageWalker } {
+function faultSetup(range: HmmRange417, block: boolean): { mm: Mm; policy: PolicyV417; walker: PageWalker } {
   const mm = checkRange(range, 'hmm_vma_fault');
   if (typeof block !== 'boolean') fail('EINVAL', 'hmm_vma_fault: block must be a boolean');
   const hmm = hmmFor(mm, range, true, 'hmm_vma_fault');
   startTracking(hmm, range, 'hmm_vma_fault');
-  const policy = new Policy417(mm, range, true, block);
+  const policy = new PolicyV417(mm, range, true, block);
   policy.testVma(range.vma);
   policy.last = range.start;
   return { mm, policy, walker: new PageWalker(mm) };
 }
 
 /** Walk until done (0), or until the walk would sleep (WALK_SLEEP); errors clean up and throw. */
-function faultPasses(range: HmmRange417, policy: Policy417, walker: PageWalker): number {
+function faultPasses(range: HmmRange417, policy: PolicyV417, walker: PageWalker): number {
   for (;;) {
     const r = walker.walkVma(range.vma, policy.last, range.end, policy);
     if (r === WALK_RESTART) continue;

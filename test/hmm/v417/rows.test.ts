@@ -8,13 +8,13 @@ import {
   hmmInjectAllocFailure, HmmRange417, hmmPfnToPfn, WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE,
   MAP_SHARED, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_DONTEXPAND, VM_IO,
   VM_MIXEDMAP, VM_PFNMAP, type Process, type HmmMirrorOps,
-} from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
-import { K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../src/mm/pagetable.js';
+} from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
+import { K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../../src/mm/pagetable.js';
 import {
   addVmFlags, anon, cpuKind, cpuPfn, cpuWritable, enc, F_DP, F_VALID, F_WRITE, installBadPmd, installHwpoison, newMachine, P,
   range417, setProtnone, slotOf, startMigration, TestDevice, V_ERROR, V_NONE, V_SPECIAL, errnoOf,
-} from './helpers.js';
+} from '../helpers.js';
 
 function setup(ops: Partial<HmmMirrorOps> = {}) {
   const m = newMachine();

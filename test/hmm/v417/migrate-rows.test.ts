@@ -7,8 +7,8 @@ import {
   MAP_ANONYMOUS, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_PFN_LOCKED, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVma417, PMD_SIZE, putUserPages, SignalError, unpinUserPages, VM_FAULT_OOM, VM_FAULT_SIGBUS,
   VM_PFNMAP, type HmmDevmem, type HmmDevmemOps, type MigratePfnArray, type MigrateVmaOps417, type Process, type Vma,
-} from '../../src/index.js';
-import { ANON, entry, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, K_SWAP, P, pattern, RW } from './helpers.js';
+} from '../../../src/index.js';
+import { ANON, entry, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, K_SWAP, P, pattern, RW } from '../../migrate/helpers.js';
 
 /** A 4.17-style driver: hmm_devmem memory, a free list, migrate_vma with alloc_and_copy / finalize_and_map. */
 class Driver417 {

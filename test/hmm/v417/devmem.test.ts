@@ -4,8 +4,8 @@ import {
   hmmDevmemRemove, hmmVmaAllocLockedPage, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, Machine,
   MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MIGRATE_PFN_LOCKED, migratePfn, migratePfnToPage, migrateVma417, PAGE_SIZE, PROT_READ,
   PROT_WRITE, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps417,
-} from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
+} from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
 
 describe('4.17 hmm_devmem helpers', () => {
   it('hmm_devmem_add: 128 MiB sections; a CPU fault calls ops.fault, which migrates back; ops.free once per page (#49, #50)', () => {

@@ -7,12 +7,12 @@
 // did get_page 1 -> 2), and ops.free is called exactly when 4.17 would have called it, once
 // the last user's reference is dropped (docs/api.md).
 
-import { fail } from '../mm/errno.js';
-import { PAGE_SIZE } from '../mm/constants.js';
-import type { Machine } from '../mm/machine.js';
-import { DevPagemap, memremapPages, memunmapPages } from '../mm/memremap.js';
-import { enterFault417, leaveFault417 } from '../mm/migrate_entries.js';
-import type { Vma } from '../mm/vma.js';
+import { fail } from '../../mm/errno.js';
+import { PAGE_SIZE } from '../../mm/constants.js';
+import type { Machine } from '../../mm/machine.js';
+import { DevPagemap, memremapPages, memunmapPages } from '../../mm/memremap.js';
+import type { Mm } from '../../mm/mm.js';
+import type { Vma } from '../../mm/vma.js';
 
 const SECTION_SIZE = 128 * 2 ** 20;
 
@@ -38,22 +38,29 @@ export class HmmDevmem {
     this.pagemap = new DevPagemap(type, this, {
       pageFree: (pfn) => ops.free(this, pfn),
       // 4.17's do_swap_page called the fault callback with neither the page lock nor a
-      // reference (migrate_vma's collection took both); mainline's fault path takes both
-      // first. The lock is released around the 4.17 callback, and the reference registered
-      // so that the migration it runs expects it.
+      // reference, and migrate_vma's collection took both; mainline's fault path takes both
+      // before migrate_to_ram. The page stays locked and referenced as mainline has it, and a
+      // migrate_vma from the callback passes it on as mainline's fault_page (migrate.ts).
       migrateToRam: (vmf) => {
-        machine.phys.unlockPage(vmf.page);
-        enterFault417(machine, vmf.page);
+        this.faults.push(vmf.mm, vmf.page);
         try {
           return ops.fault(this, vmf.vma, vmf.address, vmf.page, vmf.flags);
         } finally {
-          leaveFault417(machine, vmf.page);
-          machine.phys.trylockPage(vmf.page);
+          this.faults.length -= 2;
         }
       },
     });
     memremapPages(machine, this.pagemap, size / PAGE_SIZE);
   }
+  /** The fault callbacks running, innermost last: (mm, page) pairs. */
+  private readonly faults: (Mm | number)[] = [];
+
+  /** The page of the innermost fault callback running for `mm`, or -1. */
+  faultPageIn(mm: Mm): number {
+    for (let i = this.faults.length - 2; i >= 0; i -= 2) if (this.faults[i] === mm) return this.faults[i + 1] as number;
+    return -1;
+  }
+
   /** First device pfn, and one past the last (pfn_last is exclusive, as in 4.17). */
   get pfnFirst(): number {
     return this.pagemap.firstPfn;
