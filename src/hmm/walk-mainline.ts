@@ -5,7 +5,7 @@ import { HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../mm/constants.js';
 import { LEVEL_ORDER } from '../mm/pagetable.js';
 import type { Mm } from '../mm/mm.js';
 import { VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, type Vma } from '../mm/vma.js';
-import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
+import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, faultRetryWait, handleMmFault, newFaultRetry, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
 import { HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, type HmmRange } from './range.js';
 import { CE_DEVICE_EXCLUSIVE, CE_DEVICE_PRIVATE, CE_MIGRATION, CE_NONE, CE_PRESENT, CE_SWAP, CpuEntry, pageUnlockWait, WALK_RESTART, WALK_SKIP, WALK_SLEEP, EFAULT, EPERM, NEED_FAULT, NEED_WRITE_FAULT, NEED_ALL, type WalkOps } from './walk.js';
 
@@ -18,6 +18,7 @@ export class PolicyMainline implements WalkOps {
   last = 0;
   wait: (() => Promise<void>) | null = null;
   private readonly anyFault: boolean;
+  private readonly retry = newFaultRetry();
 
   constructor(readonly mm: Mm, readonly range: HmmRange) {
     this.anyFault = ((range.defaultFlags | range.pfnFlagsMask) & HMM_PFN_REQ_FAULT) !== 0;
@@ -63,10 +64,10 @@ export class PolicyMainline implements WalkOps {
       flags |= FAULT_FLAG_WRITE;
     }
     for (let a = addr; a < end; a += PAGE_SIZE) {
-      const ret = handleMmFault(this.mm, vma, a, flags);
+      const ret = handleMmFault(this.mm, vma, a, flags, this.retry);
       if (ret & VM_FAULT_RETRY) {
         // handle_mm_fault without ALLOW_RETRY sleeps here; hmmsim waits, then walks again from addr.
-        this.wait = this.mm.machine.faultWait;
+        this.wait = faultRetryWait(this.mm, this.retry);
         return WALK_SLEEP;
       }
       if (ret & VM_FAULT_ERROR) return EFAULT;

@@ -7,13 +7,14 @@ import { fail, KernelError, SignalError, WouldBlock } from './errno.js';
 import { PAGE_SIZE } from './constants.js';
 import { LEVEL_PAGES, pteMkaccessed, ptePresent, pteProtnone, pteWrite, ptFlags, type PtSlot, ptVal, setPtFlags } from './pagetable.js';
 import {
-  FAULT_FLAG_REMOTE, FAULT_FLAG_USER, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_OOM,
+  FAULT_FLAG_REMOTE, FAULT_FLAG_USER, FAULT_FLAG_WRITE, faultRetryWait, type FaultRetry, handleMmFault, newFaultRetry, VM_FAULT_ERROR, VM_FAULT_HWPOISON, VM_FAULT_OOM,
   VM_FAULT_RETRY, VM_FAULT_SIGBUS,
 } from './fault.js';
 import { VM_EXEC, VM_READ, VM_WRITE, type Vma } from './vma.js';
 import type { Mm } from './mm.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
+const retry: FaultRetry = newFaultRetry();
 
 /**
  * The frame that vpn maps for this access, or -1 if the entry does not allow it (the
@@ -65,10 +66,9 @@ export function faultInPage(mm: Mm, vma: Vma, addr: number, write: boolean, remo
   for (let tries = 0; tries < 16; tries++) {
     const pfn = followPage(mm, vpn, write);
     if (pfn >= 0) return pfn;
-    const ret = handleMmFault(mm, vma, addr, flags);
+    const ret = handleMmFault(mm, vma, addr, flags, retry);
     if (ret & VM_FAULT_RETRY) {
-      const wait = mm.machine.faultWait!;
-      throw new WouldBlock(`access to 0x${addr.toString(16)} sleeps on a locked page`, wait);
+      throw new WouldBlock(`access to 0x${addr.toString(16)} sleeps on a locked page`, faultRetryWait(mm, retry));
     }
     if (ret & VM_FAULT_OOM) fail('ENOMEM', `out of memory faulting 0x${addr.toString(16)}`);
     if (ret & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON)) throw new SignalError('SIGBUS', addr, 'fault failed');

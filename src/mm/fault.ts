@@ -1,7 +1,7 @@
 // The CPU fault handler (handle_mm_fault and its helpers in mm/memory.c, mm/huge_memory.c,
 // mm/hugetlb.c). Called for CPU accesses, get_user_pages and HMM's faults; returns a
 // VM_FAULT_* code. Where the kernel would sleep (a migration entry, a locked page) it returns
-// VM_FAULT_RETRY and leaves a waiter in machine.faultWait.
+// VM_FAULT_RETRY and says in the caller's FaultRetry which page it waits for.
 
 import {
   badKind, E_DIRTY, E_SPECIAL, E_WRITE, E_YOUNG, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON,
@@ -52,9 +52,29 @@ function emit(mm: Mm, addr: number, flags: number, kind: FaultKind): void {
   }
 }
 
-function waitFor(mm: Mm, pfn: number): number {
+/**
+ * What a fault that returned VM_FAULT_RETRY waits for: the page whose unlock ends the wait
+ * (folio_wait_locked; migration_entry_wait waits for the page under migration), or -1 for
+ * none. The caller owns it and may reuse it for every fault, as it does a PtSlot.
+ */
+export interface FaultRetry {
+  pfn: number;
+}
+
+/** A FaultRetry that waits for nothing yet. */
+export function newFaultRetry(): FaultRetry {
+  return { pfn: -1 };
+}
+
+/** The wait a VM_FAULT_RETRY asked for, as a function that resolves when the fault may be retried. */
+export function faultRetryWait(mm: Mm, retry: FaultRetry): () => Promise<void> {
+  const pfn = retry.pfn;
   const phys = mm.machine.phys;
-  mm.machine.faultWait = () => phys.waitUnlocked(pfn);
+  return pfn < 0 ? () => Promise.resolve() : () => phys.waitUnlocked(pfn);
+}
+
+function waitFor(retry: FaultRetry | null, pfn: number): number {
+  if (retry) retry.pfn = pfn;
   return VM_FAULT_RETRY;
 }
 
@@ -67,11 +87,15 @@ export function thpEligible(mm: Mm, vma: Vma, addr: number): boolean {
   return base >= vma.start && base + PMD_SIZE <= vma.end;
 }
 
-/** handle_mm_fault. The caller has checked that the access is allowed by the VMA. */
-export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number): number {
+/**
+ * handle_mm_fault. The caller has checked that the access is allowed by the VMA. On
+ * VM_FAULT_RETRY, `retry` (if given) says what to wait for before trying again.
+ */
+export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number, retry: FaultRetry | null = null): number {
   const addr = address - (address % PAGE_SIZE);
   const vpn = addr / PAGE_SIZE;
-  if (vma.isHugetlb()) return hugetlbFault(mm, vma, addr, flags);
+  if (retry) retry.pfn = -1;
+  if (vma.isHugetlb()) return hugetlbFault(mm, vma, addr, flags, retry);
   const pmd = mm.pt.ensureTable(vpn, 1);
   if (!pmd) return VM_FAULT_SIGBUS; // a PUD leaf outside hugetlb: not modelled
   const pidx = PageTable.index(vpn, 1);
@@ -84,17 +108,17 @@ export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number):
     if (r !== VM_FAULT_FALLBACK) return r;
   } else if (pkind === K_MIGRATION) {
     emit(mm, addr, flags, 'migration-wait');
-    return waitFor(mm, ptVal(pmd, pidx));
+    return waitFor(retry, ptVal(pmd, pidx));
   } else if (pkind === K_DEVICE_PRIVATE) {
-    return deviceFault(mm, vma, addr, flags, ptVal(pmd, pidx));
+    return deviceFault(mm, vma, addr, flags, ptVal(pmd, pidx), retry);
   } else if (pkind === K_HWPOISON) {
     return VM_FAULT_HWPOISON;
   }
   const pte = mm.pt.ensureTable(vpn, 0)!;
-  return handlePteFault(mm, vma, addr, flags, pte, vpn & 511);
+  return handlePteFault(mm, vma, addr, flags, pte, vpn & 511, retry);
 }
 
-function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number): number {
+function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number, retry: FaultRetry | null): number {
   const flg = ptFlags(pte, idx);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   const kind = entryKind(flg);
@@ -106,11 +130,11 @@ function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNo
       return doSwapPage(mm, vma, addr, flags, pte, idx);
     case K_MIGRATION:
       emit(mm, addr, flags, 'migration-wait');
-      return waitFor(mm, ptVal(pte, idx));
+      return waitFor(retry, ptVal(pte, idx));
     case K_DEVICE_PRIVATE:
-      return deviceFault(mm, vma, addr, flags, ptVal(pte, idx));
+      return deviceFault(mm, vma, addr, flags, ptVal(pte, idx), retry);
     case K_DEVICE_EXCLUSIVE:
-      return removeDeviceExclusiveEntry(mm, addr, flags, pte, idx);
+      return removeDeviceExclusiveEntry(mm, addr, flags, pte, idx, retry);
     case K_HWPOISON:
       return VM_FAULT_HWPOISON;
     case K_PRESENT:
@@ -259,12 +283,12 @@ function doSwapPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
 }
 
 /** do_swap_page for a device-private entry: the owner's migrate_to_ram brings the page back. */
-function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number): number {
+function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number, retry: FaultRetry | null): number {
   const phys = mm.machine.phys;
   const pgmap = phys.pagemapOf(pfn);
   const migrateToRam = pgmap?.type === 'private' ? pgmap.ops.migrateToRam : undefined;
   if (!pgmap || !migrateToRam) return VM_FAULT_SIGBUS;
-  if (!phys.trylockPage(pfn)) return waitFor(mm, pfn);
+  if (!phys.trylockPage(pfn)) return waitFor(retry, pfn);
   phys.getPage(pfn);
   emit(mm, addr, flags, 'device-private');
   let ret: number;
@@ -278,10 +302,10 @@ function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number)
 }
 
 /** remove_device_exclusive_entry: an EXCLUSIVE invalidation (owner null), then the original PTE comes back. */
-function removeDeviceExclusiveEntry(mm: Mm, addr: number, flags: number, pte: PtNode, idx: number): number {
+function removeDeviceExclusiveEntry(mm: Mm, addr: number, flags: number, pte: PtNode, idx: number, retry: FaultRetry | null): number {
   const phys = mm.machine.phys;
   const pfn = ptVal(pte, idx);
-  if (phys.isLocked(pfn)) return waitFor(mm, pfn);
+  if (phys.isLocked(pfn)) return waitFor(retry, pfn);
   const range = mm.invalidateStart('EXCLUSIVE', addr, addr + PAGE_SIZE, null);
   setPtFlags(pte, idx, restoreExclusivePte(ptFlags(pte, idx)));
   mm.invalidateEnd(range);
@@ -345,7 +369,7 @@ function hugePmdFault(mm: Mm, vma: Vma, addr: number, flags: number, pmd: PtNode
 }
 
 /** hugetlb_fault: a huge page from the pool (the buddy allocator here) on first touch; COW after fork. */
-function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number): number {
+function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number, retry: FaultRetry | null): number {
   const phys = mm.machine.phys;
   const level = vma.hugeShift === PUD_SHIFT ? 2 : 1;
   const size = 2 ** vma.hugeShift;
@@ -369,7 +393,7 @@ function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number): number {
       return 0;
     }
     case K_MIGRATION:
-      return waitFor(mm, ptVal(node, idx));
+      return waitFor(retry, ptVal(node, idx));
     case K_PRESENT: {
       if (!write || pteWrite(flg)) {
         setPtFlags(node, idx, pteMkyoung(flg));

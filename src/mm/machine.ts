@@ -34,8 +34,6 @@ export class Machine {
   private readonly procs = new Map<number, Process>();
   private nextMmId = 1;
   private nextPid = 1;
-  /** Set by a fault that returned VM_FAULT_RETRY: resolves when it may be retried. */
-  faultWait: (() => Promise<void>) | null = null;
 
   constructor(config: Partial<MachineConfig> = {}) {
     const c = { ...DEFAULT_CONFIG, ...config };

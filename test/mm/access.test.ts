@@ -1,6 +1,9 @@
 // CPU accesses (the x86 page-fault path: access_error, handle_mm_fault) through Process.read/write.
 import { describe, expect, it } from 'vitest';
-import { MADV_PAGEOUT, MAP_PRIVATE, PROT_NONE, PROT_READ, SignalError, type FaultKind } from '../../src/index.js';
+import {
+  FAULT_FLAG_WRITE, faultRetryWait, handleMmFault, MADV_PAGEOUT, MAP_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateVmaFinalize,
+  migrateVmaSetup, newFaultRetry, newMigrateVma, PROT_NONE, PROT_READ, SignalError, VM_FAULT_RETRY, type FaultKind,
+} from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, P, pm, RW, setup, snapshot } from './helpers.js';
 
 function faults(m: ReturnType<typeof setup>['m']): FaultKind[] {
@@ -94,5 +97,34 @@ describe('CPU access', () => {
     p.writeI32(a + 8, -2);
     expect(p.readI32(a + 8)).toBe(-2);
     expect(p.readU32(a + 8)).toBe(0xfffffffe);
+  });
+});
+
+describe('VM_FAULT_RETRY returns its wait to the caller', () => {
+  it('each fault on a migration entry names its own page in the caller FaultRetry; the wait ends when the migration does', async () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 2 * P, RW, ANON);
+    p.writeU8(a, 1);
+    p.writeU8(a + P, 2);
+    const pfns = [pm(p, a).pfn, pm(p, a + P).pfn];
+    const vma = p.mm.findVma(a)!;
+    const args = newMigrateVma(vma, a, a + 2 * P, MIGRATE_VMA_SELECT_SYSTEM, null);
+    migrateVmaSetup(args); // both pages locked, behind migration entries
+    const r0 = newFaultRetry();
+    const r1 = newFaultRetry();
+    expect(handleMmFault(p.mm, vma, a, FAULT_FLAG_WRITE, r0)).toBe(VM_FAULT_RETRY);
+    expect(handleMmFault(p.mm, vma, a + P, FAULT_FLAG_WRITE, r1)).toBe(VM_FAULT_RETRY);
+    // A shared slot (machine.faultWait) would hold the second page for both.
+    expect([r0.pfn, r1.pfn]).toEqual(pfns);
+    let woke = false;
+    const waiting = faultRetryWait(p.mm, r0)().then(() => void (woke = true));
+    await Promise.resolve();
+    expect(woke).toBe(false);
+    migrateVmaFinalize(args); // nothing moved: the pages come back and are unlocked
+    await waiting;
+    expect(woke).toBe(true);
+    expect(handleMmFault(p.mm, vma, a, FAULT_FLAG_WRITE, r0)).toBe(0);
+    expect(p.readU8(a + P)).toBe(2);
+    expectConsistent(m);
   });
 });

@@ -5,7 +5,9 @@ import { ERRNO } from '../../mm/errno.js';
 import { PAGE_SIZE } from '../../mm/constants.js';
 import type { Mm } from '../../mm/mm.js';
 import { VM_WRITE, type Vma } from '../../mm/vma.js';
-import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, handleMmFault, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../../mm/fault.js';
+import {
+  FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, faultRetryWait, handleMmFault, newFaultRetry, VM_FAULT_ERROR, VM_FAULT_RETRY,
+} from '../../mm/fault.js';
 import { HMM_PFN_FLAG_DEVICE_PRIVATE, HMM_PFN_FLAG_VALID, HMM_PFN_FLAG_WRITE, HMM_PFN_VALUE_ERROR, HMM_PFN_VALUE_NONE, type HmmRange417 } from './range.js';
 import { CE_BAD, CE_DEVICE_PRIVATE, CE_HWPOISON, CE_MIGRATION, CE_NONE, CE_PRESENT, CpuEntry, pageUnlockWait, WALK_RESTART, WALK_SLEEP, EFAULT, NEED_FAULT, NEED_WRITE_FAULT, NEED_ALL, type WalkOps } from '../walk.js';
 
@@ -40,6 +42,7 @@ export class PolicyV417 implements WalkOps {
   /** Faults issued by this call, and the most it may issue (a bound that no progress can pass). */
   private faults = 0;
   private readonly maxFaults: number;
+  private readonly retry = newFaultRetry();
 
   constructor(readonly mm: Mm, readonly range: HmmRange417, readonly fault: boolean, readonly block: boolean) {
     this.maxFaults = 64 + 8 * range.npages;
@@ -114,11 +117,11 @@ export class PolicyV417 implements WalkOps {
     const write = e.write;
     const prot = e.protnone;
     this.faults++;
-    const ret = handleMmFault(this.mm, vma, addr, flags);
+    const ret = handleMmFault(this.mm, vma, addr, flags, this.retry);
     if (ret & VM_FAULT_RETRY) {
       this.faultAddr = -1;
       if (!this.block) return -ERRNO.EBUSY;
-      this.wait = this.mm.machine.faultWait;
+      this.wait = faultRetryWait(this.mm, this.retry);
       return WALK_SLEEP;
     }
     if (ret & VM_FAULT_ERROR) {
