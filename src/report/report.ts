@@ -7,10 +7,11 @@ import { histogram, renderSvg } from './charts.js';
 
 /** What a report needs of one run (the --json record plus the series and batches). */
 export interface ReportRun {
-  config: Record<string, unknown>;
+  /** Objects of named values (the run record's config, breakdown and GPU counters). */
+  config: object;
   simulatedTimeUs: number;
-  breakdownUs: Record<string, number>;
-  gpu: Record<string, number>;
+  breakdownUs: object;
+  gpu: object;
   wallMs: number;
   series?: {
     tUs: number[];
@@ -53,7 +54,8 @@ function kvTable(obj: Record<string, unknown>): string {
 const xTime = { type: 'value' as const, name: 'simulated time (µs)', nameLocation: 'middle' as const, nameGap: 28 };
 
 /** The report of one run. */
-export function renderRunReport(r: ReportRun, title = 'hmmsim run'): string {
+export function renderRunReport(run: ReportRun, title = 'hmmsim run'): string {
+  const r = run as ReportRun & { config: Record<string, unknown>; breakdownUs: Record<string, number>; gpu: Record<string, unknown> };
   const parts: string[] = [`<h1>${esc(title)}</h1>`];
   const total = r.simulatedTimeUs;
   parts.push(`<p>Simulated time <b>${fmt(total)} µs</b> (${fmt(total / 1e6)} s); simulated in ${fmt(r.wallMs)} ms of wall time.</p>`);
@@ -119,10 +121,11 @@ export function renderRunReport(r: ReportRun, title = 'hmmsim run'): string {
 }
 
 /** A sweep's report: slowdown against oversubscription, one line per (workload, driver, policies, preset). */
-export function renderSweepReport(records: SweepRecord[], title = 'hmmsim sweep'): string {
+export function renderSweepReport(runs: SweepRecord[], title = 'hmmsim sweep'): string {
+  const records = runs as Array<SweepRecord & { config: Record<string, unknown>; gpu: Record<string, unknown> }>;
   const parts: string[] = [`<h1>${esc(title)}</h1>`, `<p>${records.length} runs.</p>`];
   const key = (c: Record<string, unknown>) => `${c.workload} · ${c.driver} · prefetch ${c.prefetch} · evict ${c.evict} · ${c.preset}`;
-  const groups = new Map<string, SweepRecord[]>();
+  const groups = new Map<string, typeof records>();
   for (const r of records) {
     const k = key(r.config);
     const g = groups.get(k) ?? [];
