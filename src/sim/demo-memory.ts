@@ -5,7 +5,7 @@
 // The estimate follows what the run allocates: per-frame metadata for all of RAM and device
 // memory, allocated up front (BYTES_PER_FRAME each, the frame table once grown to take the
 // device's frames, and the old table while it is copied); page data for every page written
-// (the fill, the copies COW and the device's writes make: about 1.4 times the size, in 8 MiB
+// (the fill, the copies COW and the device's writes make: about 1.1 times the size, in 8 MiB
 // slabs); small per-page arrays of the demo and the drivers; and the process's own baseline.
 // Page data and frame tables are ArrayBuffers, outside the V8 heap: they are checked against
 // the machine's memory; the JS objects (ranges, VMAs) against the V8 heap limit.
@@ -18,8 +18,11 @@ import { demoRamBytes } from './demo.js';
 
 /** Node, tsx and the loaded modules, measured on an empty run. */
 const BASELINE_BYTES = 96 << 20;
-/** Distinct page data at the peak of a run, relative to its size (fill, COW copies, device writes). */
-const DATA_FACTOR = 1.4;
+/**
+ * Distinct page data at the peak of a run, relative to its size: the fill, then the COW copies
+ * of an eighth (measured: 1.12 at 4096 MiB, maximum RSS 5000 MiB), with some margin.
+ */
+const DATA_FACTOR = 1.25;
 /** Per-page arrays beyond the frame table: the demo's reference, the device table, gpusvm's range pages, rmap and swap maps. */
 const BYTES_PER_PAGE_OTHER = 40;
 /** JS heap per 2 MiB of the run (range, notifier and VMA objects) and the heap baseline. */
@@ -59,10 +62,28 @@ export interface DemoMemoryVerdict {
 }
 
 /** Whether a run of sizeBytes fits this machine (memory available now, and the V8 heap limit). */
-export function demoMemoryVerdict(sizeBytes: number, machine = { totalmem: os.totalmem(), freemem: os.freemem(), heapLimit: v8.getHeapStatistics().heap_size_limit }): DemoMemoryVerdict {
+export function demoMemoryVerdict(
+  sizeBytes: number,
+  machine: { totalmem: number; freemem: number; heapLimit: number } = { totalmem: os.totalmem(), freemem: os.freemem(), heapLimit: v8.getHeapStatistics().heap_size_limit },
+): DemoMemoryVerdict {
   const estimate = estimateDemoMemory(sizeBytes);
   const fits = estimate.totalBytes <= machine.freemem && estimate.heapBytes <= machine.heapLimit;
-  return { fits, estimate, ...machine };
+  return { fits, estimate, totalmem: machine.totalmem, freemem: machine.freemem, heapLimit: machine.heapLimit };
+}
+
+/** The largest --size (MiB) that fits the verdict's machine, or 0. */
+export function largestFittingMiB(v: Pick<DemoMemoryVerdict, 'freemem' | 'heapLimit' | 'totalmem'>): number {
+  const fits = (m: number) => demoMemoryVerdict(m * 2 ** 20, v).fits;
+  if (!fits(1)) return 0;
+  let lo = 1;
+  let hi = 2;
+  while (fits(hi)) hi *= 2;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }
 
 const mib = (b: number): string => `${Math.ceil(b / 2 ** 20)} MiB`;
@@ -72,8 +93,7 @@ export function formatDemoMemoryRefusal(sizeMiB: number, v: DemoMemoryVerdict): 
     `hmmsim demo: --size ${sizeMiB} needs about ${mib(v.estimate.totalBytes)} of memory and ${mib(v.estimate.heapBytes)} of V8 heap;`,
     `this machine has ${mib(v.freemem)} available of ${mib(v.totalmem)}, and a V8 heap limit of ${mib(v.heapLimit)}.`,
   ];
-  const perMiB = estimateDemoMemory(2 ** 20 * 1024).totalBytes / 1024;
-  const maxMiB = Math.floor((v.freemem - BASELINE_BYTES) / perMiB);
+  const maxMiB = largestFittingMiB(v);
   if (maxMiB >= 1) lines.push(`A run of --size ${maxMiB} or less fits now.`);
   if (v.estimate.heapBytes > v.heapLimit) lines.push('Raise the heap limit with NODE_OPTIONS=--max-old-space-size=<MiB>.');
   return lines.join('\n');

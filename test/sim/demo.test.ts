@@ -4,7 +4,7 @@ import { runDemo, type DemoReport } from '../../src/sim/demo.js';
 
 /** A report without its wall times (they differ run to run). */
 function untimed(r: DemoReport): unknown {
-  return { ...r, ms: 0, steps: r.steps.map((s) => ({ ...s, ms: 0, checkMs: 0 })) };
+  return { ...r, ms: 0, cpuMs: 0, steps: r.steps.map((s) => ({ ...s, ms: 0, checkMs: 0, cpuMs: 0, checkCpuMs: 0 })) };
 }
 
 describe('hmmsim demo: the built-in walk-through', () => {

@@ -38,7 +38,6 @@ export function checkDeviceMirror(mm: Mm, pt: DevicePageTable, owner: unknown): 
     out.violations++;
     if (out.messages.length < MAX_MESSAGES) out.messages.push(`0x${(vpn * PAGE_SIZE).toString(16)}: ${what}`);
   };
-  const leaves = pt.leaves();
   if (mm.dead) {
     pt.forEach((vpn, pfn) => {
       out.entries++;
@@ -46,28 +45,30 @@ export function checkDeviceMirror(mm: Mm, pt: DevicePageTable, owner: unknown): 
     });
     return out;
   }
-  const lo = leaves[0]![0] * PAGE_SIZE;
-  const hi = Math.min(mm.taskSize, (leaves[leaves.length - 1]![0] + LEAF_PAGES) * PAGE_SIZE);
-  const sub = new MmuIntervalNotifier({ invalidate: (s, _r, seq) => {
-    mmuIntervalSetSeq(s, seq);
-    return true;
-  } });
-  mmuIntervalNotifierInsert(sub, mm, lo, hi - lo);
-  const range = new HmmRange({ notifier: sub, start: lo, end: lo + PAGE_SIZE, devPrivateOwner: owner, hmmPfns: new Uint32Array(LEAF_PAGES), hmmFlags: new Uint8Array(LEAF_PAGES) });
+  const sub = new MmuIntervalNotifier({
+    invalidate: (s, _r, seq) => {
+      mmuIntervalSetSeq(s, seq);
+      return true;
+    },
+  });
+  mmuIntervalNotifierInsert(sub, mm, 0, mm.taskSize);
+  const range = new HmmRange({ notifier: sub, start: 0, end: PAGE_SIZE, devPrivateOwner: owner, hmmPfns: new Uint32Array(LEAF_PAGES), hmmFlags: new Uint8Array(LEAF_PAGES) });
+  const hf = range.hmmFlags;
+  const hp = range.hmmPfns;
   try {
-    for (const [base] of leaves) {
-      // The span of this leaf that holds entries.
+    pt.forEachLeaf((base, pfns, flags) => {
+      // The span of this leaf that holds entries: one snapshot of it.
       let first = -1;
       let last = -1;
       for (let i = 0; i < LEAF_PAGES; i++) {
-        if (pt.flagsOf(base + i) & DPTE_VALID) {
+        if (flags[i]! & DPTE_VALID) {
           if (first < 0) first = i;
           last = i;
         }
       }
-      if (first < 0) continue;
+      if (first < 0) return;
       range.start = (base + first) * PAGE_SIZE;
-      range.end = Math.min(hi, (base + last + 1) * PAGE_SIZE);
+      range.end = Math.min(mm.taskSize, (base + last + 1) * PAGE_SIZE);
       range.notifierSeq = mmuIntervalReadBegin(sub);
       out.snapshots++;
       let snapshot = true;
@@ -78,17 +79,16 @@ export function checkDeviceMirror(mm: Mm, pt: DevicePageTable, owner: unknown): 
         snapshot = false; // the CPU maps nothing the walk could report
       }
       for (let i = first; i <= last; i++) {
-        const vpn = base + i;
-        const df = pt.flagsOf(vpn);
+        const df = flags[i]!;
         if (!(df & DPTE_VALID)) continue;
         out.entries++;
-        const pfn = pt.lookup(vpn);
-        const f = snapshot && vpn * PAGE_SIZE < range.end ? range.hmmFlags[i - first]! : 0;
-        if (!(f & HMM_PFN_VALID) || f & HMM_PFN_ERROR) bad(vpn, `device maps frame ${pfn}, the CPU maps nothing`);
-        else if (range.hmmPfns[i - first] !== pfn) bad(vpn, `device maps frame ${pfn}, the CPU frame ${range.hmmPfns[i - first]}`);
-        else if (df & DPTE_WRITE && !(f & HMM_PFN_WRITE)) bad(vpn, 'device may write, the CPU may not');
+        const f = snapshot ? hf[i - first]! : 0;
+        const pfn = pfns[i]!;
+        if (!(f & HMM_PFN_VALID) || f & HMM_PFN_ERROR) bad(base + i, `device maps frame ${pfn}, the CPU maps nothing`);
+        else if (hp[i - first] !== pfn) bad(base + i, `device maps frame ${pfn}, the CPU frame ${hp[i - first]}`);
+        else if (df & DPTE_WRITE && !(f & HMM_PFN_WRITE)) bad(base + i, 'device may write, the CPU may not');
       }
-    }
+    });
   } finally {
     mmuIntervalNotifierRemove(sub);
   }

@@ -137,10 +137,20 @@ export class DevicePageTable {
     }
   }
 
-  /** The leaves in use, in order, as [first vpn, entries] pairs (for windowed walks such as the mirror check). */
-  leaves(): Array<[number, number]> {
-    return [...this.dir.entries()].sort((a, b) => a[0] - b[0]).map(([idx, l]) => [idx * LEAF_SIZE, l.count]);
+  /**
+   * Every leaf in use, in vpn order: its first vpn and its arrays (read them, do not write),
+   * for walks a window at a time such as the mirror check.
+   */
+  forEachLeaf(fn: (firstVpn: number, pfn: Uint32Array, flags: Uint8Array) => void): void {
+    const idxs = [...this.dir.keys()].sort((a, b) => a - b);
+    for (const idx of idxs) {
+      const l = this.dir.get(idx)!;
+      fn(idx * LEAF_SIZE, l.pfn, l.flags);
+    }
   }
+
+  /** Entries per leaf (512: one leaf maps 2 MiB). */
+  static readonly LEAF_SIZE = LEAF_SIZE;
 
   clear(): void {
     for (const [idx, l] of [...this.dir]) {
