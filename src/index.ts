@@ -69,7 +69,8 @@ export {
   type DrmPagemapOps, type DrmPagemapDevmemOps, Vram, VramAllocation, type VramStats, DevicePageTable, DPTE_VALID, DPTE_WRITE,
   DPTE_DEVMEM, gpusvmInvalidateRanges, gpusvmGarbageCollectorAdd, gpusvmGarbageCollect, gpusvmRangeDestroy,
   gpusvmRangeMigrateToDevmem, gpusvmHandleFault, gpusvmHandleFaultAsync, gpusvmHandleFaultSteps, GPUSVM_FAULT_RETRIES,
-  type GpusvmFaultPolicy, checkDeviceMirror, type MirrorCheck, runSteps, runStepsAsync, type Step, type Steps, type GpusvmHooks,
+  type GpusvmFaultPolicy, checkDeviceMirror, type MirrorCheck, blockingSteps, runSteps, runStepsAsync, type Step, type Steps, type SleepHooks,
+  type GpusvmHooks,
   HMM_RANGE_DEFAULT_TIMEOUT, GPUSVM_TIMEOUT_PASSES, GPUSVM_TIMEOUT_BACKSTOP_PASSES, HmmRangeTimeout,
 } from './drivers/gpusvm/index.js';
 export { SvmDevice, type SvmDeviceOptions, type SvmDeviceStats, type SvmFaultResult } from './drivers/svmdev/index.js';

@@ -31,7 +31,7 @@ export class SignalError extends KernelError {
 /**
  * Thrown where the kernel would sleep (on a page lock held by a migration, on an
  * invalidation in progress). Operations are atomic, so the sleeper gives up with nothing
- * changed; `wait()` resolves when it may try again. `blocking()` does that loop.
+ * changed; `wait()` resolves when it may try again. `blocking()` (wait.ts) does that loop.
  */
 export class WouldBlock extends KernelError {
   override readonly name = 'WouldBlock';
@@ -40,23 +40,8 @@ export class WouldBlock extends KernelError {
   }
 }
 
-/**
- * Retry `fn` after every WouldBlock until it completes: the sleeping form of a call, and the
- * one WouldBlock-retry loop (Process.readAsync, a scheduler Task's blocking, the dmirror
- * driver's). `sleep` is how to wait: by default the wait is awaited; a scheduler task parks on
- * it instead.
- */
-export async function blocking<T>(fn: () => T, sleep?: (wait: Promise<void>) => Promise<void>): Promise<T> {
-  for (;;) {
-    try {
-      return fn();
-    } catch (e) {
-      if (!(e instanceof WouldBlock)) throw e;
-      const w = e.wait();
-      await (sleep ? sleep(w) : w);
-    }
-  }
-}
+/** The sleeping form of a call lives with the other sleeping machinery (wait.ts). */
+export { blocking } from './wait.js';
 
 export function fail(errno: Errno, message: string): never {
   throw new KernelError(errno, message);

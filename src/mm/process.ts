@@ -1,7 +1,8 @@
 // A process: a pid and an address space, with the system calls and CPU accesses a program
 // makes. Each method is the kernel operation of the same name on its mm.
 
-import { blocking, fail } from './errno.js';
+import { fail } from './errno.js';
+import { blocking } from './wait.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import type { TmpFile } from './file.js';

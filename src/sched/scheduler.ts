@@ -5,7 +5,7 @@
 // picks the next task with a seeded PRNG. The same seed gives the same interleaving, so
 // every race it finds can be replayed; `explore` tries many seeds.
 
-import { blocking } from '../mm/errno.js';
+import { blocking } from '../mm/wait.js';
 import { checkSeed, SeededRandom } from './random.js';
 
 type State = 'ready' | 'running' | 'blocked' | 'done';

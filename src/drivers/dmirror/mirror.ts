@@ -13,7 +13,8 @@
 // an invalidation can only find it taken if a callback re-enters the driver, which the kernel
 // would deadlock on (blockable) or refuse (non-blockable).
 
-import { blocking, fail, KernelError, SignalError } from '../../mm/errno.js';
+import { fail, KernelError, SignalError } from '../../mm/errno.js';
+import { blocking } from '../../mm/wait.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from '../../mm/constants.js';
 import type { Mm } from '../../mm/mm.js';
 import type { Process } from '../../mm/process.js';

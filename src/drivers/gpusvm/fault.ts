@@ -26,7 +26,7 @@ import { gpusvmRangeMigrateToDevmem } from './migrate.js';
 import type { DrmPagemap } from './pagemap.js';
 import { drmGpusvmRangeEvictSteps, drmGpusvmRangeGetPagesSteps, drmGpusvmRangePagesValid } from './pages.js';
 import { drmGpusvmRangeFindOrInsert, type DrmGpusvmRange } from './range.js';
-import { runSteps, runStepsAsync, type GpusvmHooks, type Steps } from './steps.js';
+import { runSteps, runStepsAsync, type SleepHooks, type Steps } from '../../mm/wait.js';
 
 /** Passes of the fault handler's retry loop before the fault fails with the last error. */
 export const GPUSVM_FAULT_RETRIES = 8;
@@ -115,7 +115,7 @@ export function gpusvmHandleFault(gpusvm: DrmGpusvm, addr: number, write: boolea
 
 /** gpusvmHandleFault as a task: preemptible inside get_pages and before the bind, sleeping where the kernel sleeps. */
 export function gpusvmHandleFaultAsync(
-  gpusvm: DrmGpusvm, addr: number, write: boolean, ctx: DrmGpusvmCtx = {}, policy: GpusvmFaultPolicy = {}, hooks: GpusvmHooks = {},
+  gpusvm: DrmGpusvm, addr: number, write: boolean, ctx: DrmGpusvmCtx = {}, policy: GpusvmFaultPolicy = {}, hooks: SleepHooks = {},
 ): Promise<DrmGpusvmRange> {
   return runStepsAsync(gpusvmHandleFaultSteps(gpusvm, addr, write, ctx, policy), hooks);
 }

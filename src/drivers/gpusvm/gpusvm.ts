@@ -9,7 +9,8 @@
 // The other files of this folder hold one concept each: notifier.ts, range.ts, pages.ts (the
 // retry protocol), invalidate.ts, garbage.ts, pagemap.ts (drm_pagemap: device memory and
 // migration), vram.ts (a device-memory allocator), device-pagetable.ts, fault.ts (the GPU
-// fault handler), check.ts.
+// fault handler), check.ts, timeout.ts, interval-list.ts. Protocols that may sleep are written
+// as steps (src/mm/wait.ts) and run synchronously or as tasks.
 //
 // Locks are flags, as in the rest of hmmsim: operations are atomic (DESIGN.md decision 2), so
 // a lock found taken means the kernel would deadlock (an mm operation called with the lock

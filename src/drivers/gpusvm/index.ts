@@ -33,5 +33,5 @@ export {
   gpusvmHandleFault, gpusvmHandleFaultAsync, gpusvmHandleFaultSteps, GPUSVM_FAULT_RETRIES, type GpusvmFaultPolicy,
 } from './fault.js';
 export { checkDeviceMirror, type MirrorCheck } from './check.js';
-export { runSteps, runStepsAsync, type Step, type Steps, type GpusvmHooks } from './steps.js';
+export { blockingSteps, runSteps, runStepsAsync, type Step, type Steps, type SleepHooks, type SleepHooks as GpusvmHooks } from '../../mm/wait.js';
 export { HMM_RANGE_DEFAULT_TIMEOUT, GPUSVM_TIMEOUT_PASSES, GPUSVM_TIMEOUT_BACKSTOP_PASSES, HmmRangeTimeout } from './timeout.js';

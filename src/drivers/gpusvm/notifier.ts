@@ -19,6 +19,7 @@
 import { mmuIntervalSetSeq, mmuNotifierRangeBlockable, MmuIntervalNotifier, type MmuNotifierRange } from '../../mm/notifier.js';
 import type { DrmGpusvm } from './gpusvm.js';
 import type { DrmGpusvmRange } from './range.js';
+import { firstEndingAbove, intervalsIn } from './interval-list.js';
 
 /** struct drm_gpusvm_notifier */
 export class DrmGpusvmNotifier {
@@ -71,30 +72,15 @@ function drmGpusvmNotifierInvalidate(notifier: DrmGpusvmNotifier, mni: MmuInterv
   return true;
 }
 
-/** Index of the first notifier of gpusvm ending above addr. */
-function firstNotifierEndingAbove(list: readonly DrmGpusvmNotifier[], addr: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid]!.end <= addr) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /** drm_gpusvm_notifier_find: the first notifier overlapping [start, end), or null. */
 export function drmGpusvmNotifierFind(gpusvm: DrmGpusvm, start: number, end: number): DrmGpusvmNotifier | null {
-  const n = gpusvm.notifiers[firstNotifierEndingAbove(gpusvm.notifiers, start)];
+  const n = gpusvm.notifiers[firstEndingAbove(gpusvm.notifiers, start)];
   return n && n.start < end ? n : null;
 }
 
 /** The notifiers overlapping [start, end), in order (drm_gpusvm_for_each_notifier). */
 export function drmGpusvmNotifiersIn(gpusvm: DrmGpusvm, start: number, end: number): DrmGpusvmNotifier[] {
-  const out: DrmGpusvmNotifier[] = [];
-  const list = gpusvm.notifiers;
-  for (let i = firstNotifierEndingAbove(list, start); i < list.length && list[i]!.start < end; i++) out.push(list[i]!);
-  return out;
+  return intervalsIn(gpusvm.notifiers, start, end);
 }
 
 /** drm_gpusvm_notifier_alloc: the notifier_size-aligned window around addr (not inserted yet). */
@@ -106,7 +92,7 @@ export function drmGpusvmNotifierAlloc(gpusvm: DrmGpusvm, addr: number): DrmGpus
 
 /** drm_gpusvm_notifier_insert: into gpusvm's ordered list (the interval notifier is already inserted). */
 export function drmGpusvmNotifierInsert(gpusvm: DrmGpusvm, notifier: DrmGpusvmNotifier): void {
-  gpusvm.notifiers.splice(firstNotifierEndingAbove(gpusvm.notifiers, notifier.start), 0, notifier);
+  gpusvm.notifiers.splice(firstEndingAbove(gpusvm.notifiers, notifier.start), 0, notifier);
   gpusvm.stats.notifiersInserted++;
 }
 

@@ -27,7 +27,7 @@ import type { DrmGpusvm, DrmGpusvmCtx } from './gpusvm.js';
 import type { DrmGpusvmNotifier } from './notifier.js';
 import { DrmPagemap, type DrmPagemapZdd } from './pagemap.js';
 import type { DrmGpusvmRange } from './range.js';
-import { runSteps, runStepsAsync, type GpusvmHooks, type Steps } from './steps.js';
+import { blockingSteps, runSteps, runStepsAsync, type SleepHooks, type Steps } from '../../mm/wait.js';
 
 /** struct drm_gpusvm_pages_flags (set and cleared under the notifier lock). */
 export interface DrmGpusvmPagesFlags {
@@ -236,14 +236,7 @@ export function* drmGpusvmGetPagesSteps(
   try {
     for (;;) {
       if (timeout.expired()) fail('EBUSY', `${gpusvm.name}: get_pages timed out (HMM_RANGE_DEFAULT_TIMEOUT)`);
-      let seq: number;
-      try {
-        seq = mmuIntervalReadBegin(notifier);
-      } catch (e) {
-        if (!(e instanceof WouldBlock)) throw e;
-        yield e;
-        continue;
-      }
+      const seq = yield* blockingSteps(() => mmuIntervalReadBegin(notifier));
       if (pagesValidUnlocked(gpusvm, svmPages, ctx)) {
         svmPages.notifierSeq = seq;
         gpusvm.stats.getPagesValid++;
@@ -303,7 +296,7 @@ export function drmGpusvmGetPages(
 /** drm_gpusvm_get_pages as a task: preemptible between the snapshot and the lock, sleeping where the kernel sleeps. */
 export function drmGpusvmGetPagesAsync(
   gpusvm: DrmGpusvm, svmPages: DrmGpusvmPages, mm: Mm, notifier: MmuIntervalNotifier, start: number, end: number, ctx: DrmGpusvmCtx = {},
-  hooks: GpusvmHooks = {},
+  hooks: SleepHooks = {},
 ): Promise<void> {
   return runStepsAsync(drmGpusvmGetPagesSteps(gpusvm, svmPages, mm, notifier, start, end, ctx), hooks);
 }
@@ -319,7 +312,7 @@ export function drmGpusvmRangeGetPages(gpusvm: DrmGpusvm, range: DrmGpusvmRange,
 }
 
 /** drm_gpusvm_range_get_pages as a task. */
-export function drmGpusvmRangeGetPagesAsync(gpusvm: DrmGpusvm, range: DrmGpusvmRange, ctx: DrmGpusvmCtx = {}, hooks: GpusvmHooks = {}): Promise<void> {
+export function drmGpusvmRangeGetPagesAsync(gpusvm: DrmGpusvm, range: DrmGpusvmRange, ctx: DrmGpusvmCtx = {}, hooks: SleepHooks = {}): Promise<void> {
   return runStepsAsync(drmGpusvmRangeGetPagesSteps(gpusvm, range, ctx), hooks);
 }
 
@@ -334,15 +327,7 @@ export function* drmGpusvmRangeEvictSteps(gpusvm: DrmGpusvm, range: DrmGpusvmRan
   try {
     for (;;) {
       if (timeout.expired()) fail('ETIME', `${gpusvm.name}: range evict timed out`);
-      let seq: number;
-      try {
-        seq = mmuIntervalReadBegin(notifier);
-      } catch (e) {
-        if (!(e instanceof WouldBlock)) throw e;
-        yield e;
-        continue;
-      }
-      hr.notifierSeq = seq;
+      hr.notifierSeq = yield* blockingSteps(() => mmuIntervalReadBegin(notifier));
       gpusvm.stats.hmmRangeFaults++;
       try {
         hmmRangeFault(hr);
@@ -368,7 +353,7 @@ export function drmGpusvmRangeEvict(gpusvm: DrmGpusvm, range: DrmGpusvmRange): v
 }
 
 /** drm_gpusvm_range_evict as a task. */
-export function drmGpusvmRangeEvictAsync(gpusvm: DrmGpusvm, range: DrmGpusvmRange, hooks: GpusvmHooks = {}): Promise<void> {
+export function drmGpusvmRangeEvictAsync(gpusvm: DrmGpusvm, range: DrmGpusvmRange, hooks: SleepHooks = {}): Promise<void> {
   return runStepsAsync(drmGpusvmRangeEvictSteps(gpusvm, range), hooks);
 }
 

@@ -14,6 +14,7 @@ import {
   drmGpusvmNotifierAlloc, drmGpusvmNotifierFind, drmGpusvmNotifierInsert, drmGpusvmNotifierRemove, drmGpusvmNotifiersIn,
   type DrmGpusvmNotifier,
 } from './notifier.js';
+import { firstEndingAbove, intervalsIn } from './interval-list.js';
 import { drmGpusvmCheckPages, drmGpusvmFreePagesLocked, drmGpusvmUnmapPagesLocked, DrmGpusvmPages } from './pages.js';
 
 /** struct drm_gpusvm_range_flags */
@@ -54,15 +55,7 @@ export class DrmGpusvmRange {
 
 /** Index of the first range of notifier ending above addr. */
 export function drmGpusvmRangeFirstIndex(notifier: DrmGpusvmNotifier, addr: number): number {
-  const list = notifier.ranges;
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (list[mid]!.end <= addr) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return firstEndingAbove(notifier.ranges, addr);
 }
 
 /** drm_gpusvm_range_find: the first range of notifier overlapping [start, end), or null. */
@@ -73,10 +66,7 @@ export function drmGpusvmRangeFind(notifier: DrmGpusvmNotifier, start: number, e
 
 /** The ranges of notifier overlapping [start, end), in order (drm_gpusvm_for_each_range). */
 export function drmGpusvmRangesIn(notifier: DrmGpusvmNotifier, start: number, end: number): DrmGpusvmRange[] {
-  const out: DrmGpusvmRange[] = [];
-  const list = notifier.ranges;
-  for (let i = drmGpusvmRangeFirstIndex(notifier, start); i < list.length && list[i]!.start < end; i++) out.push(list[i]!);
-  return out;
+  return intervalsIn(notifier.ranges, start, end);
 }
 
 /** The range of gpusvm holding addr, or null (notifier then range lookup). */
