@@ -25,6 +25,8 @@ const SLAB_POOL_MAX = 128; // 1 GiB
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
+/** The first slab's size while it is still growing: 64 KiB. */
+const FIRST_SLAB_PAGES = 16;
 /** Metadata per data slot beyond its 4 KiB: the holder count (the free list is only for freed slots). */
 export const BYTES_PER_DATA_SLOT = 4;
 
@@ -67,6 +69,8 @@ export class PhysMem {
 
   // Page data pool.
   private readonly slabs: Uint8Array[] = [];
+  /** Pages the first slab holds now: it grows by doubling up to SLAB_PAGES before a second slab is added. */
+  private slab0Pages = 0;
   private freeSlots = new Int32Array(1024);
   private nFreeSlots = 0;
   private freshSlots = 0; // never-used slots left in the newest slab (already zero)
@@ -383,15 +387,29 @@ export class PhysMem {
       return slot;
     }
     if (this.freshSlots === 0) {
-      this.slabs.push(slabPool.pop() ?? new Uint8Array(SLAB_PAGES * PAGE_SIZE));
-      this.freshSlots = SLAB_PAGES;
+      if (this.slabs.length === 1 && this.slab0Pages < SLAB_PAGES) {
+        // Grow the first slab in place: slot numbers stay valid, its bytes are copied once.
+        const pages = this.slab0Pages * 2;
+        const grown = new Uint8Array(pages * PAGE_SIZE);
+        grown.set(this.slabs[0]!);
+        this.slabs[0] = grown;
+        this.freshSlots = pages - this.slab0Pages;
+        this.slab0Pages = pages;
+      } else {
+        const pooled = slabPool.pop();
+        const pages = this.slabs.length > 0 || pooled ? SLAB_PAGES : FIRST_SLAB_PAGES;
+        this.slabs.push(pooled ?? new Uint8Array(pages * PAGE_SIZE));
+        if (this.slabs.length === 1) this.slab0Pages = pages;
+        this.freshSlots = pages;
+      }
       if (this.slotRefs.length < this.slabs.length * SLAB_PAGES) {
         const g = new Int32Array(this.slotRefs.length * 2);
         g.set(this.slotRefs);
         this.slotRefs = g;
       }
     }
-    const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (SLAB_PAGES - this.freshSlots--);
+    const cap = this.slabs.length === 1 ? this.slab0Pages : SLAB_PAGES;
+    const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (cap - this.freshSlots--);
     this.slotRefs[slot] = 1;
     return slot;
   }
@@ -400,9 +418,11 @@ export class PhysMem {
   releaseSlabs(): void {
     for (const slab of this.slabs.splice(0)) {
       if (slabPool.length >= SLAB_POOL_MAX) break;
+      if (slab.length < SLAB_PAGES * PAGE_SIZE) continue; // a first slab that never grew to full size
       slab.fill(0);
       slabPool.push(slab);
     }
+    this.slab0Pages = 0;
     this.nFreeSlots = 0;
     this.freshSlots = 0;
     this.slotsInUse = 0;
@@ -454,7 +474,9 @@ export class PhysMem {
     return this.slotsInUse;
   }
   get dataPoolBytes(): number {
-    return this.slabs.length * SLAB_PAGES * PAGE_SIZE;
+    let bytes = 0;
+    for (const slab of this.slabs) bytes += slab.length;
+    return bytes;
   }
 
   hasData(pfn: number): boolean {

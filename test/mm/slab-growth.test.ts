@@ -1,0 +1,30 @@
+// The page data pool's first slab starts small and grows by doubling (physmem.ts allocSlot):
+// data written before a growth must read back unchanged after it, in this machine and in a
+// disposed-and-rebuilt one.
+
+import { describe, expect, it } from 'vitest';
+import { MAP_ANONYMOUS, MAP_PRIVATE, Machine, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+
+describe('page data pool growth', () => {
+  it('a small machine\'s first write allocates a small slab, not 8 MiB (with no disposed machine\'s slab to reuse)', () => {
+    const m = new Machine({ ramBytes: 2 ** 20, swapBytes: 0 });
+    const p = m.spawn();
+    const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    p.writeU32(a, 1);
+    expect(m.phys.dataPoolBytes).toBeLessThanOrEqual(64 * 1024);
+  });
+  it('keeps every page\'s bytes across the first slab\'s growth and past it into a second slab', () => {
+    for (let round = 0; round < 2; round++) {
+      const m = new Machine({ ramBytes: 16 * 2 ** 20, swapBytes: 0 });
+      const p = m.spawn();
+      const n = 2100; // more than one full slab (2048 pages)
+      const a = p.mmap(0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE + 4 * (i % 1000), i * 7 + 1);
+      for (let i = 0; i < n; i++) expect(p.readU32(a + i * PAGE_SIZE + 4 * (i % 1000))).toBe(i * 7 + 1);
+      expect(m.phys.dataSlotsInUse).toBe(n);
+      expect(m.phys.dataPoolBytes).toBe(2 * 2048 * PAGE_SIZE);
+      m.dispose();
+    }
+  });
+
+});
