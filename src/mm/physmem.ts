@@ -25,8 +25,10 @@ const SLAB_POOL_MAX = 128; // 1 GiB
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
-/** The first slab's size while it is still growing: 64 KiB. */
-const FIRST_SLAB_PAGES = 16;
+/** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
+const PAGES_PER_SUBSECTION = 512;
+/** The first slab's size while it is still growing: 16 KiB. */
+const FIRST_SLAB_PAGES = 4;
 /** Metadata per data slot beyond its 4 KiB: the holder count (the free list is only for freed slots). */
 export const BYTES_PER_DATA_SLOT = 4;
 
@@ -71,12 +73,12 @@ export class PhysMem {
   private readonly slabs: Uint8Array[] = [];
   /** Pages the first slab holds now: it grows by doubling up to SLAB_PAGES before a second slab is added. */
   private slab0Pages = 0;
-  private freeSlots = new Int32Array(1024);
+  private freeSlots = new Int32Array(16);
   private nFreeSlots = 0;
   private freshSlots = 0; // never-used slots left in the newest slab (already zero)
   private slotsInUse = 0;
   /** Holders of each data slot (frames and swap slots); a slot with more than one is copied on write. */
-  private slotRefs = new Int32Array(SLAB_PAGES);
+  private slotRefs = new Int32Array(FIRST_SLAB_PAGES);
 
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
@@ -92,8 +94,10 @@ export class PhysMem {
       fail('EINVAL', `RAM size must be a page-aligned number of bytes >= 64 KiB, got ${ramBytes}`);
     }
     this.ramFrames = ramBytes / PAGE_SIZE;
-    // Device memory starts at the next 128 MiB section boundary above RAM, as hotplug would.
-    this.nextDevicePfn = Math.ceil(this.ramFrames / 32768) * 32768;
+    // Device memory starts at the next 2 MiB subsection boundary above RAM: memremap_pages
+    // hotplugs ZONE_DEVICE ranges at subsection granularity (PAGES_PER_SUBSECTION), so a small
+    // machine's frame table does not grow to a 128 MiB section for a few device pages.
+    this.nextDevicePfn = Math.ceil(this.ramFrames / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
     this.frames = new Frames(this.ramFrames);
     this.free = new FreeLists(this.ramFrames);
     // Carve RAM into the largest naturally aligned blocks.
@@ -312,7 +316,7 @@ export class PhysMem {
     const first = this.nextDevicePfn;
     const end = first + nframes;
     if (end > 2 ** 32) fail('ERANGE', 'no free physical window for device memory');
-    this.nextDevicePfn = Math.ceil(end / 32768) * 32768;
+    this.nextDevicePfn = Math.ceil(end / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
     if (end > this.frames.capacity) this.frames = this.frames.grow(Math.max(end, this.frames.capacity * 2));
     for (let p = first; p < end; p++) this.frames.flags[p] = PG_device;
     pgmap.firstPfn = first;
@@ -402,14 +406,14 @@ export class PhysMem {
         if (this.slabs.length === 1) this.slab0Pages = pages;
         this.freshSlots = pages;
       }
-      if (this.slotRefs.length < this.slabs.length * SLAB_PAGES) {
-        const g = new Int32Array(this.slotRefs.length * 2);
-        g.set(this.slotRefs);
-        this.slotRefs = g;
-      }
     }
     const cap = this.slabs.length === 1 ? this.slab0Pages : SLAB_PAGES;
     const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (cap - this.freshSlots--);
+    if (slot >= this.slotRefs.length) {
+      const g = new Int32Array(Math.max(this.slotRefs.length * 2, (this.slabs.length - 1) * SLAB_PAGES + cap));
+      g.set(this.slotRefs);
+      this.slotRefs = g;
+    }
     this.slotRefs[slot] = 1;
     return slot;
   }

@@ -11,7 +11,7 @@ describe('page data pool growth', () => {
     const p = m.spawn();
     const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     p.writeU32(a, 1);
-    expect(m.phys.dataPoolBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(m.phys.dataPoolBytes).toBeLessThanOrEqual(16 * 1024);
   });
   it('keeps every page\'s bytes across the first slab\'s growth and past it into a second slab', () => {
     for (let round = 0; round < 2; round++) {

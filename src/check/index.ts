@@ -1,0 +1,16 @@
+// The race explorer (hmmsim/check): the driver interface, the harness, its scenarios and
+// invariants, and the reports `hmmsim check` prints; for a user's own tests.
+
+export { DevicePageTable, type DeviceMappings, type DeviceEntry } from './device-pt.js';
+export {
+  ACCESS_ERRNOS, type CheckDriver, type CheckDevice, type CheckMirror, type DriverCtx, type DriverEnv,
+} from './driver.js';
+export { Violation, INVARIANTS, type Invariant } from './violation.js';
+export { SCENARIOS, scenarioByName, type Scenario } from './scenarios.js';
+export { World, BUFFER_PAGES, type MirrorState, type TraceStep } from './world.js';
+export { OtherDevice } from './other-device.js';
+export {
+  checkDriver, replayCheck, scenarioProgram, parseCheckToken, STRATEGY_NAMES, type CheckOptions, type CheckResult,
+  type StrategyName, type StrategyReport, type ViolationReport,
+} from './check.js';
+export { Mutex } from '../sched/mutex.js';
