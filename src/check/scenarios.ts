@@ -168,7 +168,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'fork-mirror',
-    description: 'the buffer is in device memory and the process has forked, each process mirrored on the device; the parent\'s CPU touches p0 (migrate_to_ram moves it back for both)',
+    description: 'the parent migrated the buffer to device memory and forked; parent and child are each mirrored on the device, and the child\'s CPU touches the shared device pages (migrate_to_ram moves them back for both)',
     needsMigration: true,
     async build(w) {
       await w.boot();
@@ -183,8 +183,8 @@ export const SCENARIOS: readonly Scenario[] = [
         await w.detach(t, parent);
       });
       w.sched.spawn('cpu', async (t) => {
-        await w.cpuRead(t, w.proc, w.buf);
-        await w.cpuWrite(t, w.proc, w.buf + P);
+        await w.cpuRead(t, child, w.buf);
+        await w.cpuWrite(t, child, w.buf + P);
       });
     },
   },

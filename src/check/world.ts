@@ -86,7 +86,7 @@ export class World {
       this.machine.events.subscribe('invalidate', (e) => {
         if (e.phase !== 'start') return;
         const r = e.range;
-        const owner = r.owner ? ` by ${String(r.owner)}` : '';
+        const owner = r.owner ? ` by ${ownerName(r.owner)}` : '';
         this.note(`invalidate ${r.event} ${this.span(r.start, r.end)}${owner} (mm ${r.mm.id})`);
       });
       this.machine.events.subscribe('free', (e) => {
@@ -478,11 +478,17 @@ export class World {
           if (flg & E_PROTNONE) cpuWrite = false;
           what = `pfn ${cpu}${cpuWrite ? ' writable' : ' read-only'}`;
           break;
+        case K_MIGRATION:
+          // Under migration: the device may still map the source, or already the locked
+          // destination (a driver maps it between migrate_vma_pages and finalize, as
+          // lib/test_hmm.c's dmirror_migrate_finalize_and_map does).
+          same = val === pfn || (phys.isLocked(pfn) && phys.isLocked(val));
+          what = `a migration entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
+          break;
         case K_DEVICE_PRIVATE:
         case K_DEVICE_EXCLUSIVE:
-        case K_MIGRATION:
           same = val === pfn;
-          what = `a ${kind === K_DEVICE_PRIVATE ? 'device-private' : kind === K_MIGRATION ? 'migration' : 'device-exclusive'} entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
+          what = `a ${kind === K_DEVICE_PRIVATE ? 'device-private' : 'device-exclusive'} entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
           break;
         default:
           same = false;
@@ -564,6 +570,15 @@ export class World {
     });
     this.notes = [];
   }
+}
+
+/** A migration's owner for traces: its name, its own toString, or its class. */
+function ownerName(o: unknown): string {
+  if (typeof o !== 'object' || o === null) return String(o);
+  const name = (o as { name?: unknown }).name;
+  if (typeof name === 'string') return name;
+  if (o.toString !== Object.prototype.toString) return String(o);
+  return o.constructor?.name ?? 'an owner';
 }
 
 function snapshot(pt: DeviceMappings): Map<number, string> {
