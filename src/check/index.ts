@@ -14,3 +14,5 @@ export {
   type StrategyName, type StrategyReport, type ViolationReport,
 } from './check.js';
 export { Mutex } from '../sched/mutex.js';
+export { checkTraceDoc, formatCheckResult, formatTrace, CHECK_TRACE_FORMAT, CHECK_TRACE_VERSION, type CheckTraceDoc, type CheckTraceStep } from './report.js';
+export { loadDriver, driverFromModule } from './load.js';

@@ -217,12 +217,13 @@ export class World {
     const what = `${write ? 'write' : 'read'} ${this.where(addr)}`;
     for (let tries = 0; tries < 4; tries++) {
       await t.yield(`${ms.name}: ${what}`);
+      this.note(`${ms.name}: device ${what}`);
       const e = ms.mirror.pt.lookup(addr);
       if (e && (!write || e.write)) {
         this.access(t, ms, addr, e.pfn, write);
         return;
       }
-      this.note(`${ms.name}: ${what} misses: fault`);
+      this.note(`${ms.name}: miss, the driver's fault handler runs`);
       try {
         await ms.mirror.fault(addr, write, this.ctx(t));
       } catch (err) {
@@ -253,12 +254,12 @@ export class World {
       w[3] = v >>> 24;
       phys.writePage(pfn, 0, w, 0, 4);
       this.setShadow(ms.proc, addr, v, 'device');
-      this.note(`${ms.name}: device writes ${v} to ${this.where(addr)} (pfn ${pfn})`);
+      this.note(`${ms.name}: device wrote ${v} (pfn ${pfn})`);
       return;
     }
     const got = this.readWord(pfn);
     const want = this.expected(ms.proc, addr);
-    this.note(`${ms.name}: device reads ${got} at ${this.where(addr)} (pfn ${pfn})`);
+    this.note(`${ms.name}: device read ${got} (pfn ${pfn})`);
     if (want === undefined) throw this.violation('device-read-stale', `${ms.name}: the device read ${this.where(addr)} (pfn ${pfn}), which process ${ms.proc.pid} does not map`, t);
     if (got !== want) {
       throw this.violation('device-read-stale', `${ms.name}: the device read ${got} at ${this.where(addr)} (pfn ${pfn}); the CPU's data there is ${want}`, t);
@@ -268,6 +269,7 @@ export class World {
   /** Run a migration request of the mirror (scenarios that need one are only built for drivers that have it). */
   async deviceMigrate(t: Task, ms: MirrorState, addr: number, npages: number, to: 'device' | 'system'): Promise<void> {
     await t.yield(`${ms.name}: migrate ${this.span(addr, addr + npages * PAGE_SIZE)} to ${to}`);
+    this.note(`${ms.name}: migrate ${this.span(addr, addr + npages * PAGE_SIZE)} to ${to}`);
     const fn = to === 'device' ? ms.mirror.migrateToDevice : ms.mirror.migrateToSystem;
     try {
       await fn!.call(ms.mirror, addr, npages, this.ctx(t));
@@ -282,18 +284,17 @@ export class World {
 
   async detach(t: Task, ms: MirrorState): Promise<void> {
     await t.yield(`${ms.name}: detach`);
+    this.note(`${ms.name}: detach`);
     await ms.mirror.detach(this.ctx(t));
     ms.detached = true;
-    this.note(`${ms.name}: detached`);
   }
 
   /** A CPU operation: a preemption point, then the operation (sleeping where the kernel would). */
   private async cpu<R>(t: Task, label: string, fn: () => R): Promise<R | undefined> {
     await t.yield(label);
+    this.note(label);
     try {
-      const r = await t.blocking(fn, label);
-      this.note(label);
-      return r;
+      return await t.blocking(fn, label);
     } catch (err) {
       if (err instanceof KernelError && err.errno === 'EDEADLK') throw this.violation('deadlock', `${label}: ${err.message}`, t);
       if (err instanceof KernelError && err.name !== 'WouldBlock') {
@@ -407,6 +408,7 @@ export class World {
   async otherMigrate(t: Task, p: Process, addr: number, npages: number): Promise<void> {
     const dev = this.otherDevice();
     await t.yield(`other device: migrate ${this.span(addr, addr + npages * PAGE_SIZE)} to its memory`);
+    this.note(`other device: migrate ${this.span(addr, addr + npages * PAGE_SIZE)} to its memory`);
     try {
       await dev.migrateToDevice(p.mm, addr, addr + npages * PAGE_SIZE, (label) => t.yield(label), (s) => this.note(s));
     } catch (err) {

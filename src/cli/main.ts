@@ -2,6 +2,7 @@
 // The `hmmsim` command: one file per subcommand (src/cli/<command>.ts), registered here.
 
 import { Command } from 'commander';
+import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { registerSelftest } from './selftest.js';
 import { exitQuietlyOnBrokenPipe } from './pipes.js';
@@ -17,5 +18,6 @@ const program = new Command()
 
 registerDemo(program);
 registerSelftest(program);
+registerCheck(program);
 
 await program.parseAsync();
