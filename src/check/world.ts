@@ -8,7 +8,9 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MADV_DONTNEED, MREMAP_FIXED, MRE
 import { KernelError, SignalError } from '../mm/errno.js';
 import { Machine } from '../mm/machine.js';
 import type { Process } from '../mm/process.js';
-import { E_PROTNONE, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, LEVEL_PAGES, type PtSlot } from '../mm/pagetable.js';
+import {
+  isDeviceExclusiveEntry, isDevicePrivateEntry, isMigrationEntry, LEVEL_PAGES, pteProtnone, ptePresent, pteWrite, ptFlags, ptVal, type PtSlot,
+} from '../mm/pagetable.js';
 import { swapOutPage } from '../mm/vmscan.js';
 import { Mutex } from '../sched/mutex.js';
 import { DeadlockError, LockWaitLearned, UnscheduledAwaitError, type Scheduler, type Task } from '../sched/scheduler.js';
@@ -426,9 +428,8 @@ export class World {
     const vpn = Math.floor(addr / PAGE_SIZE);
     const s = this.slot;
     p.mm.pt.lookup(vpn, s);
-    const flg = s.node.flg[s.idx]!;
-    if ((flg & KIND_MASK) !== K_PRESENT) return -1;
-    const val = s.node.val[s.idx]!;
+    if (!ptePresent(ptFlags(s.node, s.idx))) return -1;
+    const val = ptVal(s.node, s.idx);
     return s.level === 0 ? val : val + (vpn % LEVEL_PAGES[s.level]!);
   }
 
@@ -467,34 +468,24 @@ export class World {
       if (mm.dead) throw this.violation('device-map-beyond-cpu', `${at}, but process ${ms.proc.pid} has exited`, task ?? undefined);
       const vpn = Math.floor(addr / PAGE_SIZE);
       mm.pt.lookup(vpn, s);
-      const flg = s.node.flg[s.idx]!;
-      const kind = flg & KIND_MASK;
-      const val = s.node.val[s.idx]!;
+      const flg = ptFlags(s.node, s.idx);
+      const val = ptVal(s.node, s.idx);
       const cpu = s.level === 0 ? val : val + (vpn % LEVEL_PAGES[s.level]!);
-      let cpuWrite = (flg & E_WRITE) !== 0;
-      let same: boolean;
-      let what: string;
-      switch (kind) {
-        case K_PRESENT:
-          same = cpu === pfn;
-          if (flg & E_PROTNONE) cpuWrite = false;
-          what = `pfn ${cpu}${cpuWrite ? ' writable' : ' read-only'}`;
-          break;
-        case K_MIGRATION:
-          // Under migration: the device may still map the source, or already the locked
-          // destination (a driver maps it between migrate_vma_pages and finalize, as
-          // lib/test_hmm.c's dmirror_migrate_finalize_and_map does).
-          same = val === pfn || (phys.isLocked(pfn) && phys.isLocked(val));
-          what = `a migration entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
-          break;
-        case K_DEVICE_PRIVATE:
-        case K_DEVICE_EXCLUSIVE:
-          same = val === pfn;
-          what = `a ${kind === K_DEVICE_PRIVATE ? 'device-private' : 'device-exclusive'} entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
-          break;
-        default:
-          same = false;
-          what = 'nothing there';
+      const cpuWrite = pteWrite(flg) && !(ptePresent(flg) && pteProtnone(flg));
+      let same = false;
+      let what = 'nothing there';
+      if (ptePresent(flg)) {
+        same = cpu === pfn;
+        what = `pfn ${cpu}${cpuWrite ? ' writable' : ' read-only'}`;
+      } else if (isMigrationEntry(flg)) {
+        // Under migration: the device may still map the source, or already the locked
+        // destination (a driver maps it between migrate_vma_pages and finalize, as
+        // lib/test_hmm.c's dmirror_migrate_finalize_and_map does).
+        same = val === pfn || (phys.isLocked(pfn) && phys.isLocked(val));
+        what = `a migration entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
+      } else if (isDevicePrivateEntry(flg) || isDeviceExclusiveEntry(flg)) {
+        same = val === pfn;
+        what = `a ${isDevicePrivateEntry(flg) ? 'device-private' : 'device-exclusive'} entry for pfn ${val}${cpuWrite ? ' (writable)' : ''}`;
       }
       if (!same) throw this.violation('device-map-beyond-cpu', `${at}; the CPU maps ${what}`, task ?? undefined);
       if (write && !cpuWrite) throw this.violation('device-map-beyond-cpu', `${at}; the CPU maps it read-only (${what})`, task ?? undefined);

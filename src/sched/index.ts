@@ -2,10 +2,11 @@
 // tests of concurrent driver code.
 
 export {
-  Scheduler, Task, explore, mulberry32, DeadlockError, UnscheduledAwaitError, LockWaitLearned,
+  Scheduler, Task, explore, DeadlockError, UnscheduledAwaitError, LockWaitLearned,
   type Chooser, type Decision, type LockWait, type TraceEntry,
 } from './scheduler.js';
 export { Mutex } from './mutex.js';
+export { SeededRandom, SEED_MAX, isSeed, checkSeed } from './random.js';
 export {
   RandomWalk, defaultChoice, rngOf, hashChoices, type Strategy, type ScheduleSpec, type RunSummary, type StrategyCoverage, type Rng,
 } from './strategy.js';
