@@ -8,6 +8,7 @@ import { isUnavailable, KERNEL_OPS, runKernelBench, type KernelBenchResult } fro
 import { MODEL_OPS } from './model.js';
 import { HMM_OPS } from './hmm.js';
 import { measureMemory, type MemoryFigures } from './memory.js';
+import { checkBenchRow } from './check.js';
 
 interface Row {
   op: string;
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
     const modelRate = median(samples);
     rows.push({ op, pages, modelRate, kernelRate: null, ratio: null, target: spec.target, met: spec.met(modelRate, samples), samples });
   }
+  rows.push(await checkBenchRow(repeats, log));
   log('memory ...');
   gc?.();
   const memory: MemoryFigures = measureMemory(Math.min(size, 256 << 20));
