@@ -22,6 +22,7 @@ if (mode === 'table') {
   const correct: Array<[string, string[] | undefined]> = [
     ['minimal', undefined],
     ['migrating', undefined],
+    ['gpusvm', undefined],
     ['dmirror', SCENARIOS.map((s) => s.name).filter((n) => n !== 'fork-mirror')],
   ];
   console.log('| driver | bounded (<= 2 preemptions) | PCT (depth 3) | random | violations | seconds |');

@@ -11,8 +11,9 @@ import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   PAGE_SIZE, type Process,
+  DevicePageTable, DPTE_WRITE,
 } from '../../src/index.js';
-import { DevicePageTable, type CheckDriver, type CheckMirror, type DriverCtx, type Mutex } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();
@@ -23,7 +24,7 @@ class ZooMirror implements CheckMirror {
       invalidate: (sub, range, seq) => {
         // MISTAKE: no driver lock around the sequence and the device page-table update.
         mmuIntervalSetSeq(sub, seq);
-        this.pt.unmap(range.start, range.end);
+        this.pt.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         return true;
       },
     });
@@ -51,7 +52,7 @@ class ZooMirror implements CheckMirror {
       }
       // Programming the device may sleep (a command queue), with the lock held.
       await ctx.yield('programming the device page table');
-      this.pt.map(addr, range.hmmPfns[0]!, (range.hmmFlags[0]! & HMM_PFN_WRITE) !== 0);
+      this.pt.map(addr / PAGE_SIZE, range.hmmPfns[0]!, range.hmmFlags[0]! & HMM_PFN_WRITE ? DPTE_WRITE : 0);
       this.lock.unlock();
       return;
     }

@@ -11,20 +11,23 @@
 // Run it: npx tsx src/cli/main.ts check examples/drivers/dmirror.ts
 
 import {
-  dmirrorInit, hmmDmirrorCmd, hmmDmirrorOpen, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, KernelError, PAGE_SIZE,
-  type DmirrorFile, type Process,
+  dmirrorInit, DPTE_VALID, DPTE_WRITE, hmmDmirrorCmd, hmmDmirrorOpen, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
+  KernelError, PAGE_SIZE, type DmirrorFile, type Process,
 } from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DeviceEntry, DeviceMappings, DriverCtx } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DeviceMappings, DriverCtx } from '../../src/check/index.js';
 
 /** dmirror's device page table (an xarray of vpn -> entry), as check reads it. */
 class DmirrorTable implements DeviceMappings {
   constructor(private readonly file: DmirrorFile) {}
-  lookup(addr: number): DeviceEntry | undefined {
-    const e = this.file.dmirror.pt.get(Math.floor(addr / PAGE_SIZE));
-    return e && { pfn: e.pfn, write: e.write };
+  lookup(vpn: number): number {
+    return this.file.dmirror.pt.get(vpn)?.pfn ?? -1;
   }
-  forEach(fn: (addr: number, pfn: number, write: boolean) => void): void {
-    for (const [vpn, e] of this.file.dmirror.pt) fn(vpn * PAGE_SIZE, e.pfn, e.write);
+  flagsOf(vpn: number): number {
+    const e = this.file.dmirror.pt.get(vpn);
+    return e ? DPTE_VALID | (e.write ? DPTE_WRITE : 0) : 0;
+  }
+  forEach(fn: (vpn: number, pfn: number, flags: number) => void): void {
+    for (const [vpn, e] of this.file.dmirror.pt) fn(vpn, e.pfn, DPTE_VALID | (e.write ? DPTE_WRITE : 0));
   }
   get size(): number {
     return this.file.dmirror.pt.size;

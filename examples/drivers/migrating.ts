@@ -15,8 +15,9 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, newMigrateVma, PAGE_SIZE, VM_FAULT_OOM, VM_FAULT_SIGBUS, type Machine, type Process,
   type VmFault,
+  DevicePageTable, DPTE_WRITE,
 } from '../../src/index.js';
-import { DevicePageTable, type CheckDriver, type CheckMirror, type DriverCtx, type DriverEnv, type Mutex } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DriverCtx, DriverEnv, Mutex } from '../../src/check/index.js';
 
 /** The device: 16 pages of private memory, handed out from a free list. */
 class Device {
@@ -81,7 +82,7 @@ class MigratingMirror implements CheckMirror {
         else if (!this.lock.trylock()) return false;
         mmuIntervalSetSeq(sub, seq);
         // Our own migration maps the new pages itself; everything else zaps.
-        if (!(range.event === 'MIGRATE' && range.owner === this)) this.pt.unmap(range.start, range.end);
+        if (!(range.event === 'MIGRATE' && range.owner === this)) this.pt.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         this.lock.unlock();
         return true;
       },
@@ -109,7 +110,7 @@ class MigratingMirror implements CheckMirror {
         continue;
       }
       await ctx.yield('programming the device page table');
-      this.pt.map(addr, range.hmmPfns[0]!, (range.hmmFlags[0]! & HMM_PFN_WRITE) !== 0);
+      this.pt.map(addr / PAGE_SIZE, range.hmmPfns[0]!, range.hmmFlags[0]! & HMM_PFN_WRITE ? DPTE_WRITE : 0);
       this.lock.unlock();
       return;
     }
@@ -139,7 +140,7 @@ class MigratingMirror implements CheckMirror {
     for (let i = 0; i < args.npages; i++) {
       const d = migratePfnToPage(args.dst[i]!);
       if (d < 0 || !migratePfnHas(args.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-      this.pt.map(addr + i * PAGE_SIZE, d, migratePfnHas(args.dst[i]!, MIGRATE_PFN_WRITE));
+      this.pt.map(addr / PAGE_SIZE + i, d, migratePfnHas(args.dst[i]!, MIGRATE_PFN_WRITE) ? DPTE_WRITE : 0);
     }
     this.lock.unlock();
     migrateVmaFinalize(args);

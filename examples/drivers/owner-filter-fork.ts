@@ -19,8 +19,9 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, newMigrateVma, PAGE_SIZE, VM_FAULT_OOM, VM_FAULT_SIGBUS, type Machine, type Process,
   type VmFault,
+  DevicePageTable, DPTE_WRITE,
 } from '../../src/index.js';
-import { DevicePageTable, type CheckDriver, type CheckMirror, type DriverCtx, type DriverEnv, type Mutex } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DriverCtx, DriverEnv, Mutex } from '../../src/check/index.js';
 
 /** The device: 16 pages of private memory, handed out from a free list. */
 class Device {
@@ -90,7 +91,7 @@ class OwnerFilterMirror implements CheckMirror {
         if (mmuNotifierRangeBlockable(range)) this.lock.lockSync();
         else if (!this.lock.trylock()) return false;
         mmuIntervalSetSeq(sub, seq);
-        this.pt.unmap(range.start, range.end);
+        this.pt.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         this.lock.unlock();
         return true;
       },
@@ -118,7 +119,7 @@ class OwnerFilterMirror implements CheckMirror {
         continue;
       }
       await ctx.yield('programming the device page table');
-      this.pt.map(addr, range.hmmPfns[0]!, (range.hmmFlags[0]! & HMM_PFN_WRITE) !== 0);
+      this.pt.map(addr / PAGE_SIZE, range.hmmPfns[0]!, range.hmmFlags[0]! & HMM_PFN_WRITE ? DPTE_WRITE : 0);
       this.lock.unlock();
       return;
     }
@@ -148,7 +149,7 @@ class OwnerFilterMirror implements CheckMirror {
     for (let i = 0; i < args.npages; i++) {
       const d = migratePfnToPage(args.dst[i]!);
       if (d < 0 || !migratePfnHas(args.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-      this.pt.map(addr + i * PAGE_SIZE, d, migratePfnHas(args.dst[i]!, MIGRATE_PFN_WRITE));
+      this.pt.map(addr / PAGE_SIZE + i, d, migratePfnHas(args.dst[i]!, MIGRATE_PFN_WRITE) ? DPTE_WRITE : 0);
     }
     this.lock.unlock();
     migrateVmaFinalize(args);
@@ -157,7 +158,7 @@ class OwnerFilterMirror implements CheckMirror {
   /** Drop the entry of one page (migrate_to_ram of a page this mirror migrated in). */
   erase(addr: number): void {
     this.lock.lockSync();
-    this.pt.unmap(addr, addr + PAGE_SIZE);
+    this.pt.unmapRange(addr / PAGE_SIZE, addr / PAGE_SIZE + 1);
     this.lock.unlock();
   }
 

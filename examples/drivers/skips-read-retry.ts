@@ -11,9 +11,9 @@
 import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalSetSeq,
-  mmuNotifierRangeBlockable, PAGE_SIZE, type Process,
+  mmuNotifierRangeBlockable, PAGE_SIZE, DevicePageTable, DPTE_WRITE, type Process,
 } from '../../src/index.js';
-import { DevicePageTable, type CheckDriver, type CheckMirror, type DriverCtx, type Mutex } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();
@@ -26,7 +26,7 @@ class ZooMirror implements CheckMirror {
         if (mmuNotifierRangeBlockable(range)) this.lock.lockSync();
         else if (!this.lock.trylock()) return false;
         mmuIntervalSetSeq(sub, seq);
-        this.pt.unmap(range.start, range.end);
+        this.pt.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         this.lock.unlock();
         return true;
       },
@@ -52,7 +52,7 @@ class ZooMirror implements CheckMirror {
       // MISTAKE: no mmu_interval_read_retry here; the pfns may be stale.
       // Programming the device may sleep (a command queue), with the lock held.
       await ctx.yield('programming the device page table');
-      this.pt.map(addr, range.hmmPfns[0]!, (range.hmmFlags[0]! & HMM_PFN_WRITE) !== 0);
+      this.pt.map(addr / PAGE_SIZE, range.hmmPfns[0]!, range.hmmFlags[0]! & HMM_PFN_WRITE ? DPTE_WRITE : 0);
       this.lock.unlock();
       return;
     }

@@ -11,8 +11,9 @@ import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, PAGE_SIZE, VM_WRITE, type Mm, type Process,
+  DevicePageTable, DPTE_WRITE,
 } from '../../src/index.js';
-import { DevicePageTable, type CheckDriver, type CheckMirror, type DriverCtx, type Mutex } from '../../src/check/index.js';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();
@@ -28,7 +29,7 @@ class ZooMirror implements CheckMirror {
         if (mmuNotifierRangeBlockable(range)) this.lock.lockSync();
         else if (!this.lock.trylock()) return false;
         mmuIntervalSetSeq(sub, seq);
-        this.pt.unmap(range.start, range.end);
+        this.pt.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         this.lock.unlock();
         return true;
       },
@@ -59,7 +60,7 @@ class ZooMirror implements CheckMirror {
       await ctx.yield('programming the device page table');
       // MISTAKE: the VMA's permission, not the page's (HMM_PFN_WRITE).
       const vma = this.mm.findVma(addr);
-      this.pt.map(addr, range.hmmPfns[0]!, vma !== undefined && (vma.flags & VM_WRITE) !== 0);
+      this.pt.map(addr / PAGE_SIZE, range.hmmPfns[0]!, vma !== undefined && vma.flags & VM_WRITE ? DPTE_WRITE : 0);
       this.lock.unlock();
       return;
     }

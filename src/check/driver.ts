@@ -55,12 +55,12 @@ export interface CheckDevice {
 
 /** One process mirrored on the device. */
 export interface CheckMirror {
-  /** The device page table the hardware walks: a DevicePageTable, or a view of your own. */
+  /** The device page table the hardware walks: a DevicePageTable (gpusvm's), or a view of your own. */
   readonly pt: DeviceMappings;
   /**
    * A device access to the page at addr missed in pt (or needs write and the entry is read
    * only): fault it in. Throw a KernelError when the CPU cannot give the page (EFAULT: no
-   * mapping; EPERM: no write permission; ESRCH: the process exited); the access then fails,
+   * mapping, or ENOENT: no VMA; EPERM: no write permission; ESRCH: the process exited); the access then fails,
    * as a GPU access that cannot be resolved does. Any other error is a violation.
    */
   fault(addr: number, write: boolean, ctx: DriverCtx): Promise<void>;
@@ -81,4 +81,4 @@ export interface CheckDriver {
 }
 
 /** The error a driver's fault may throw for an access the CPU cannot allow: its errno. */
-export const ACCESS_ERRNOS: ReadonlySet<string> = new Set(['EFAULT', 'EPERM', 'ESRCH', 'EBUSY', 'ENOMEM', 'EACCES']);
+export const ACCESS_ERRNOS: ReadonlySet<string> = new Set(['EFAULT', 'ENOENT', 'EPERM', 'ESRCH', 'EBUSY', 'ENOMEM', 'EACCES']);

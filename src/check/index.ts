@@ -1,7 +1,8 @@
 // The race explorer (hmmsim/check): the driver interface, the harness, its scenarios and
 // invariants, and the reports `hmmsim check` prints; for a user's own tests.
 
-export { DevicePageTable, type DeviceMappings, type DeviceEntry } from './device-pt.js';
+export type { DeviceMappings } from './device-pt.js';
+export { DevicePageTable, DPTE_VALID, DPTE_WRITE, DPTE_DEVMEM } from '../drivers/gpusvm/device-pagetable.js';
 export {
   ACCESS_ERRNOS, type CheckDriver, type CheckDevice, type CheckMirror, type DriverCtx, type DriverEnv,
 } from './driver.js';

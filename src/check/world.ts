@@ -14,6 +14,7 @@ import {
 import { swapOutPage } from '../mm/vmscan.js';
 import { Mutex } from '../sched/mutex.js';
 import { DeadlockError, LockWaitLearned, UnscheduledAwaitError, type Scheduler, type Task } from '../sched/scheduler.js';
+import { DPTE_WRITE } from '../drivers/gpusvm/device-pagetable.js';
 import type { DeviceMappings } from './device-pt.js';
 import { ACCESS_ERRNOS, type CheckDevice, type CheckDriver, type CheckMirror, type DriverCtx, type DriverEnv } from './driver.js';
 import { OtherDevice } from './other-device.js';
@@ -220,9 +221,10 @@ export class World {
     for (let tries = 0; tries < 4; tries++) {
       await t.yield(`${ms.name}: ${what}`);
       this.note(`${ms.name}: device ${what}`);
-      const e = ms.mirror.pt.lookup(addr);
-      if (e && (!write || e.write)) {
-        this.access(t, ms, addr, e.pfn, write);
+      const vpn = Math.floor(addr / PAGE_SIZE);
+      const pfn = ms.mirror.pt.lookup(vpn);
+      if (pfn >= 0 && (!write || ms.mirror.pt.flagsOf(vpn) & DPTE_WRITE)) {
+        this.access(t, ms, addr, pfn, write);
         return;
       }
       this.note(`${ms.name}: miss, the driver's fault handler runs`);
@@ -459,7 +461,9 @@ export class World {
     const f = phys.frames;
     const mm = ms.proc.mm;
     const s = this.slot;
-    ms.mirror.pt.forEach((addr, pfn, write) => {
+    ms.mirror.pt.forEach((dvpn, pfn, flags) => {
+      const addr = dvpn * PAGE_SIZE;
+      const write = (flags & DPTE_WRITE) !== 0;
       const at = `${ms.name}: the device maps ${this.where(addr)} -> pfn ${pfn}${write ? ' writable' : ''}`;
       if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= f.capacity) throw this.violation('device-map-beyond-cpu', `${at}, which is no frame`, task ?? undefined);
       if (f.refcount[f.compoundHead(pfn)]! <= 0 && !phys.isZeroPfn(pfn)) {
@@ -510,7 +514,7 @@ export class World {
     for (const ms of this.mirrors) {
       if (ms.mirror.pt.size > 0) {
         let first = '';
-        ms.mirror.pt.forEach((a, pfn) => { first ||= `${this.where(a)} -> pfn ${pfn}`; });
+        ms.mirror.pt.forEach((v, pfn) => { first ||= `${this.where(v * PAGE_SIZE)} -> pfn ${pfn}`; });
         throw this.violation('device-map-beyond-cpu', `${ms.name}: after detach and exit the device still maps ${ms.mirror.pt.size} page(s) (${first})`);
       }
     }
@@ -576,6 +580,6 @@ function ownerName(o: unknown): string {
 
 function snapshot(pt: DeviceMappings): Map<number, string> {
   const m = new Map<number, string>();
-  pt.forEach((a, pfn, w) => m.set(a, `pfn ${pfn} ${w ? 'rw' : 'ro'}`));
+  pt.forEach((v, pfn, flags) => m.set(v * PAGE_SIZE, `pfn ${pfn} ${flags & DPTE_WRITE ? 'rw' : 'ro'}`));
   return m;
 }

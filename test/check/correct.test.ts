@@ -1,5 +1,6 @@
-// The correct drivers pass: minimal.ts, migrating.ts, and dmirror (every scenario but
-// fork-mirror, where the kernel test driver's hole is: zoo.test.ts) under every strategy.
+// The correct drivers pass: minimal.ts, migrating.ts, gpusvm.ts (svmdev on gpusvm), and
+// dmirror (every scenario but fork-mirror, where the kernel test driver's hole is:
+// zoo.test.ts) under every strategy.
 // CI runs 300 schedules per strategy and driver; HMMSIM_CHECK_SCHEDULES raises it (the
 // 10,000-schedule soak is scripts/check-soak.ts, its result in docs/check.md).
 
@@ -11,6 +12,7 @@ const PER_STRATEGY = Number(process.env.HMMSIM_CHECK_SCHEDULES ?? 300);
 const CORRECT: Array<{ file: string; scenarios?: string[] }> = [
   { file: 'minimal.ts' },
   { file: 'migrating.ts' },
+  { file: 'gpusvm.ts' },
   { file: 'dmirror.ts', scenarios: SCENARIOS.map((s) => s.name).filter((n) => n !== 'fork-mirror') },
 ];
 

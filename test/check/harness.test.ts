@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  DevicePageTable, checkDriver, checkTraceDoc, CHECK_TRACE_FORMAT, loadDriver, replayCheck, SCENARIOS, type CheckDriver,
+  DevicePageTable, DPTE_WRITE, checkDriver, checkTraceDoc, CHECK_TRACE_FORMAT, loadDriver, replayCheck, SCENARIOS, type CheckDriver,
   type CheckMirror, type DeviceMappings, type DriverCtx, type DriverEnv, type Mutex,
 } from '../../src/check/index.js';
 import {
@@ -14,8 +14,8 @@ import {
 } from '../../src/index.js';
 
 interface Hooks {
-  /** Called with the lock held, instead of mapping the fault's page; returns true when it mapped something itself. */
-  program?(m: TestMirror, addr: number, pfn: number, write: boolean, ctx: DriverCtx): Promise<boolean> | boolean;
+  /** Called with the lock held, instead of mapping the fault's page (flags: DPTE_WRITE or 0); true when it mapped itself. */
+  program?(m: TestMirror, addr: number, pfn: number, flags: number, ctx: DriverCtx): Promise<boolean> | boolean;
   /** Replaces the page table the harness sees. */
   pt?(m: TestMirror): DeviceMappings;
   probe?(env: DriverEnv): void;
@@ -32,7 +32,7 @@ class TestMirror implements CheckMirror {
       invalidate: (sub, range, seq) => {
         this.lock.lockSync();
         mmuIntervalSetSeq(sub, seq);
-        this.table.unmap(range.start, range.end);
+        this.table.unmapRange(range.start / PAGE_SIZE, range.end / PAGE_SIZE);
         this.lock.unlock();
         return true;
       },
@@ -55,8 +55,8 @@ class TestMirror implements CheckMirror {
         continue;
       }
       const pfn = range.hmmPfns[0]!;
-      const w = (range.hmmFlags[0]! & HMM_PFN_WRITE) !== 0;
-      if (!(await this.hooks.program?.(this, addr, pfn, w, ctx))) this.table.map(addr, pfn, w);
+      const w = range.hmmFlags[0]! & HMM_PFN_WRITE ? DPTE_WRITE : 0;
+      if (!(await this.hooks.program?.(this, addr, pfn, w, ctx))) this.table.map(addr / PAGE_SIZE, pfn, w);
       if (this.lock.locked) this.lock.unlock();
       return;
     }
@@ -94,7 +94,7 @@ describe('each invariant, broken on purpose', () => {
   });
 
   it('device-map-beyond-cpu: a driver that maps the frame next to the one hmm_range_fault gave', async () => {
-    const v = await violationOf(driver('off-by-one', { program: (m, addr, pfn, w) => (m.table.map(addr, pfn + 1, w), true) }), ['munmap']);
+    const v = await violationOf(driver('off-by-one', { program: (m, addr, pfn, w) => (m.table.map(addr / PAGE_SIZE, pfn + 1, w), true) }), ['munmap']);
     expect(v?.invariant).toBe('device-map-beyond-cpu');
     expect(v?.message).toMatch(/the device maps p0 -> pfn (\d+) writable; the CPU maps pfn \d+ writable/);
     expect(v?.preemptions).toBe(0);
@@ -107,7 +107,8 @@ describe('each invariant, broken on purpose', () => {
         size: 0,
         forEach: () => {},
         // A translation the hardware kept from before the page was written: the zero page.
-        lookup: (addr) => m.table.lookup(addr) && { pfn: m.env.machine.phys.zeroPfn, write: false },
+        lookup: (vpn) => (m.table.lookup(vpn) >= 0 ? m.env.machine.phys.zeroPfn : -1),
+        flagsOf: () => 0,
       }),
     }), ['munmap']);
     expect(v?.invariant).toBe('device-read-stale');
@@ -117,23 +118,21 @@ describe('each invariant, broken on purpose', () => {
   it('device-write-lost: device writes that land in a page of the driver\'s own, not the process\'s', async () => {
     const copies = new WeakMap<TestMirror, number>();
     const v = await violationOf(driver('private-copy', {
-      pt: (m) => ({
-        size: 0,
-        forEach: () => {},
-        lookup: (addr) => {
-          if (addr !== m.proc.mm.findVma(addr)?.start) return m.table.lookup(addr);
-          const e = m.table.lookup(addr);
-          if (!e) return undefined;
+      pt: (m) => {
+        // The driver's own copy of p0: reads see the right data, writes stay in it.
+        const copyOf = (vpn: number): number => {
+          const pfn = m.table.lookup(vpn);
+          if (pfn < 0 || vpn * PAGE_SIZE !== m.proc.mm.findVma(vpn * PAGE_SIZE)?.start) return pfn;
           let copy = copies.get(m);
           if (copy === undefined) {
-            // The driver's own copy of the page: reads see the right data, writes stay in it.
             copy = m.env.machine.phys.allocPages(0);
-            m.env.machine.phys.copyPage(copy, e.pfn);
+            m.env.machine.phys.copyPage(copy, pfn);
             copies.set(m, copy);
           }
-          return { pfn: copy, write: true };
-        },
-      }),
+          return copy;
+        };
+        return { size: 0, forEach: () => {}, lookup: copyOf, flagsOf: (vpn) => (m.table.lookup(vpn) >= 0 ? DPTE_WRITE : 0) };
+      },
     }), ['migrate'], ['bounded']);
     expect(v?.invariant, v?.message).toBe('device-write-lost');
     expect(v?.message).toMatch(/reads \d+ at p0, but the last write there \(by the device\) stored \d+/);
@@ -148,7 +147,7 @@ describe('each invariant, broken on purpose', () => {
         phys.deviceFrameInit(first);
         phys.putPage(first);
         phys.putPage(first);
-        m.table.map(addr, pfn, w);
+        m.table.map(addr / PAGE_SIZE, pfn, w);
         return true;
       },
     }), ['munmap']);
@@ -169,7 +168,7 @@ describe('each invariant, broken on purpose', () => {
   it('deadlock: a fault path that returns with the lock held (the CPU waits for it forever)', async () => {
     const held = await violationOf(driver('keeps-lock-2', {
       program: (m, addr, pfn, w) => {
-        m.table.map(addr, pfn, w);
+        m.table.map(addr / PAGE_SIZE, pfn, w);
         (m.lock as { unlock(): void }).unlock = () => {}; // the lock is never released again
         return true;
       },
