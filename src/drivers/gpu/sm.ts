@@ -1,0 +1,287 @@
+// The streaming multiprocessors: they run the warps of launched kernels. Each warp executes
+// its access stream in order; an access goes through the warp's uTLB (the SMs share one per
+// group), and on a miss through the MMU (L2 TLB, page walk). An access that cannot be
+// translated raises a replayable fault and the warp stalls on it ("fault and stall") until a
+// replay lets it retry; the other warps go on. A prefetch access that misses raises a fault
+// but never stalls.
+//
+// Time: a warp advances its own clock access by access (compute, memory, TLB costs) and runs
+// ahead of the event queue by at most one quantum before it yields, so a resident access costs
+// a few typed-array reads, not an event.
+
+import type { EventQueue } from '../clock.js';
+import { ACCESS_PREFETCH, AccessChunk, type AccessType, type GpuKernel, type WarpProgram } from './access.js';
+import type { Gpu } from './gpu.js';
+import { ACCESS_REQUIRED, XLATE_HIT } from './mmu.js';
+import { PTE_SYSMEM, SIZE_PAGES, type LeafSize } from './page_table.js';
+import type { Tlb } from './tlb.js';
+
+export const WARP_WAITING = 0; // not yet on an SM
+export const WARP_RUNNING = 1;
+export const WARP_STALLED = 2;
+export const WARP_DONE = 3;
+export const WARP_CANCELLED = 4;
+
+/** Called for every access that completes, with the frame it reached (data-carrying tests, tracing). */
+export type GpuAccessObserver = (warp: Warp, addr: number, type: AccessType, pfn: number) => void;
+
+export class Warp {
+  state = WARP_WAITING;
+  /** The warp's own clock (ns). */
+  time = 0;
+  readonly chunk = new AccessChunk();
+  idx = 0;
+  len = 0;
+  sm = -1;
+  utlbId = 0;
+  utlb: Tlb | null = null;
+  // The uTLB slot of the last translation, checked against the slot's tag on every use.
+  slot = -1;
+  slotKey = -1;
+  slotBase = 0;
+  slotEnd = 0;
+  /** When the current stall began. */
+  stallSince = 0;
+  accesses = 0;
+  readonly step: () => void;
+
+  constructor(readonly id: number, readonly run: KernelRun, readonly program: WarpProgram, sms: SmArray) {
+    this.step = () => sms.step(this);
+  }
+}
+
+/** A launched kernel: its warps, and how it ended. */
+export class KernelRun {
+  readonly warps: Warp[] = [];
+  remaining = 0;
+  endNs = -1;
+  error: string | null = null;
+  private readonly waiters: Array<(run: KernelRun) => void> = [];
+  constructor(readonly name: string, readonly asid: number, readonly startNs: number) {}
+
+  get done(): boolean {
+    return this.endNs >= 0;
+  }
+  /** Call fn when the kernel ends (at once if it has). */
+  onDone(fn: (run: KernelRun) => void): void {
+    if (this.done) fn(this);
+    else this.waiters.push(fn);
+  }
+  /** @internal */
+  finish(t: number): void {
+    this.endNs = t;
+    for (const fn of this.waiters.splice(0)) fn(this);
+  }
+}
+
+export interface SmStats {
+  accesses: number;
+  remoteAccesses: number;
+  faultsRaised: number;
+  prefetchFaultsRaised: number;
+  /** Warp-nanoseconds spent stalled on faults. */
+  stallNs: number;
+  stalls: number;
+}
+
+export class SmArray {
+  private nextWarpId = 0;
+  /** Warps waiting for an SM slot, in launch order. */
+  private readonly waiting: Warp[] = [];
+  private readonly freeSlots: number[];
+  /** Warps stalled on a fault, woken by the next replay. */
+  stalled: Warp[] = [];
+  readonly runs: KernelRun[] = [];
+  observer: GpuAccessObserver | null = null;
+  /** Per VRAM root chunk (2 MiB): last access time and access count, when tracking is on. */
+  chunkLastNs: Float64Array | null = null;
+  chunkCount: Float64Array | null = null;
+  readonly stats: SmStats = { accesses: 0, remoteAccesses: 0, faultsRaised: 0, prefetchFaultsRaised: 0, stallNs: 0, stalls: 0 };
+
+  constructor(private readonly gpu: Gpu, private readonly queue: EventQueue, readonly sms: number, readonly warpsPerSm: number, readonly smsPerUtlb: number) {
+    this.freeSlots = [];
+    for (let w = warpsPerSm - 1; w >= 0; w--) for (let s = sms - 1; s >= 0; s--) this.freeSlots.push(s);
+  }
+
+  launch(kernel: GpuKernel, asid: number): KernelRun {
+    const run = new KernelRun(kernel.name, asid, this.queue.now());
+    this.runs.push(run);
+    for (const p of kernel.warps) {
+      const w = new Warp(this.nextWarpId++, run, p, this);
+      run.warps.push(w);
+      this.waiting.push(w);
+    }
+    run.remaining = run.warps.length;
+    if (run.remaining === 0) run.finish(this.queue.now());
+    this.dispatch();
+    return run;
+  }
+
+  /** Put waiting warps on free SM slots. */
+  private dispatch(): void {
+    while (this.waiting.length > 0 && this.freeSlots.length > 0) {
+      const w = this.waiting.shift()!;
+      if (w.state !== WARP_WAITING) continue;
+      w.sm = this.freeSlots.pop()!;
+      w.utlbId = Math.floor(w.sm / this.smsPerUtlb);
+      w.utlb = this.gpu.mmu.utlbs[w.utlbId]!;
+      w.state = WARP_RUNNING;
+      w.time = this.queue.now();
+      this.queue.at(w.time, w.step);
+    }
+  }
+
+  /** Run warp w from its clock for up to one quantum. */
+  step(w: Warp): void {
+    if (w.state !== WARP_RUNNING) return;
+    const gpu = this.gpu;
+    const mmu = gpu.mmu;
+    const costs = gpu.costs;
+    const vramNs = costs.vramAccessNs;
+    const remoteNs = costs.remoteAccessNs;
+    const observer = this.observer;
+    const counters = gpu.accessCounters;
+    const chunkLast = this.chunkLastNs;
+    const stats = this.stats;
+    const asid = w.run.asid;
+    const u = w.utlb!;
+    const chunk = w.chunk;
+    let t = Math.max(w.time, this.queue.now());
+    const horizon = t + gpu.quantumNs;
+    for (;;) {
+      if (w.idx >= w.len) {
+        w.len = w.program.next(chunk);
+        w.idx = 0;
+        if (w.len === 0) {
+          this.finishWarp(w, t, WARP_DONE);
+          return;
+        }
+      }
+      const i = w.idx;
+      const addr = chunk.addr[i]!;
+      const type = chunk.type[i]! as AccessType;
+      t += chunk.computeNs[i]!;
+      const vpn = Math.floor(addr / 4096);
+      const need = ACCESS_REQUIRED[type]!;
+      let s = w.slot;
+      if (s >= 0 && vpn >= w.slotBase && vpn < w.slotEnd && u.key[s] === w.slotKey && u.asid[s] === asid && (u.flags[s]! & need) === need) {
+        u.touch(s);
+        mmu.stats.utlbHits++;
+      } else {
+        const r = mmu.translate(asid, vpn, type, w.utlbId);
+        if (r !== XLATE_HIT) {
+          if (type === ACCESS_PREFETCH) {
+            if (gpu.prefetchFaultsEnabled) {
+              stats.prefetchFaultsRaised++;
+              gpu.raiseFault(w, addr, type, r, t);
+            }
+            w.idx++;
+            continue;
+          }
+          stats.faultsRaised++;
+          stats.stalls++;
+          w.state = WARP_STALLED;
+          w.time = t;
+          w.stallSince = t;
+          this.stalled.push(w);
+          gpu.raiseFault(w, addr, type, r, t);
+          return;
+        }
+        s = mmu.slot;
+        t += mmu.extraNs;
+        w.slot = s;
+        w.slotKey = u.key[s]!;
+        w.slotBase = u.baseVpn(s);
+        w.slotEnd = w.slotBase + SIZE_PAGES[u.size[s]! as LeafSize];
+      }
+      w.idx = i + 1;
+      w.accesses++;
+      if (type === ACCESS_PREFETCH) continue;
+      stats.accesses++;
+      t += vramNs;
+      const pfn = u.pfn[s]! + (vpn - w.slotBase);
+      if (u.flags[s]! & PTE_SYSMEM) {
+        t += remoteNs;
+        stats.remoteAccesses++;
+        if (counters) counters.record(asid, vpn);
+      } else if (chunkLast) {
+        const c = (pfn - gpu.vramFirstPfn) >> 9;
+        chunkLast[c] = t;
+        this.chunkCount![c]!++;
+      }
+      if (observer) observer(w, addr, type, pfn);
+      if (t >= horizon) {
+        w.time = t;
+        this.queue.at(t, w.step);
+        return;
+      }
+    }
+  }
+
+  private finishWarp(w: Warp, t: number, state: number): void {
+    w.state = state;
+    w.time = t;
+    if (w.sm >= 0) {
+      this.freeSlots.push(w.sm);
+      w.sm = -1;
+    }
+    const run = w.run;
+    if (--run.remaining === 0) {
+      let end = t;
+      for (const x of run.warps) if (x.time > end) end = x.time;
+      run.finish(end);
+      this.gpu.kernelEnded(run);
+    }
+    this.dispatch();
+  }
+
+  /** A replay took effect: every stalled warp retries its access now. */
+  replay(): number {
+    const list = this.stalled;
+    if (list.length === 0) return 0;
+    this.stalled = [];
+    const now = this.queue.now();
+    let n = 0;
+    for (const w of list) {
+      if (w.state !== WARP_STALLED) continue;
+      this.stats.stallNs += now - w.stallSince;
+      w.state = WARP_RUNNING;
+      w.time = now;
+      this.queue.at(now, w.step);
+      n++;
+    }
+    return n;
+  }
+
+  /** Kill every warp of the kernels of address space asid (a fatal fault: the channel is reset). Returns the warps killed. */
+  cancel(asid: number, reason: string): number {
+    const now = this.queue.now();
+    let n = 0;
+    for (const run of this.runs) {
+      if (run.asid !== asid || run.done) continue;
+      if (run.error === null) run.error = reason;
+      for (const w of run.warps) {
+        if (w.state === WARP_DONE || w.state === WARP_CANCELLED) continue;
+        if (w.state === WARP_STALLED) this.stats.stallNs += now - w.stallSince;
+        n++;
+        this.finishWarp(w, Math.max(now, w.time), WARP_CANCELLED);
+      }
+    }
+    this.stalled = this.stalled.filter((w) => w.state === WARP_STALLED);
+    return n;
+  }
+
+  /** Warps stalled now. */
+  get stalledCount(): number {
+    let n = 0;
+    for (const w of this.stalled) if (w.state === WARP_STALLED) n++;
+    return n;
+  }
+
+  /** Kernels still running. */
+  get active(): number {
+    let n = 0;
+    for (const r of this.runs) if (!r.done) n++;
+    return n;
+  }
+}

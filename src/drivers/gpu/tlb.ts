@@ -1,0 +1,133 @@
+// A GPU TLB: set-associative, LRU within a set, entries of any leaf size (4 KiB, 64 KiB,
+// 2 MiB) tagged with the address space. The GPU has one per group of SMs (the uTLBs that fault
+// buffer entries name) and one shared L2 TLB behind them. Only valid translations are cached:
+// a walk that finds no entry faults and leaves nothing behind. Typed arrays throughout; a
+// lookup allocates nothing.
+
+import { PTE_VALID, SIZE_PAGES, type LeafSize } from './page_table.js';
+
+export class Tlb {
+  readonly sets: number;
+  /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf), -1 when empty. */
+  readonly key: Float64Array;
+  readonly asid: Uint16Array;
+  /** Frame of the leaf's first page. */
+  readonly pfn: Uint32Array;
+  /** PTE flags (PTE_VALID set while the slot holds a translation). */
+  readonly flags: Uint8Array;
+  readonly size: Uint8Array;
+  private readonly stamp: Float64Array;
+  private clock = 0;
+  /** Translations currently held. */
+  valid = 0;
+
+  constructor(readonly entries: number, readonly ways: number) {
+    if (!Number.isInteger(entries) || !Number.isInteger(ways) || entries <= 0 || ways <= 0 || entries % ways) {
+      throw new RangeError(`TLB of ${entries} entries cannot have ${ways} ways`);
+    }
+    this.sets = entries / ways;
+    this.key = new Float64Array(entries).fill(-1);
+    this.asid = new Uint16Array(entries);
+    this.pfn = new Uint32Array(entries);
+    this.flags = new Uint8Array(entries);
+    this.size = new Uint8Array(entries);
+    this.stamp = new Float64Array(entries);
+  }
+
+  private setOf(base: number, size: number, asid: number): number {
+    return ((base / SIZE_PAGES[size as LeafSize]! + asid * 7919) % this.sets) * this.ways;
+  }
+
+  /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
+  lookup(asid: number, vpn: number): number {
+    for (let s = 0; s < 3; s++) {
+      const n = SIZE_PAGES[s as LeafSize]!;
+      const base = vpn - (vpn % n);
+      const key = base * 4 + s;
+      const first = this.setOf(base, s, asid);
+      for (let w = first, e = first + this.ways; w < e; w++) {
+        if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & PTE_VALID) {
+          this.stamp[w] = ++this.clock;
+          return w;
+        }
+      }
+    }
+    return -1;
+  }
+
+  /** Refresh a slot's LRU position (a hit through a warp's cached slot). */
+  touch(slot: number): void {
+    this.stamp[slot] = ++this.clock;
+  }
+
+  /** Insert a translation (the leaf starting at baseVpn); returns its slot. Replaces the set's LRU slot. */
+  fill(asid: number, baseVpn: number, size: LeafSize, pfn: number, flags: number): number {
+    const first = this.setOf(baseVpn, size, asid);
+    const key = baseVpn * 4 + size;
+    let victim = -1;
+    let empty = -1;
+    let oldest = -1;
+    for (let w = first, e = first + this.ways; w < e; w++) {
+      const valid = this.flags[w]! & PTE_VALID;
+      if (valid && this.key[w] === key && this.asid[w] === asid) {
+        victim = w;
+        break;
+      }
+      if (!valid) {
+        if (empty < 0) empty = w;
+      } else if (oldest < 0 || this.stamp[w]! < this.stamp[oldest]!) oldest = w;
+    }
+    if (victim < 0) victim = empty >= 0 ? empty : oldest;
+    if (!(this.flags[victim]! & PTE_VALID)) this.valid++;
+    this.key[victim] = key;
+    this.asid[victim] = asid;
+    this.pfn[victim] = pfn;
+    this.flags[victim] = flags | PTE_VALID;
+    this.size[victim] = size;
+    this.stamp[victim] = ++this.clock;
+    return victim;
+  }
+
+  /** Drop one slot. */
+  drop(slot: number): void {
+    if (!(this.flags[slot]! & PTE_VALID)) return;
+    this.flags[slot] = 0;
+    this.key[slot] = -1;
+    this.valid--;
+  }
+
+  /** Drop every translation of asid overlapping pages [startVpn, endVpn); returns how many. */
+  invalidate(asid: number, startVpn: number, endVpn: number): number {
+    if (this.valid === 0) return 0;
+    let n = 0;
+    for (let w = 0; w < this.entries; w++) {
+      if (!(this.flags[w]! & PTE_VALID) || this.asid[w] !== asid) continue;
+      const k = this.key[w]!;
+      const size = k % 4;
+      const base = (k - size) / 4;
+      if (base < endVpn && base + SIZE_PAGES[size as LeafSize]! > startVpn) {
+        this.drop(w);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Drop every translation (of one address space, or of all with asid -1). */
+  invalidateAll(asid = -1): number {
+    let n = 0;
+    for (let w = 0; w < this.entries; w++) {
+      if (this.flags[w]! & PTE_VALID && (asid < 0 || this.asid[w] === asid)) {
+        this.drop(w);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** The leaf base vpn held by a slot. */
+  baseVpn(slot: number): number {
+    const k = this.key[slot]!;
+    return (k - (k % 4)) / 4;
+  }
+}
