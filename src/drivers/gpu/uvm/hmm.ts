@@ -1,0 +1,484 @@
+// UVM's HMM glue (uvm_hmm.c) on mainline HMM calls: a VA block per 2 MiB window with its own
+// mmu_interval_notifier (hmm_va_block_find_create), the invalidate callback
+// (hmm_invalidate), system-memory residency through hmm_range_fault (hmm_make_resident_cpu),
+// migration into VRAM through migrate_vma_setup/pages/finalize, migration back for a CPU
+// fault (uvm_hmm_devmem_fault: dev_pagemap_ops.migrate_to_ram), eviction of VRAM pages by pfn
+// through migrate_device_pfns (uvm_hmm_va_block_evict_chunks), and GPU atomics on system
+// memory through make_device_exclusive (hmm_block_atomic_fault_locked).
+
+import { KernelError, WouldBlock } from '../../../mm/errno.js';
+import { VM_FAULT_OOM, VM_FAULT_SIGBUS, type VmFault } from '../../../mm/fault.js';
+import { makeDeviceExclusive } from '../../../mm/exclusive.js';
+import {
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize,
+  migrateDevicePages, migrateDevicePfns, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages,
+  migrateVmaSetup, newMigrateVma,
+} from '../../../mm/migrate.js';
+import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq, type MmuNotifierRange } from '../../../mm/notifier.js';
+import { VM_HUGETLB, VM_SHARED, VM_SPECIAL, VM_WRITE, type Vma } from '../../../mm/vma.js';
+import { HmmRange, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
+import { hmmRangeFault } from '../../../hmm/hmm.js';
+import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, SIZE_4K } from '../page_table.js';
+import type { GpuMigrateCause } from '../events.js';
+import { FRAME_ALLOCATED } from './pmm.js';
+import { PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, type MakeResidentCause } from './policy_types.js';
+import { UvmVaBlock, UVM_VA_BLOCK_SIZE, type PendingMaps, type UvmVaSpace } from './va_space.js';
+import type { UvmDriver } from './uvm.js';
+
+/** uvm_hmm_must_use_sysmem: migrate_vma cannot move pages of this VMA. */
+export function mustUseSysmem(vma: Vma): boolean {
+  return !vma.isAnonymous() || (vma.flags & VM_SPECIAL) !== 0 || vma.isHugetlb();
+}
+
+/** hmm_va_block_find_create: the block of the 2 MiB window around addr, with its notifier. */
+export function blockFindCreate(uvm: UvmDriver, vs: UvmVaSpace, addr: number): UvmVaBlock {
+  const key = Math.floor(addr / UVM_VA_BLOCK_SIZE);
+  let block = vs.blocks.get(key);
+  if (block) return block;
+  block = new UvmVaBlock(uvm.blocks.length, vs, key * UVM_VA_BLOCK_SIZE, (b) => {
+    const sub = new MmuIntervalNotifier({ invalidate: (_s, range, seq) => hmmInvalidate(uvm, b, range, seq) });
+    mmuIntervalNotifierInsert(sub, vs.mm, b.start, UVM_VA_BLOCK_SIZE);
+    return sub;
+  });
+  uvm.blocks.push(block);
+  vs.blocks.set(key, block);
+  return block;
+}
+
+/** Unmap pages [first, outer) of a block from the GPU and invalidate its TLBs; returns the pages unmapped. */
+export function gpuUnmapBlock(uvm: UvmDriver, block: UvmVaBlock, first: number, outer: number, reason: string): number {
+  const vs = block.vaSpace.gpuVaSpace;
+  const s = block.start / 4096 + first;
+  const e = block.start / 4096 + outer;
+  const n = uvm.gpu.mmu.unmap(vs, s, e, reason);
+  if (n > 0) {
+    uvm.gpu.mmu.tlbInvalidate(vs, s, e, uvm.gpu.queue.now());
+    uvm.stats.tlbInvalidateNs += uvm.gpu.costs.tlbInvalidateNs;
+  }
+  block.stalePending(first, outer);
+  return n;
+}
+
+/**
+ * hmm_invalidate: the CPU page table of the block's window is about to change. Invalidations
+ * UVM started itself (MIGRATE or EXCLUSIVE with its owner, or an eviction of this block) are
+ * ignored: UVM updates its GPU mappings itself around its own migrations.
+ */
+export function hmmInvalidate(uvm: UvmDriver, block: UvmVaBlock, range: MmuNotifierRange, curSeq: number): boolean {
+  if (range.event === 'SOFT_DIRTY' || range.event === 'RELEASE') return true;
+  if (!(range.flags & 1)) return false; // not blockable: the OOM reaper; the driver would sleep
+  if (uvm.ignoreInvalidate === block || ((range.event === 'MIGRATE' || range.event === 'EXCLUSIVE') && range.owner === uvm.owner)) return true;
+  mmuIntervalSetSeq(block.notifier, curSeq);
+  const start = Math.max(range.start, block.start);
+  const end = Math.min(range.end, block.end);
+  if (start >= end) return true;
+  const first = Math.floor((start - block.start) / 4096);
+  const outer = Math.ceil((end - block.start) / 4096);
+  gpuUnmapBlock(uvm, block, first, outer, `invalidate ${range.event}`);
+  if (range.event === 'UNMAP' || range.event === 'CLEAR') {
+    // uvm_va_block_munmap_region: forget the CPU residency UVM knew of.
+    block.cpuResident.fill(0, first, outer);
+    if (range.event === 'UNMAP') uvm.thrashing.reset(block, first, outer - first);
+  } else if (range.event === 'EXCLUSIVE' && range.owner === null) {
+    // The CPU took back a page it had made device-exclusive: a revocation of the GPU's atomics.
+    for (let p = first; p < outer; p++) uvm.thrashing.onRevocation(block, p, UVM_ID_CPU, uvm.gpu.queue.now());
+  }
+  return true;
+}
+
+/** What a block service planned, and when its copies complete. */
+export interface ResidencyResult {
+  doneAt: number;
+  /** Faulted pages that could not be made resident at the GPU (no VRAM left): the caller maps them remotely. */
+  fallback: number[];
+}
+
+/** Contiguous runs of `pages` (sorted page indices) with data, each one copy. */
+function copyRuns(uvm: UvmDriver, block: UvmVaBlock, pages: number[], dir: 'htod' | 'dtoh', cause: GpuMigrateCause, earliest: number): number {
+  let done = earliest;
+  let i = 0;
+  const now = uvm.gpu.queue.now();
+  while (i < pages.length) {
+    let j = i + 1;
+    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
+    const n = j - i;
+    const end = uvm.gpu.copy(n * 4096, dir, earliest);
+    if (end > done) done = end;
+    const ev = uvm.gpu.events;
+    if (ev.on.migrate) {
+      ev.emit({ type: 'migrate', gpu: uvm.gpu.id, asid: block.vaSpace.asid, addr: block.pageAddr(pages[i]!), npages: n, toDevice: dir === 'htod', cause, bytes: n * 4096, startNs: now, endNs: end });
+    }
+    i = j;
+  }
+  return done;
+}
+
+/**
+ * Reserve up to n pinned VRAM pages, evicting root chunks as needed (the allocation retry
+ * of block_alloc_gpu_chunk with UVM_PMM_ALLOC_FLAGS_EVICT). Returns the pages (maybe fewer).
+ */
+export function reserveVram(uvm: UvmDriver, n: number): number[] {
+  const out: number[] = [];
+  const pmm = uvm.pmm;
+  while (out.length < n) {
+    const pfn = pmm.allocPinned();
+    if (pfn >= 0) {
+      out.push(pfn);
+      continue;
+    }
+    const victim = pmm.pickVictim();
+    if (victim < 0) break;
+    const before = pmm.freeFrames;
+    evictRootChunk(uvm, victim);
+    if (pmm.freeFrames === before) break; // nothing could move: give up rather than spin
+  }
+  return out;
+}
+
+/**
+ * evict_root_chunk: move every allocated page of a 2 MiB root chunk to system memory, one VA
+ * block at a time (migrate_device_pfns, the HMM form of uvm_hmm_va_block_evict_chunks).
+ * The GPU mappings go first; afterwards the pages may be mapped remotely
+ * (uvm_perf_map_remote_on_eviction, effective only with access-counter migrations).
+ */
+export function evictRootChunk(uvm: UvmDriver, chunk: number): void {
+  const pmm = uvm.pmm;
+  const machine = uvm.machine;
+  const phys = machine.phys;
+  const byBlock = new Map<number, number[]>();
+  for (const pfn of pmm.allocatedIn(chunk)) {
+    const f = pfn - pmm.firstPfn;
+    const id = pmm.owner[f]!;
+    let l = byBlock.get(id);
+    if (!l) byBlock.set(id, (l = []));
+    l.push(pfn);
+  }
+  let moved = 0;
+  let doneAt = uvm.gpu.queue.now();
+  for (const [id, pfns] of byBlock) {
+    const block = uvm.blocks[id]!;
+    const pages = pfns.map((pfn) => pmm.page[pfn - pmm.firstPfn]!).sort((a, b) => a - b);
+    for (const p of pages) gpuUnmapBlock(uvm, block, p, p + 1, 'evict');
+    const n = pfns.length;
+    const src = new Float64Array(pfns);
+    const dst = new Float64Array(n);
+    uvm.ignoreInvalidate = block;
+    try {
+      migrateDevicePfns(machine, src, n);
+      for (let i = 0; i < n; i++) {
+        if (!migratePfnHas(src[i]!, MIGRATE_PFN_MIGRATE)) continue;
+        const spage = migratePfnToPage(src[i]!);
+        const dpage = phys.tryAllocPages(0);
+        if (dpage < 0) break; // system memory is out: the rest stays in VRAM
+        phys.trylockPage(dpage);
+        phys.copyPage(dpage, spage);
+        dst[i] = migratePfn(dpage);
+      }
+      migrateDevicePages(machine, src, dst, n);
+      const movedPages: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (!migratePfnHas(src[i]!, MIGRATE_PFN_MIGRATE) || migratePfnToPage(dst[i]!) < 0) continue;
+        const p = pmm.page[pfns[i]! - pmm.firstPfn]!;
+        movedPages.push(p);
+      }
+      migrateDeviceFinalize(machine, src, dst, n);
+      movedPages.sort((a, b) => a - b);
+      for (const p of movedPages) block.cpuResident[p] = 1;
+      moved += movedPages.length;
+      uvm.stats.pagesEvicted += movedPages.length;
+      uvm.stats.pagesMigratedToSystem += movedPages.length;
+      doneAt = Math.max(doneAt, copyRuns(uvm, block, movedPages, 'dtoh', 'eviction', uvm.gpu.queue.now()));
+      if (movedPages.length > 0) uvm.thrashing.onMigration(block, movedPages[0]!, 1, UVM_ID_CPU, 'eviction', uvm.gpu.queue.now());
+      if (uvm.mapRemoteOnEviction && movedPages.length > 0) mapRemoteAfterEviction(uvm, block, movedPages);
+    } finally {
+      uvm.ignoreInvalidate = null;
+    }
+  }
+  uvm.stats.chunksEvicted++;
+  uvm.evictionDoneAt = Math.max(uvm.evictionDoneAt, doneAt);
+  const ev = uvm.gpu.events;
+  if (ev.on.evict) ev.emit({ type: 'evict', gpu: uvm.gpu.id, chunk, pages: moved, timeNs: uvm.gpu.queue.now() });
+}
+
+/** block_add_eviction_mappings: map the evicted pages where they now are, read the CPU page table with hmm_range_fault (no fault). */
+function mapRemoteAfterEviction(uvm: UvmDriver, block: UvmVaBlock, pages: number[]): void {
+  const a = pages[0]!;
+  const b = pages[pages.length - 1]! + 1;
+  const range = snapshot(uvm, block, a, b, null);
+  if (!range) return;
+  const vs = block.vaSpace.gpuVaSpace;
+  for (const p of pages) {
+    const f = range.hmmFlags[p - a]!;
+    if (!(f & HMM_PFN_VALID)) continue;
+    const pfn = range.hmmPfns[p - a]!;
+    if (uvm.gpu.vram.contains(pfn)) continue;
+    uvm.gpu.mmu.map(vs, block.start / 4096 + p, pfn, SIZE_4K, (f & HMM_PFN_WRITE ? PROT_READ_WRITE : PROT_READ) | PTE_SYSMEM);
+    uvm.stats.remoteMaps++;
+  }
+}
+
+/**
+ * hmm_range_fault over pages [a, b) of the block: with `request` (per page HMM_PFN_REQ_*
+ * bits, or null for a snapshot that faults nothing), retrying on EBUSY and on a sequence
+ * change as hmm_make_resident_cpu does. Returns the range, or null when it could not
+ * complete now (the CPU would sleep, or the range keeps changing) or failed.
+ */
+export function snapshot(uvm: UvmDriver, block: UvmVaBlock, a: number, b: number, request: Uint8Array | null): HmmRange | null {
+  const n = b - a;
+  const range = new HmmRange({
+    notifier: block.notifier, start: block.pageAddr(a), end: block.pageAddr(b), pfnFlagsMask: request ? HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE : 0,
+    devPrivateOwner: uvm.owner,
+  });
+  for (let tries = 0; tries < 8; tries++) {
+    if (request) range.hmmFlags.set(request.subarray(0, n));
+    else range.hmmFlags.fill(0);
+    try {
+      range.notifierSeq = mmuIntervalReadBegin(block.notifier);
+      hmmRangeFault(range);
+    } catch (e) {
+      if (e instanceof WouldBlock) return null;
+      if (e instanceof KernelError && e.errno === 'EBUSY') continue;
+      if (e instanceof KernelError) {
+        uvm.lastHmmError = e.errno;
+        return null;
+      }
+      throw e;
+    }
+    if (!mmuIntervalReadRetry(block.notifier, range.notifierSeq)) return range;
+  }
+  return null;
+}
+
+/**
+ * Make the pages `pages` (sorted page indices, with their service access rank) resident in
+ * system memory and plan their remote GPU mappings (the GPU-fault arm of
+ * hmm_block_cpu_fault_locked: pages in VRAM come back first, then hmm_make_resident_cpu
+ * faults the rest in, writable for write faults or writable VMAs; atomics on system memory
+ * without native atomics go through make_device_exclusive). Returns the fatal pages.
+ */
+export function makeResidentCpuAndMap(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], rank: Uint8Array, plan: PendingMaps, cause: MakeResidentCause): number[] {
+  const fatal: number[] = [];
+  if (pages.length === 0) return fatal;
+  const inVram = pages.filter((p) => block.vramPfn[p]! >= 0);
+  if (inVram.length > 0) migrateToCpu(uvm, block, vma, inVram, -1, cause);
+  const a = pages[0]!;
+  const b = pages[pages.length - 1]! + 1;
+  const req = uvm.scratchRequest;
+  req.fill(0, 0, b - a);
+  const writable = (vma.flags & VM_WRITE) !== 0;
+  for (const p of pages) req[p - a] = HMM_PFN_REQ_FAULT | (rank[p]! >= RANK_WRITE || writable ? HMM_PFN_REQ_WRITE : 0);
+  const range = snapshot(uvm, block, a, b, req);
+  if (!range) {
+    if (uvm.lastHmmError) {
+      uvm.lastHmmError = null;
+      for (const p of pages) fatal.push(p);
+    }
+    return fatal;
+  }
+  const phys = uvm.machine.phys;
+  const native = uvm.gpu.config.nativeSysmemAtomics;
+  for (const p of pages) {
+    const f = range.hmmFlags[p - a]!;
+    if (!(f & HMM_PFN_VALID)) continue;
+    let pfn = range.hmmPfns[p - a]!;
+    if (uvm.gpu.vram.contains(pfn)) {
+      // Still (or again) in VRAM: map it there.
+      plan.add(p, pfn, f & HMM_PFN_WRITE ? PROT_READ_WRITE_ATOMIC : PROT_READ, false);
+      continue;
+    }
+    let prot = f & HMM_PFN_WRITE ? PROT_READ_WRITE : PROT_READ;
+    if (rank[p] === RANK_ATOMIC && !native) {
+      // hmm_block_atomic_fault_locked: no atomics over the interconnect; take the page exclusively.
+      if (vma.flags & (VM_SHARED | VM_HUGETLB)) {
+        fatal.push(p); // Bug 4014681: not supported on MAP_SHARED or hugetlb
+        continue;
+      }
+      try {
+        pfn = makeDeviceExclusive(block.vaSpace.mm, block.pageAddr(p), uvm.owner);
+      } catch (e) {
+        if (e instanceof WouldBlock) continue;
+        if (e instanceof KernelError) {
+          fatal.push(p);
+          continue;
+        }
+        throw e;
+      }
+      prot = PROT_READ_WRITE_ATOMIC;
+      uvm.stats.deviceExclusive++;
+    } else if (native && f & HMM_PFN_WRITE) {
+      prot = PROT_READ_WRITE_ATOMIC;
+    }
+    if (phys.isZeroPfn(pfn)) prot = PROT_READ;
+    plan.add(p, pfn, prot, true);
+    block.cpuResident[p] = 1;
+    uvm.stats.remoteMaps++;
+  }
+  return fatal;
+}
+
+/**
+ * Migrate `pages` (sorted, not in VRAM) of the block into VRAM through migrate_vma with
+ * MIGRATE_VMA_SELECT_SYSTEM (pages never touched are populated in VRAM, not copied), and plan
+ * their GPU mappings. `faulted` marks the pages that faulted (the rest are prefetched).
+ * Returns when the copies complete and the faulted pages that got no VRAM.
+ */
+export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], faulted: Uint8Array, plan: PendingMaps, cause: MakeResidentCause): ResidencyResult {
+  const result: ResidencyResult = { doneAt: uvm.gpu.queue.now(), fallback: [] };
+  if (pages.length === 0) return result;
+  const frames = reserveVram(uvm, pages.length);
+  const machine = uvm.machine;
+  const phys = machine.phys;
+  const a = pages[0]!;
+  const b = pages[pages.length - 1]! + 1;
+  const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_SYSTEM, uvm.owner);
+  const used = uvm.scratchUsed;
+  used.fill(0, 0, b - a);
+  const want = uvm.scratchWant;
+  want.fill(0, 0, b - a);
+  for (const p of pages) want[p - a] = 1;
+  try {
+    migrateVmaSetup(args);
+  } catch (e) {
+    for (const f of frames) uvm.pmm.free(f);
+    if (e instanceof KernelError) return result;
+    throw e;
+  }
+  const writable = (vma.flags & VM_WRITE) !== 0;
+  let fi = 0;
+  for (let k = 0; k < b - a; k++) {
+    if (!want[k]) continue;
+    const s = args.src[k]!;
+    if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+    if (fi === frames.length) {
+      if (faulted[a + k]) result.fallback.push(a + k);
+      continue;
+    }
+    const frame = frames[fi++]!;
+    const spage = migratePfnToPage(s);
+    phys.deviceFrameInit(frame);
+    phys.trylockPage(frame);
+    if (spage >= 0) phys.copyPage(frame, spage);
+    else phys.clearPage(frame);
+    const write = migratePfnHas(s, MIGRATE_PFN_WRITE) || (spage < 0 && writable);
+    args.dst[k] = migratePfn(frame) + (write ? MIGRATE_PFN_WRITE : 0);
+    used[k] = spage >= 0 ? 2 : 1;
+  }
+  migrateVmaPages(args);
+  const copied: number[] = [];
+  const now = uvm.gpu.queue.now();
+  let runStart = -1;
+  let runCause: MakeResidentCause = cause;
+  const flushRun = (end: number): void => {
+    if (runStart >= 0) uvm.thrashing.onMigration(block, runStart, end - runStart, UVM_ID_GPU, runCause, now);
+    runStart = -1;
+  };
+  for (let k = 0; k < b - a; k++) {
+    const p = a + k;
+    if (!used[k] || !migratePfnHas(args.src[k]!, MIGRATE_PFN_MIGRATE)) {
+      flushRun(p);
+      continue;
+    }
+    const frame = migratePfnToPage(args.dst[k]!);
+    const write = migratePfnHas(args.dst[k]!, MIGRATE_PFN_WRITE);
+    block.vramPfn[p] = frame;
+    block.gpuResidentPages++;
+    block.cpuResident[p] = 0;
+    uvm.pmm.unpinAllocated(frame, block.id, p, now);
+    plan.add(p, frame, write ? PROT_READ_WRITE_ATOMIC : PROT_READ, false);
+    if (used[k] === 2) copied.push(p);
+    else uvm.stats.pagesPopulated++;
+    uvm.stats.pagesMigratedToDevice++;
+    const c: MakeResidentCause = faulted[p] ? cause : 'prefetch';
+    if (!faulted[p]) uvm.stats.pagesPrefetched++;
+    if (runStart >= 0 && c !== runCause) flushRun(p);
+    if (runStart < 0) {
+      runStart = p;
+      runCause = c;
+    }
+  }
+  flushRun(b);
+  migrateVmaFinalize(args);
+  // Pages reserved and never handed to the migration go back.
+  for (; fi < frames.length; fi++) uvm.pmm.free(frames[fi]!);
+  result.doneAt = Math.max(now, copyRuns(uvm, block, copied, 'htod', cause === 'api' ? 'explicit' : cause === 'access-counter' ? 'access-counter' : 'fault', Math.max(now, uvm.evictionDoneAt)));
+  return result;
+}
+
+/**
+ * Migrate this GPU's pages among `pages` (sorted) of the block back to system memory through
+ * migrate_vma with MIGRATE_VMA_SELECT_DEVICE_PRIVATE: the GPU mappings go first. `faultPage`
+ * is the device page a CPU fault holds locked (migrate_to_ram), or -1. Returns the pages moved
+ * and sets uvm.lastCopyDoneAt.
+ */
+export function migrateToCpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], faultPage: number, cause: MakeResidentCause): number {
+  if (pages.length === 0) return 0;
+  const machine = uvm.machine;
+  const phys = machine.phys;
+  const a = pages[0]!;
+  const b = pages[pages.length - 1]! + 1;
+  for (const p of pages) gpuUnmapBlock(uvm, block, p, p + 1, 'migrate to system memory');
+  const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_DEVICE_PRIVATE, uvm.owner, faultPage);
+  migrateVmaSetup(args);
+  const want = uvm.scratchWant;
+  want.fill(0, 0, b - a);
+  for (const p of pages) want[p - a] = 1;
+  for (let k = 0; k < b - a; k++) {
+    const s = args.src[k]!;
+    if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+    const spage = migratePfnToPage(s);
+    // The faulting page always moves; the others only if asked for.
+    if (!want[k] && spage !== faultPage) continue;
+    if (spage < 0 || !uvm.gpu.vram.contains(spage)) continue;
+    const dpage = phys.tryAllocPages(0);
+    if (dpage < 0) continue;
+    phys.trylockPage(dpage);
+    phys.copyPage(dpage, spage);
+    args.dst[k] = migratePfn(dpage) + (migratePfnHas(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0);
+  }
+  migrateVmaPages(args);
+  const moved: number[] = [];
+  for (let k = 0; k < b - a; k++) {
+    if (migratePfnHas(args.src[k]!, MIGRATE_PFN_MIGRATE) && migratePfnToPage(args.dst[k]!) >= 0) moved.push(a + k);
+  }
+  migrateVmaFinalize(args);
+  for (const p of moved) block.cpuResident[p] = 1;
+  uvm.stats.pagesMigratedToSystem += moved.length;
+  const now = uvm.gpu.queue.now();
+  if (moved.length > 0) uvm.thrashing.onMigration(block, moved[0]!, moved[moved.length - 1]! - moved[0]! + 1, UVM_ID_CPU, cause, now);
+  uvm.lastCopyDoneAt = copyRuns(uvm, block, moved, 'dtoh', cause === 'cpu-fault' ? 'cpu-fault' : cause === 'api' ? 'explicit' : 'fault', now);
+  return moved.length;
+}
+
+/**
+ * dev_pagemap_ops.migrate_to_ram (uvm_hmm_devmem_fault): the CPU touched one of this GPU's
+ * pages. Migrate it, and the pages the prefetcher picks toward the CPU, back to system memory.
+ */
+export function devmemFault(uvm: UvmDriver, vmf: VmFault): number {
+  const pmm = uvm.pmm;
+  const f = vmf.page - pmm.firstPfn;
+  if (f < 0 || f >= pmm.frames || pmm.state[f] !== FRAME_ALLOCATED) return VM_FAULT_SIGBUS;
+  const block = uvm.blocks[pmm.owner[f]!]!;
+  const page = pmm.page[f]!;
+  uvm.stats.cpuFaults++;
+  const [lo, hi] = block.vaSpace.policyExtent(vmf.address, Math.max(block.start, vmf.vma.start), Math.min(block.end, vmf.vma.end));
+  const first = block.pageIndex(lo);
+  const outer = block.pageIndex(hi - 1) + 1;
+  const pages = uvm.prefetchForCpuFault(block, page, first, outer);
+  const before = uvm.machine.phys.freeRamFrames;
+  try {
+    const moved = migrateToCpu(uvm, block, vmf.vma, pages, vmf.page, 'cpu-fault');
+    if (moved === 0 && before === 0) return VM_FAULT_OOM;
+  } catch (e) {
+    if (e instanceof KernelError) return VM_FAULT_SIGBUS;
+    throw e;
+  }
+  return 0;
+}
+
+/** Intrusiveness ranks of fault access types (UVM_FAULT_ACCESS_TYPE_*: prefetch < read < write < atomic). */
+export const RANK_PREFETCH = 0;
+export const RANK_READ = 1;
+export const RANK_WRITE = 2;
+export const RANK_ATOMIC = 3;
+
+export { PAGES_PER_UVM_VA_BLOCK };
