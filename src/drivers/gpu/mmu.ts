@@ -13,8 +13,13 @@ import {
 } from './page_table.js';
 import { Tlb } from './tlb.js';
 
+// Imported constants copied once: an import binding read in a hot loop costs a getter call under the test and bench loaders.
+const L_PTE_VALID = PTE_VALID;
+const L_PROT_MASK = PROT_MASK;
+const L_PTE_SYSMEM = PTE_SYSMEM;
+
 /** The PTE bits an access of each type needs (read, write, atomic, prefetch). */
-export const ACCESS_REQUIRED = [PTE_VALID, PTE_VALID | PTE_WRITE, PTE_VALID | PTE_WRITE | PTE_ATOMIC, PTE_VALID] as const;
+export const ACCESS_REQUIRED = [L_PTE_VALID, L_PTE_VALID | PTE_WRITE, L_PTE_VALID | PTE_WRITE | PTE_ATOMIC, L_PTE_VALID] as const;
 
 /** The PTE permission an access of `type` needs. */
 export function requiredProt(type: AccessType): number {
@@ -135,10 +140,10 @@ export class GpuMmu {
     this.stats.walks++;
     const leaf = this.leaf;
     vs.pt.walk(vpn, leaf);
-    if (!(leaf.flags & PTE_VALID)) return FAULT_TYPE_INVALID_PTE;
+    if (!(leaf.flags & L_PTE_VALID)) return FAULT_TYPE_INVALID_PTE;
     if ((leaf.flags & need) !== need) return FAULT_TYPE_PROTECTION;
     const base = leaf.pfn - (vpn - leaf.baseVpn);
-    const flags = leaf.flags & (PROT_MASK | PTE_SYSMEM);
+    const flags = leaf.flags & (L_PROT_MASK | L_PTE_SYSMEM);
     this.l2.fill(asid, leaf.baseVpn, leaf.size, base, flags);
     this.slot = u.fill(asid, leaf.baseVpn, leaf.size, base, flags);
     this.extraNs = this.walkNs.l2TlbHitNs + (leaf.size === 2 ? this.walkNs.pageWalk2MNs : this.walkNs.pageWalkNs);
@@ -152,8 +157,8 @@ export class GpuMmu {
     vs.pt.map(vpn, pfn, size, flags);
     if (this.events.on.map) {
       this.events.emit({
-        type: 'map', gpu: this.gpuId, asid: vs.asid, addr: vpn * 4096, npages: SIZE_PAGES[size], pfn, prot: flags & PROT_MASK,
-        remote: (flags & PTE_SYSMEM) !== 0,
+        type: 'map', gpu: this.gpuId, asid: vs.asid, addr: vpn * 4096, npages: SIZE_PAGES[size], pfn, prot: flags & L_PROT_MASK,
+        remote: (flags & L_PTE_SYSMEM) !== 0,
       });
     }
   }

@@ -16,6 +16,13 @@ import { ACCESS_REQUIRED, XLATE_HIT } from './mmu.js';
 import { PTE_SYSMEM, SIZE_PAGES, type LeafSize } from './page_table.js';
 import type { Tlb } from './tlb.js';
 
+// Imported constants copied once: an import binding read in a hot loop costs a getter call under the test and bench loaders.
+const L_ACCESS_PREFETCH = ACCESS_PREFETCH;
+const L_ACCESS_REQUIRED = ACCESS_REQUIRED;
+const L_XLATE_HIT = XLATE_HIT;
+const L_PTE_SYSMEM = PTE_SYSMEM;
+const L_SIZE_PAGES = SIZE_PAGES;
+
 export const WARP_WAITING = 0; // not yet on an SM
 export const WARP_RUNNING = 1;
 export const WARP_STALLED = 2;
@@ -162,15 +169,15 @@ export class SmArray {
       const type = chunk.type[i]! as AccessType;
       t += chunk.computeNs[i]!;
       const vpn = Math.floor(addr / 4096);
-      const need = ACCESS_REQUIRED[type]!;
+      const need = L_ACCESS_REQUIRED[type]!;
       let s = w.slot;
       if (s >= 0 && vpn >= w.slotBase && vpn < w.slotEnd && u.key[s] === w.slotKey && u.asid[s] === asid && (u.flags[s]! & need) === need) {
         u.touch(s);
         mmu.stats.utlbHits++;
       } else {
         const r = mmu.translate(asid, vpn, type, w.utlbId);
-        if (r !== XLATE_HIT) {
-          if (type === ACCESS_PREFETCH) {
+        if (r !== L_XLATE_HIT) {
+          if (type === L_ACCESS_PREFETCH) {
             if (gpu.prefetchFaultsEnabled) {
               stats.prefetchFaultsRaised++;
               gpu.raiseFault(w, addr, type, r, t);
@@ -192,15 +199,15 @@ export class SmArray {
         w.slot = s;
         w.slotKey = u.key[s]!;
         w.slotBase = u.baseVpn(s);
-        w.slotEnd = w.slotBase + SIZE_PAGES[u.size[s]! as LeafSize];
+        w.slotEnd = w.slotBase + L_SIZE_PAGES[u.size[s]! as LeafSize];
       }
       w.idx = i + 1;
       w.accesses++;
-      if (type === ACCESS_PREFETCH) continue;
+      if (type === L_ACCESS_PREFETCH) continue;
       stats.accesses++;
       t += vramNs;
       const pfn = u.pfn[s]! + (vpn - w.slotBase);
-      if (u.flags[s]! & PTE_SYSMEM) {
+      if (u.flags[s]! & L_PTE_SYSMEM) {
         t += remoteNs;
         stats.remoteAccesses++;
         if (counters) counters.record(asid, vpn);

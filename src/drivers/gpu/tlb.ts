@@ -6,6 +6,10 @@
 
 import { PTE_VALID, SIZE_PAGES, type LeafSize } from './page_table.js';
 
+// Imported constants copied once: an import binding read in a hot loop costs a getter call under the test and bench loaders.
+const L_PTE_VALID = PTE_VALID;
+const L_SIZE_PAGES = SIZE_PAGES;
+
 export class Tlb {
   readonly sets: number;
   /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf), -1 when empty. */
@@ -35,18 +39,18 @@ export class Tlb {
   }
 
   private setOf(base: number, size: number, asid: number): number {
-    return ((base / SIZE_PAGES[size as LeafSize]! + asid * 7919) % this.sets) * this.ways;
+    return ((base / L_SIZE_PAGES[size as LeafSize]! + asid * 7919) % this.sets) * this.ways;
   }
 
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
     for (let s = 0; s < 3; s++) {
-      const n = SIZE_PAGES[s as LeafSize]!;
+      const n = L_SIZE_PAGES[s as LeafSize]!;
       const base = vpn - (vpn % n);
       const key = base * 4 + s;
       const first = this.setOf(base, s, asid);
       for (let w = first, e = first + this.ways; w < e; w++) {
-        if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & PTE_VALID) {
+        if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
           this.stamp[w] = ++this.clock;
           return w;
         }
@@ -68,7 +72,7 @@ export class Tlb {
     let empty = -1;
     let oldest = -1;
     for (let w = first, e = first + this.ways; w < e; w++) {
-      const valid = this.flags[w]! & PTE_VALID;
+      const valid = this.flags[w]! & L_PTE_VALID;
       if (valid && this.key[w] === key && this.asid[w] === asid) {
         victim = w;
         break;
@@ -78,11 +82,11 @@ export class Tlb {
       } else if (oldest < 0 || this.stamp[w]! < this.stamp[oldest]!) oldest = w;
     }
     if (victim < 0) victim = empty >= 0 ? empty : oldest;
-    if (!(this.flags[victim]! & PTE_VALID)) this.valid++;
+    if (!(this.flags[victim]! & L_PTE_VALID)) this.valid++;
     this.key[victim] = key;
     this.asid[victim] = asid;
     this.pfn[victim] = pfn;
-    this.flags[victim] = flags | PTE_VALID;
+    this.flags[victim] = flags | L_PTE_VALID;
     this.size[victim] = size;
     this.stamp[victim] = ++this.clock;
     return victim;
@@ -90,7 +94,7 @@ export class Tlb {
 
   /** Drop one slot. */
   drop(slot: number): void {
-    if (!(this.flags[slot]! & PTE_VALID)) return;
+    if (!(this.flags[slot]! & L_PTE_VALID)) return;
     this.flags[slot] = 0;
     this.key[slot] = -1;
     this.valid--;
@@ -101,11 +105,11 @@ export class Tlb {
     if (this.valid === 0) return 0;
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
-      if (!(this.flags[w]! & PTE_VALID) || this.asid[w] !== asid) continue;
+      if (!(this.flags[w]! & L_PTE_VALID) || this.asid[w] !== asid) continue;
       const k = this.key[w]!;
       const size = k % 4;
       const base = (k - size) / 4;
-      if (base < endVpn && base + SIZE_PAGES[size as LeafSize]! > startVpn) {
+      if (base < endVpn && base + L_SIZE_PAGES[size as LeafSize]! > startVpn) {
         this.drop(w);
         n++;
       }
@@ -117,7 +121,7 @@ export class Tlb {
   invalidateAll(asid = -1): number {
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
-      if (this.flags[w]! & PTE_VALID && (asid < 0 || this.asid[w] === asid)) {
+      if (this.flags[w]! & L_PTE_VALID && (asid < 0 || this.asid[w] === asid)) {
         this.drop(w);
         n++;
       }

@@ -326,34 +326,56 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
   const result: ResidencyResult = { doneAt: uvm.gpu.queue.now(), fallback: [] };
   if (pages.length === 0) return result;
   const frames = reserveVram(uvm, pages.length);
-  const machine = uvm.machine;
-  const phys = machine.phys;
-  const a = pages[0]!;
-  const b = pages[pages.length - 1]! + 1;
+  const cursor = { next: 0 };
+  const copied: number[] = [];
+  // One migrate_vma per cluster of nearby pages: UVM migrates the whole service region
+  // [first, outer) at once and restores the pages it does not want; clusters collect fewer
+  // bystanders, with the same outcome (docs/gpu.md).
+  let c0 = 0;
+  for (let k = 1; k <= pages.length; k++) {
+    if (k < pages.length && pages[k]! - pages[k - 1]! <= MIGRATE_CLUSTER_GAP) continue;
+    migrateCluster(uvm, block, vma, pages, c0, k, frames, cursor, faulted, plan, cause, copied, result);
+    c0 = k;
+  }
+  // Pages reserved and never handed to a migration go back.
+  for (let fi = cursor.next; fi < frames.length; fi++) uvm.pmm.free(frames[fi]!);
+  const now = uvm.gpu.queue.now();
+  result.doneAt = Math.max(now, copyRuns(uvm, block, copied, 'htod', cause === 'api' ? 'explicit' : cause === 'access-counter' ? 'access-counter' : 'fault', Math.max(now, uvm.evictionDoneAt)));
+  return result;
+}
+
+/** Pages further apart than this start a new migrate_vma. */
+const MIGRATE_CLUSTER_GAP = 8;
+
+function migrateCluster(
+  uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], from: number, to: number, frames: number[], cursor: { next: number },
+  faulted: Uint8Array, plan: PendingMaps, cause: MakeResidentCause, copied: number[], result: ResidencyResult,
+): void {
+  const phys = uvm.machine.phys;
+  const a = pages[from]!;
+  const b = pages[to - 1]! + 1;
   const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_SYSTEM, uvm.owner);
   const used = uvm.scratchUsed;
   used.fill(0, 0, b - a);
   const want = uvm.scratchWant;
   want.fill(0, 0, b - a);
-  for (const p of pages) want[p - a] = 1;
+  for (let i = from; i < to; i++) want[pages[i]! - a] = 1;
   try {
     migrateVmaSetup(args);
   } catch (e) {
-    for (const f of frames) uvm.pmm.free(f);
-    if (e instanceof KernelError) return result;
+    if (e instanceof KernelError) return;
     throw e;
   }
   const writable = (vma.flags & VM_WRITE) !== 0;
-  let fi = 0;
   for (let k = 0; k < b - a; k++) {
     if (!want[k]) continue;
     const s = args.src[k]!;
     if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
-    if (fi === frames.length) {
+    if (cursor.next === frames.length) {
       if (faulted[a + k]) result.fallback.push(a + k);
       continue;
     }
-    const frame = frames[fi++]!;
+    const frame = frames[cursor.next++]!;
     const spage = migratePfnToPage(s);
     phys.deviceFrameInit(frame);
     phys.trylockPage(frame);
@@ -364,7 +386,6 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
     used[k] = spage >= 0 ? 2 : 1;
   }
   migrateVmaPages(args);
-  const copied: number[] = [];
   const now = uvm.gpu.queue.now();
   let runStart = -1;
   let runCause: MakeResidentCause = cause;
@@ -398,10 +419,6 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
   }
   flushRun(b);
   migrateVmaFinalize(args);
-  // Pages reserved and never handed to the migration go back.
-  for (; fi < frames.length; fi++) uvm.pmm.free(frames[fi]!);
-  result.doneAt = Math.max(now, copyRuns(uvm, block, copied, 'htod', cause === 'api' ? 'explicit' : cause === 'access-counter' ? 'access-counter' : 'fault', Math.max(now, uvm.evictionDoneAt)));
-  return result;
 }
 
 /**

@@ -1,0 +1,37 @@
+// The simulator's entry point to a GPU: build the hardware on a machine and an event queue,
+// bind a driver by name with its options, and hand both back.
+
+import { fail } from '../../mm/errno.js';
+import type { Machine } from '../../mm/machine.js';
+import type { EventQueue } from '../clock.js';
+import type { GpuCosts } from './costs.js';
+import type { HmmGpuDriver } from './driver.js';
+import { Gpu, type GpuConfig } from './gpu.js';
+import { UvmDriver, type UvmOptions } from './uvm/uvm.js';
+
+export type GpuDriverName = 'uvm';
+
+export interface GpuSystemOptions {
+  driver?: GpuDriverName;
+  config?: Partial<GpuConfig>;
+  costs?: Partial<GpuCosts>;
+  /** Options of the UVM driver (policies by name or object, UVM's module parameters). */
+  uvm?: Partial<UvmOptions>;
+}
+
+export interface GpuSystem {
+  gpu: Gpu;
+  driver: HmmGpuDriver;
+}
+
+/** A GPU on `machine` driven by `queue`, with its driver bound (default: uvm). */
+export function createGpuSystem(machine: Machine, queue: EventQueue, opts: GpuSystemOptions = {}): GpuSystem {
+  const name = opts.driver ?? 'uvm';
+  const gpu = new Gpu(machine, queue, opts.config ?? {}, opts.costs ?? {});
+  switch (name) {
+    case 'uvm':
+      return { gpu, driver: new UvmDriver(gpu, opts.uvm ?? {}) };
+    default:
+      return fail('EINVAL', `unknown GPU driver '${String(name)}'`);
+  }
+}
