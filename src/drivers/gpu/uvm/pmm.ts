@@ -55,11 +55,12 @@ export class UvmPmm {
       this.freeChunks.pushTail(c);
     }
     this.freeFrames = frames;
-    const pmm = this;
+    const used = this.chunkUsed;
+    const pinned = this.chunkPinned;
     this.view = {
       chunks: this.chunks,
-      evictable: (c) => pmm.chunkUsed[c]! > 0 && pmm.chunkPinned[c] === 0,
-      used: (c) => pmm.chunkUsed[c]!,
+      evictable: (c) => used[c]! > 0 && pinned[c] === 0,
+      used: (c) => used[c]!,
       get lastAccessNs() {
         return access.lastNs;
       },
