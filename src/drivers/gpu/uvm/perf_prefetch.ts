@@ -113,7 +113,7 @@ export class TreePrefetcher implements PrefetchPolicy {
 
 export class NoPrefetcher implements PrefetchPolicy {
   readonly name = 'none';
-  compute(): void {}
+  compute(_input: PrefetchInput, _out: Uint8Array): void {}
 }
 
 export class Seq64kPrefetcher implements PrefetchPolicy {
