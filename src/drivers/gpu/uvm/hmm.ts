@@ -18,7 +18,7 @@ import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, m
 import { VM_HUGETLB, VM_SHARED, VM_SPECIAL, VM_WRITE, type Vma } from '../../../mm/vma.js';
 import { HmmRange, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
 import { hmmRangeFault } from '../../../hmm/hmm.js';
-import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, SIZE_4K } from '../page_table.js';
+import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, PTE_VALID, SIZE_4K, type GpuPtLeaf } from '../page_table.js';
 import type { GpuMigrateCause } from '../events.js';
 import { FRAME_ALLOCATED } from './pmm.js';
 import { PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, type MakeResidentCause } from './policy_types.js';
@@ -347,6 +347,29 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
 /** Pages further apart than this start a new migrate_vma. */
 const MIGRATE_CLUSTER_GAP = 8;
 
+/** Unmap from the GPU the pages among pages[from..to) it maps, a run at a time. */
+function unmapMapped(uvm: UvmDriver, block: UvmVaBlock, pages: number[], from: number, to: number): void {
+  const pt = block.vaSpace.gpuVaSpace.pt;
+  const base = block.start / 4096;
+  let runStart = -1;
+  let runEnd = -1;
+  for (let i = from; i < to; i++) {
+    const p = pages[i]!;
+    pt.walk(base + p, scratchLeaf);
+    if (!(scratchLeaf.flags & PTE_VALID)) continue;
+    if (p === runEnd) {
+      runEnd++;
+      continue;
+    }
+    if (runStart >= 0) gpuUnmapBlock(uvm, block, runStart, runEnd, 'migrate to VRAM');
+    runStart = p;
+    runEnd = p + 1;
+  }
+  if (runStart >= 0) gpuUnmapBlock(uvm, block, runStart, runEnd, 'migrate to VRAM');
+}
+
+const scratchLeaf: GpuPtLeaf = { flags: 0, pfn: 0, size: 0, baseVpn: 0 };
+
 function migrateCluster(
   uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], from: number, to: number, frames: number[], cursor: { next: number },
   faulted: Uint8Array, plan: PendingMaps, cause: MakeResidentCause, copied: number[], result: ResidencyResult,
@@ -360,6 +383,8 @@ function migrateCluster(
   const want = uvm.scratchWant;
   want.fill(0, 0, b - a);
   for (let i = from; i < to; i++) want[pages[i]! - a] = 1;
+  // The pages leave system memory: their remote GPU mappings go first, TLBs included.
+  unmapMapped(uvm, block, pages, from, to);
   try {
     migrateVmaSetup(args);
   } catch (e) {

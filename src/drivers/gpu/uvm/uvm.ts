@@ -5,7 +5,7 @@
 // VRAM, evicts VRAM in 2 MiB root chunks, and serves CPU faults on its pages. Every policy is
 // an object chosen once (policy_types.ts).
 
-import { blocking, fail } from '../../../mm/errno.js';
+import { fail } from '../../../mm/errno.js';
 import type { VmFault } from '../../../mm/fault.js';
 import type { Machine } from '../../../mm/machine.js';
 import { mmuIntervalNotifierRemove } from '../../../mm/notifier.js';
@@ -233,7 +233,8 @@ export class UvmDriver implements GpuDriver {
     vs.dead = true;
     for (const block of vs.blocks.values()) {
       gpuUnmapBlock(this, block, 0, PAGES_PER_UVM_VA_BLOCK, 'detach');
-      blocking(() => mmuIntervalNotifierRemove(block.notifier));
+      // No invalidation runs now (they are synchronous): the removal never has to wait.
+      mmuIntervalNotifierRemove(block.notifier);
     }
     this.gpu.mmu.destroyVaSpace(vs.gpuVaSpace);
     this.spaces.delete(vs.asid);
