@@ -14,7 +14,7 @@ export const CHECK_TRACE_VERSION = 1;
 export interface CheckTraceStep {
   /** Index into threads. */
   thread: number;
-  /** What the thread did in the step (its first note), or where it stopped when it did nothing else. */
+  /** What the thread did in the step (its first note), or '-> ' and where it stopped when it did nothing else. */
   label: string;
   /** Everything that happened in the step, then where the thread stopped. */
   detail?: string;
@@ -58,7 +58,7 @@ export function checkTraceDoc(result: CheckResult, driver = result.driver): Chec
   }
   const steps = v.trace.map((s) => {
     const detail = [...s.notes, `then: ${s.stoppedAt}`].join('\n');
-    return { thread: s.thread, label: s.notes[0] ?? s.stoppedAt, detail, preemption: s.preemption, notes: [...s.notes], stoppedAt: s.stoppedAt };
+    return { thread: s.thread, label: s.notes[0] ?? `-> ${s.stoppedAt}`, detail, preemption: s.preemption, notes: [...s.notes], stoppedAt: s.stoppedAt };
   });
   return {
     format: CHECK_TRACE_FORMAT, version: CHECK_TRACE_VERSION, driver, invariant: v.invariant, message: v.message, token: v.token,

@@ -16,7 +16,7 @@ export interface PctOptions {
   /** The bug depth d to aim for (d - 1 priority change points). Default 3. */
   depth?: number;
   seed?: number;
-  /** The number of steps k to assume before any run has been seen. Default 32. */
+  /** The number of steps k (an upper bound). Default: 32 for the first run, then the longest run seen. */
   steps?: number;
 }
 
@@ -76,6 +76,8 @@ export class Pct implements Strategy {
   readonly seed: number;
   private n = 0;
   private k: number;
+  /** k is a guess until a run has been seen (no `steps` option). */
+  private kGuessed: boolean;
   private tasks = 2;
   private readonly cov = new CoverageCounter();
 
@@ -84,6 +86,8 @@ export class Pct implements Strategy {
     if (!Number.isInteger(this.depth) || this.depth < 1) throw new RangeError(`PCT depth must be an integer >= 1, got ${opts.depth}`);
     this.seed = opts.seed ?? 1;
     this.k = opts.steps ?? 32;
+    this.kGuessed = opts.steps === undefined;
+    if (!Number.isInteger(this.k) || this.k < 1) throw new RangeError(`PCT steps must be an integer >= 1, got ${opts.steps}`);
   }
 
   next(): ScheduleSpec {
@@ -100,7 +104,10 @@ export class Pct implements Strategy {
   done(run: RunSummary): void {
     this.cov.add(run);
     // Learn k (the longest run) and n (the most tasks) for the next schedules.
-    if (run.choices.length > this.k) this.k = run.choices.length;
+    if (this.kGuessed) {
+      this.k = Math.max(1, run.choices.length);
+      this.kGuessed = false;
+    } else if (run.choices.length > this.k) this.k = run.choices.length;
     for (const c of run.choices) if (c + 1 > this.tasks) this.tasks = c + 1;
   }
 

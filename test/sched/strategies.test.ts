@@ -198,3 +198,48 @@ describe('minimisation', () => {
     expect((await replaySchedule(program, min.token)).failed).toBe(true);
   });
 });
+
+describe('PCT\'s guarantee', () => {
+  it('finds a depth-2 bug in about 1/(n k) of its runs, the bound (and never without a change point)', async () => {
+    // Thread b's first step must run after a's third and before a's fourth: two ordering
+    // constraints, a bug of depth 2. Without priority change points PCT runs one thread to
+    // its end before the other and never sees it.
+    const program: Program = async (sched) => {
+      let aSteps = 0;
+      let bad = false;
+      sched.spawn('a', async (t) => {
+        for (let i = 0; i < 6; i++) {
+          aSteps++;
+          await t.yield();
+        }
+      });
+      sched.spawn('b', async (t) => {
+        if (aSteps === 3) bad = true;
+        for (let i = 0; i < 5; i++) await t.yield();
+      });
+      await sched.run();
+      if (bad) throw new Error('b ran between a3 and a4');
+    };
+    // Here the bound is tight: the one change point must fall on a's third step, and a must
+    // start with the higher priority. 2,000 runs put the count within a few standard deviations.
+    const RUNS = 2000;
+    const count = async (depth: number): Promise<{ hits: number; k: number }> => {
+      const pct = new Pct({ depth, seed: 11 });
+      let hits = 0;
+      let k = 0;
+      for (let i = 0; i < RUNS; i++) {
+        const spec = pct.next();
+        const run = await execute(program, () => spec.chooser());
+        pct.done(run);
+        k = Math.max(k, run.steps);
+        if (run.failed) hits++;
+      }
+      return { hits, k };
+    };
+    const d2 = await count(2);
+    expect(d2.k).toBe(13);
+    expect(d2.hits).toBeGreaterThanOrEqual(0.75 * RUNS / (2 * d2.k));
+    expect(d2.hits).toBeLessThanOrEqual(1.25 * RUNS / (2 * d2.k));
+    expect((await count(1)).hits).toBe(0);
+  });
+});
