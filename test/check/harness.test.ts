@@ -4,7 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  DevicePageTable, DPTE_WRITE, checkDriver, checkTraceDoc, CHECK_TRACE_FORMAT, loadDriver, replayCheck, SCENARIOS, type CheckDriver,
+  DevicePageTable, DPTE_WRITE, checkDriver, checkTraceDoc, CHECK_TRACE_FORMAT, driverFromModule, loadDriver, replayCheck, SCENARIOS,
+  type CheckDriver,
   type CheckMirror, type DeviceMappings, type DriverCtx, type DriverEnv, type Mutex,
 } from '../../src/check/index.js';
 import {
@@ -215,6 +216,15 @@ describe('each invariant, broken on purpose', () => {
 });
 
 describe('the harness around the checks', () => {
+  it('a driver module exports a CheckDriver or a probe function, as default or as driver', () => {
+    const probe = () => ({ attach: () => { throw new Error('unused'); } });
+    expect(driverFromModule({ default: { name: 'd', probe } }, 'file').name).toBe('d');
+    expect(driverFromModule({ default: { probe } }, 'file').name).toBe('file');
+    expect(driverFromModule({ driver: probe }, 'file').probe).toBe(probe);
+    expect(() => driverFromModule({ default: 42 }, 'cow')).toThrow(/cow: the module must export a CheckDriver/);
+    expect(() => driverFromModule({}, 'empty')).toThrow(TypeError);
+  });
+
   it('an unknown scenario or a bad token is refused; a driver without migration skips fork-mirror', async () => {
     await expect(checkDriver(driver('x'), { scenarios: ['nope'] })).rejects.toThrow(/no scenario 'nope'/);
     await expect(replayCheck(driver('x'), 'munmap')).rejects.toThrow(SyntaxError);
