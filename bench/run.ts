@@ -9,6 +9,7 @@ import { MODEL_OPS } from './model.js';
 import { HMM_OPS } from './hmm.js';
 import { measureMemory, type MemoryFigures } from './memory.js';
 import { checkBenchRow } from './check.js';
+import { simBench } from './sim.js';
 
 interface Row {
   op: string;
@@ -136,3 +137,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+await simBench();

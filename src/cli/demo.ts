@@ -1,4 +1,4 @@
-// `hmmsim demo` (also `hmmsim run` until the GPU simulator takes that name): the built-in HMM
+// `hmmsim demo`: the built-in HMM
 // walk-through (src/sim/demo.ts), its summary and data check.
 
 import { type Command, InvalidArgumentError } from 'commander';
@@ -103,8 +103,7 @@ export const DEMO_PROGRESS_INTERVAL_MS = 3000;
 
 export function registerDemo(program: Command): void {
   program
-    .command('demo', { isDefault: true })
-    .alias('run')
+    .command('demo')
     .description('run the built-in walk-through: a process and a GPU-SVM device sharing memory through HMM, with a summary and a data check')
     .option('--size <MiB>', 'memory the process maps, in MiB', positiveInt, 64)
     .option('--seed <n>', 'seed for the walk-through\'s random choices: an integer from 0 to 2^53-1', parseSeed, 1)

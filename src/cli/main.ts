@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
+import { registerRun } from './run.js';
+import { registerSweep } from './sweep.js';
 import { registerSelftest } from './selftest.js';
 import { exitQuietlyOnBrokenPipe } from './pipes.js';
 import { packageVersion } from './version.js';
@@ -16,6 +18,8 @@ const program = new Command()
   .version(packageVersion())
   .enablePositionalOptions(); // `hmmsim selftest -V <variant>` is the subcommand's -V, not --version
 
+registerRun(program);
+registerSweep(program);
 registerDemo(program);
 registerSelftest(program);
 registerCheck(program);
