@@ -70,6 +70,8 @@ export interface RunConfigRecord {
   graph: string | null;
   warps: number;
   config: string | null;
+  /** Cost-model overrides applied over the preset (from a config file), or null. */
+  costs: CostOverride | null;
 }
 
 /** The `--json` record of one run (docs/simulator.md). */
@@ -221,6 +223,7 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
     graph: o.graph,
     warps,
     config: o.config,
+    costs: o.costs,
   };
   return { options: o, preset, costs, machine, engine, system, process, workload, base, metrics, config };
 }
@@ -296,6 +299,8 @@ function runCpuPhase(s: RunSetup, program: CpuProgram, costs: GpuCosts, done: ()
     if (!e.toDevice && e.endNs > copyEnd) copyEnd = e.endNs;
   });
   const accessNs = s.preset.sim.cpuAccessNs;
+  // the current access's compute is charged once: `charged` says it has been
+  let charged = false;
   const step = (): void => {
     let t = engine.now();
     for (;;) {
@@ -312,8 +317,11 @@ function runCpuPhase(s: RunSetup, program: CpuProgram, costs: GpuCosts, done: ()
       const addr = chunk.addr[i]!;
       const type = chunk.type[i]!;
       const write = type === ACCESS_WRITE || type === ACCESS_ATOMIC;
-      t += chunk.computeNs[i]! + accessNs;
-      if (followPage(mm, Math.floor(addr / 4096), write) >= 0) { i++; continue; }
+      if (!charged) {
+        t += chunk.computeNs[i]! + accessNs;
+        charged = true;
+      }
+      if (followPage(mm, Math.floor(addr / 4096), write) >= 0) { i++; charged = false; continue; }
       // a fault: handle it at its own time, so the driver's copies start then
       if (t > engine.now()) { engine.at(t, step); return; }
       const vma = mm.vmas.lookup(addr);
@@ -326,6 +334,7 @@ function runCpuPhase(s: RunSetup, program: CpuProgram, costs: GpuCosts, done: ()
         throw e;
       }
       i++;
+      charged = false;
       const migrated = copyEnd >= 0;
       t = Math.max(t + costs.cpuFaultNs + (migrated ? costs.cpuMigrateToRamNs : 0), copyEnd);
       if (t > engine.now()) { engine.at(t, step); return; }

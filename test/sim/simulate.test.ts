@@ -3,10 +3,12 @@ import { RunError, runSimulation, setupRun, type RunRecord } from '../../src/sim
 import { BREAKDOWN_KEYS } from '../../src/sim/run-metrics.js';
 
 const MiB = 2 ** 20;
+/** A small GPU (32 warp slots, small TLBs): the tests check mechanics, not the preset's scale. */
+const SMALL = { hardware: { sms: 4, warpsPerSm: 8, utlbEntries: 64, l2TlbEntries: 512 } };
 const strip = (r: RunRecord) => ({ ...r, wallMs: 0, cpuMs: 0 });
 
 describe('runSimulation', () => {
-  const r = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2 }).record;
+  const r = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL }).record;
 
   it('records what issue 15 asks --json to print, with a breakdown that adds up to the simulated time', () => {
     expect(Object.keys(r)).toEqual(expect.arrayContaining(['config', 'simulatedTimeUs', 'breakdownUs', 'gpu', 'wallMs']));
@@ -28,30 +30,30 @@ describe('runSimulation', () => {
   });
 
   it('is deterministic for a seed', () => {
-    const again = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2 }).record;
+    const again = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL }).record;
     expect(strip(again)).toEqual(strip(r));
   });
 
   it('without oversubscription nothing is evicted, and the run is faster', () => {
-    const fit = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1, iterations: 2 }).record;
+    const fit = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1, iterations: 2, costs: SMALL }).record;
     expect(fit.gpu.pagesEvicted).toBe(0);
     expect(fit.simulatedTimeUs).toBeLessThan(r.simulatedTimeUs);
   });
 
   it('a cost override changes the time it should: a 10x far-fault latency makes the run slower', () => {
-    const slow = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: { gpu: { batchOverheadNs: 450_000 } } }).record;
+    const slow = runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: { ...SMALL, gpu: { batchOverheadNs: 450_000 } } }).record;
     expect(slow.simulatedTimeUs).toBeGreaterThan(r.simulatedTimeUs + (r.gpu.batches - 1) * 400);
   });
 
   it('CPU phases fault device pages back (migrate_to_ram) in pingpong', () => {
-    const p = runSimulation({ workload: 'pingpong', footprintMiB: 2, oversub: 1, iterations: 2 }).record;
+    const p = runSimulation({ workload: 'pingpong', footprintMiB: 2, oversub: 1, iterations: 2, costs: SMALL }).record;
     expect(p.cpuPhases).toBe(2);
     expect(p.cpu.migrateToRam).toBeGreaterThan(0);
     expect(p.gpu.pagesMigratedToSystem).toBeGreaterThan(0);
   });
 
   it('replays a trace file', () => {
-    const t = runSimulation({ trace: 'examples/traces/vecadd.trace', oversub: 1 }).record;
+    const t = runSimulation({ trace: 'examples/traces/vecadd.trace', oversub: 1, costs: SMALL }).record;
     expect(t.config.workload).toBe('trace:vecadd.trace');
     expect(t.kernels).toBe(1);
     expect(t.cpuPhases).toBe(2);

@@ -38,7 +38,8 @@ describe('grids and shards', () => {
 describe('sweep runs', () => {
   it('merging the shards gives what the unsharded sweep gives, wall and CPU times aside', async () => {
     const grid = expandGrid({ workload: ['stream', 'ra'], oversub: [1, 1.5], footprintMiB: [2], iterations: [1] });
-    const points = grid.map((options, index) => ({ index, options }));
+    const small = { hardware: { sms: 4, warpsPerSm: 8, utlbEntries: 64, l2TlbEntries: 512 } };
+    const points = grid.map((options, index) => ({ index, options: { ...options, costs: small } }));
     const collect = async (idx: number[]) => {
       const out: SweepLine[] = [];
       await runPoints(points.filter((p) => idx.includes(p.index)), grid.length, 1, (l) => out.push(l as SweepLine), () => {});
