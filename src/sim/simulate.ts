@@ -49,7 +49,7 @@ export interface RunOptions {
 }
 
 export const DEFAULT_RUN_OPTIONS: RunOptions = {
-  workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 64, prefetch: null, evict: null,
+  workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 16, prefetch: null, evict: null,
   seed: 1, computeNs: null, iterations: null, graph: null, config: null, costs: null,
 };
 
@@ -169,7 +169,11 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
   }
   const mapping = Math.ceil(workload.mappingBytes / BLOCK) * BLOCK;
   const footprint = workload.mappingBytes;
-  const vramBytes = Math.max(BLOCK, Math.floor(footprint / o.oversub / BLOCK) * BLOCK);
+  // VRAM in whole 2 MiB root chunks: rounded down under oversubscription; at or below 1, enough
+  // for every VA block the mapping spans, so that nothing need be evicted
+  const vramBytes = o.oversub <= 1
+    ? Math.max(BLOCK, Math.ceil(mapping / o.oversub / BLOCK) * BLOCK)
+    : Math.max(BLOCK, Math.floor(footprint / o.oversub / BLOCK) * BLOCK);
   const need = estimateRunMemory(mapping, vramBytes);
   if (need > memoryLimitBytes) {
     throw new RunError(
