@@ -22,13 +22,13 @@ describe('--seed', () => {
     }
   });
 
-  it('hmmsim run: seed 0 and a seed above 2^32 run under that very seed (test/sched/random.test.ts: no two seeds share a stream); 2^53 is refused', () => {
+  it('hmmsim demo: seed 0 and a seed above 2^32 run under that very seed (test/sched/random.test.ts: no two seeds share a stream); 2^53 is refused', () => {
     for (const seed of ['0', '4294967297']) {
-      const r = hmmsim('run', '--size', '1', '--seed', seed, '--json');
+      const r = hmmsim('demo', '--size', '1', '--seed', seed, '--json');
       expect(r.status).toBe(0);
       expect(JSON.parse(r.stdout).seed).toBe(Number(seed));
     }
-    const bad = hmmsim('run', '--seed', '9007199254740992');
+    const bad = hmmsim('demo', '--seed', '9007199254740992');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('a seed is an integer from 0 to 2^53-1');
   });

@@ -29,14 +29,14 @@ describe('a closed pipe', () => {
     expect(r.code).toBe(0);
   });
 
-  it('run: the reader is gone before the report is written', async () => {
-    const r = await closeEarly(0, 'run', '--size', '1');
+  it('demo: the reader is gone before the report is written', async () => {
+    const r = await closeEarly(0, 'demo', '--size', '1');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
 
-  it('through a shell: `hmmsim run | head -1` with pipefail succeeds and prints one line', () => {
-    const out = execFileSync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx src/cli/main.ts run --size 1 | head -1`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  it('through a shell: `hmmsim demo | head -1` with pipefail succeeds and prints one line', () => {
+    const out = execFileSync('bash', ['-c', `set -o pipefail; "${process.execPath}" --import tsx src/cli/main.ts demo --size 1 | head -1`], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out.trimEnd().split('\n')).toHaveLength(1);
   });
 });

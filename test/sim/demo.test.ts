@@ -60,8 +60,8 @@ describe('hmmsim demo: the built-in walk-through', () => {
     expect(r.device.rangesInserted).toBeGreaterThan(0);
   });
 
-  it('`hmmsim demo --json` prints the report with per-step times and exits 0; `run` is an alias; bad options are refused', () => {
-    for (const cmd of ['demo', 'run']) {
+  it('`hmmsim demo --json` prints the report with per-step times and exits 0; bad options are refused', () => {
+    for (const cmd of ['demo']) {
       const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', cmd, '--size', '2', '--json', '--no-progress'], { encoding: 'utf8' });
       const r = JSON.parse(out);
       expect(r.ok).toBe(true);
