@@ -33,10 +33,15 @@ export function sweepGrid(o: Record<string, unknown>): { grid: Grid; base: Parti
   return { grid, base };
 }
 
-function workerUrl(): URL {
-  // Under tsx the sources are .ts; built, they are .js next to this file.
+function startWorker(): Worker {
+  // Under tsx the sources are .ts, and a worker does not inherit tsx's loader: give it one.
+  // Built, the worker is the .js next to this file.
   const ts = import.meta.url.endsWith('.ts');
-  return new URL(ts ? './sweep-worker.ts' : './sweep-worker.js', import.meta.url);
+  if (!ts) return new Worker(new URL('./sweep-worker.js', import.meta.url));
+  const api = import.meta.resolve('tsx/esm/api');
+  const main = new URL('./sweep-worker.ts', import.meta.url).href;
+  const boot = `import { register } from ${JSON.stringify(api)}; register(); await import(${JSON.stringify(main)});`;
+  return new Worker(new URL(`data:text/javascript,${encodeURIComponent(boot)}`));
 }
 
 /** Run the points, `jobs` at a time, calling `emit` in index order. */
@@ -73,7 +78,7 @@ export async function runPoints(
   }
   const queue = [...points];
   await Promise.all(Array.from({ length: Math.min(jobs, points.length) }, () => new Promise<void>((resolve, reject) => {
-    const w = new Worker(workerUrl());
+    const w = startWorker();
     let cur: { index: number; options: Partial<RunOptions> } | undefined;
     const feed = () => {
       cur = queue.shift();
