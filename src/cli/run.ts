@@ -6,11 +6,10 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../sim/cost-model.js';
 import { configRunOptions, loadConfigFile } from '../sim/run-config.js';
-import { RunError, runSimulation, type RunHooks, type RunOptions, type RunRecord, DEFAULT_RUN_OPTIONS } from '../sim/simulate.js';
-import { presetNames } from '../sim/presets/index.js';
+// The simulator and the report (echarts) load only when a run starts: every other command starts quicker.
+import type { RunHooks, RunOptions, RunRecord } from '../sim/simulate.js';
+import { DEFAULT_PRESET, presetNames } from '../sim/presets/index.js';
 import { workloadNames } from '../sim/workloads/index.js';
-import { TraceError } from '../sim/traces/index.js';
-import { renderRunReport } from '../report/report.js';
 import { parseSeed } from './options.js';
 import { textTable } from './table.js';
 
@@ -38,12 +37,12 @@ export function addRunOptions(cmd: Command, list: boolean): Command {
   const p = <T>(f: (v: string) => T) => (list ? (v: string) => v.split(',').map((x) => f(x.trim())) : f) as (v: string, prev: unknown) => unknown;
   const str = (v: string) => v;
   return cmd
-    .option('--workload <name>', `workload: ${workloadNames().join(', ')} (default ${DEFAULT_RUN_OPTIONS.workload})`, p(str))
+    .option('--workload <name>', `workload: ${workloadNames().join(', ')} (default hotspot)`, p(str))
     .option('--trace <file>', 'replay a trace (hmmsim text, NVBit mem_trace or valgrind lackey; docs/traces.md) instead of a workload', p(str))
     .option('--driver <name>', 'GPU driver: uvm, kfd, nouveau (default uvm)', p(str))
-    .option('--preset <name>', `GPU and link: ${presetNames().join(', ')} (default ${DEFAULT_RUN_OPTIONS.preset})`, p(str))
-    .option('--oversub <x>', `oversubscription: VRAM = footprint / x (default ${DEFAULT_RUN_OPTIONS.oversub})`, p(positiveNumber))
-    .option('--footprint <MiB>', `the workload's memory, in MiB (default ${DEFAULT_RUN_OPTIONS.footprintMiB})`, p(positiveNumber))
+    .option('--preset <name>', `GPU and link: ${presetNames().join(', ')} (default ${DEFAULT_PRESET})`, p(str))
+    .option('--oversub <x>', 'oversubscription: VRAM = footprint / x (default 1.25)', p(positiveNumber))
+    .option('--footprint <MiB>', 'the workload\'s memory, in MiB (default 16)', p(positiveNumber))
     .option('--prefetch <policy>', 'prefetcher: tree, none, seq64k, random4k (default: the driver\'s)', p(str))
     .option('--evict <policy>', 'eviction order: uvm, lru, lfu, fifo, random (default: the driver\'s)', p(str))
     .option('--compute-ns <ns>', 'compute per page access (default: the workload\'s); for a trace, a scale on its recorded compute', p(nonNegativeNumber))
@@ -160,7 +159,10 @@ export function registerRun(program: Command): void {
     .option('--report <file>', 'write a self-contained HTML report with plots')
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--memory-limit <MiB>', 'refuse a run needing more host memory than this').argParser(positiveNumber).hideHelp())
-    .action((o: Record<string, unknown>) => {
+    .action(async (o: Record<string, unknown>) => {
+      const { RunError, runSimulation } = await import('../sim/simulate.js');
+      const { TraceError } = await import('../sim/traces/index.js');
+      const { renderRunReport } = await import('../report/report.js');
       let opts: Partial<RunOptions>;
       try {
         opts = resolveRunOptions(o);

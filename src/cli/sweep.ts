@@ -11,9 +11,8 @@ import { type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../sim/cost-model.js';
 import { configRunOptions, loadConfigFile } from '../sim/run-config.js';
-import { runSimulation, type RunOptions, type RunRecord } from '../sim/simulate.js';
+import type { RunOptions, RunRecord } from '../sim/simulate.js';
 import { expandGrid, GRID_KEYS, loadGridFile, mergeShards, parseShard, shardIndices, type Grid, type SweepLine } from '../sim/sweep.js';
-import { renderSweepReport } from '../report/report.js';
 import { addRunOptions, cliRunOptions, csvLine, flattenRecord, PROGRESS_INTERVAL_MS, positiveInteger } from './run.js';
 
 type Line = SweepLine | { index: number; gridSize: number; failed: string; options: Partial<RunOptions> };
@@ -65,6 +64,7 @@ export async function runPoints(
   const toLine = (p: { index: number; options: Partial<RunOptions> }, m: { record?: RunRecord; error?: string }): Line =>
     m.error !== undefined ? { index: p.index, gridSize, failed: m.error, options: p.options } : { index: p.index, gridSize, ...m.record! };
   if (jobs <= 1 || points.length <= 1) {
+    const { runSimulation } = await import('../sim/simulate.js');
     for (const p of points) {
       let m: { record?: RunRecord; error?: string };
       try {
@@ -156,7 +156,7 @@ export function registerSweep(program: Command): void {
       });
       bar?.stop();
       if (out !== process.stdout) await new Promise<void>((r) => (out as WriteStream).end(r));
-      if (typeof o.report === 'string') writeFileSync(o.report, renderSweepReport(lines.filter((l): l is SweepLine => !('failed' in l))));
+      if (typeof o.report === 'string') writeFileSync(o.report, (await import('../report/report.js')).renderSweepReport(lines.filter((l): l is SweepLine => !('failed' in l))));
       process.exitCode = failures ? 1 : 0;
     });
 
