@@ -223,16 +223,15 @@ async function main(): Promise<void> {
   const size = Number(o.size) * 2 ** 20;
   const seed = Number(o.seed);
   const repeats = Number(o.repeats);
-  const gc = (globalThis as { gc?: () => void }).gc;
   const demoSteps: number[][] = [];
   const checkSteps: number[][] = [];
   const partSteps: number[][] = [];
   let names: string[] = [];
   for (let r = 0; r <= repeats; r++) {
-    gc?.();
+    // No forced collection between runs: a full GC drops V8's feedback and the next run
+    // would start unoptimized (bench/README.md, notes on method).
     const d = runDemo({ sizeBytes: size, seed });
     if (!d.ok) throw new Error('the demo failed');
-    gc?.();
     const p = runDemoParts(size, seed);
     if (r === 0) continue; // warm-up
     names = d.steps.map((s) => s.name);
