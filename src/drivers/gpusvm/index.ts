@@ -18,7 +18,8 @@ export {
   DrmGpusvmPages, type DrmGpusvmPagesFlags, drmGpusvmPagesValid, drmGpusvmRangePagesValid, drmGpusvmUnmapPages, drmGpusvmRangeUnmapPages,
   drmGpusvmFreePages, drmGpusvmGetPages, drmGpusvmGetPagesAsync, drmGpusvmGetPagesSteps, drmGpusvmRangeGetPages,
   drmGpusvmRangeGetPagesAsync, drmGpusvmRangeGetPagesSteps, drmGpusvmRangeEvict, drmGpusvmRangeEvictAsync, drmGpusvmRangeEvictSteps,
-  drmGpusvmCheckPages,
+  drmGpusvmCheckPages, drmGpusvmScanMm, DRM_GPUSVM_SCAN_UNPOPULATED, DRM_GPUSVM_SCAN_EQUAL, DRM_GPUSVM_SCAN_OTHER,
+  DRM_GPUSVM_SCAN_SYSTEM, DRM_GPUSVM_SCAN_MIXED_DEVICE, DRM_GPUSVM_SCAN_MIXED,
 } from './pages.js';
 export {
   DrmPagemap, DrmPagemapDevmem, DrmPagemapZdd, drmPagemapDevmemInit, drmPagemapMigrateToDevmem, drmPagemapMigrateToRam,

@@ -19,6 +19,7 @@
 
 import { fail, KernelError, WouldBlock } from '../../mm/errno.js';
 import { PAGE_SIZE } from '../../mm/constants.js';
+import type { DevPagemap } from '../../mm/memremap.js';
 import type { Mm } from '../../mm/mm.js';
 import { mmuIntervalReadBegin, mmuIntervalReadRetry, type MmuIntervalNotifier } from '../../mm/notifier.js';
 import { hmmRangeFault } from '../../hmm/hmm.js';
@@ -382,6 +383,68 @@ export function drmGpusvmCheckPages(gpusvm: DrmGpusvm, notifier: DrmGpusvmNotifi
     const n = (end - start) / PAGE_SIZE;
     for (let i = 0; i < n; i++) if (!(hr.hmmFlags[i]! & HMM_PFN_VALID) || hr.hmmFlags[i]! & HMM_PFN_ERROR) return false;
     return true;
+  } finally {
+    giveHmmRange(gpusvm, hr);
+  }
+}
+
+/** enum drm_gpusvm_scan_result */
+export const DRM_GPUSVM_SCAN_UNPOPULATED = 0;
+export const DRM_GPUSVM_SCAN_EQUAL = 1;
+export const DRM_GPUSVM_SCAN_OTHER = 2;
+export const DRM_GPUSVM_SCAN_SYSTEM = 3;
+export const DRM_GPUSVM_SCAN_MIXED_DEVICE = 4;
+export const DRM_GPUSVM_SCAN_MIXED = 5;
+
+/**
+ * drm_gpusvm_scan_mm: where the pages of a range are now (advisory: the answer may be stale at
+ * once). UNPOPULATED if a page is not present; EQUAL if all are in `pgmap`; OTHER if all are in
+ * one other pagemap; SYSTEM if all are system pages; MIXED_DEVICE for pages of several
+ * pagemaps; MIXED for system and device pages. A snapshot: nothing is faulted.
+ */
+export function drmGpusvmScanMm(range: DrmGpusvmRange, devPrivateOwner: unknown, pgmap: DevPagemap | null): number {
+  const gpusvm = range.gpusvm;
+  const notifier = range.notifier.notifier;
+  const timeout = gpusvm.timeout();
+  const hr = takeHmmRange(gpusvm, notifier, range.start, range.end, 0, devPrivateOwner);
+  const phys = gpusvm.mm.machine.phys;
+  try {
+    for (;;) {
+      hr.notifierSeq = mmuIntervalReadBegin(notifier);
+      gpusvm.stats.hmmRangeFaults++;
+      try {
+        hmmRangeFault(hr);
+      } catch (e) {
+        if (e instanceof KernelError && e.errno === 'EBUSY' && !timeout.expired()) continue;
+        if (e instanceof KernelError) return DRM_GPUSVM_SCAN_UNPOPULATED;
+        throw e;
+      }
+      gpusvm.notifierLock();
+      try {
+        if (mmuIntervalReadRetry(notifier, hr.notifierSeq)) continue;
+        let state = DRM_GPUSVM_SCAN_UNPOPULATED;
+        let other: DevPagemap | null = null;
+        for (let i = 0; i < range.npages; i++) {
+          if (!(hr.hmmFlags[i]! & HMM_PFN_VALID)) return DRM_GPUSVM_SCAN_UNPOPULATED;
+          const cur = phys.pagemapOf(hr.hmmPfns[i]!) ?? null;
+          let next: number;
+          if (cur === pgmap && cur !== null) next = DRM_GPUSVM_SCAN_EQUAL;
+          else if (cur && (cur === other || !other)) {
+            next = DRM_GPUSVM_SCAN_OTHER;
+            other = cur;
+          } else if (cur) next = DRM_GPUSVM_SCAN_MIXED_DEVICE;
+          else next = DRM_GPUSVM_SCAN_SYSTEM;
+          if (state === DRM_GPUSVM_SCAN_UNPOPULATED) state = next;
+          else if (state !== next) {
+            if (next === DRM_GPUSVM_SCAN_SYSTEM || state === DRM_GPUSVM_SCAN_SYSTEM) state = DRM_GPUSVM_SCAN_MIXED;
+            else if (state !== DRM_GPUSVM_SCAN_MIXED) state = DRM_GPUSVM_SCAN_MIXED_DEVICE;
+          }
+        }
+        return state;
+      } finally {
+        gpusvm.notifierUnlock();
+      }
+    }
   } finally {
     giveHmmRange(gpusvm, hr);
   }

@@ -1,10 +1,13 @@
 // drm_pagemap: migration to device memory (all or nothing), migrate_to_ram of the whole
 // allocation's window, evict_to_ram, and the allocation released with its last page (Vram).
 import { describe, expect, it } from 'vitest';
-import { drmPagemapEvictToRam, drmPagemapMigrateToDevmem, drmPagemapPageToDpagemap, Vram } from '../../../src/drivers/gpusvm/index.js';
+import {
+  drmGpusvmRangeFindOrInsert, drmGpusvmScanMm, drmPagemapEvictToRam, drmPagemapMigrateToDevmem, drmPagemapPageToDpagemap, DRM_GPUSVM_SCAN_EQUAL,
+  DRM_GPUSVM_SCAN_MIXED, DRM_GPUSVM_SCAN_OTHER, DRM_GPUSVM_SCAN_SYSTEM, DRM_GPUSVM_SCAN_UNPOPULATED, Vram,
+} from '../../../src/drivers/gpusvm/index.js';
 import { checkInvariants } from '../../../src/mm/check.js';
 import { getUserPages, KernelError, pagemap, unpinUserPages } from '../../../src/index.js';
-import { MiB, P, setup } from './helpers.js';
+import { MiB, P, makeDriver, setup } from './helpers.js';
 
 function errnoOf(f: () => unknown): string {
   try {
@@ -94,5 +97,23 @@ describe('drm_pagemap', () => {
     expect(vram.usedPages).toBe(0);
     void drmPagemapEvictToRam;
     expect(checkInvariants(m)).toEqual([]);
+  });
+});
+
+describe('drm_gpusvm_scan_mm', () => {
+  it('says where a range\'s pages are: unpopulated, system, this pagemap, another, mixed', () => {
+    const { m, p, a } = setup(2 * MiB);
+    const d = makeDriver(p.mm);
+    const r = drmGpusvmRangeFindOrInsert(d.gpusvm, a, 0, p.mm.taskSize, {});
+    const vram = new Vram(m, 'dev', 1024);
+    const other = new Vram(m, 'dev', 1024);
+    expect(drmGpusvmScanMm(r, 'dev', vram.dpagemap.pgmap)).toBe(DRM_GPUSVM_SCAN_UNPOPULATED);
+    for (let i = 0; i < 512; i++) p.writeU8(a + i * P, 1);
+    expect(drmGpusvmScanMm(r, 'dev', vram.dpagemap.pgmap)).toBe(DRM_GPUSVM_SCAN_SYSTEM);
+    vram.populateMm(vram.dpagemap, a, a + MiB, p.mm, 0);
+    expect(drmGpusvmScanMm(r, 'dev', vram.dpagemap.pgmap)).toBe(DRM_GPUSVM_SCAN_MIXED);
+    vram.populateMm(vram.dpagemap, a + MiB, a + 2 * MiB, p.mm, 0);
+    expect(drmGpusvmScanMm(r, 'dev', vram.dpagemap.pgmap)).toBe(DRM_GPUSVM_SCAN_EQUAL);
+    expect(drmGpusvmScanMm(r, 'dev', other.dpagemap.pgmap)).toBe(DRM_GPUSVM_SCAN_OTHER);
   });
 });
