@@ -19,6 +19,10 @@ export interface DemoOptions {
   seed: number;
   /** Called after each step with (step index, step count, name). */
   onStep?: (done: number, total: number, name: string) => void;
+  /** Called once the machine and the device exist, before the first step (a recorder attaches here). */
+  onSetup?: (machine: Machine, device: SvmDevice) => void;
+  /** Called before each step with its index and name. */
+  onStepStart?: (index: number, name: string) => void;
 }
 
 export interface DemoStep {
@@ -168,7 +172,9 @@ export function runDemo(opts: DemoOptions): DemoReport {
   ];
   let violations = 0;
   const reports: DemoStep[] = [];
+  opts.onSetup?.(machine, dev);
   steps.forEach(([name, fn], i) => {
+    opts.onStepStart?.(i, name);
     const s0 = performance.now();
     const c0 = cpuNowMs();
     fn();

@@ -1,0 +1,286 @@
+// Reading a record back: decode its columns, lay its pages out, and replay it to any position
+// (the visualizer's model; tests use it to check the recorder against the machine). Pure
+// TypeScript: the caller supplies gunzip (zlib in Node, DecompressionStream in a browser).
+
+import {
+  type Column, type NumArray, PMD_PAGES, type RecordDoc, ST_KIND_MASK, ST_MEM_SHIFT, ST_NONE, columnValues, fromBase64,
+} from './format.js';
+
+export type Inflate = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+
+export async function decodeColumn(col: Column, inflate: Inflate): Promise<NumArray> {
+  let bytes = fromBase64(col.data);
+  if (col.gzip) bytes = await inflate(bytes);
+  return columnValues(col, bytes);
+}
+
+export interface DecodedSnapshot {
+  event: number;
+  delta: number;
+  frame: number;
+  frames: number[];
+  tables: Array<{ table: number; vpn: Float64Array; n: Uint32Array; state: Uint8Array }>;
+}
+
+export interface DecodedRecord {
+  doc: RecordDoc;
+  events: {
+    count: number; type: Uint8Array; sub: Uint8Array; table: Uint16Array; vpn: Float64Array; n: Uint32Array; a: Uint32Array; b: Uint32Array;
+    time: Float64Array | null;
+  };
+  deltas: { count: number; event: Int32Array; table: Uint16Array; vpn: Float64Array; n: Uint32Array; state: Uint8Array };
+  frames: { count: number; event: Int32Array; memory: Uint8Array; used: Uint32Array };
+  snapshots: DecodedSnapshot[];
+}
+
+export async function decodeRecord(doc: RecordDoc, inflate: Inflate): Promise<DecodedRecord> {
+  const d = (c: Column) => decodeColumn(c, inflate);
+  const ev = doc.events;
+  const [type, sub, table, vpn, n, a, b, time] = await Promise.all([
+    d(ev.type), d(ev.sub), d(ev.table), d(ev.vpn), d(ev.n), d(ev.a), d(ev.b), ev.time ? d(ev.time) : Promise.resolve(null),
+  ]);
+  const dl = doc.deltas;
+  const [dEvent, dTable, dVpn, dN, dState] = await Promise.all([d(dl.event), d(dl.table), d(dl.vpn), d(dl.n), d(dl.state)]);
+  const fr = doc.frames;
+  const [fEvent, fMem, fUsed] = await Promise.all([d(fr.event), d(fr.memory), d(fr.used)]);
+  const snapshots = await Promise.all(doc.snapshots.map(async (s) => ({
+    event: s.event, delta: s.delta, frame: s.frame, frames: s.frames,
+    tables: await Promise.all(s.tables.map(async (t) => ({
+      table: t.table, vpn: (await d(t.vpn)) as Float64Array, n: (await d(t.n)) as Uint32Array, state: (await d(t.state)) as Uint8Array,
+    }))),
+  })));
+  return {
+    doc,
+    events: {
+      count: ev.count, type: type as Uint8Array, sub: sub as Uint8Array, table: table as Uint16Array, vpn: vpn as Float64Array,
+      n: n as Uint32Array, a: a as Uint32Array, b: b as Uint32Array, time: time as Float64Array | null,
+    },
+    deltas: { count: dl.count, event: dEvent as Int32Array, table: dTable as Uint16Array, vpn: dVpn as Float64Array, n: dN as Uint32Array, state: dState as Uint8Array },
+    frames: { count: fr.count, event: fEvent as Int32Array, memory: fMem as Uint8Array, used: fUsed as Uint32Array },
+    snapshots,
+  };
+}
+
+/**
+ * The pages the viewer lays out: the record's regions, each widened to whole 2 MiB blocks and
+ * merged, concatenated in address order. Page index i <-> a vpn; block b = pages [512b, 512b + 512).
+ */
+export class PageSpace {
+  readonly starts: Float64Array; // first vpn of each region
+  readonly offsets: Float64Array; // first page index of each region
+  readonly total: number;
+  readonly blocks: number;
+
+  constructor(regions: Array<[number, number]>) {
+    const merged: Array<[number, number]> = [];
+    for (const [s, n] of regions) {
+      const a = s - (s % PMD_PAGES);
+      const e = Math.ceil((s + n) / PMD_PAGES) * PMD_PAGES;
+      const last = merged[merged.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], e);
+      else merged.push([a, e]);
+    }
+    this.starts = new Float64Array(merged.length);
+    this.offsets = new Float64Array(merged.length);
+    let off = 0;
+    merged.forEach(([s, e], i) => {
+      this.starts[i] = s;
+      this.offsets[i] = off;
+      off += e - s;
+    });
+    this.total = off;
+    this.blocks = off / PMD_PAGES;
+  }
+
+  /** Region index holding vpn, or of the last region starting at or before it (-1 if none). */
+  private regionOf(vpn: number): number {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    let r = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.starts[mid]! <= vpn) {
+        r = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return r;
+  }
+
+  private regionEnd(r: number): number {
+    return r + 1 < this.offsets.length ? this.offsets[r + 1]! : this.total;
+  }
+
+  /** Page index of vpn, or -1 if it is outside every region. */
+  indexOf(vpn: number): number {
+    const r = this.regionOf(vpn);
+    if (r < 0) return -1;
+    const i = this.offsets[r]! + (vpn - this.starts[r]!);
+    return i < this.regionEnd(r) ? i : -1;
+  }
+
+  vpnOf(index: number): number {
+    let lo = 0;
+    let hi = this.offsets.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.offsets[mid]! <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.starts[lo]! + (index - this.offsets[lo]!);
+  }
+
+  /**
+   * Call fn(firstIndex, count, firstVpn) for each part of [vpn, vpn + n) that lies in a region
+   * (no allocation; ranges far larger than the regions cost one step per region).
+   */
+  forEachPart(vpn: number, n: number, fn: (index: number, count: number, vpn: number) => void): void {
+    const end = vpn + n;
+    let r = Math.max(0, this.regionOf(vpn));
+    for (; r < this.starts.length; r++) {
+      const rs = this.starts[r]!;
+      if (rs >= end) break;
+      const re = rs + (this.regionEnd(r) - this.offsets[r]!);
+      const s = Math.max(vpn, rs);
+      const e = Math.min(end, re);
+      if (e > s) fn(this.offsets[r]! + (s - rs), e - s, s);
+    }
+  }
+}
+
+/** Seeking forward restores a snapshot past the position only if that skips this many changes. */
+const RESTORE_GAIN = 50_000;
+
+/** Counters kept per 2 MiB block and table: pages of each entry kind, and pages holding data in each memory. */
+export const BLOCK_SLOTS = 32;
+
+/** The state of every table at one position, moved forward by applying changes and back through snapshots. */
+export class Replay {
+  readonly space: PageSpace;
+  /** Per table: one state byte per page of the space. */
+  readonly states: Uint8Array[];
+  /** Per table: per block, BLOCK_SLOTS counters (kind k at k, memory m at 16 + m). */
+  readonly blockCounts: Uint32Array[];
+  /** Frames in use per memory. */
+  readonly frames: number[];
+  /** Events applied: the state after events [0, position). */
+  position = 0;
+  private deltaPos = 0;
+  private framePos = 0;
+
+  constructor(readonly rec: DecodedRecord) {
+    this.space = new PageSpace(rec.doc.regions);
+    const nt = rec.doc.tables.length;
+    this.states = Array.from({ length: nt }, () => new Uint8Array(this.space.total));
+    this.blockCounts = Array.from({ length: nt }, () => new Uint32Array(this.space.blocks * BLOCK_SLOTS));
+    this.frames = rec.doc.memories.map(() => 0);
+    this.restore(0);
+  }
+
+  get count(): number {
+    return this.rec.events.count;
+  }
+
+  /** Move to position p (0..count): forward by applying changes, or from the nearest snapshot. */
+  seek(p: number): void {
+    p = Math.max(0, Math.min(this.count, Math.floor(p)));
+    if (p === this.position) return;
+    if (p > this.position) {
+      // Forward: from here, unless a snapshot past here saves many changes.
+      const s = this.snapshotAtOrBefore(p);
+      if (this.rec.snapshots[s]!.delta > this.deltaPos + RESTORE_GAIN) this.restore(s);
+    } else {
+      this.restore(this.snapshotAtOrBefore(p));
+    }
+    this.applyTo(p);
+  }
+
+  private snapshotAtOrBefore(p: number): number {
+    const snaps = this.rec.snapshots;
+    let lo = 0;
+    let hi = snaps.length - 1;
+    let r = 0;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (snaps[mid]!.event <= p) {
+        r = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return r;
+  }
+
+  private restore(si: number): void {
+    const s = this.rec.snapshots[si]!;
+    for (let t = 0; t < this.states.length; t++) {
+      this.states[t]!.fill(ST_NONE);
+      const bc = this.blockCounts[t]!;
+      bc.fill(0);
+      for (let b = 0; b < this.space.blocks; b++) bc[b * BLOCK_SLOTS + ST_NONE] = PMD_PAGES;
+    }
+    for (const tab of s.tables) {
+      for (let i = 0; i < tab.n.length; i++) this.setRange(tab.table, tab.vpn[i]!, tab.n[i]!, tab.state[i]!);
+    }
+    for (let m = 0; m < this.frames.length; m++) this.frames[m] = s.frames[m] ?? 0;
+    this.position = s.event;
+    this.deltaPos = s.delta;
+    this.framePos = s.frame;
+  }
+
+  private applyTo(p: number): void {
+    const d = this.rec.deltas;
+    while (this.deltaPos < d.count && d.event[this.deltaPos]! < p) {
+      const i = this.deltaPos++;
+      this.setRange(d.table[i]!, d.vpn[i]!, d.n[i]!, d.state[i]!);
+    }
+    const f = this.rec.frames;
+    while (this.framePos < f.count && f.event[this.framePos]! < p) {
+      const i = this.framePos++;
+      this.frames[f.memory[i]!] = f.used[i]!;
+    }
+    this.position = p;
+  }
+
+  /** Set pages [vpn, vpn + n) of a table to state. */
+  setRange(table: number, vpn: number, n: number, state: number): void {
+    const st = this.states[table];
+    if (!st) return;
+    const bc = this.blockCounts[table]!;
+    this.space.forEachPart(vpn, n, (idx, count) => {
+      for (let i = idx, e = idx + count; i < e; i++) {
+        const old = st[i]!;
+        if (old === state) continue;
+        st[i] = state;
+        const base = Math.floor(i / PMD_PAGES) * BLOCK_SLOTS;
+        bc[base + (old & ST_KIND_MASK)]!--;
+        if ((old & ST_KIND_MASK) !== ST_NONE) bc[base + 16 + (old >>> ST_MEM_SHIFT)]!--;
+        bc[base + (state & ST_KIND_MASK)]!++;
+        if ((state & ST_KIND_MASK) !== ST_NONE) bc[base + 16 + (state >>> ST_MEM_SHIFT)]!++;
+      }
+    });
+  }
+
+  /** State of the page at vpn in a table now (ST_NONE outside the space). */
+  stateAt(table: number, vpn: number): number {
+    const i = this.space.indexOf(vpn);
+    return i < 0 ? ST_NONE : this.states[table]![i]!;
+  }
+
+  /** The index range of deltas belonging to event e (the changes it made). */
+  deltasOf(e: number): [number, number] {
+    const d = this.rec.deltas;
+    return [lowerBound(d.event, d.count, e), lowerBound(d.event, d.count, e + 1)];
+  }
+}
+
+/** First index i in [0, n) with arr[i] >= v (arr sorted ascending). */
+export function lowerBound(arr: ArrayLike<number>, n: number, v: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
