@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import { parseSeed } from './options.js';
 import { runDemo, type DemoReport } from '../sim/demo.js';
 import { demoMemoryVerdict, formatDemoMemoryRefusal } from '../sim/demo-memory.js';
+import { recordDemo, writeRecord } from '../sim/record/index.js';
 
 export function positiveInt(v: string): number {
   const n = Number(v);
@@ -109,7 +110,8 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'seed for the walk-through\'s random choices: an integer from 0 to 2^53-1', parseSeed, 1)
     .option('--json', 'print the report as JSON (with the time of each step)')
     .option('--no-progress', 'no progress bar or progress lines')
-    .action((o: { size: number; seed: number; json?: boolean; progress: boolean }) => {
+    .option('--record <file>', 'record the run (events, page tables) for the visualizer: hmmsim view <file> (gzip-compressed if it ends in .gz)')
+    .action((o: { size: number; seed: number; json?: boolean; progress: boolean; record?: string }) => {
       const sizeBytes = o.size * 2 ** 20;
       const verdict = demoMemoryVerdict(sizeBytes);
       if (!verdict.fits) {
@@ -118,8 +120,14 @@ export function registerDemo(program: Command): void {
         return;
       }
       const p = progress(o.progress, !!o.json);
-      const report = runDemo({ sizeBytes, seed: o.seed, onStep: p.onStep });
+      const rec = o.record ? recordDemo({ command: 'demo', title: `hmmsim demo: ${o.size} MiB, seed ${o.seed}`, meta: { size: o.size, seed: o.seed } }) : null;
+      const report = runDemo({ sizeBytes, seed: o.seed, onStep: p.onStep, ...rec?.hooks });
       p.stop();
+      if (rec && o.record) {
+        const doc = rec.finish();
+        const bytes = writeRecord(o.record, doc);
+        process.stderr.write(`hmmsim demo: recorded ${doc.events.count} events (${(bytes / 2 ** 20).toFixed(1)} MiB) to ${o.record}; see them with: hmmsim view ${o.record}\n`);
+      }
       if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else printReport(report);
       process.exitCode = report.ok ? 0 : 1;

@@ -7,6 +7,7 @@ import { registerDemo } from './demo.js';
 import { registerRun } from './run.js';
 import { registerSweep } from './sweep.js';
 import { registerSelftest } from './selftest.js';
+import { registerView } from './view.js';
 import { exitQuietlyOnBrokenPipe } from './pipes.js';
 import { packageVersion } from './version.js';
 
@@ -23,5 +24,6 @@ registerSweep(program);
 registerDemo(program);
 registerSelftest(program);
 registerCheck(program);
+registerView(program);
 
 await program.parseAsync();

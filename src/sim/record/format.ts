@@ -43,15 +43,26 @@ export function stateMem(st: number): number {
 export type ColumnType = 'u8' | 'u16' | 'u32' | 'i32' | 'f64';
 export type NumArray = Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array;
 
-/** One column: `length` values of `type`, stored as (optionally) deltas, (optionally) gzip, base64. */
+/**
+ * One column: `length` values of `type`, stored as (optionally) deltas, as fixed-width
+ * little-endian values or as varints, (optionally) gzip, base64.
+ */
 export interface Column {
   type: ColumnType;
   length: number;
   /** Values are differences from the previous value (the first from 0): decode is a prefix sum. */
   delta?: boolean;
+  /** 'varint': each (delta) value is zigzag-mapped and written as LEB128 (7 bits a byte, low first). */
+  enc?: 'varint';
   /** The bytes are gzip-compressed (RFC 1952). */
   gzip?: boolean;
-  data: string;
+  /** The bytes in base64. */
+  data?: string;
+  /**
+   * Instead of data: where the bytes are, as "<path>#<offset>,<length>", a byte range of a
+   * resource relative to the document (`hmmsim view` serves records so).
+   */
+  ref?: string;
 }
 
 const CTORS = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, i32: Int32Array, f64: Float64Array } as const;
@@ -76,21 +87,113 @@ export function columnBytes(type: ColumnType, values: ArrayLike<number>, n: numb
   return new Uint8Array(out.buffer, 0, out.byteLength);
 }
 
+/** Integer values (or their deltas) as zigzag LEB128 varints: small numbers take a byte. */
+export function varintBytes(values: ArrayLike<number>, n: number, delta: boolean): Uint8Array {
+  let out = new Uint8Array(Math.max(16, n * 2));
+  let k = 0;
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    const d = delta ? v - prev : v;
+    prev = v;
+    if (!Number.isSafeInteger(d)) throw new RangeError(`varint column value ${d} is not a safe integer`);
+    let z = d >= 0 ? d * 2 : -d * 2 - 1;
+    if (k + 8 > out.length) {
+      const g = new Uint8Array(out.length * 2);
+      g.set(out);
+      out = g;
+    }
+    while (z >= 128) {
+      out[k++] = (z % 128) | 128;
+      z = Math.floor(z / 128);
+    }
+    out[k++] = z;
+  }
+  return out.subarray(0, k);
+}
+
 /** Bytes (already inflated) back to values. */
-export function columnValues(col: Pick<Column, 'type' | 'length' | 'delta'>, bytes: Uint8Array): NumArray {
+export function columnValues(col: Pick<Column, 'type' | 'length' | 'delta' | 'enc'>, bytes: Uint8Array): NumArray {
+  if (col.enc === 'varint') return varintValues(col, bytes);
   const Ctor = CTORS[col.type];
   if (bytes.byteLength !== col.length * Ctor.BYTES_PER_ELEMENT) {
     throw new Error(`column of ${col.length} ${col.type} has ${bytes.byteLength} bytes`);
   }
-  // Copy into an aligned buffer (a view into a larger buffer may be misaligned).
-  const aligned = new Uint8Array(bytes.byteLength);
-  aligned.set(bytes);
-  const out = new Ctor(aligned.buffer);
+  // A view of the bytes when they are aligned for the type (inflated bytes are), else a copy.
+  let out: NumArray;
+  if (bytes.byteOffset % Ctor.BYTES_PER_ELEMENT === 0) out = new Ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, col.length);
+  else {
+    const aligned = new Uint8Array(bytes.byteLength);
+    aligned.set(bytes);
+    out = new Ctor(aligned.buffer);
+  }
   if (col.delta) {
     // Integer types wrap as their type does, which is exactly how they were encoded.
     for (let i = 1; i < out.length; i++) out[i] = out[i]! + out[i - 1]!;
   }
   return out;
+}
+
+function varintValues(col: Pick<Column, 'type' | 'length' | 'delta'>, bytes: Uint8Array): NumArray {
+  const out = newArray(col.type, col.length);
+  const len = bytes.length;
+  const delta = col.delta === true;
+  const at = { k: 0 };
+  let k = 0;
+  let prev = 0;
+  for (let i = 0; i < col.length; i++) {
+    if (k + 4 >= len) {
+      // Near the end: the careful reader, which checks every byte.
+      at.k = k;
+      const d = readVarintSlow(bytes, at);
+      k = at.k;
+      prev = delta ? prev + d : d;
+      out[i] = prev;
+      continue;
+    }
+    // Values of up to 28 bits (four bytes) in int32 arithmetic; longer ones on the slow path.
+    let b = bytes[k++]!;
+    let z = b;
+    if (b >= 128) {
+      b = bytes[k++]!;
+      z = (z & 127) | ((b & 127) << 7);
+      if (b >= 128) {
+        b = bytes[k++]!;
+        z |= (b & 127) << 14;
+        if (b >= 128) {
+          b = bytes[k++]!;
+          z |= (b & 127) << 21;
+          if (b >= 128) {
+            at.k = k - 4;
+            const d = readVarintSlow(bytes, at);
+            k = at.k;
+            prev = delta ? prev + d : d;
+            out[i] = prev;
+            continue;
+          }
+        }
+      }
+    }
+    const d = (z >>> 1) ^ -(z & 1);
+    prev = delta ? prev + d : d;
+    out[i] = prev;
+  }
+  if (k !== len) throw new Error(`varint column of ${col.length} values has ${len - k} bytes left over`);
+  return out;
+}
+
+/** One zigzag varint of any length (up to 2^53), advancing at.k. */
+function readVarintSlow(bytes: Uint8Array, at: { k: number }): number {
+  let z = 0;
+  let mul = 1;
+  for (;;) {
+    if (at.k >= bytes.length) throw new Error('varint column ends inside a value');
+    const b = bytes[at.k++]!;
+    z += (b & 127) * mul;
+    mul *= 128;
+    if (b < 128) break;
+  }
+  return z % 2 ? -(z + 1) / 2 : z / 2;
 }
 
 // ---- base64, without Node's Buffer or the DOM's atob (both sides run this) ----
@@ -100,6 +203,9 @@ const B64_INV = new Int16Array(128).fill(-1);
 for (let i = 0; i < 64; i++) B64_INV[B64.charCodeAt(i)] = i;
 
 export function toBase64(bytes: Uint8Array): string {
+  // The platform's encoder where there is one (Node's Buffer, newer browsers), else the loop.
+  const nodeBuffer = (globalThis as { Buffer?: { from(b: ArrayBufferLike, o: number, n: number): { toString(enc: string): string } } }).Buffer;
+  if (nodeBuffer) return nodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
   const parts: string[] = [];
   const CHUNK = 3 * 16384;
   for (let off = 0; off < bytes.length; off += CHUNK) {
@@ -121,6 +227,11 @@ export function toBase64(bytes: Uint8Array): string {
 }
 
 export function fromBase64(s: string): Uint8Array {
+  // The platform's decoder where there is one (browsers since 2025), else the loop below.
+  const native = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+  if (native) return native(s);
+  const nodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array } }).Buffer;
+  if (nodeBuffer && /^[A-Za-z0-9+/]*={0,2}$/.test(s)) return new Uint8Array(nodeBuffer.from(s, 'base64'));
   let len = s.length;
   while (len > 0 && s.charCodeAt(len - 1) === 61) len--;
   const out = new Uint8Array(Math.floor((len * 3) / 4));
@@ -211,7 +322,7 @@ export interface RecordDoc {
    * One row per event. type: index into eventTypes; sub: index into its subs (fault kinds
    * also carry write (32) and remote (64) bits); table: a table id (free: a memory id);
    * vpn, n: the pages it covers (vpn -1: none; n clipped to 2^32 - 1); a, b: frame numbers or
-   * counts (NONE: none);
+   * counts (-1: none);
    * time: simulated ns (only when the run had a clock).
    */
   events: { count: number; type: Column; sub: Column; table: Column; vpn: Column; n: Column; a: Column; b: Column; time?: Column };
@@ -222,8 +333,8 @@ export interface RecordDoc {
   snapshots: Snapshot[];
 }
 
-/** "No value" in the u32 columns a and b. */
-export const NONE = 0xffffffff;
+/** "No value" in the columns a and b. */
+export const NONE = -1;
 
 /** Fault sub codes carry these bits above the fault kind. */
 export const FAULT_WRITE = 32;

@@ -18,7 +18,7 @@ import {
 } from '../../mm/pagetable.js';
 import { flagString } from '../../mm/vma.js';
 import type { Clock } from '../../drivers/clock.js';
-import { type Compress, GrowColumn, encodeColumn, encodeGrow } from './columns.js';
+import { type Compress, type Encoding, GrowColumn, encodeColumn, encodeGrow } from './columns.js';
 import {
   type EventCategory, type EventTypeInfo, FAULT_REMOTE, FAULT_WRITE, MAX_MEMORIES, type Mark, type MemoryInfo, NONE, RECORD_FORMAT,
   RECORD_VERSION, type RecordDoc, ST_DEVICE_PRIVATE, ST_EXCLUSIVE, ST_MIGRATION, ST_NONE, ST_OTHER, ST_READ, ST_SWAP, ST_WRITE, ST_ZERO,
@@ -60,6 +60,8 @@ export interface RecorderOptions {
   /** The command that recorded the run ("demo", "run", ...), and anything else worth keeping. */
   command?: string;
   meta?: Record<string, unknown>;
+  /** Column encoding (columns.ts): 'fixed' (default, fastest to load) or 'varint' (smallest). */
+  encoding?: Encoding;
   /** A snapshot is taken once this many entry changes (runs) have been recorded since the last (at least as many as the last had). */
   snapshotEvery?: number;
 }
@@ -138,8 +140,8 @@ export class Recorder {
   private readonly evTable = new GrowColumn('u16');
   private readonly evVpn = new GrowColumn('f64');
   private readonly evN = new GrowColumn('u32');
-  private readonly evA = new GrowColumn('u32');
-  private readonly evB = new GrowColumn('u32');
+  private readonly evA = new GrowColumn('f64');
+  private readonly evB = new GrowColumn('f64');
   private readonly evTime = new GrowColumn('f64');
   // entry changes
   private readonly dEvent = new GrowColumn('i32');
@@ -161,6 +163,7 @@ export class Recorder {
   private lastSnapshotRuns = 0;
   private deltasAtSnapshot = 0;
   private readonly snapshotEvery: number;
+  private readonly encoding: Encoding;
 
   // Pages whose entries the last event may have changed: [table, start, end) triples.
   private readonly dirtyTab: Table[] = [];
@@ -181,6 +184,7 @@ export class Recorder {
     this.compress = opts.compress ?? null;
     this.clock = opts.clock ?? null;
     this.snapshotEvery = opts.snapshotEvery ?? 16384;
+    this.encoding = opts.encoding ?? 'fixed';
   }
 
   /** Events recorded so far: the position the machine's state is at now (pending changes are recorded first). */
@@ -274,17 +278,18 @@ export class Recorder {
     for (const f of this.off.splice(0)) f();
     for (const t of this.tables) t.unwatch?.();
     const gz = this.compress;
+    const enc = this.encoding;
     const events: RecordDoc['events'] = {
       count: this.evType.n,
-      type: encodeGrow(this.evType, false, gz),
-      sub: encodeGrow(this.evSub, false, gz),
-      table: encodeGrow(this.evTable, false, gz),
-      vpn: encodeGrow(this.evVpn, true, gz),
-      n: encodeGrow(this.evN, false, gz),
-      a: encodeGrow(this.evA, false, gz),
-      b: encodeGrow(this.evB, false, gz),
+      type: encodeGrow(this.evType, false, gz, enc),
+      sub: encodeGrow(this.evSub, false, gz, enc),
+      table: encodeGrow(this.evTable, false, gz, enc),
+      vpn: encodeGrow(this.evVpn, true, gz, enc),
+      n: encodeGrow(this.evN, false, gz, enc),
+      a: encodeGrow(this.evA, false, gz, enc),
+      b: encodeGrow(this.evB, false, gz, enc),
     };
-    if (this.clock) events.time = encodeGrow(this.evTime, true, gz);
+    if (this.clock) events.time = encodeGrow(this.evTime, true, gz, enc);
     this.finished = {
       format: RECORD_FORMAT,
       version: RECORD_VERSION,
@@ -300,17 +305,17 @@ export class Recorder {
       events,
       deltas: {
         count: this.dEvent.n,
-        event: encodeGrow(this.dEvent, true, gz),
-        table: encodeGrow(this.dTable, false, gz),
-        vpn: encodeGrow(this.dVpn, true, gz),
-        n: encodeGrow(this.dN, false, gz),
-        state: encodeGrow(this.dState, false, gz),
+        event: encodeGrow(this.dEvent, true, gz, enc),
+        table: encodeGrow(this.dTable, false, gz, enc),
+        vpn: encodeGrow(this.dVpn, true, gz, enc),
+        n: encodeGrow(this.dN, false, gz, enc),
+        state: encodeGrow(this.dState, false, gz, enc),
       },
       frames: {
         count: this.fEvent.n,
-        event: encodeGrow(this.fEvent, true, gz),
-        memory: encodeGrow(this.fMem, false, gz),
-        used: encodeGrow(this.fUsed, false, gz),
+        event: encodeGrow(this.fEvent, true, gz, enc),
+        memory: encodeGrow(this.fMem, false, gz, enc),
+        used: encodeGrow(this.fUsed, false, gz, enc),
       },
       snapshots: this.snapshots,
     };
@@ -752,9 +757,9 @@ export class Recorder {
       const gz = this.compress;
       tables.push({
         table: t.info.id,
-        vpn: encodeColumn('f64', vpn, vpn.length, true, gz),
-        n: encodeColumn('u32', n, n.length, false, gz),
-        state: encodeColumn('u8', st, st.length, false, gz),
+        vpn: encodeColumn('f64', vpn, vpn.length, true, gz, this.encoding),
+        n: encodeColumn('u32', n, n.length, false, gz, this.encoding),
+        state: encodeColumn('u8', st, st.length, false, gz, this.encoding),
       });
     }
     this.snapshots.push({ event: this.pos, delta: this.dEvent.n, frame: this.fEvent.n, tables, frames: this.memories.map((m) => Math.max(0, m.last)) });

@@ -7,11 +7,27 @@ import {
 } from './format.js';
 
 export type Inflate = (bytes: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+/** Fetch the bytes of a column given by reference (Column.ref). */
+export type FetchColumn = (ref: string) => Promise<Uint8Array>;
 
-export async function decodeColumn(col: Column, inflate: Inflate): Promise<NumArray> {
-  let bytes = fromBase64(col.data);
+export async function decodeColumn(col: Column, inflate: Inflate, fetchRef?: FetchColumn): Promise<NumArray> {
+  let bytes: Uint8Array;
+  if (col.data !== undefined) bytes = fromBase64(col.data);
+  else if (col.ref !== undefined && fetchRef) bytes = await fetchRef(col.ref);
+  else throw new Error('column has neither data nor a reference that can be fetched');
   if (col.gzip) bytes = await inflate(bytes);
   return columnValues(col, bytes);
+}
+
+/** Every column of a record, in a fixed order (for serving them apart from the document). */
+export function recordColumns(doc: RecordDoc): Column[] {
+  const ev = doc.events;
+  const out: Column[] = [ev.type, ev.sub, ev.table, ev.vpn, ev.n, ev.a, ev.b];
+  if (ev.time) out.push(ev.time);
+  const d = doc.deltas;
+  out.push(d.event, d.table, d.vpn, d.n, d.state, doc.frames.event, doc.frames.memory, doc.frames.used);
+  for (const s of doc.snapshots) for (const t of s.tables) out.push(t.vpn, t.n, t.state);
+  return out;
 }
 
 export interface DecodedSnapshot {
@@ -19,46 +35,61 @@ export interface DecodedSnapshot {
   delta: number;
   frame: number;
   frames: number[];
-  tables: Array<{ table: number; vpn: Float64Array; n: Uint32Array; state: Uint8Array }>;
+  tables: Array<{ table: number; vpn: NumArray; n: NumArray; state: NumArray }>;
 }
 
 export interface DecodedRecord {
   doc: RecordDoc;
   events: {
-    count: number; type: Uint8Array; sub: Uint8Array; table: Uint16Array; vpn: Float64Array; n: Uint32Array; a: Uint32Array; b: Uint32Array;
-    time: Float64Array | null;
+    count: number; type: NumArray; sub: NumArray;
+    /** The rest (empty until loadDetails() when decoded with deferDetails). */
+    table: NumArray; vpn: NumArray; n: NumArray; a: NumArray; b: NumArray; time: NumArray | null;
+    detailed: boolean;
   };
-  deltas: { count: number; event: Int32Array; table: Uint16Array; vpn: Float64Array; n: Uint32Array; state: Uint8Array };
-  frames: { count: number; event: Int32Array; memory: Uint8Array; used: Uint32Array };
+  deltas: { count: number; event: NumArray; table: NumArray; vpn: NumArray; n: NumArray; state: NumArray };
+  frames: { count: number; event: NumArray; memory: NumArray; used: NumArray };
   snapshots: DecodedSnapshot[];
+  /** Decode the events' details (if deferred); resolves when events.detailed. */
+  loadDetails(): Promise<void>;
 }
 
-export async function decodeRecord(doc: RecordDoc, inflate: Inflate): Promise<DecodedRecord> {
-  const d = (c: Column) => decodeColumn(c, inflate);
+/**
+ * Decode a record. With deferDetails, the events' pages, tables and frame numbers are left for
+ * loadDetails(): what a first picture needs (the entry changes, the snapshots, the event
+ * types for the timeline) is a third of the bytes of a large record.
+ */
+export async function decodeRecord(doc: RecordDoc, inflate: Inflate, opts: { deferDetails?: boolean; fetchRef?: FetchColumn } = {}): Promise<DecodedRecord> {
+  const d = (c: Column) => decodeColumn(c, inflate, opts.fetchRef);
   const ev = doc.events;
-  const [type, sub, table, vpn, n, a, b, time] = await Promise.all([
-    d(ev.type), d(ev.sub), d(ev.table), d(ev.vpn), d(ev.n), d(ev.a), d(ev.b), ev.time ? d(ev.time) : Promise.resolve(null),
-  ]);
   const dl = doc.deltas;
-  const [dEvent, dTable, dVpn, dN, dState] = await Promise.all([d(dl.event), d(dl.table), d(dl.vpn), d(dl.n), d(dl.state)]);
   const fr = doc.frames;
-  const [fEvent, fMem, fUsed] = await Promise.all([d(fr.event), d(fr.memory), d(fr.used)]);
+  const [type, sub, dEvent, dTable, dVpn, dN, dState, fEvent, fMem, fUsed] = await Promise.all([
+    d(ev.type), d(ev.sub), d(dl.event), d(dl.table), d(dl.vpn), d(dl.n), d(dl.state), d(fr.event), d(fr.memory), d(fr.used),
+  ]);
   const snapshots = await Promise.all(doc.snapshots.map(async (s) => ({
     event: s.event, delta: s.delta, frame: s.frame, frames: s.frames,
-    tables: await Promise.all(s.tables.map(async (t) => ({
-      table: t.table, vpn: (await d(t.vpn)) as Float64Array, n: (await d(t.n)) as Uint32Array, state: (await d(t.state)) as Uint8Array,
-    }))),
+    tables: await Promise.all(s.tables.map(async (t) => ({ table: t.table, vpn: await d(t.vpn), n: await d(t.n), state: await d(t.state) }))),
   })));
-  return {
+  const none = new Float64Array(0);
+  let loading: Promise<void> | null = null;
+  const rec: DecodedRecord = {
     doc,
-    events: {
-      count: ev.count, type: type as Uint8Array, sub: sub as Uint8Array, table: table as Uint16Array, vpn: vpn as Float64Array,
-      n: n as Uint32Array, a: a as Uint32Array, b: b as Uint32Array, time: time as Float64Array | null,
-    },
-    deltas: { count: dl.count, event: dEvent as Int32Array, table: dTable as Uint16Array, vpn: dVpn as Float64Array, n: dN as Uint32Array, state: dState as Uint8Array },
-    frames: { count: fr.count, event: fEvent as Int32Array, memory: fMem as Uint8Array, used: fUsed as Uint32Array },
+    events: { count: ev.count, type, sub, table: none, vpn: none, n: none, a: none, b: none, time: null, detailed: false },
+    deltas: { count: dl.count, event: dEvent, table: dTable, vpn: dVpn, n: dN, state: dState },
+    frames: { count: fr.count, event: fEvent, memory: fMem, used: fUsed },
     snapshots,
+    loadDetails() {
+      loading ??= (async () => {
+        const [table, vpn, n, a, b, time] = await Promise.all([
+          d(ev.table), d(ev.vpn), d(ev.n), d(ev.a), d(ev.b), ev.time ? d(ev.time) : Promise.resolve(null),
+        ]);
+        Object.assign(rec.events, { table, vpn, n, a, b, time, detailed: true });
+      })();
+      return loading;
+    },
   };
+  if (!opts.deferDetails) await rec.loadDetails();
+  return rec;
 }
 
 /**
