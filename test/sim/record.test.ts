@@ -14,7 +14,7 @@ import { SvmDevice } from '../../src/drivers/svmdev/index.js';
 import { DPTE_WRITE } from '../../src/drivers/gpusvm/index.js';
 import { runDemo } from '../../src/sim/demo.js';
 import {
-  NONE, Recorder, Replay, ST_DEVICE_PRIVATE, ST_NONE, ST_READ, ST_SWAP, ST_WRITE, STATE_KINDS, columnBytes, columnValues,
+  BLOCK_SLOTS, NONE, PageSpace, Recorder, Replay, ST_DEVICE_PRIVATE, ST_NONE, ST_READ, ST_SWAP, ST_WRITE, STATE_KINDS, columnBytes, columnValues,
   decodeRecordNode, fromBase64, gzipColumns, svmDeviceSource, stateKind, stateMem, stateOf, toBase64, type RecordDoc,
 } from '../../src/sim/record/index.js';
 
@@ -94,6 +94,53 @@ describe('columns', () => {
     expect(() => fromBase64('ab$d')).toThrow(/bad base64/);
   });
 });
+
+describe('the page space and the replay\'s counters', () => {
+  it('lays regions out in address order, widening only large ones to 2 MiB blocks', () => {
+    const sp = new PageSpace([[1000, 10], [5000, 3000], [100000, 5]]);
+    // [1000, 1010) as it is; [5000, 8000) widened to [4608, 8192); [100000, 100005) as it is.
+    expect(sp.total).toBe(10 + (8192 - 4608) + 5);
+    expect(sp.indexOf(1000)).toBe(0);
+    expect(sp.indexOf(1010)).toBe(-1);
+    expect(sp.indexOf(4608)).toBe(10);
+    expect(sp.indexOf(5000)).toBe(10 + 392);
+    expect(sp.indexOf(100004)).toBe(sp.total - 1);
+    expect(sp.indexOf(999)).toBe(-1);
+    for (let i = 0; i < sp.total; i += 37) expect(sp.indexOf(sp.vpnOf(i))).toBe(i);
+    const parts: number[][] = [];
+    sp.forEachPart(0, 2 ** 40, (i, n, v) => void parts.push([i, n, v]));
+    expect(parts).toEqual([[0, 10, 1000], [10, 8192 - 4608, 4608], [10 + 8192 - 4608, 5, 100000]]);
+  });
+
+  it('keeps per-block counts equal to a recount of the pages, wherever it seeks', async () => {
+    const replay = new Replay(await decodeRecordNode(demoDoc(2)));
+    const positions = [replay.count, 0, Math.floor(replay.count / 3), replay.count - 1, Math.floor(replay.count / 2), 7];
+    for (const p of positions) {
+      replay.seek(p);
+      replay.states.forEach((st, t) => {
+        const want = new Uint32Array(replay.space.blocks * BLOCK_SLOTS);
+        st.forEach((x, i) => {
+          const b = Math.floor(i / 512) * BLOCK_SLOTS;
+          want[b + stateKind(x)]!++;
+          if (stateKind(x) !== ST_NONE) want[b + 16 + stateMem(x)]!++;
+        });
+        expect(replay.blockCounts[t]).toEqual(want);
+      });
+    }
+  });
+});
+
+function demoDoc(sizeMiB: number): RecordDoc {
+  let rec!: Recorder;
+  runDemo({
+    sizeBytes: sizeMiB << 20, seed: 2,
+    onSetup: (m, d) => {
+      rec = new Recorder({ snapshotEvery: 100 }).attach(m);
+      rec.addDevice(svmDeviceSource(d, 'dev0'));
+    },
+  });
+  return rec.finish();
+}
 
 describe('the recorder on the demo scenario', () => {
   it('replays to the page tables the machine had at the start of every step, in any order', async () => {

@@ -93,8 +93,10 @@ export async function decodeRecord(doc: RecordDoc, inflate: Inflate, opts: { def
 }
 
 /**
- * The pages the viewer lays out: the record's regions, each widened to whole 2 MiB blocks and
- * merged, concatenated in address order. Page index i <-> a vpn; block b = pages [512b, 512b + 512).
+ * The pages the viewer lays out: the record's regions in address order, concatenated. A region
+ * of 8 MiB or more is widened to whole 2 MiB blocks, so that aggregated cells are the 2 MiB
+ * blocks of the address space (and huge pages fill cells exactly); a smaller one is laid out as
+ * it is. Page index i <-> a vpn; block b = pages [512b, 512b + 512) of the index space.
  */
 export class PageSpace {
   readonly starts: Float64Array; // first vpn of each region
@@ -105,8 +107,9 @@ export class PageSpace {
   constructor(regions: Array<[number, number]>) {
     const merged: Array<[number, number]> = [];
     for (const [s, n] of regions) {
-      const a = s - (s % PMD_PAGES);
-      const e = Math.ceil((s + n) / PMD_PAGES) * PMD_PAGES;
+      const align = n >= 4 * PMD_PAGES ? PMD_PAGES : 1;
+      const a = s - (s % align);
+      const e = Math.ceil((s + n) / align) * align;
       const last = merged[merged.length - 1];
       if (last && a <= last[1]) last[1] = Math.max(last[1], e);
       else merged.push([a, e]);
@@ -120,7 +123,7 @@ export class PageSpace {
       off += e - s;
     });
     this.total = off;
-    this.blocks = off / PMD_PAGES;
+    this.blocks = Math.ceil(off / PMD_PAGES);
   }
 
   /** Region index holding vpn, or of the last region starting at or before it (-1 if none). */
@@ -247,7 +250,7 @@ export class Replay {
       this.states[t]!.fill(ST_NONE);
       const bc = this.blockCounts[t]!;
       bc.fill(0);
-      for (let b = 0; b < this.space.blocks; b++) bc[b * BLOCK_SLOTS + ST_NONE] = PMD_PAGES;
+      for (let b = 0; b < this.space.blocks; b++) bc[b * BLOCK_SLOTS + ST_NONE] = Math.min(PMD_PAGES, this.space.total - b * PMD_PAGES);
     }
     for (const tab of s.tables) {
       for (let i = 0; i < tab.n.length; i++) this.setRange(tab.table, tab.vpn[i]!, tab.n[i]!, tab.state[i]!);
