@@ -154,7 +154,10 @@ export function serveView(recordPath: string, page: string, port = 0): Promise<V
       resolvePromise({
         url: `http://127.0.0.1:${p}/`,
         server,
-        close: () => new Promise<void>((r) => server.close(() => r())),
+        close: () => new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections(); // a browser keeps its connections open
+        }),
       });
     });
   });
@@ -170,11 +173,18 @@ export function registerView(program: Command): void {
   program
     .command('view')
     .description('show a recorded run (hmmsim demo --record) in the browser: serves it on 127.0.0.1, or writes static files with --out')
-    .argument('<record>', 'a record written by --record')
+    .argument('[record]', 'a record written by --record (or a check trace)')
     .option('--out <dir>', 'write static files (index.html, record.js) instead of serving')
     .option('--port <n>', 'port to serve on (default: any free port)', portNumber, 0)
-    .action(async (file: string, o: { out?: string; port: number }) => {
+    .option('--build <dir>', 'build the page into dir (npm run build does, into dist/web); needs vite')
+    .action(async (file: string | undefined, o: { out?: string; port: number; build?: string }) => {
       try {
+        if (o.build) {
+          await buildViewerPage(resolve(o.build));
+          inlineViewerPage(resolve(o.build));
+          return;
+        }
+        if (!file) throw new Error('which record? hmmsim view <record>');
         const page = await viewerPage();
         if (o.out) {
           const written = writeView(file, o.out, page);

@@ -24,7 +24,7 @@ declare const window: {
     position: number; count: number; seek(p: number): void; stateAt(t: number, v: number): number;
     cellRect(t: number, v: number): { x: number; y: number; w: number; h: number } | null;
   };
-  hmmsimTimings?: { loadedMs: number; decodedMs: number; paintedMs: number };
+  hmmsimTimings?: { loadedMs: number; decodedMs: number; paintedMs: number; readyMs: number };
 };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 declare const document: any;
@@ -45,6 +45,12 @@ if (!HAVE_BROWSER) console.warn(`test/web: ${CHROMIUM} not found, browser tests 
 const WRITE_RGB = [0x27, 0x60, 0xb0];
 const DEVICE_PRIVATE_RGB = [0x2e, 0x9e, 0x57];
 const MIGRATION_RGB = [0xf4, 0xa6, 0x3a];
+/**
+ * Milliseconds an unloaded core takes for 1e8 iterations of the calibration loop of the
+ * million-event test in Chromium's optimizing compiler (a 2020s x86 server core: 60-100 ms;
+ * the slower end, so the limits are not tightened on a fast machine).
+ */
+const UNLOADED_LOOP_MS = 100;
 
 describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
   let tmp: string;
@@ -124,7 +130,7 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     await page.click('#forward');
     expect(await page.evaluate(() => window.hmmsim!.position)).toBe(e + 1);
     expect(await page.textContent('#event-now')).toContain(model.describe(e));
-    expect(await page.textContent('#state-now li[data-table="0"]')).toContain('device-private (dev0 memory)');
+    expect(await page.textContent('#state-now li[data-table="0"]')).toContain('device-private (dev0 VRAM)');
     expect(await pixelAt(page, 0, vpn)).toEqual(DEVICE_PRIVATE_RGB);
     expect(await page.evaluate((v) => window.hmmsim!.stateAt(0, v), vpn)).toBe(d.state[k]);
     // The keyboard steps back: a migration entry again; and further back, before the
@@ -233,10 +239,25 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     const file = join(tmp, 'million.json.gz');
     const bytes = writeRecord(file, doc);
     const s = await serveView(file, html);
+    // How fast this machine runs the page's JavaScript now, against an unloaded core (a shared
+    // CI box can be several times slower): the limits are for an unloaded core and scale by it.
+    const probe = await context.newPage();
+    const loopMs = await probe.evaluate(() => {
+      let best = Infinity;
+      for (let r = 0; r < 5; r++) {
+        const t0 = performance.now();
+        let x = 0;
+        for (let i = 0; i < 2e7; i++) x = (x + (i & 7)) | 0;
+        best = Math.min(best, (performance.now() - t0) * (x >= 0 ? 5 : 0));
+      }
+      return best; // per 1e8 iterations
+    });
+    await probe.close();
+    const slowdown = Math.max(1, loopMs / UNLOADED_LOOP_MS);
     const page = await open(s.url);
-    // First paint: from navigation start to the page drawn, as the page measured it.
+    // First paint: from navigation start to the page tables drawn, as the page measured it.
     const t = await page.evaluate(() => window.hmmsimTimings!);
-    // Steps: the button, one event at a time, forward and back; each timed around the click.
+    // Steps: the buttons, one event at a time, forward and back; each timed around the click.
     const steps = await page.evaluate(() => {
       const out: number[] = [];
       const fwd = document.getElementById('forward')!;
@@ -260,13 +281,15 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
       return out;
     });
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-    console.log(`million-event run: ${doc.events.count} events, ${bytes} bytes (${(bytes / doc.events.count).toFixed(2)} B/event); `
-      + `first paint ${t.paintedMs.toFixed(0)} ms (decoded at ${t.decodedMs.toFixed(0)}); `
-      + `step median ${median(steps.slice(5)).toFixed(1)} ms, max ${Math.max(...steps.slice(5)).toFixed(1)}; `
+    const stepMedian = median(steps.slice(5));
+    console.log(`million-event run: ${doc.events.count} events, ${bytes} bytes gzip (${(bytes / doc.events.count).toFixed(2)} B/event); `
+      + `JS speed ${loopMs.toFixed(0)} ms per 1e8 loop iterations (x${slowdown.toFixed(1)} an unloaded core); `
+      + `first paint ${t.paintedMs.toFixed(0)} ms (document at ${t.loadedMs.toFixed(0)}, columns at ${t.decodedMs.toFixed(0)}, details at ${t.readyMs.toFixed(0)}); `
+      + `step median ${stepMedian.toFixed(1)} ms, max ${Math.max(...steps.slice(5)).toFixed(1)}; `
       + `seek median ${median(seeks).toFixed(1)} ms, max ${Math.max(...seeks).toFixed(1)}`);
-    expect(t.paintedMs).toBeLessThan(2000);
-    expect(median(steps.slice(5))).toBeLessThan(50);
-    expect(Math.max(...seeks)).toBeLessThan(1000);
+    expect(t.paintedMs).toBeLessThan(2000 * slowdown);
+    expect(stepMedian).toBeLessThan(50 * slowdown);
+    expect(Math.max(...seeks)).toBeLessThan(1000 * slowdown);
     await page.close();
     await s.close();
   }, 300_000);
