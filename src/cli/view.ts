@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { gunzipSync } from 'node:zlib';
-import { RECORD_FORMAT, type RecordDoc, fromBase64 } from '../sim/record/format.js';
+import { type CheckTraceDoc, RECORD_FORMAT, type RecordDoc, fromBase64 } from '../sim/record/format.js';
 import { readRecordFile, readRecordText } from '../sim/record/io.js';
 import { recordColumns } from '../sim/record/replay.js';
 
@@ -82,13 +82,14 @@ function withRecordScript(html: string): string {
 }
 
 /** Write the page and the record into outDir: index.html opens from disk or any static server. */
-export function writeView(recordPath: string, outDir: string, page: string): string[] {
-  readRecordFile(recordPath);
+export function writeView(record: string | RecordDoc | CheckTraceDoc, outDir: string, page: string): string[] {
+  const text = typeof record === 'string' ? readRecordText(record).trim() : JSON.stringify(record);
+  if (typeof record === 'string') readRecordFile(record);
   mkdirSync(outDir, { recursive: true });
   const index = join(outDir, 'index.html');
   const data = join(outDir, 'record.js');
   writeFileSync(index, withRecordScript(page));
-  writeFileSync(data, `window.HMMSIM_RECORD = ${readRecordText(recordPath).trim()};\n`);
+  writeFileSync(data, `window.HMMSIM_RECORD = ${text};\n`);
   return [index, data];
 }
 
@@ -129,8 +130,9 @@ function splitRecord(doc: RecordDoc): { head: string; blobs: Map<string, Uint8Ar
  * Serve the page at / and the record at /run.json (its columns in /first.bin and /details.bin) on 127.0.0.1
  * (port 0: any free port).
  */
-export function serveView(recordPath: string, page: string, port = 0): Promise<ViewServer> {
-  const doc = readRecordFile(recordPath);
+export function serveView(record: string | RecordDoc | CheckTraceDoc, page: string, port = 0): Promise<ViewServer> {
+  // A document given is split in place: its columns become references.
+  const doc = typeof record === 'string' ? readRecordFile(record) : record;
   const { head, blobs } = doc.format === RECORD_FORMAT ? splitRecord(doc) : { head: JSON.stringify(doc), blobs: new Map<string, Uint8Array>() };
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -185,13 +187,14 @@ export function registerView(program: Command): void {
           return;
         }
         if (!file) throw new Error('which record? hmmsim view <record>');
+        const doc = readRecordFile(file);
         const page = await viewerPage();
         if (o.out) {
-          const written = writeView(file, o.out, page);
+          const written = writeView(doc, o.out, page);
           process.stdout.write(`wrote ${written.join(', ')}; open ${written[0]} in a browser\n`);
           return;
         }
-        const s = await serveView(file, page, o.port);
+        const s = await serveView(doc, page, o.port);
         process.stdout.write(`hmmsim view: ${s.url} (${file}); Ctrl-C to stop\n`);
       } catch (e) {
         process.stderr.write(`hmmsim view: ${e instanceof Error ? e.message : String(e)}\n`);
