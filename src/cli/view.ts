@@ -101,19 +101,19 @@ export interface ViewServer {
 
 /**
  * A record split for serving: the document without its column bytes (small, parsed at once)
- * and the bytes, inflated, in two blobs: what the first picture needs (entry changes,
- * snapshots, frames, event types) and the events' details, fetched after it. The browser
+ * and the bytes, inflated, in two blobs: what the first picture needs (event types,
+ * snapshots) and the rest (entry changes, frames, the events' details), fetched after it. The browser
  * makes each column a typed array over the blob, without parsing or decoding anything.
  */
 function splitRecord(doc: RecordDoc): { head: string; blobs: Map<string, Uint8Array> } {
-  const ev = doc.events;
-  const details = new Set([ev.table, ev.vpn, ev.n, ev.a, ev.b, ev.time]);
+  // The first picture needs the event types (the timeline) and the snapshots; all else is detail.
+  const first = new Set([doc.events.type, ...doc.snapshots.flatMap((s) => s.tables.flatMap((t) => [t.vpn, t.n, t.state]))]);
   const parts = new Map<string, Uint8Array[]>([['first.bin', []], ['details.bin', []]]);
   const size = new Map<string, number>([['first.bin', 0], ['details.bin', 0]]);
   for (const col of recordColumns(doc)) {
     let bytes = fromBase64(col.data ?? '');
     if (col.gzip) bytes = new Uint8Array(gunzipSync(bytes));
-    const blob = details.has(col) ? 'details.bin' : 'first.bin';
+    const blob = first.has(col) ? 'first.bin' : 'details.bin';
     const at = size.get(blob)!;
     const pad = (8 - (bytes.length % 8)) % 8; // keep every column 8-byte aligned for typed-array views
     parts.get(blob)!.push(bytes, new Uint8Array(pad));

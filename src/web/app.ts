@@ -52,6 +52,10 @@ export class App {
   private carry = 0;
   private lastFrame = 0;
   private pendingSeek = -1;
+  /** Tables whose grids were drawn by the last render. */
+  private shownTables = new Set<number>();
+  /** The position the page opens at. */
+  private target = 0;
   private layoutCache: { key: string; layout: Layout } | null = null;
   readonly handle: ViewerHandle;
 
@@ -171,22 +175,32 @@ export class App {
     return h('div', { class: 'mode-box' }, h('span', { class: 'muted' }, 'colour by: '), box);
   }
 
-  /** Where the page opens: ?at=N, else after the first step (so there is something to see), else the start. */
+  /**
+   * Where the page opens: ?at=N, else after the first step (so there is something to see),
+   * else the start. Until the record's details are decoded only snapshots can be shown: the
+   * first picture is the snapshot there (the recorder takes one where each step starts).
+   */
   private seekInitial(): void {
     const param = new URLSearchParams(location.search).get('at');
     const at = Number(param);
-    const firstStep = this.model.doc.marks[0]?.end ?? 0;
+    this.target = param !== null && Number.isFinite(at) ? Math.max(0, Math.min(this.model.count, Math.floor(at))) : this.model.doc.marks[0]?.end ?? 0;
     this.timeline.resize(this.timelineWidth());
-    this.model.seek(param !== null && Number.isFinite(at) ? at : firstStep);
+    const snaps = this.model.rec.snapshots;
+    let first = 0;
+    for (const s of snaps) if (s.event <= this.target) first = s.event;
+    this.model.seek(this.model.rec.detailed ? this.target : first);
     this.render();
     document.body.dataset.painted = '1';
-    if (this.model.rec.events.detailed) this.detailsLoaded();
+    if (this.model.rec.detailed) this.detailsLoaded();
   }
 
-  /** The events' details are decoded: descriptions, highlights and histories can be shown. */
+  /** The record is decoded: every position can be shown, with descriptions, highlights and histories. */
   detailsLoaded(): void {
     if (this.handle.ready) return;
     this.handle.ready = true;
+    this.model.replay.refresh();
+    this.model.seek(this.target);
+    this.memSeries = [];
     if (this.selected) this.history = this.model.history(this.model.doc.tables[this.selected.table]!.mm, this.selected.vpn);
     this.render();
     document.body.dataset.ready = '1';
@@ -199,8 +213,12 @@ export class App {
   // ---- moving through the run ----
 
   seek(p: number): void {
+    if (!this.handle.ready) return; // the first picture is up, the events are still loading
+    const from = this.model.position;
     this.model.seek(p);
-    this.render();
+    const to = this.model.position;
+    // A short move redraws only the pages it changed.
+    this.render(this.model.changedBetween(Math.min(from, to), Math.max(from, to)));
   }
 
   /** Scrubbing: coalesce to one seek per frame. */
@@ -305,8 +323,8 @@ export class App {
   select(table: number, vpn: number): void {
     this.selected = { table, vpn };
     const t = this.model.doc.tables[table]!;
-    this.history = this.model.rec.events.detailed ? this.model.history(t.mm, vpn) : null;
-    this.render();
+    this.history = this.model.rec.detailed ? this.model.history(t.mm, vpn) : null;
+    this.render([]);
   }
 
   private onGridHover(g: PageGrid, e: MouseEvent): void {
@@ -351,18 +369,19 @@ export class App {
 
   // ---- drawing ----
 
-  render(): void {
+  /** Draw everything; `changed`: the only pages whose entries changed since the last render, if known. */
+  render(changed: Highlight[] | null = null): void {
     const t0 = performance.now();
     const m = this.model;
     const p = m.position;
     this.handle.position = p;
     document.body.dataset.position = String(p);
-    this.posLabel.textContent = `event ${p.toLocaleString('en')} / ${m.count.toLocaleString('en')}`;
+    this.posLabel.textContent = `event ${p.toLocaleString('en')} / ${m.count.toLocaleString('en')}${this.handle.ready ? '' : ' (loading the events…)'}`;
     const time = p > 0 ? m.timeOf(p - 1) : null;
     this.timeLabel.textContent = time !== null ? `t = ${(time / 1000).toFixed(1)} µs` : '';
     const mi = m.markAt(p);
     this.stepLabel.textContent = mi >= 0 ? `step ${mi + 1}/${m.doc.marks.length}: ${m.doc.marks[mi]!.label}` : '';
-    this.renderGrids();
+    this.renderGrids(changed);
     this.timeline.draw(p);
     this.renderLegend();
     this.renderVmas();
@@ -372,7 +391,7 @@ export class App {
     this.handle.lastRenderMs = performance.now() - t0;
   }
 
-  private renderGrids(): void {
+  private renderGrids(changed: Highlight[] | null): void {
     const m = this.model;
     const live = m.liveTables();
     const want = live.map((t) => this.grids[t.id]!.el);
@@ -402,13 +421,16 @@ export class App {
     const layout = this.layoutCache.layout;
     const highlights = this.highlights();
     const sel = this.selected ? space.indexOf(this.selected.vpn) : -1;
+    const shown = this.shownTables;
+    this.shownTables = new Set(live.map((t) => t.id));
     for (const t of live) {
       const g = this.grids[t.id]!;
       const vmas = m.vmas(t.id);
       const mapped = vmas.reduce((a, x) => a + x.pages, 0);
       g.setTitle(t.kind === 'cpu' ? `CPU page table — ${t.name}` : `device page table — ${t.name}`,
         t.kind === 'cpu' ? `${vmas.length} VMA${vmas.length === 1 ? '' : 's'}, ${sizeWords(mapped)}` : `mirrors mm ${t.mm}`);
-      g.render(m, v, layout, this.mode, highlights, this.selected && m.doc.tables[this.selected.table]!.mm === t.mm ? sel : -1);
+      // A grid that was not on screen last time missed the changes in between: draw it whole.
+      g.render(m, v, layout, this.mode, highlights, this.selected && m.doc.tables[this.selected.table]!.mm === t.mm ? sel : -1, shown.has(t.id) ? changed : null);
     }
   }
 
@@ -429,7 +451,7 @@ export class App {
     const add = (table: number, vpn: number, n: number) =>
       space.forEachPart(vpn, n, (index, count) => void out.push({ table, index, count }));
     const ev = m.rec.events;
-    if (ev.detailed && ev.vpn[e]! >= 0 && m.categories[ev.type[e]!] !== 'free') add(ev.table[e]!, ev.vpn[e]!, Math.max(1, ev.n[e]!));
+    if (m.rec.detailed && ev.vpn[e]! >= 0 && m.categories[ev.type[e]!] !== 'free') add(ev.table[e]!, ev.vpn[e]!, Math.max(1, ev.n[e]!));
     for (const [table, vpn, n] of m.changesOf(e)) add(table, vpn, n);
     return out;
   }

@@ -68,6 +68,11 @@ export class PageGrid {
   private readonly ctx: CanvasRenderingContext2D;
   private image: ImageData | null = null;
   private titleKey = '';
+  /** What the image holds: its window, layout and mode, and the VMA list its holes were drawn for. */
+  private drawnKey = '';
+  private drawnVmas: unknown = null;
+  /** Overlays drawn over the image last time (highlights, the selection), to erase. */
+  private drawnOverlays: Highlight[] = [];
   private readonly counts = new Uint32Array(BLOCK_SLOTS);
   layout: Layout = { cols: 64, px: 4 };
   view: View = { start: 0, g: 1, cells: 0 };
@@ -105,21 +110,78 @@ export class PageGrid {
     return c < this.view.cells ? c : -1;
   }
 
-  render(model: Model, view: View, layout: Layout, mode: ColourMode, highlights: Highlight[], selected: number): void {
-    this.view = view;
-    this.layout = layout;
+  /**
+   * Draw the grid. With `changed` (the page ranges whose entries changed since the last call,
+   * when nothing else did) only their cells and the previous highlights are drawn again: a step
+   * costs what it changed, not the whole grid.
+   */
+  render(model: Model, view: View, layout: Layout, mode: ColourMode, highlights: Highlight[], selected: number, changed: Highlight[] | null): void {
     const { cols, px } = layout;
     const rows = Math.max(1, Math.ceil(view.cells / cols));
     const w = cols * px;
     const h = rows * px;
+    const key = `${view.start}:${view.g}:${view.cells}:${cols}:${px}:${mode}`;
+    let full = changed === null || key !== this.drawnKey || model.vmas(this.table.id) !== this.drawnVmas;
+    this.view = view;
+    this.layout = layout;
     if (this.canvas.width !== w || this.canvas.height !== h) {
       this.canvas.width = w;
       this.canvas.height = h;
       this.image = null;
     }
-    if (!this.image) this.image = this.ctx.createImageData(w, h);
-    const pix = new Uint32Array(this.image.data.buffer);
-    pix.fill(0);
+    if (!this.image) {
+      this.image = this.ctx.createImageData(w, h);
+      full = true;
+    }
+    this.drawnKey = key;
+    this.drawnVmas = model.vmas(this.table.id);
+    if (full) {
+      new Uint32Array(this.image.data.buffer).fill(0);
+      this.paintCells(model, mode, 0, view.cells - 1);
+      this.ctx.putImageData(this.image, 0, 0);
+    } else {
+      // Cells whose colour may have changed, and cells the previous overlays covered.
+      let rowLo = Infinity;
+      let rowHi = -1;
+      const redo = (ranges: Highlight[]) => {
+        for (const r of ranges) {
+          if (r.table !== this.table.id) continue;
+          const cr = this.cellRange(r.index, r.count);
+          if (!cr) continue;
+          this.paintCells(model, mode, cr[0], cr[1]);
+          rowLo = Math.min(rowLo, Math.floor(cr[0] / cols));
+          rowHi = Math.max(rowHi, Math.floor(cr[1] / cols));
+        }
+      };
+      redo(changed!);
+      redo(this.drawnOverlays);
+      if (rowHi >= 0) {
+        // The selection marker reaches a cell beyond its own: a row of margin each side.
+        const y0 = Math.max(0, (rowLo - 2) * px);
+        const y1 = Math.min(h, (rowHi + 3) * px);
+        this.ctx.putImageData(this.image, 0, 0, 0, y0, w, y1 - y0);
+      }
+    }
+    this.drawHighlights(highlights, selected);
+    this.drawnOverlays = highlights.filter((x) => x.table === this.table.id);
+    if (selected >= 0) this.drawnOverlays.push({ table: this.table.id, index: selected, count: 1 });
+  }
+
+  /** The cells (first, last) showing page-index range [index, index + count), or null if none is in the window. */
+  private cellRange(index: number, count: number): [number, number] | null {
+    const v = this.view;
+    const a = Math.max(index, v.start);
+    const b = Math.min(index + count, v.start + v.cells * v.g);
+    if (b <= a) return null;
+    return [Math.floor((a - v.start) / v.g), Math.floor((b - 1 - v.start) / v.g)];
+  }
+
+  /** Colour cells c0..c1 into the image buffer. */
+  private paintCells(model: Model, mode: ColourMode, c0: number, c1: number): void {
+    const { view } = this;
+    const { cols, px } = this.layout;
+    const w = cols * px;
+    const pix = new Uint32Array(this.image!.data.buffer);
     const t = this.table.id;
     const st = model.replay.states[t]!;
     const bc = model.replay.blockCounts[t]!;
@@ -127,33 +189,39 @@ export class PageGrid {
     const total = model.replay.space.total;
     const gap = px >= 6 ? 1 : 0;
     const cnt = this.counts;
-    for (let c = 0; c < view.cells; c++) {
+    for (let c = c0; c <= c1; c++) {
       const i0 = view.start + c * view.g;
       const n = Math.min(view.g, total - i0);
-      let inVma: number;
-      cnt.fill(0);
-      if (view.g >= PMD_PAGES) {
-        inVma = 0;
-        for (let b = i0 / PMD_PAGES, e = b + Math.ceil(n / PMD_PAGES); b < e; b++) {
-          inVma += mask.blocks[b]!;
-          for (let k = 0; k < BLOCK_SLOTS; k++) cnt[k]! += bc[b * BLOCK_SLOTS + k]!;
-        }
+      let inVma = 0;
+      let rgba: number;
+      if (n === 1) {
+        // One page: its colour straight from its state.
+        const s = st[i0]!;
+        cnt.fill(0);
+        cnt[s & ST_KIND_MASK] = 1;
+        if ((s & ST_KIND_MASK) !== ST_NONE) cnt[16 + (s >>> ST_MEM_SHIFT)] = 1;
+        rgba = this.colour(cnt, 1, mask.pages[i0]!, mode);
       } else {
-        inVma = 0;
-        for (let i = i0; i < i0 + n; i++) {
-          const s = st[i]!;
-          inVma += mask.pages[i]!;
-          cnt[s & ST_KIND_MASK]!++;
-          if ((s & ST_KIND_MASK) !== ST_NONE) cnt[16 + (s >>> ST_MEM_SHIFT)]!++;
+        cnt.fill(0);
+        if (view.g >= PMD_PAGES) {
+          for (let b = i0 / PMD_PAGES, e = b + Math.ceil(n / PMD_PAGES); b < e; b++) {
+            inVma += mask.blocks[b]!;
+            for (let k = 0; k < BLOCK_SLOTS; k++) cnt[k]! += bc[b * BLOCK_SLOTS + k]!;
+          }
+        } else {
+          for (let i = i0; i < i0 + n; i++) {
+            const s = st[i]!;
+            inVma += mask.pages[i]!;
+            cnt[s & ST_KIND_MASK]!++;
+            if ((s & ST_KIND_MASK) !== ST_NONE) cnt[16 + (s >>> ST_MEM_SHIFT)]!++;
+          }
         }
+        rgba = this.colour(cnt, n, inVma, mode);
       }
-      const rgba = this.colour(cnt, n, inVma, mode);
       const x0 = (c % cols) * px;
       const y0 = Math.floor(c / cols) * px;
       for (let y = y0; y < y0 + px - gap; y++) pix.fill(rgba, y * w + x0, y * w + x0 + px - gap);
     }
-    this.ctx.putImageData(this.image, 0, 0);
-    this.drawHighlights(highlights, selected);
   }
 
   private colour(cnt: Uint32Array, n: number, inVma: number, mode: ColourMode): number {
@@ -195,15 +263,9 @@ export class PageGrid {
   }
 
   private drawHighlights(highlights: Highlight[], selected: number): void {
-    const { view, layout } = this;
-    const { cols, px } = layout;
+    const { cols, px } = this.layout;
     const ctx = this.ctx;
-    const cellRange = (index: number, count: number): [number, number] | null => {
-      const a = Math.max(index, view.start);
-      const b = Math.min(index + count, view.start + view.cells * view.g);
-      if (b <= a) return null;
-      return [Math.floor((a - view.start) / view.g), Math.floor((b - 1 - view.start) / view.g)];
-    };
+    const cellRange = (index: number, count: number) => this.cellRange(index, count);
     ctx.save();
     for (const h of highlights) {
       if (h.table !== this.table.id) continue;

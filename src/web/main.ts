@@ -37,7 +37,7 @@ async function show(root: HTMLElement, doc: RecordDoc | CheckTraceDoc): Promise<
   }
   if (doc.format !== RECORD_FORMAT) throw new Error(`not an hmmsim record (format ${JSON.stringify((doc as { format?: unknown }).format)})`);
   const t1 = performance.now();
-  // The first picture needs the entry changes, not every event's detail: those come next.
+  // The first picture needs the event types and the snapshots; the rest comes next.
   // Served by `hmmsim view`, columns come apart from the document: byte ranges of a blob.
   const blobs = new Map<string, Promise<ArrayBuffer>>();
   const fetchRef = async (ref: string) => {
@@ -58,9 +58,10 @@ async function show(root: HTMLElement, doc: RecordDoc | CheckTraceDoc): Promise<
   document.title = `hmmsim — ${doc.meta.title}`;
   const app = new App(root, new Model(rec));
   window.hmmsim = app.handle;
+  // Painted: the frame after the first render starts.
+  await new Promise((r) => requestAnimationFrame(r));
   const timings = { loadedMs: t1, decodedMs: t2, paintedMs: performance.now(), readyMs: 0 };
   window.hmmsimTimings = timings;
-  await new Promise((r) => requestAnimationFrame(r));
   await rec.loadDetails();
   app.detailsLoaded();
   timings.readyMs = performance.now();

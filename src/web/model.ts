@@ -109,7 +109,7 @@ export class Model {
   describe(e: number): string {
     const ev = this.rec.events;
     const type = this.doc.eventTypes[ev.type[e]!]!;
-    if (!ev.detailed) return `${type.name} …`;
+    if (!this.rec.detailed) return `${type.name} …`;
     const sub = ev.sub[e]!;
     const vpn = ev.vpn[e]!;
     const n = ev.n[e]!;
@@ -202,6 +202,24 @@ export class Model {
     }
     rows.sort((x, y) => x.event - y.event);
     return { rows: rows.length > limit ? rows.slice(rows.length - limit) : rows, total: rows.length };
+  }
+
+  /**
+   * The pages whose entries changed between positions a and b (a <= b), in page-index ranges
+   * per table; null when there are too many to be worth listing (draw everything instead).
+   */
+  changedBetween(a: number, b: number, limit = 4096): Array<{ table: number; index: number; count: number }> | null {
+    const d = this.rec.deltas;
+    const i0 = lowerBound(d.event, d.count, a);
+    const i1 = lowerBound(d.event, d.count, b);
+    if (i1 - i0 > limit) return null;
+    const out: Array<{ table: number; index: number; count: number }> = [];
+    const space = this.replay.space;
+    for (let i = i0; i < i1; i++) {
+      const table = d.table[i]!;
+      space.forEachPart(d.vpn[i]!, d.n[i]!, (index, count) => void out.push({ table, index, count }));
+    }
+    return out;
   }
 
   /** Positions where a mark starts, for jumping between steps. */

@@ -11,6 +11,11 @@ const LABELS: Record<string, string> = {
   evict: 'evictions', map: 'maps', unmap: 'unmaps', free: 'frees', other: 'other',
 };
 const LABEL_W = 96;
+
+function rgba(css: string): number {
+  const v = parseInt(css.slice(1), 16);
+  return ((255 << 24) | ((v & 255) << 16) | (v & 0xff00) | ((v >> 16) & 255)) >>> 0;
+}
 const MARK_H = 18;
 const ROW_H = 11;
 
@@ -105,20 +110,31 @@ export class Timeline {
     });
     ctx.fillStyle = '#556';
     if (marks.length) ctx.fillText('steps', 4, MARK_H / 2 - 1);
+    // The rows' density, as pixels (one column of the plot per slice of the run).
+    const img = ctx.getImageData(0, 0, base.width, base.height);
+    const pix = new Uint32Array(img.data.buffer);
+    const W = base.width;
+    const x0 = Math.round(LABEL_W * dpr);
     this.rows.forEach((c, r) => {
       const y = MARK_H + r * ROW_H;
-      ctx.fillStyle = '#556';
-      ctx.fillText(LABELS[c] ?? c, 4, y + ROW_H / 2);
-      ctx.fillStyle = '#f4f6f9';
-      ctx.fillRect(LABEL_W, y, this.plotW, ROW_H - 1);
+      const top = Math.round(y * dpr);
+      const bottom = Math.round((y + ROW_H - 1) * dpr);
+      const bg = rgba('#f4f6f9');
+      const fg = rgba(CATEGORY_COLORS[c] ?? '#777777');
       const d = this.density[r]!;
       const lm = Math.log1p(this.max[r]!);
-      ctx.fillStyle = CATEGORY_COLORS[c] ?? '#777';
-      for (let x = 0; x < d.length; x++) {
-        if (!d[x]) continue;
-        const h = Math.max(1.5, ((ROW_H - 2) * Math.log1p(d[x]!)) / lm);
-        ctx.fillRect(LABEL_W + x, y + ROW_H - 1 - h, 1, h);
+      const plotPx = Math.round(this.plotW * dpr);
+      for (let px = 0; px < plotPx; px++) {
+        const v = d[Math.min(d.length - 1, Math.floor(px / dpr))]!;
+        const h = v ? Math.max(1.5, ((ROW_H - 2) * Math.log1p(v)) / lm) * dpr : 0;
+        const cut = bottom - h;
+        for (let yy = top; yy < bottom; yy++) pix[yy * W + x0 + px] = yy >= cut ? fg : bg;
       }
+    });
+    ctx.putImageData(img, 0, 0);
+    this.rows.forEach((c, r) => {
+      ctx.fillStyle = '#556';
+      ctx.fillText(LABELS[c] ?? c, 4, MARK_H + r * ROW_H + ROW_H / 2);
     });
     this.base = base;
   }

@@ -167,8 +167,11 @@ describe('the recorder on the demo scenario', () => {
     expect(report.ok).toBe(true);
     const doc = rec.finish();
     expect(doc.marks.map((m) => m.label)).toEqual(report.steps.map((s) => s.name));
-    // Several snapshots (snapshotEvery 64), so seeking both ways crosses them.
+    // Several snapshots (snapshotEvery 64), so seeking both ways crosses them; and one where
+    // each step starts, so a viewer shows any step's start from a snapshot alone.
     expect(doc.snapshots.length).toBeGreaterThan(3);
+    const snapAt = new Set(doc.snapshots.map((s) => s.event));
+    for (const m of doc.marks) expect(snapAt.has(m.start)).toBe(true);
     const replay = new Replay(await decodeRecordNode(JSON.parse(JSON.stringify(doc)) as RecordDoc));
     const order = truths.map((_, i) => i);
     expectReplayMatches(replay, truths, order);

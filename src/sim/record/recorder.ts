@@ -258,6 +258,8 @@ export class Recorder {
   mark(label: string): void {
     this.flush();
     this.endMark();
+    // A snapshot where each step starts: a viewer can show any step's start from it alone.
+    if (this.snapshots[this.snapshots.length - 1]?.event !== this.pos) this.snapshot();
     this.openMark = { label, start: this.pos, end: this.pos };
   }
 
@@ -273,8 +275,9 @@ export class Recorder {
   finish(): RecordDoc {
     if (this.finished) return this.finished;
     this.flush();
+    const marked = this.openMark !== null;
     this.endMark();
-    if (this.snapshots.length === 0) this.snapshot();
+    if (this.snapshots.length === 0 || (marked && this.snapshots[this.snapshots.length - 1]!.event !== this.pos)) this.snapshot();
     for (const f of this.off.splice(0)) f();
     for (const t of this.tables) t.unwatch?.();
     const gz = this.compress;

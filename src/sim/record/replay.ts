@@ -41,49 +41,57 @@ export interface DecodedSnapshot {
 export interface DecodedRecord {
   doc: RecordDoc;
   events: {
-    count: number; type: NumArray; sub: NumArray;
+    count: number; type: NumArray;
     /** The rest (empty until loadDetails() when decoded with deferDetails). */
-    table: NumArray; vpn: NumArray; n: NumArray; a: NumArray; b: NumArray; time: NumArray | null;
-    detailed: boolean;
+    sub: NumArray; table: NumArray; vpn: NumArray; n: NumArray; a: NumArray; b: NumArray; time: NumArray | null;
   };
+  /** Entry changes and frames records: counts are 0 until loaded. */
   deltas: { count: number; event: NumArray; table: NumArray; vpn: NumArray; n: NumArray; state: NumArray };
   frames: { count: number; event: NumArray; memory: NumArray; used: NumArray };
   snapshots: DecodedSnapshot[];
-  /** Decode the events' details (if deferred); resolves when events.detailed. */
+  /** Everything is decoded (the events' details, the entry changes, the frames records). */
+  detailed: boolean;
+  /** Decode what was deferred; resolves once detailed. */
   loadDetails(): Promise<void>;
 }
 
 /**
- * Decode a record. With deferDetails, the events' pages, tables and frame numbers are left for
- * loadDetails(): what a first picture needs (the entry changes, the snapshots, the event
- * types for the timeline) is a third of the bytes of a large record.
+ * Decode a record. With deferDetails, only the event types (for a timeline) and the snapshots
+ * are decoded first: enough to show the state at any snapshot (the recorder takes one where
+ * each step starts). loadDetails() decodes the rest: the entry changes, the frames records and
+ * the events' pages, tables and frame numbers — most of a large record's bytes.
  */
 export async function decodeRecord(doc: RecordDoc, inflate: Inflate, opts: { deferDetails?: boolean; fetchRef?: FetchColumn } = {}): Promise<DecodedRecord> {
   const d = (c: Column) => decodeColumn(c, inflate, opts.fetchRef);
   const ev = doc.events;
   const dl = doc.deltas;
   const fr = doc.frames;
-  const [type, sub, dEvent, dTable, dVpn, dN, dState, fEvent, fMem, fUsed] = await Promise.all([
-    d(ev.type), d(ev.sub), d(dl.event), d(dl.table), d(dl.vpn), d(dl.n), d(dl.state), d(fr.event), d(fr.memory), d(fr.used),
+  const [type, snapshots] = await Promise.all([
+    d(ev.type),
+    Promise.all(doc.snapshots.map(async (s) => ({
+      event: s.event, delta: s.delta, frame: s.frame, frames: s.frames,
+      tables: await Promise.all(s.tables.map(async (t) => ({ table: t.table, vpn: await d(t.vpn), n: await d(t.n), state: await d(t.state) }))),
+    }))),
   ]);
-  const snapshots = await Promise.all(doc.snapshots.map(async (s) => ({
-    event: s.event, delta: s.delta, frame: s.frame, frames: s.frames,
-    tables: await Promise.all(s.tables.map(async (t) => ({ table: t.table, vpn: await d(t.vpn), n: await d(t.n), state: await d(t.state) }))),
-  })));
   const none = new Float64Array(0);
   let loading: Promise<void> | null = null;
   const rec: DecodedRecord = {
     doc,
-    events: { count: ev.count, type, sub, table: none, vpn: none, n: none, a: none, b: none, time: null, detailed: false },
-    deltas: { count: dl.count, event: dEvent, table: dTable, vpn: dVpn, n: dN, state: dState },
-    frames: { count: fr.count, event: fEvent, memory: fMem, used: fUsed },
+    events: { count: ev.count, type, sub: none, table: none, vpn: none, n: none, a: none, b: none, time: null },
+    deltas: { count: 0, event: none, table: none, vpn: none, n: none, state: none },
+    frames: { count: 0, event: none, memory: none, used: none },
     snapshots,
+    detailed: false,
     loadDetails() {
       loading ??= (async () => {
-        const [table, vpn, n, a, b, time] = await Promise.all([
-          d(ev.table), d(ev.vpn), d(ev.n), d(ev.a), d(ev.b), ev.time ? d(ev.time) : Promise.resolve(null),
+        const [sub, table, vpn, n, a, b, time, dEvent, dTable, dVpn, dN, dState, fEvent, fMem, fUsed] = await Promise.all([
+          d(ev.sub), d(ev.table), d(ev.vpn), d(ev.n), d(ev.a), d(ev.b), ev.time ? d(ev.time) : Promise.resolve(null),
+          d(dl.event), d(dl.table), d(dl.vpn), d(dl.n), d(dl.state), d(fr.event), d(fr.memory), d(fr.used),
         ]);
-        Object.assign(rec.events, { table, vpn, n, a, b, time, detailed: true });
+        Object.assign(rec.events, { sub, table, vpn, n, a, b, time });
+        Object.assign(rec.deltas, { count: dl.count, event: dEvent, table: dTable, vpn: dVpn, n: dN, state: dState });
+        Object.assign(rec.frames, { count: fr.count, event: fEvent, memory: fMem, used: fUsed });
+        rec.detailed = true;
       })();
       return loading;
     },
@@ -213,6 +221,13 @@ export class Replay {
 
   get count(): number {
     return this.rec.events.count;
+  }
+
+  /** Rebuild the current position's state (after the record's details were loaded). */
+  refresh(): void {
+    const p = this.position;
+    this.restore(this.snapshotAtOrBefore(p));
+    this.applyTo(p);
   }
 
   /** Move to position p (0..count): forward by applying changes, or from the nearest snapshot. */
