@@ -3,7 +3,7 @@
 // source watches that one instance, wrapping its three mutators (map, unmapRange, clear) to
 // report the pages they touched. Nothing changes for other tables or when nobody records.
 
-import { DPTE_WRITE, type DevicePageTable, type Vram } from '../../drivers/gpusvm/index.js';
+import { DPTE_VALID, DPTE_WRITE, DevicePageTable, type Vram } from '../../drivers/gpusvm/index.js';
 import type { SvmDevice } from '../../drivers/svmdev/index.js';
 import type { Mm } from '../../mm/mm.js';
 import type { DeviceTableSource } from './recorder.js';
@@ -33,9 +33,10 @@ export function devicePageTableSource(pt: DevicePageTable, mm: Mm, name: string,
       return removed;
     };
     pt.clear = () => {
-      const leaves = pt.leaves();
+      const leaves: number[] = [];
+      pt.forEachLeaf((first) => void leaves.push(first));
       clear();
-      for (const [first] of leaves) tell(first, 512);
+      for (const first of leaves) tell(first, DevicePageTable.LEAF_SIZE);
     };
   };
   return {
@@ -47,9 +48,9 @@ export function devicePageTableSource(pt: DevicePageTable, mm: Mm, name: string,
       return pfn < 0 ? -1 : pfn * 2 + (pt.flagsOf(vpn) & DPTE_WRITE ? 1 : 0);
     },
     forEachVpn(s, e, fn) {
-      for (const [first] of pt.leaves()) {
-        for (let v = Math.max(s, first), end = Math.min(e, first + 512); v < end; v++) if (pt.lookup(v) >= 0) fn(v);
-      }
+      pt.forEachLeaf((first, _pfn, flags) => {
+        for (let v = Math.max(s, first), end = Math.min(e, first + flags.length); v < end; v++) if (flags[v - first]! & DPTE_VALID) fn(v);
+      });
     },
     watch(fn) {
       wrap();
