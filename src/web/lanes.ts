@@ -23,16 +23,23 @@ export function renderLanes(root: HTMLElement, doc: CheckTraceDoc): void {
   head.className = 'check-head';
   const h = document.createElement('h1');
   h.textContent = `hmmsim check: ${doc.driver}`;
+  const about = document.createElement('p');
+  about.className = 'muted';
+  about.textContent = [doc.scenario ? `scenario ${doc.scenario}` : '', doc.schedules ? `${doc.schedules.toLocaleString('en')} schedules run` : '',
+    `${doc.steps.length} steps, ${doc.threads.length} threads`].filter(Boolean).join(' · ');
   const v = document.createElement('p');
   v.className = 'violation';
-  v.innerHTML = '';
-  const strong = document.createElement('strong');
-  strong.textContent = `${doc.invariant}: `;
-  v.append(strong, doc.message);
+  if (doc.invariant) {
+    const strong = document.createElement('strong');
+    strong.textContent = `${doc.invariant}: `;
+    v.append(strong, doc.message);
+  } else {
+    v.textContent = 'No violation.';
+  }
   const tok = document.createElement('p');
   tok.className = 'token';
-  tok.textContent = `replay: hmmsim check ${doc.driver} --replay ${doc.token}`;
-  head.append(h, v, tok);
+  tok.textContent = doc.token ? `replay: hmmsim check ${doc.driver} --replay ${doc.token}` : '';
+  head.append(h, about, v, tok);
   root.append(head);
 
   const detail = document.createElement('div');
@@ -63,16 +70,19 @@ export function renderLanes(root: HTMLElement, doc: CheckTraceDoc): void {
     }
     const y = 24 + s.thread * LANE_H + 5;
     const bad = k === doc.violation;
-    const g = el('g', { class: `step${bad ? ' violating' : ''}`, 'data-step': k, tabindex: 0 });
+    const g = el('g', { class: `step${bad ? ' violating' : ''}${s.preemption ? ' preemption' : ''}`, 'data-step': k, tabindex: 0 });
     g.append(el('rect', { x: x + 2, y, width: STEP_W - 8, height: LANE_H - 14, rx: 5 }));
+    // A preemption: the scheduler switched away from a thread that could have gone on.
+    if (s.preemption) g.append(el('path', { d: `M${x + 2} ${y + 4} l0 ${LANE_H - 22}`, class: 'preempt-bar' }));
     const label = s.label.length > 19 ? s.label.slice(0, 18) + '…' : s.label;
     g.append(el('text', { x: x + 8, y: y + (LANE_H - 14) / 2, 'dominant-baseline': 'middle' }, label));
-    const title = el('title', {}, `#${k + 1} ${doc.threads[s.thread]}: ${s.label}${s.detail ? `\n${s.detail}` : ''}${bad ? `\nVIOLATION: ${doc.invariant}` : ''}`);
+    const title = el('title', {}, `#${k + 1} ${doc.threads[s.thread]}${s.preemption ? ' (a preemption)' : ''}: ${s.label}${s.detail ? `\n${s.detail}` : ''}${bad ? `\nVIOLATION: ${doc.invariant}` : ''}`);
     g.append(title);
     const show = () => {
       svg.querySelectorAll('.step.selected').forEach((n) => n.classList.remove('selected'));
       g.classList.add('selected');
-      detail.textContent = `#${k + 1} — ${doc.threads[s.thread]}: ${s.label}${s.detail ? ` — ${s.detail}` : ''}${bad ? ` — the invariant broke here: ${doc.message}` : ''}`;
+      detail.textContent = `#${k + 1} — ${doc.threads[s.thread]}${s.preemption ? ' (preempting a thread that could have gone on)' : ''}: ${s.label}`
+        + `${s.detail ? `\n${s.detail}` : ''}${bad ? `\nThe invariant broke here: ${doc.message}` : ''}`;
     };
     g.addEventListener('click', show);
     g.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && show());
@@ -85,6 +95,6 @@ export function renderLanes(root: HTMLElement, doc: CheckTraceDoc): void {
   root.append(wrap, detail);
   const bad = doc.steps[doc.violation];
   detail.textContent = bad
-    ? `The invariant broke after step #${doc.violation + 1} (${doc.threads[bad.thread]}: ${bad.label}). Click a step for its detail.`
-    : 'Click a step for its detail.';
+    ? `The invariant broke after step #${doc.violation + 1} (${doc.threads[bad.thread]}: ${bad.label}). Click a step for its detail; an orange bar marks a preemption.`
+    : `${doc.invariant ? 'The invariant broke during setup, before the first step. ' : ''}Click a step for its detail; an orange bar marks a preemption.`;
 }

@@ -14,6 +14,7 @@ import {
 } from '../../src/sim/record/index.js';
 import type { DecodedRecord } from '../../src/sim/record/replay.js';
 import { Model } from '../../src/web/model.js';
+import { checkDriver, checkTraceDoc, loadDriver } from '../../src/check/index.js';
 import { compareImages, decodePng, encodePng } from './png.js';
 import { demoRecord, millionRecord } from './fixtures.js';
 
@@ -214,9 +215,10 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
       format: CHECK_FORMAT, version: 1, driver: 'examples/drivers/skips-read-retry.ts', invariant: 'device-maps-only-what-cpu-maps',
       message: 'device maps frame 812 at 0x7f0000001000, the CPU maps nothing', token: 'pct3-s42-7f1c',
       threads: ['device fault', 'cpu: munmap', 'invalidate'],
+      scenario: 'munmap', schedules: 27,
       steps: [
         { thread: 0, label: 'hmm_range_fault' },
-        { thread: 1, label: 'munmap 0x7f0000001000' },
+        { thread: 1, label: 'munmap 0x7f0000001000', detail: 'munmap 0x7f0000001000\ninvalidate UNMAP p1..p2 (mm 1)', preemption: true, stoppedAt: 'done' },
         { thread: 2, label: 'invalidate start' },
         { thread: 0, label: 'program device pte', detail: 'no mmu_interval_read_retry' },
       ],
@@ -228,10 +230,22 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     expect(await page.$$eval('#lanes .step', (g) => g.length)).toBe(4);
     expect(await page.getAttribute('#lanes .step.violating', 'data-step')).toBe('3');
     await page.click('#lanes .step[data-step="1"]');
-    expect(await page.textContent('#step-detail')).toContain('cpu: munmap: munmap 0x7f0000001000');
+    expect(await page.textContent('#step-detail')).toContain('cpu: munmap (preempting a thread that could have gone on): munmap 0x7f0000001000\nmunmap 0x7f0000001000\ninvalidate UNMAP p1..p2 (mm 1)');
+    expect(await page.$$eval('#lanes .step.preemption', (g) => g.map((x) => x.getAttribute('data-step')))).toEqual(['1']);
     await page.close();
     await s.close();
-  }, 60_000);
+    // And a real one: what `hmmsim check --record` writes for a driver of the zoo.
+    const driver = await loadDriver(join(import.meta.dirname, '../../examples/drivers/callback-without-lock.ts'));
+    const real = checkTraceDoc(await checkDriver(driver, { strategies: ['bounded'], schedules: 200 }), 'callback-without-lock.ts');
+    expect(real.violation).toBeGreaterThanOrEqual(0);
+    const s2 = await serveView(real, html);
+    const page2 = await open(s2.url);
+    expect(await page2.$$eval('#lanes .step', (g) => g.length)).toBe(real.steps.length);
+    expect(await page2.getAttribute('#lanes .step.violating', 'data-step')).toBe(String(real.violation));
+    expect(await page2.textContent('.violation')).toContain(real.invariant);
+    await page2.close();
+    await s2.close();
+  }, 120_000);
 
   it('loads a run of a million events and steps and scrubs it without freezing (first paint < 2 s, a step < 50 ms)', async () => {
     const doc = millionRecord();

@@ -342,30 +342,36 @@ export const FAULT_REMOTE = 64;
 export const FAULT_KIND_MASK = 31;
 
 // ---- a failing `hmmsim check` schedule, shown as swim lanes ----
+// What the visualizer reads of `hmmsim check --record`; src/check/report.ts writes it
+// (docs/check.md describes it).
 
 export interface CheckStep {
   /** Index into threads. */
   thread: number;
-  /** What the thread did at this step, readable ("munmap 0x7f..000-0x7f..000", "invalidate start"). */
+  /** What the thread did in the step, readable ("cpu 1: madvise(DONTNEED) p0..p1"). */
   label: string;
-  /** Optional detail shown on hover / click. */
+  /** Everything that happened in the step (lines), shown on click. */
   detail?: string;
+  /** The step preempted a thread that could have gone on. */
+  preemption?: boolean;
+  /** Where the thread stopped at the end of the step. */
+  stoppedAt?: string;
 }
 
-/** A failing schedule of `hmmsim check --record` (docs/visualizer.md until docs/check.md defines its own). */
 export interface CheckTraceDoc {
   format: typeof CHECK_FORMAT;
   version: number;
   driver: string;
-  /** The invariant that broke, and its message. */
+  /** The invariant that broke ('' when none did), and its message. */
   invariant: string;
   message: string;
-  /** The replay token (`hmmsim check --replay <token>`). */
+  /** The replay token (`hmmsim check <driver> --replay <token>`). */
   token: string;
+  scenario?: string;
   threads: string[];
   steps: CheckStep[];
-  /** Index into steps of the step after which the violation was detected. */
+  /** Index into steps of the step after which the violation was seen; -1: in setup, or none. */
   violation: number;
-  /** The schedule's run, recorded, if the checker recorded it: each step's first position in it is steps[i].at. */
-  record?: RecordDoc;
+  /** Schedules run in all. */
+  schedules?: number;
 }
