@@ -371,17 +371,13 @@ export class Mm {
 
   /**
    * exit_mmap: mmu_notifier_release first (interval subscriptions get one RELEASE
-   * invalidation of everything, then whole-mm subscribers their release callback and are
-   * dropped), then every VMA is unmapped under one UNMAP invalidation, page tables freed.
+   * invalidation of everything, then whole-mm subscribers their release callback, and only
+   * then are they dropped), then every VMA is unmapped under one UNMAP invalidation, page
+   * tables freed.
    */
   exit(): void {
     this.assertLive();
-    this.notifiers.releaseIntervals();
-    const subs = this.notifiers.list.splice(0);
-    for (const sub of subs) {
-      sub.ops.release?.(sub, this);
-      sub.mm = null;
-    }
+    this.notifiers.release();
     const all = [...this.vmas.all];
     if (all.length > 0) {
       const range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);

@@ -301,6 +301,23 @@ export class MmuNotifierSubscriptions {
     this.itreeInvEnd();
   }
 
+  /**
+   * __mmu_notifier_release: the interval subscriptions' RELEASE (mn_itree_release), then
+   * mn_hlist_release: every whole-mm subscriber's release runs while all of them are still
+   * hashed, so an invalidation that happens meanwhile (reclaim of a page of this mm) still
+   * reaches those whose release has not run yet; only then are they all unhashed.
+   */
+  release(): void {
+    this.releaseIntervals();
+    const subs = this.list.slice();
+    for (const sub of subs) {
+      // One that an earlier release unregistered got its release from mmu_notifier_unregister.
+      if (sub.mm === this.mm) sub.ops.release?.(sub, this.mm);
+    }
+    for (const sub of this.list) sub.mm = null;
+    this.list.length = 0;
+  }
+
   intervals(): MmuIntervalNotifier[] {
     return this.itree.all();
   }

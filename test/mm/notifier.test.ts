@@ -154,6 +154,68 @@ describe('classic notifier: start before the entries change, end after', () => {
     expect(log).toEqual(['release vmas=1 anon']);
   });
 
+  it('exit (mn_hlist_release): every release runs while all subscribers are still hashed, so an invalidation during one release reaches the others', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const log: string[] = [];
+    // The first release reclaims a page of the dying mm (as reclaim on another CPU may):
+    // try_to_unmap's CLEAR must still reach both subscribers, released or not.
+    const first = new MmuNotifier({
+      release: () => { log.push('release first'); swapOutPage(m, pfn); },
+      invalidateRangeStart: (_s, r) => void log.push(`first ${r.event}`),
+    });
+    const second = new MmuNotifier({
+      release: () => void log.push('release second'),
+      invalidateRangeStart: (_s, r) => void log.push(`second ${r.event}`),
+    });
+    mmuNotifierRegister(first, p.mm);
+    mmuNotifierRegister(second, p.mm);
+    const mm = p.mm;
+    p.exit();
+    expect(log).toEqual(['release first', 'first CLEAR', 'second CLEAR', 'release second']);
+    // Only then are they unhashed: neither sees exit's UNMAP, and both are unregistered.
+    expect(first.mm).toBeNull();
+    expect(second.mm).toBeNull();
+    expect(mm.notifiers.list).toEqual([]);
+    expectConsistent(m);
+  });
+
+  it('exit (mn_itree_release before mn_hlist_release): an invalidation during an interval RELEASE reaches the whole-mm subscribers', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const log: string[] = [];
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        log.push(`interval ${r.event}`);
+        if (r.event === 'RELEASE') swapOutPage(m, pfn);
+        return true;
+      },
+    }), p.mm, 0, p.mm.taskSize);
+    mmuNotifierRegister(new MmuNotifier({
+      release: () => void log.push('release'),
+      invalidateRangeStart: (_s, r) => void log.push(`whole-mm ${r.event}`),
+    }), p.mm);
+    p.exit();
+    expect(log).toEqual(['interval RELEASE', 'interval CLEAR', 'whole-mm CLEAR', 'release', 'interval UNMAP']);
+    expectConsistent(m);
+  });
+
+  it('exit: a subscriber unregistered by an earlier release (mmu_notifier_unregister) gets its release once, from the unregister', () => {
+    const { p } = setup();
+    const log: string[] = [];
+    const second = new MmuNotifier({ release: () => void log.push('release second') });
+    const first = new MmuNotifier({ release: (_s, mm) => { log.push('release first'); mmuNotifierUnregister(second, mm); } });
+    mmuNotifierRegister(first, p.mm);
+    mmuNotifierRegister(second, p.mm);
+    p.exit();
+    expect(log).toEqual(['release first', 'release second']);
+  });
+
   it('mmu_notifier_unregister calls release once; the subscriber then sees nothing', () => {
     const { p } = setup();
     const a = p.mmap(0, P, RW, ANON);
