@@ -12,8 +12,8 @@ import {
 import type { Machine } from './machine.js';
 import { MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, MmuNotifierSubscriptions, type MmuNotifierRange, type MmuNotifyEvent } from './notifier.js';
 import {
-  entryKind, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, PageTable, pteDevmap, pteMkwrite, pteSpecial, pteWrprotect,
-  ptFlags, ptVal, setPtFlags,
+  entryKind, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, LEVEL_PAGES, PageTable, pteDevmap, pteMkwrite, pteNone,
+  pteSpecial, pteWrprotect, ptFlags, ptVal, setPtFlags,
 } from './pagetable.js';
 import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import {
@@ -315,23 +315,54 @@ export class Mm {
   /**
    * change_protection: removing write downgrades every writable entry; adding write to a
    * private mapping upgrades exclusive anonymous pages at once (can_change_pte_writable).
-   * One PROTECTION_VMA invalidation per VMA that has entries.
+   * The PROTECTION_VMA invalidations are change_pud_range's: per P4D entry, one from the
+   * first PUD entry that is not none to the end of the range, whether or not any PTE below
+   * it is present; a hugetlb VMA gets one for all of it (hugetlb_change_protection).
    */
   private changeProtection(v: Vma, oldFlags: number): void {
+    const s = v.start / PAGE_SIZE;
+    const e = v.end / PAGE_SIZE;
+    splitBoundary(this, v, v.start);
+    splitBoundary(this, v, v.end);
+    if (v.isHugetlb()) {
+      const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
+      this.changeProtectionRange(v, oldFlags, s, e);
+      this.invalidateEnd(range);
+      return;
+    }
+    const P4D_PAGES = LEVEL_PAGES[3]!;
+    for (let cs = s; cs < e; ) {
+      const ce = Math.min(e, (Math.floor(cs / P4D_PAGES) + 1) * P4D_PAGES);
+      const from = this.firstPudEntry(cs, ce);
+      if (from >= 0) {
+        const range = this.invalidateStart('PROTECTION_VMA', from * PAGE_SIZE, ce * PAGE_SIZE);
+        this.changeProtectionRange(v, oldFlags, from, ce);
+        this.invalidateEnd(range);
+      }
+      cs = ce;
+    }
+  }
+
+  /** change_pud_range's start: the first vpn of [s, e) (within one P4D entry) whose PUD entry is not none, or -1. */
+  private firstPudEntry(s: number, e: number): number {
+    const pud = this.pt.tableAt(s, 2);
+    if (!pud) return -1;
+    const span = LEVEL_PAGES[2]!;
+    const first = PageTable.index(s, 2);
+    const last = PageTable.index(e - 1, 2);
+    for (let i = first; i <= last; i++) {
+      if (!pteNone(ptFlags(pud, i))) return i === first ? s : (Math.floor(s / (span * 512)) * 512 + i) * span;
+    }
+    return -1;
+  }
+
+  private changeProtectionRange(v: Vma, oldFlags: number, s: number, e: number): void {
     const removeWrite = (oldFlags & VM_WRITE) !== 0 && (v.flags & VM_WRITE) === 0;
     const addWrite = (oldFlags & VM_WRITE) === 0 && (v.flags & VM_WRITE) !== 0;
     // A shared (tmpfs) mapping needs no write notification, so its vm_page_prot carries write
     // and pte_modify makes every present entry writable; a private one upgrades only exclusive
     // anonymous pages (can_change_pte_writable / can_change_pmd_writable; hugetlb never).
     const shared = (v.flags & VM_SHARED) !== 0;
-    const s = v.start / PAGE_SIZE;
-    const e = v.end / PAGE_SIZE;
-    let any = false;
-    this.pt.forEach(s, e, () => { any = true; });
-    if (!any) return;
-    splitBoundary(this, v, v.start);
-    splitBoundary(this, v, v.end);
-    const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
     const phys = this.machine.phys;
     for (const { node, first, last } of this.pt.tables(s, e)) {
       const level = node.level;
@@ -351,7 +382,6 @@ export class Mm {
         }
       }
     }
-    this.invalidateEnd(range);
   }
 
   /** unmap_mapping_range for one file VMA: zap its pages at file index >= fromIndex (truncate). */

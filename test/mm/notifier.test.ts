@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
+  blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_FIXED, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
   MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry,
   mmuIntervalSetSeq, MmuNotifier, mmuNotifierRegister, mmuNotifierUnregister, type MmuNotifierRange, MREMAP_FIXED, MREMAP_MAYMOVE,
   PMD_SIZE, PROT_READ, swapOutPage, WouldBlock, type Process,
@@ -65,12 +65,43 @@ describe('classic notifier: start before the entries change, end after', () => {
     expect(log).toEqual([`start PROTECTION_VMA anon+w@${pfn}`, `end PROTECTION_VMA anon@${pfn}`]);
   });
 
-  it('mprotect of a range with no entries sends nothing (change_pmd_range skips empty tables)', () => {
+  it('mprotect of a range with no page tables at all sends nothing (change_pud_range: every pud_none)', () => {
     const { p } = setup();
     const a = p.mmap(0, 4 * P, RW, ANON);
     const rs = ranges(p);
     p.mprotect(a, 4 * P, PROT_READ);
     expect(rs).toEqual([]);
+  });
+
+  it('mprotect (change_pud_range): PROTECTION_VMA as soon as a PUD entry covers the range, even with no PTE in it', () => {
+    const { p } = setup();
+    const base = freeRange(p, 2 ** 30, 2 ** 30);
+    const a = p.mmap(base, 4 * P, RW, ANON | MAP_FIXED);
+    const b = p.mmap(base + 8 * P, 4 * P, RW, ANON | MAP_FIXED);
+    p.writeU8(a, 1); // allocates the PMD table covering b too; b itself has no entry
+    const rs = ranges(p);
+    p.mprotect(b, 4 * P, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - b, r.end - b])).toEqual([['PROTECTION_VMA', 0, 4 * P]]);
+    expect(pm(p, b).kind).toBe('none');
+  });
+
+  it('mprotect (change_pud_range): the range starts at the first PUD entry that is not none', () => {
+    const { p } = setup();
+    const G = 2 ** 30;
+    const base = freeRange(p, 2 * G, G);
+    const a = p.mmap(base + G - 4 * P, 8 * P, RW, ANON | MAP_FIXED); // 4 pages each side of a 1 GiB boundary
+    p.writeU8(base + G + P, 1); // only the upper PUD entry gets a PMD table
+    const rs = ranges(p);
+    p.mprotect(a, 8 * P, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['PROTECTION_VMA', 4 * P, 8 * P]]);
+  });
+
+  it('mprotect of a hugetlb VMA (hugetlb_change_protection): PROTECTION_VMA for the whole range, entries or not', () => {
+    const { p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON | MAP_HUGETLB);
+    const rs = ranges(p);
+    p.mprotect(a, PMD_SIZE, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['PROTECTION_VMA', 0, PMD_SIZE]]);
   });
 
   it('madvise(MADV_DONTNEED): CLEAR', () => {
