@@ -79,7 +79,7 @@ export function faultInPage(mm: Mm, vma: Vma, addr: number, write: boolean, remo
 
 /** Copy between a process's memory and buf (access_process_vm for the process itself). */
 export function accessVm(mm: Mm, addr: number, buf: Uint8Array, write: boolean): void {
-  mm.assertLive();
+  mm.mmapLock('access');
   checkAccess(mm, addr, buf.length, write);
   const phys = mm.machine.phys;
   let done = 0;

@@ -28,7 +28,7 @@ export interface GupFlags {
  * on any error no page is left referenced (the kernel returns the pages it got so far).
  */
 export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFlags = {}): number[] {
-  mm.assertLive();
+  mm.mmapLock('get_user_pages');
   if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE) fail('EINVAL', 'address must be page aligned');
   if (!Number.isSafeInteger(npages) || npages <= 0) fail('EINVAL', 'npages must be positive');
   const write = flags.write === true;

@@ -83,7 +83,7 @@ function validateSetup(args: MigrateVma): Mm {
   if (!vma) fail('EINVAL', 'no vma');
   const mm = vma.mm;
   if (!mm) fail('EINVAL', 'vma is not mapped in any mm');
-  mm.assertLive();
+  mm.mmapLock('migrate_vma_setup');
   if (flights.has(args)) fail('EINVAL', 'this migrate_vma is already being migrated (setup again before finalize)');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE) fail('EINVAL', 'start and end must be page aligned');
   if (start >= end) fail('EINVAL', 'empty range');
@@ -108,6 +108,7 @@ function validateSetup(args: MigrateVma): Mm {
 function flightOf(args: MigrateVma, what: string): Flight {
   const fl = args && typeof args === 'object' ? flights.get(args) : undefined;
   if (!fl) fail('EINVAL', `${what} without a migrate_vma_setup in progress for these args`);
+  fl.mm.mmapLockDeadlock(what);
   const n = args.npages;
   if (!isPfnArray(args.src) || !isPfnArray(args.dst) || args.src.length !== n || args.dst.length !== n || n !== fl.collected.length) {
     fail('EINVAL', `src and dst must still hold exactly ${fl.collected.length} entries`);

@@ -63,6 +63,27 @@ export class Mm {
     if (this.dead) fail('ESRCH', `mm ${this.id} has exited`);
   }
 
+  /** Set when exit begins (mm_users dropped to 0): no operation can take the mm any more. */
+  exiting = false;
+
+  /**
+   * The mmap lock, for an operation about to run on this mm (mmap, munmap, mprotect, mremap,
+   * madvise, fork, exit, migrate_vma_*, gup, CPU accesses, hmm_range_fault). Operations are
+   * atomic, so there is nothing to release; what remains is where the kernel would not get
+   * the lock: ESRCH once the mm has exited or is exiting (mmget_not_zero fails), and EDEADLK
+   * from inside one of this mm's notifier callbacks, whose caller holds the lock (or holds
+   * locks the lock's holders wait behind), checked before anything changes.
+   */
+  mmapLock(op: string): void {
+    if (this.dead || this.exiting) fail('ESRCH', `${op}: mm ${this.id} has exited`);
+    this.mmapLockDeadlock(op);
+  }
+
+  /** The EDEADLK half of mmapLock, for the steps of a migration already set up (they may outlive the mm). */
+  mmapLockDeadlock(op: string): void {
+    if (this.notifiers.inCallback > 0) fail('EDEADLK', `${op} from inside an mmu notifier callback of mm ${this.id} (the kernel would deadlock on its mmap lock)`);
+  }
+
   // ---- notifier helpers ----
 
   /** Start an invalidation of [start, end); null when nobody could observe it. */
@@ -169,7 +190,7 @@ export class Mm {
    * MAP_POPULATE and MAP_HUGETLB (private). Returns the address.
    */
   mmap(addr: number, length: number, prot: number, flags: number, file: TmpFile | null = null, offset = 0): number {
-    this.assertLive();
+    this.mmapLock('mmap');
     checkProt(prot);
     if (!Number.isInteger(flags)) fail('EINVAL', `bad mmap flags ${flags}`);
     // MAP_SHARED_VALIDATE (both type bits) is MAP_SHARED whose unknown flags are EOPNOTSUPP;
@@ -247,7 +268,7 @@ export class Mm {
   // ---- munmap ----
 
   munmap(addr: number, length: number): void {
-    this.assertLive();
+    this.mmapLock('munmap');
     if (!Number.isSafeInteger(length) || length <= 0) fail('EINVAL', `bad length ${length}`);
     const end = this.checkUserRange(addr, length, 'munmap');
     this.checkHugetlbBounds(addr, end);
@@ -274,7 +295,7 @@ export class Mm {
   // ---- mprotect ----
 
   mprotect(addr: number, length: number, prot: number): void {
-    this.assertLive();
+    this.mmapLock('mprotect');
     // do_mprotect_pkey's order: alignment (EINVAL), len 0 succeeds, an end that wraps (a
     // negative length, ENOMEM), prot (EINVAL), then the VMAs (ENOMEM for a hole or past TASK_SIZE).
     if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr)) fail('EINVAL', `mprotect: address 0x${addr.toString(16)} is not page aligned`);
@@ -406,20 +427,39 @@ export class Mm {
    * tables freed.
    */
   exit(): void {
-    this.assertLive();
-    this.notifiers.release();
+    this.mmapLock('exit');
+    this.exiting = true;
+    // The mm goes whatever its subscribers do: a callback that throws (a driver bug) has its
+    // error rethrown once the teardown is complete.
+    let error: unknown = null;
+    const keep = (e: unknown): void => void (error ??= e);
+    try {
+      this.notifiers.release();
+    } catch (e) {
+      keep(e);
+    }
     const all = [...this.vmas.all];
     if (all.length > 0) {
-      const range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);
+      let range: MmuNotifierRange | null = null;
+      try {
+        range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);
+      } catch (e) {
+        keep(e);
+      }
       zapRange(this, 0, this.taskSize, this.gather);
       for (const v of all) this.removeVma(v);
       this.pt.freeEmpty(0, this.taskSize / PAGE_SIZE);
-      this.invalidateEnd(range);
+      try {
+        this.invalidateEnd(range);
+      } catch (e) {
+        keep(e);
+      }
       if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: 0, end: this.taskSize, reason: 'exit' });
       this.gather.flush(this);
     }
     this.dead = true;
     this.machine.forgetMm(this);
+    if (error !== null) throw error;
   }
 
   /**

@@ -44,9 +44,16 @@ export class Process {
 
   /** exit(): tear the address space down (exit_mmap). */
   exit(): void {
-    this.live().exit();
-    this.alive = false;
-    this.machine.forgetProcess(this);
+    const mm = this.live();
+    try {
+      mm.exit();
+    } finally {
+      // Gone even when a notifier callback threw during the teardown (the error goes on up).
+      if (mm.dead) {
+        this.alive = false;
+        this.machine.forgetProcess(this);
+      }
+    }
   }
 
   // ---- CPU accesses ----

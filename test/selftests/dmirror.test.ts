@@ -2,11 +2,11 @@
 // device's memory accounting, the device mmap, and the summary line of the selftest runner.
 
 import { describe, expect, it } from 'vitest';
-import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, MmuNotifier, mmuNotifierRegister, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { pagemap } from '../../src/mm/pagemap.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import {
-  dmirrorDriverOf, dmirrorInit, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE,
+  dmirrorDriverOf, dmirrorInit, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE,
   HMM_DMIRROR_SNAPSHOT, hmmDmirrorCmd, hmmDmirrorOpen,
 } from '../../src/drivers/dmirror/index.js';
 import { formatSelftestSummary, runSelftestCase, selftestCases, type SelftestResult } from '../../src/drivers/dmirror/selftests.js';
@@ -81,6 +81,28 @@ describe('dmirror driver', () => {
     expect(snap[0]).toBe(0x00);
     await fd1.ioctl(HMM_DMIRROR_SNAPSHOT, hmmDmirrorCmd(a, snap, 1));
     expect(snap[0]).toBe(0x20 | 0x02);
+  });
+
+  it('MIGRATE_TO_DEV and MIGRATE_TO_SYS from an invalidate callback of the same mm: EDEADLK (migrate_vma_setup under the mmap lock), nothing moved', async () => {
+    const { m, driver, p, fd, a, mirror } = setup();
+    for (let i = 0; i < 8; i++) p.writeU32(a + i * PAGE_SIZE, i + 1);
+    await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a + 4 * PAGE_SIZE, mirror, 2));
+    const dev = driver.devices[0]!;
+    const kinds = () => Array.from({ length: 8 }, (_, i) => pagemap(p.mm, a + i * PAGE_SIZE).kind);
+    const before = kinds();
+    const pending: Array<Promise<void>> = [];
+    mmuNotifierRegister(new MmuNotifier({
+      invalidateRangeStart: () => {
+        if (pending.length > 0) return;
+        pending.push(fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a, mirror, 2)));
+        pending.push(fd.ioctl(HMM_DMIRROR_MIGRATE_TO_SYS, hmmDmirrorCmd(a + 4 * PAGE_SIZE, mirror, 2)));
+      },
+    }), p.mm);
+    p.mprotect(a + 6 * PAGE_SIZE, PAGE_SIZE, PROT_READ);
+    for (const q of pending) await expect(q).rejects.toMatchObject({ errno: 'EDEADLK' });
+    expect(kinds()).toEqual(before);
+    expect(dev.usedPages).toBe(2);
+    expect(checkInvariants(m)).toEqual([]);
   });
 
   it('the device mmap inserts read-only pages at mmap time; a page zapped later is SIGBUS (no fault handler)', () => {
