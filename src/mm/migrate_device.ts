@@ -113,6 +113,8 @@ function flightOf(args: MigrateVma, what: string): Flight {
   if (!isPfnArray(args.src) || !isPfnArray(args.dst) || args.src.length !== n || args.dst.length !== n || n !== fl.collected.length) {
     fail('EINVAL', `src and dst must still hold exactly ${fl.collected.length} entries`);
   }
+  checkEntries(args.src, n, 'src');
+  checkEntries(args.dst, n, 'dst');
   for (let i = 0; i < n; i++) {
     const s = args.src[i]!;
     const c = fl.collected[i]!;
@@ -157,6 +159,22 @@ export function migrateVmaPages(args: MigrateVma): void {
     if (!migrateFolio(machine, old, d, old === args.faultPage ? 1 : 0, fl.policy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
   }
   mm.invalidateEnd(range);
+}
+
+/** Every entry an encoded migrate pfn (a non-negative integer): NaN or -1 is EINVAL, not "no page". */
+function checkEntries(a: MigratePfnArray, n: number, what: string): void {
+  for (let i = 0; i < n; i++) {
+    const v = a[i]!;
+    if (!Number.isSafeInteger(v) || v < 0) fail('EINVAL', `${what}[${i}] = ${v} is not a migrate pfn entry`);
+  }
+}
+
+/** The arrays and count of the by-pfn calls: npages a non-negative integer, both arrays that long, every entry encoded. */
+function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
+  if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
+  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkEntries(src, npages, 'src');
+  checkEntries(dst, npages, 'dst');
 }
 
 /**
@@ -335,7 +353,7 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
 
 /** migrate_device_pages: move struct-page state where the driver gave a destination. */
 export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkDeviceArgs(src, dst, npages);
   checkDst(machine, src, dst, npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
@@ -348,7 +366,7 @@ export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: 
 
 /** migrate_device_finalize: remap every migration entry, unlock, release. */
 export function migrateDeviceFinalize(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkDeviceArgs(src, dst, npages);
   finalizePages(machine, src, dst, npages, -1, -1, -1);
 }
 

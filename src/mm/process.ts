@@ -6,7 +6,7 @@ import { blocking } from './wait.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import type { TmpFile } from './file.js';
-import { accessVm } from './access.js';
+import { accessVm, readVm } from './access.js';
 import { dupMm } from './fork.js';
 import { madvise } from './madvise.js';
 import { mremap } from './mremap.js';
@@ -61,9 +61,7 @@ export class Process {
   read(addr: number, len: number): Uint8Array {
     const mm = this.live();
     if (!Number.isSafeInteger(len) || len < 0) fail('EINVAL', `bad length ${len}`);
-    const buf = new Uint8Array(len);
-    accessVm(mm, addr, buf, false);
-    return buf;
+    return readVm(mm, addr, len);
   }
   write(addr: number, data: Uint8Array): void {
     accessVm(this.live(), addr, data, true);

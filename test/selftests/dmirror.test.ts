@@ -7,7 +7,7 @@ import { pagemap } from '../../src/mm/pagemap.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import {
   dmirrorDriverOf, dmirrorInit, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE,
-  HMM_DMIRROR_SNAPSHOT, hmmDmirrorCmd, hmmDmirrorOpen,
+  HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE, hmmDmirrorCmd, hmmDmirrorOpen, type HmmDmirrorCmd,
 } from '../../src/drivers/dmirror/index.js';
 import { formatSelftestSummary, runSelftestCase, selftestCases, type SelftestResult } from '../../src/drivers/dmirror/selftests.js';
 
@@ -43,6 +43,26 @@ describe('dmirror driver', () => {
     await expect(fd.ioctl(0x42, hmmDmirrorCmd(a, mirror, 1))).rejects.toMatchObject({ errno: 'EINVAL' });
     await expect(fd.ioctl(HMM_DMIRROR_FLAGS, hmmDmirrorCmd(a, mirror, 1))).resolves.toBeUndefined();
     expect(fd.dmirror.flags).toBe(1);
+  });
+
+  it('sizes and types are checked before anything is allocated: 2^40 pages, a null block, a wrapping end', async () => {
+    const { p, fd, a, mirror } = setup();
+    p.writeU32(a, 1);
+    const t = Date.now();
+    // dmirror_bounce_init: vmalloc of 2^52 bytes fails (ENOMEM); SNAPSHOT's fixed window buffer faults at copy_to_user.
+    await expect(fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(a, mirror, 2 ** 40))).rejects.toMatchObject({ errno: 'ENOMEM' });
+    await expect(fd.ioctl(HMM_DMIRROR_WRITE, hmmDmirrorCmd(a, mirror, 2 ** 40))).rejects.toMatchObject({ errno: 'ENOMEM' });
+    await expect(fd.ioctl(HMM_DMIRROR_SNAPSHOT, hmmDmirrorCmd(a, mirror, 2 ** 40))).rejects.toMatchObject({ errno: 'EFAULT' });
+    // copy_from_user of the block
+    await expect(fd.ioctl(HMM_DMIRROR_READ, null as unknown as HmmDmirrorCmd)).rejects.toMatchObject({ errno: 'EFAULT' });
+    await expect(fd.ioctl(HMM_DMIRROR_READ, { ...hmmDmirrorCmd(a, mirror, 1), ptr: null as unknown as number })).rejects.toMatchObject({ errno: 'EFAULT' });
+    await expect(fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(a, mirror, 1.5))).rejects.toMatchObject({ errno: 'EFAULT' });
+    // an end that wraps past 2^64 (cmd.addr >= cmd.addr + (npages << PAGE_SHIFT)), or lands exactly on it
+    await expect(fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(2 ** 64 - PAGE_SIZE, mirror, 2))).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(2 ** 64 - PAGE_SIZE, mirror, 1))).rejects.toMatchObject({ errno: 'EINVAL' });
+    await expect(fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(2 ** 63, mirror, 2 ** 52))).rejects.toMatchObject({ errno: 'EINVAL' });
+    expect(Date.now() - t).toBeLessThan(2000);
+    expect(fd.dmirror.pt.size).toBe(0);
   });
 
   it('a user buffer outside the caller\'s mappings is EFAULT (copy_to_user)', async () => {
