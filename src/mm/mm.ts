@@ -107,6 +107,11 @@ export class Mm {
 
   removeVma(v: Vma): void {
     this.vmas.remove(v);
+    this.unlinkFile(v);
+  }
+
+  /** A VMA that is gone no longer maps its file (the file may go with it). */
+  private unlinkFile(v: Vma): void {
     if (v.file) {
       v.file.mappings.delete(v);
       v.file.maybeFree();
@@ -285,7 +290,8 @@ export class Mm {
     splitBoundary(this, list[list.length - 1]!, e);
     const range = this.invalidateStart('UNMAP', s, e);
     zapRange(this, s, e, this.gather);
-    for (const v of list) this.removeVma(v);
+    this.vmas.removeRun(list);
+    for (const v of list) this.unlinkFile(v);
     this.pt.freeEmpty(s / PAGE_SIZE, e / PAGE_SIZE);
     this.invalidateEnd(range);
     if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: s, end: e, reason: 'munmap' });
@@ -447,7 +453,8 @@ export class Mm {
         keep(e);
       }
       zapRange(this, 0, this.taskSize, this.gather);
-      for (const v of all) this.removeVma(v);
+      this.vmas.clear();
+      for (const v of all) this.unlinkFile(v);
       this.pt.freeEmpty(0, this.taskSize / PAGE_SIZE);
       try {
         this.invalidateEnd(range);
