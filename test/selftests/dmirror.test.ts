@@ -92,6 +92,43 @@ describe('dmirror driver', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 
+  it('RELEASE running out of system memory part way: ENOMEM, the pages it could not move are restored (migrate_device_finalize), nothing stuck or leaked', async () => {
+    const m = new Machine({ ramBytes: 1 << 20, swapBytes: 0 });
+    const driver = dmirrorInit(m, { chunkBytes: 2 << 20 });
+    const p = m.spawn();
+    const fd = hmmDmirrorOpen(p, 0);
+    const n = 32;
+    const a = p.mmap(0, n * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE, i + 1000);
+    await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a, new Uint8Array(n * PAGE_SIZE), n));
+    const dev = driver.devices[0]!;
+    expect(dev.usedPages).toBe(n);
+    // Another process takes all of RAM but 10 frames (anonymous memory, no swap: nothing to reclaim).
+    const hog = m.spawn();
+    const left = 10;
+    const hogPages = m.phys.freeRamFrames - left;
+    const h = hog.mmap(0, hogPages * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < hogPages; i++) hog.writeU8(h + i * PAGE_SIZE, 1);
+    expect(m.phys.freeRamFrames).toBe(left);
+    const oldChunk = dev.chunks[0]!.pagemap;
+    await expect(fd.ioctl(HMM_DMIRROR_RELEASE, hmmDmirrorCmd(a, new Uint8Array(PAGE_SIZE), 1))).rejects.toMatchObject({ errno: 'ENOMEM' });
+    expect(checkInvariants(m)).toEqual([]);
+    const kinds = Array.from({ length: n }, (_, i) => pagemap(p.mm, a + i * PAGE_SIZE).kind);
+    expect(kinds.filter((k) => k === 'anon').length).toBe(left); // moved back
+    expect(kinds.filter((k) => k === 'device-private').length).toBe(n - left); // restored, still the device's
+    expect(kinds.includes('migration')).toBe(false);
+    expect(m.phys.pagemapList.includes(oldChunk)).toBe(true); // its pages are in use: unregistered when they go
+    hog.exit();
+    // CPU access to a restored page faults it back (migrate_to_ram) instead of waiting for ever.
+    for (let i = 0; i < n; i++) expect(await p.readAsync(a + i * PAGE_SIZE, 4)).toEqual(new Uint8Array(new Uint32Array([i + 1000]).buffer));
+    expect(checkInvariants(m)).toEqual([]);
+    expect(m.phys.pagemapList.includes(oldChunk)).toBe(false);
+    p.exit();
+    expect(dev.usedPages).toBe(0);
+    expect(m.phys.usedRamFrames).toBe(0);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
   it('a device page records its device: another device\'s private page snapshots as NONE, the owner\'s as LOCAL', async () => {
     const { p, fd, a, mirror } = setup();
     const fd1 = hmmDmirrorOpen(p, 1);
