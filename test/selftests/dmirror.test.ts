@@ -176,6 +176,44 @@ describe('dmirror driver', () => {
   });
 });
 
+describe('finding: the test driver\'s owner filter after fork (lib/test_hmm.c, kept faithful; docs/api.md)', () => {
+  // dmirror_interval_invalidate ignores every MIGRATE invalidation whose owner is its own
+  // device, and dmirror_devmem_fault erases the faulting address only in the mirror that
+  // migrated the page (zone_device_data). After fork, the child's own mirror of the same
+  // device maps the shared device page; a CPU read in the child migrates it back: the
+  // child's mirror ignores that MIGRATE (same device), nobody erases its entry, and it keeps
+  // pointing at the device frame, which is freed and then reused.
+  it('a CPU read in the child moves the shared device page back; the child\'s mirror keeps a stale entry and then reads another page\'s data', async () => {
+    const m = new Machine({ ramBytes: 64 << 20 });
+    const driver = dmirrorInit(m, { chunkBytes: 2 << 20 });
+    const parent = m.spawn();
+    const pfd = hmmDmirrorOpen(parent, 0);
+    const a = parent.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    parent.writeU32(a, 0x1111);
+    parent.writeU32(a + PAGE_SIZE, 0x2222);
+    await pfd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a, new Uint8Array(PAGE_SIZE), 1));
+    const devPage = pagemap(parent.mm, a).pfn;
+    expect(pagemap(parent.mm, a).kind).toBe('device-private');
+    const child = parent.fork();
+    const cfd = hmmDmirrorOpen(child, 0);
+    const buf = new Uint8Array(PAGE_SIZE);
+    await cfd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(a, buf, 1)); // the child's mirror maps the device page
+    expect(cfd.dmirror.pt.get(a / PAGE_SIZE)?.pfn).toBe(devPage);
+    expect(child.readU32(a)).toBe(0x1111); // migrate_to_ram, in the child
+    expect(pagemap(child.mm, a).kind).toBe('anon');
+    expect(pagemap(parent.mm, a).kind).toBe('anon'); // both remapped through the reverse map
+    expect(driver.devices[0]!.usedPages).toBe(0); // the device page was freed
+    // The hole: the child's mirror still maps the freed device frame.
+    expect(cfd.dmirror.pt.get(a / PAGE_SIZE)?.pfn).toBe(devPage);
+    // The frame is reused for another page; the child's device now reads that page's data.
+    await pfd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a + PAGE_SIZE, new Uint8Array(PAGE_SIZE), 1));
+    expect(pagemap(parent.mm, a + PAGE_SIZE).pfn).toBe(devPage);
+    await cfd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(a, buf, 1));
+    expect(new Uint32Array(buf.buffer)[0]).toBe(0x2222); // not 0x1111: another page's data
+    expect(checkInvariants(m)).toEqual([]); // the mm is consistent: the stale entry is the driver's
+  });
+});
+
 describe('what migrate_anon_huge_fault checks after its PMD snapshot (skipped there for device-private memory)', () => {
   it('a collapsed THP migrated to device-private memory shows in pagemap as swapped, not present, and faults back intact', async () => {
     const m = new Machine({ ramBytes: 64 << 20 });
