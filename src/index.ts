@@ -35,8 +35,8 @@ export {
 } from './hmm/v417/mirror.js';
 export * as hmm417 from './hmm/v417/index.js';
 export {
-  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_PFN_VALID,
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_SHIFT, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
   migrateVmaSetup, migrateVmaPages, migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages,
   migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio, mainlineMigratePolicy, type MigratePolicy,
 } from './mm/migrate.js';
@@ -50,7 +50,7 @@ export * from './hmm/v417/devmem.js';
 export * from './drivers/dmirror/index.js';
 export {
   runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, HMM_SELFTESTS,
-  HMM_VARIANTS, HMM2_VARIANTS, NO_DEVICE_THP_REASON, type SelftestOptions, type SelftestResult, type SelftestCase,
+  HMM_VARIANTS, HMM2_VARIANTS, type SelftestOptions, type SelftestResult, type SelftestCase,
 } from './drivers/dmirror/selftests.js';
 // GPU-SVM (src/drivers/gpusvm): the shared core for GPU drivers, after DRM's drm_gpusvm and
 // drm_pagemap (docs/gpusvm.md), and svmdev, the small driver of `hmmsim demo` built on it.

@@ -42,8 +42,13 @@ export interface VmFault {
   /** Page-aligned faulting address. */
   readonly address: number;
   readonly flags: number;
-  /** The device page the entry referred to (locked, with a reference held by the fault). */
+  /** The device page the entry referred to (its folio locked, with a reference held by the fault). */
   readonly page: number;
+  /**
+   * vmf->pte: true for a fault through a PTE; false for a device-private PMD
+   * (do_huge_pmd_device_private), where `page` is the head of a PMD-size folio.
+   */
+  readonly pte: boolean;
 }
 
 function emit(mm: Mm, addr: number, flags: number, kind: FaultKind): void {
@@ -110,7 +115,7 @@ export function handleMmFault(mm: Mm, vma: Vma, address: number, flags: number, 
     emit(mm, addr, flags, 'migration-wait');
     return waitFor(retry, ptVal(pmd, pidx));
   } else if (pkind === K_DEVICE_PRIVATE) {
-    return deviceFault(mm, vma, addr, flags, ptVal(pmd, pidx), retry);
+    return deviceFault(mm, vma, addr, flags, ptVal(pmd, pidx), false, retry);
   } else if (pkind === K_HWPOISON) {
     return VM_FAULT_HWPOISON;
   }
@@ -132,7 +137,7 @@ function handlePteFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNo
       emit(mm, addr, flags, 'migration-wait');
       return waitFor(retry, ptVal(pte, idx));
     case K_DEVICE_PRIVATE:
-      return deviceFault(mm, vma, addr, flags, ptVal(pte, idx), retry);
+      return deviceFault(mm, vma, addr, flags, ptVal(pte, idx), true, retry);
     case K_DEVICE_EXCLUSIVE:
       return removeDeviceExclusiveEntry(mm, addr, flags, pte, idx, retry);
     case K_HWPOISON:
@@ -282,8 +287,13 @@ function doSwapPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
   return 0;
 }
 
-/** do_swap_page for a device-private entry: the owner's migrate_to_ram brings the page back. */
-function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number, retry: FaultRetry | null): number {
+/**
+ * do_swap_page for a device-private entry, do_huge_pmd_device_private for a device-private
+ * PMD: the owner's migrate_to_ram brings the page (or the folio) back, with its folio locked
+ * and referenced; if migrate_to_ram splits the folio, the lock and the reference are the
+ * fault page's piece's afterwards.
+ */
+function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number, pte: boolean, retry: FaultRetry | null): number {
   const phys = mm.machine.phys;
   const pgmap = phys.pagemapOf(pfn);
   const migrateToRam = pgmap?.type === 'private' ? pgmap.ops.migrateToRam : undefined;
@@ -293,7 +303,7 @@ function deviceFault(mm: Mm, vma: Vma, addr: number, flags: number, pfn: number,
   emit(mm, addr, flags, 'device-private');
   let ret: number;
   try {
-    ret = migrateToRam.call(pgmap.ops, { mm, vma, address: addr, flags, page: phys.frames.compoundHead(pfn) });
+    ret = migrateToRam.call(pgmap.ops, { mm, vma, address: addr, flags, page: pfn, pte });
   } finally {
     phys.unlockPage(pfn);
     phys.putPage(pfn);

@@ -20,7 +20,7 @@ function needsCopy(v: Vma): boolean {
 }
 
 export function dupMm(parent: Mm): Mm {
-  parent.mmapLock('fork');
+  parent.assertLive();
   const machine = parent.machine;
   const child = machine.newMm();
   try {
@@ -150,8 +150,9 @@ function copyEntry(parent: Mm, child: Mm, node: PtNode, idx: number, dst: PtNode
       break;
     }
     case K_DEVICE_PRIVATE:
+      // copy_nonpresent_pte / copy_huge_non_present_pmd: the folio is shared from now on.
       phys.getPage(val);
-      phys.frames.flags[val]! &= ~PG_anon_exclusive;
+      for (let i = 0, n = LEVEL_PAGES[level]!; i < n; i++) phys.frames.flags[val + i]! &= ~PG_anon_exclusive;
       if (cow && pteWrite(flg)) setPtFlags(node, idx, (flg = pteWrprotect(flg)));
       addMapping(child, val, vpn, level);
       break;

@@ -22,6 +22,11 @@ export interface DevPagemapOps {
    * memory; coherent memory never gets this call.
    */
   migrateToRam?(vmf: VmFault): number;
+  /**
+   * folio_split: a large device folio is being split into small pages; `tail` becomes a page
+   * of its own (the driver copies its per-page data, zone_device_data, from `head`). Optional.
+   */
+  folioSplit?(head: number, tail: number): void;
 }
 
 export class DevPagemap {

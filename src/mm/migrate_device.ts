@@ -18,18 +18,21 @@
 // 4.17's single call).
 
 import { fail } from './errno.js';
-import { PAGE_SIZE } from './constants.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import { VM_SPECIAL, VM_WRITE, type Vma } from './vma.js';
-import { E_DIRTY, E_WRITE, E_YOUNG, entryKind, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, PageTable, pteNone, ptFlags, ptKind, type PtSlot, ptVal } from './pagetable.js';
+import {
+  E_DIRTY, E_WRITE, E_YOUNG, entryKind, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, mkDevicePrivateEntry, PageTable, pteNone, ptFlags, ptKind,
+  type PtSlot, ptVal,
+} from './pagetable.js';
 import { addMapping } from './memory.js';
 import { PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_reserved, PG_scratch, PG_swapbacked, PG_tail } from './page.js';
 import {
-  isPfnArray, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnHas, migratePfnToPage, migratePfnWithout,
-  type MigratePfnArray, type MigrateVma,
+  isPfnArray, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnFlags, migratePfnHas, migratePfnOf,
+  migratePfnToPage, migratePfnWithout, type MigratePfnArray, type MigrateVma,
 } from './migrate_pfn.js';
-import { collect, removeMigrationPtes, unmapPages } from './migrate_entries.js';
+import { collect, removeMigrationPtes, splitPmdNotify, splitUnmappedFolio, unmapPages } from './migrate_entries.js';
 import { mainlineMigratePolicy, type MigratePolicy } from './migrate_policy.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
@@ -83,7 +86,7 @@ function validateSetup(args: MigrateVma): Mm {
   if (!vma) fail('EINVAL', 'no vma');
   const mm = vma.mm;
   if (!mm) fail('EINVAL', 'vma is not mapped in any mm');
-  mm.mmapLock('migrate_vma_setup');
+  mm.assertLive();
   if (flights.has(args)) fail('EINVAL', 'this migrate_vma is already being migrated (setup again before finalize)');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE) fail('EINVAL', 'start and end must be page aligned');
   if (start >= end) fail('EINVAL', 'empty range');
@@ -94,7 +97,7 @@ function validateSetup(args: MigrateVma): Mm {
   if (!isPfnArray(src) || !isPfnArray(dst)) fail('EINVAL', 'src and dst arrays are required');
   if (src === dst) fail('EINVAL', 'src and dst must be different arrays');
   if (src.length !== npages || dst.length !== npages) fail('EINVAL', `src and dst must hold exactly ${npages} entries (${src.length}, ${dst.length} given)`);
-  if (!Number.isInteger(flags) || flags & ~7) fail('EINVAL', 'unknown select flags');
+  if (!Number.isInteger(flags) || flags & ~15) fail('EINVAL', 'unknown select flags');
   const fp = args.faultPage;
   if (fp !== -1) {
     if (!Number.isSafeInteger(fp) || !mm.machine.phys.isDevicePrivate(fp)) fail('EINVAL', 'fault_page is not a device-private page');
@@ -108,13 +111,10 @@ function validateSetup(args: MigrateVma): Mm {
 function flightOf(args: MigrateVma, what: string): Flight {
   const fl = args && typeof args === 'object' ? flights.get(args) : undefined;
   if (!fl) fail('EINVAL', `${what} without a migrate_vma_setup in progress for these args`);
-  fl.mm.mmapLockDeadlock(what);
   const n = args.npages;
   if (!isPfnArray(args.src) || !isPfnArray(args.dst) || args.src.length !== n || args.dst.length !== n || n !== fl.collected.length) {
     fail('EINVAL', `src and dst must still hold exactly ${fl.collected.length} entries`);
   }
-  checkEntries(args.src, n, 'src');
-  checkEntries(args.dst, n, 'dst');
   for (let i = 0; i < n; i++) {
     const s = args.src[i]!;
     const c = fl.collected[i]!;
@@ -124,7 +124,12 @@ function flightOf(args: MigrateVma, what: string): Flight {
   return fl;
 }
 
-/** migrate_vma_pages: move struct-page state to the destinations; populate empty entries. */
+/**
+ * migrate_vma_pages: move struct-page state to the destinations; populate empty entries. A
+ * compound entry (a whole PMD-size folio, or an empty PMD range) given small destination
+ * pages is split first (migrate_vma_split_unmapped_folio; an empty range is populated page by
+ * page); a small page given a compound destination does not move.
+ */
 export function migrateVmaPages(args: MigrateVma): void {
   const fl = flightOf(args, 'migrate_vma_pages');
   if (fl.paged) fail('EINVAL', 'migrate_vma_pages called twice');
@@ -137,50 +142,88 @@ export function migrateVmaPages(args: MigrateVma): void {
   fl.paged = used;
   let range: ReturnType<Mm['invalidateStart']> = null;
   let notified = false;
-  for (let i = 0; i < npages; i++) {
+  for (let i = 0; i < npages; ) {
     const s = src[i]!;
-    const d = migratePfnToPage(dst[i]!);
+    const dEntry = dst[i]!;
+    const d = migratePfnToPage(dEntry);
     if (d < 0) {
       src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+      i++;
       continue;
     }
+    const srcCompound = migratePfnHas(s, MIGRATE_PFN_COMPOUND);
+    const dstCompound = migratePfnHas(dEntry, MIGRATE_PFN_COMPOUND);
     const old = migratePfnToPage(s);
     if (old < 0) {
-      if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+      if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) {
+        i++;
+        continue;
+      }
       // migrate_vma_insert_page: anonymous VMAs only, and only while the entry is still empty.
       const addr = args.start + i * PAGE_SIZE;
       if (!notified) {
         notified = true;
         range = mm.invalidateStart('MIGRATE', addr, args.end, args.pgmapOwner);
       }
-      if (!insertPage(mm, args.vma, addr, d)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+      let nr = 1;
+      if (srcCompound && !dstCompound) {
+        nr = PMD_NR;
+        src[i] = migratePfnWithout(s, MIGRATE_PFN_COMPOUND);
+      }
+      for (let j = 0; j < nr && i + j < npages; j++) {
+        const dj = migratePfnToPage(dst[i + j]!);
+        if (!migratePfnHas(src[i + j]!, MIGRATE_PFN_MIGRATE)) {
+          src[i + j] = src[i + j]! + MIGRATE_PFN_MIGRATE;
+          fl.collected[i + j] = EMPTY; // an entry of the split compound hole
+        }
+        if (dj < 0) {
+          src[i + j] = migratePfnWithout(src[i + j]!, MIGRATE_PFN_MIGRATE);
+          continue;
+        }
+        if (dstCompound) {
+          if (!insertHugePage(mm, args.vma, addr, dj)) {
+            for (let k = i; k < Math.min(npages, i + PMD_NR); k++) src[k] = migratePfnWithout(src[k]!, MIGRATE_PFN_MIGRATE);
+          }
+        } else if (!insertPage(mm, args.vma, addr + j * PAGE_SIZE, dj)) {
+          src[i + j] = migratePfnWithout(src[i + j]!, MIGRATE_PFN_MIGRATE);
+        }
+      }
+      i += nr;
       continue;
     }
-    if (!migrateFolio(machine, old, d, old === args.faultPage ? 1 : 0, fl.policy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+    let nr = 1;
+    if (migratePfnHas(s, MIGRATE_PFN_MIGRATE) && srcCompound && !dstCompound) {
+      nr = PMD_NR;
+      if (!splitUnmappedFolio(machine, old, args.faultPage)) {
+        src[i] = migratePfnWithout(migratePfnWithout(s, MIGRATE_PFN_MIGRATE), MIGRATE_PFN_COMPOUND);
+        i += nr;
+        continue;
+      }
+      // The entries of the folio's pages, which collection left 0, now name them.
+      const bits = migratePfnFlags(migratePfnWithout(s, MIGRATE_PFN_COMPOUND));
+      for (let k = 0; k < nr && i + k < npages; k++) {
+        src[i + k] = migratePfnOf(old + k, bits);
+        fl.collected[i + k] = old + k;
+      }
+    } else if (migratePfnHas(s, MIGRATE_PFN_MIGRATE) && dstCompound && !srcCompound) {
+      src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+    }
+    for (let j = 0; j < nr && i + j < npages; j++) {
+      const o = migratePfnToPage(src[i + j]!);
+      const dj = migratePfnToPage(dst[i + j]!);
+      if (o < 0) continue;
+      if (dj < 0 || !migrateFolio(machine, o, dj, o === args.faultPage ? 1 : 0, fl.policy)) src[i + j] = migratePfnWithout(src[i + j]!, MIGRATE_PFN_MIGRATE);
+    }
+    i += nr;
   }
   mm.invalidateEnd(range);
 }
 
-/** Every entry an encoded migrate pfn (a non-negative integer): NaN or -1 is EINVAL, not "no page". */
-function checkEntries(a: MigratePfnArray, n: number, what: string): void {
-  for (let i = 0; i < n; i++) {
-    const v = a[i]!;
-    if (!Number.isSafeInteger(v) || v < 0) fail('EINVAL', `${what}[${i}] = ${v} is not a migrate pfn entry`);
-  }
-}
-
-/** The arrays and count of the by-pfn calls: npages a non-negative integer, both arrays that long, every entry encoded. */
-function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
-  checkEntries(src, npages, 'src');
-  checkEntries(dst, npages, 'dst');
-}
-
 /**
- * The driver's destination pages: each must be an allocated (referenced) small page, given
- * once, and not one of the pages being migrated. EINVAL before anything moves otherwise (the
- * kernel would corrupt memory).
+ * The driver's destination pages: each must be an allocated (referenced) small page, or the
+ * head of a PMD-size folio given with MIGRATE_PFN_COMPOUND, given once, and not one of the
+ * pages being migrated. EINVAL before anything moves otherwise (the kernel would corrupt
+ * memory).
  */
 function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
   const phys = machine.phys;
@@ -194,7 +237,10 @@ function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, 
     if (!Number.isSafeInteger(d) || d >= f.capacity) bad = `destination pfn ${d} does not exist`;
     else if (f.flags[d]! & PG_scratch) bad = `destination page ${d} given twice`;
     else if (f.refcount[d]! <= 0 || f.flags[d]! & (PG_buddy | PG_tail | PG_reserved)) bad = `destination page ${d} is not allocated`;
-    else if (f.flags[d]! & PG_head) bad = `destination page ${d} is a compound page`;
+    else if (f.flags[d]! & PG_head && !(migratePfnHas(dst[marked]!, MIGRATE_PFN_COMPOUND) && f.order(d) === HPAGE_PMD_ORDER)) {
+      bad = `destination page ${d} is a compound page without MIGRATE_PFN_COMPOUND`;
+    } else if (migratePfnHas(dst[marked]!, MIGRATE_PFN_COMPOUND) && !(f.flags[d]! & PG_head)) bad = `destination page ${d} has MIGRATE_PFN_COMPOUND but is a small page`;
+    else if (f.flags[d]! & PG_head && marked + PMD_NR > npages) bad = `destination folio ${d} at entry ${marked} does not fit the range`;
     else if (d < phys.ramFrames ? false : !phys.pagemapOf(d)) bad = `destination pfn ${d} is not memory`;
     if (bad) break;
     f.flags[d]! |= PG_scratch;
@@ -233,6 +279,8 @@ function migrateFolio(machine: Machine, old: number, d: number, extraCount: numb
   if (id !== 0 && (!tf || tf.pages.get(f.index[old]!) !== old)) return false;
   const keep = PG_anon | PG_swapbacked | PG_anon_exclusive | PG_dirty;
   f.flags[d] = (f.flags[d]! & ~keep) | (f.flags[old]! & keep);
+  // A large folio: each page's PageAnonExclusive goes to the page at the same index.
+  for (let i = 1, n = 1 << f.order(old); i < n; i++) f.flags[d + i] = (f.flags[d + i]! & ~PG_anon_exclusive) | (f.flags[old + i]! & PG_anon_exclusive);
   if (tf) {
     tf.pages.set(f.index[old]!, d);
     f.mapping[d] = id;
@@ -243,11 +291,17 @@ function migrateFolio(machine: Machine, old: number, d: number, extraCount: numb
   return true;
 }
 
+/** migrate_vma_insert_page: map a new page at an empty address (or over the zero page) of an anonymous VMA. */
 function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
   if (!vma.isAnonymous() || mm.dead) return false;
   const phys = mm.machine.phys;
   const vpn = addr / PAGE_SIZE;
   mm.pt.lookup(vpn, slot);
+  if (slot.level === 1 && ptKind(slot.node, slot.idx) === K_PRESENT && phys.isZeroPfn(ptVal(slot.node, slot.idx))) {
+    // The huge zero page, collected as empty: split it (split_huge_pmd) and insert over a small zero page.
+    splitPmdNotify(mm, slot.node, slot.idx, vpn - (vpn % PMD_NR));
+    mm.pt.lookup(vpn, slot);
+  }
   if (slot.level !== 0 && ptKind(slot.node, slot.idx) !== K_NONE) return false; // a huge entry
   const pte = mm.pt.ensureTable(vpn, 0);
   if (!pte) return false;
@@ -261,6 +315,32 @@ function insertPage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
   PageTable.set(pte, idx, kind | (write ? E_WRITE : 0), page);
   phys.getPage(page);
   addMapping(mm, page, vpn, 0);
+  vma.anonVma = true;
+  return true;
+}
+
+/**
+ * migrate_vma_insert_huge_pmd_page: map a new PMD-size folio (a THP, or a device-private
+ * folio as a device-private PMD) at an empty PMD range, or over the huge zero page, of an
+ * anonymous VMA, as __do_huge_pmd_anonymous_page does. False (nothing mapped) if the range is
+ * not a whole PMD inside the VMA or is no longer empty.
+ */
+function insertHugePage(mm: Mm, vma: Vma, addr: number, page: number): boolean {
+  if (!vma.isAnonymous() || mm.dead || addr % PMD_SIZE || addr < vma.start || addr + PMD_SIZE > vma.end) return false;
+  const phys = mm.machine.phys;
+  const vpn = addr / PAGE_SIZE;
+  const pmd = mm.pt.ensureTable(vpn, 1);
+  if (!pmd) return false;
+  const pidx = PageTable.index(vpn, 1);
+  const flg = ptFlags(pmd, pidx);
+  if (!pteNone(flg) && !(entryKind(flg) === K_PRESENT && phys.isZeroPfn(ptVal(pmd, pidx)))) return false;
+  const write = (vma.flags & VM_WRITE) !== 0;
+  phys.setAnon(page);
+  for (let i = 1; i < PMD_NR; i++) phys.frames.flags[page + i]! |= PG_anon_exclusive;
+  const entry = phys.isDevicePrivate(page) ? mkDevicePrivateEntry(write) : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : 0);
+  PageTable.set(pmd, pidx, entry, page); // over the huge zero page: it was not refcounted by its mapping
+  phys.getPage(page);
+  addMapping(mm, page, vpn, 1);
   vma.anonVma = true;
   return true;
 }
@@ -351,22 +431,30 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
   unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
 }
 
-/** migrate_device_pages: move struct-page state where the driver gave a destination. */
+/**
+ * migrate_device_pages: move struct-page state where the driver gave a destination. With no
+ * VMA to split a folio in, a compound source needs a compound destination (else it stays),
+ * and a small source a small one.
+ */
 export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  checkDeviceArgs(src, dst, npages);
+  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
   checkDst(machine, src, dst, npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
     if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
     const d = migratePfnToPage(dst[i]!);
     const old = migratePfnToPage(s);
+    if (migratePfnHas(s, MIGRATE_PFN_COMPOUND) !== migratePfnHas(dst[i]!, MIGRATE_PFN_COMPOUND)) {
+      src[i] = migratePfnWithout(migratePfnWithout(s, MIGRATE_PFN_MIGRATE), MIGRATE_PFN_COMPOUND);
+      continue;
+    }
     if (d < 0 || old < 0 || !migrateFolio(machine, old, d, 0, mainlineMigratePolicy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
   }
 }
 
 /** migrate_device_finalize: remap every migration entry, unlock, release. */
 export function migrateDeviceFinalize(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  checkDeviceArgs(src, dst, npages);
+  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
   finalizePages(machine, src, dst, npages, -1, -1, -1);
 }
 

@@ -10,10 +10,14 @@ import type { Vma } from './vma.js';
 export const MIGRATE_VMA_SELECT_SYSTEM = 1;
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 2;
 export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 4;
+/** Take a THP or device folio mapped by a PMD whole, as one MIGRATE_PFN_COMPOUND entry (6.19+). */
+export const MIGRATE_VMA_SELECT_COMPOUND = 8;
 
 export const MIGRATE_PFN_VALID = 1 << 0;
 export const MIGRATE_PFN_MIGRATE = 1 << 1;
 export const MIGRATE_PFN_WRITE = 1 << 3;
+/** The entry stands for a whole PMD-size folio (src) or destination folio (dst); the entries it covers are 0. */
+export const MIGRATE_PFN_COMPOUND = 1 << 4;
 export const MIGRATE_PFN_SHIFT = 6;
 
 /** One encoded entry per page: a Float64Array, or a plain array of numbers. */
@@ -32,6 +36,14 @@ export function migratePfnToPage(v: number): number {
 /** Whether an encoded entry has a MIGRATE_PFN_* bit (use this, not `&`: entries exceed 32 bits). */
 export function migratePfnHas(v: number, bit: number): boolean {
   return v % (2 * bit) >= bit;
+}
+/** @internal The MIGRATE_PFN_* bits of an entry (its low MIGRATE_PFN_SHIFT bits). */
+export function migratePfnFlags(v: number): number {
+  return v % PFN_MUL;
+}
+/** @internal An entry for pfn with the given MIGRATE_PFN_* bits (VALID among them). */
+export function migratePfnOf(pfn: number, flags: number): number {
+  return pfn * PFN_MUL + flags;
 }
 /** @internal An entry with a MIGRATE_PFN_* bit cleared. */
 export function migratePfnWithout(v: number, bit: number): number {

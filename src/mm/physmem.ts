@@ -23,12 +23,6 @@ const slabPool: Uint8Array[] = [];
 const SLAB_POOL_MAX = 128; // 1 GiB
 
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
-/**
- * Frames the frame table can describe, RAM and device memory together (256 GiB; the table
- * costs BYTES_PER_FRAME each). A machine or a device range beyond it is ENOMEM, checked
- * before anything is allocated.
- */
-export const MAX_FRAMES = 2 ** 26;
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
@@ -89,7 +83,6 @@ export class PhysMem {
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
   readonly pincount = new Map<number, number>(); // head pfn -> FOLL_PIN pins
-  readonly gupcount = new Map<number, number>(); // head pfn -> FOLL_GET references get_user_pages handed out
   readonly zoneDeviceData = new Map<number, unknown>(); // device pfn -> driver data
 
   /** The shared zero page, and the huge zero page (allocated on first use). */
@@ -100,7 +93,6 @@ export class PhysMem {
     if (!Number.isSafeInteger(ramBytes) || ramBytes < 16 * PAGE_SIZE || ramBytes % PAGE_SIZE !== 0) {
       fail('EINVAL', `RAM size must be a page-aligned number of bytes >= 64 KiB, got ${ramBytes}`);
     }
-    if (ramBytes / PAGE_SIZE > MAX_FRAMES) fail('ENOMEM', `${ramBytes} bytes of RAM is more than the frame table can describe (${MAX_FRAMES} frames)`);
     this.ramFrames = ramBytes / PAGE_SIZE;
     // Device memory starts at the next 2 MiB subsection boundary above RAM: memremap_pages
     // hotplugs ZONE_DEVICE ranges at subsection granularity (PAGES_PER_SUBSECTION), so a small
@@ -231,22 +223,56 @@ export class PhysMem {
    * pin, or any reference besides the mappings and the caller's (can_split_folio).
    */
   splitFolio(head: number, extra = 0): boolean {
+    const flags = this.frames.flags[head]!;
+    if (flags & PG_locked || !this.canSplitFolio(head, extra)) return false;
+    this.splitFolioFrames(head, 0, head, extra, false);
+    return true;
+  }
+
+  /**
+   * can_split_folio for an anonymous folio (a THP or a device-private folio) mapped only by
+   * PTEs: no huge mapping, no pin, and no reference besides its mappings and the caller's `extra`.
+   */
+  canSplitFolio(head: number, extra: number): boolean {
     const f = this.frames;
     const flags = f.flags[head]!;
-    if (!(flags & PG_head) || flags & (PG_hugetlb | PG_device | PG_locked | PG_reserved) || !(flags & PG_anon)) return false;
-    const n = 1 << f.order(head);
+    if (!(flags & PG_head) || flags & (PG_hugetlb | PG_reserved) || !(flags & PG_anon)) return false;
     if ((this.entireMapcount.get(head) ?? 0) !== 0 || this.pinned(head) > 0) return false;
     let mapped = 0;
-    for (let i = 0; i < n; i++) mapped += f.mapcount[head + i]!;
-    if (f.refcount[head] !== mapped + extra) return false; // other references: can_split_folio fails
-    const keep = flags & (PG_anon | PG_swapbacked | PG_dirty | PG_lazyfree);
+    for (let i = 0, n = 1 << f.order(head); i < n; i++) mapped += f.mapcount[head + i]!;
+    return f.refcount[head] === mapped + extra;
+  }
+
+  /**
+   * __split_folio_to_order(folio, 0): every frame of the folio at `head` becomes a small page
+   * with a refcount of its own mappings plus `each`, and `extra` more on page `at` (the
+   * references the caller holds move with the page it holds). The lock: with `lockAll` every
+   * piece keeps the folio's lock (folio_split_unmapped: the migration unlocks each); otherwise
+   * only the piece holding `at` keeps it. Pieces nobody references are freed, a device page
+   * back to its driver; a device driver's pagemap may copy its per-page data (folio_split).
+   */
+  splitFolioFrames(head: number, each: number, at: number, extra: number, lockAll: boolean): void {
+    const f = this.frames;
+    const flags = f.flags[head]!;
+    const n = 1 << f.order(head);
+    const device = (flags & PG_device) !== 0;
+    const keep = flags & (PG_anon | PG_swapbacked | PG_dirty | PG_lazyfree | PG_device);
+    const locked = flags & PG_locked;
+    const pgmap = device ? this.pagemapOf(head) : undefined;
     for (let i = 0; i < n; i++) {
       const p = head + i;
-      f.flags[p] = keep | (f.flags[p]! & PG_anon_exclusive);
-      f.refcount[p] = f.mapcount[p]! + (i === 0 ? extra : 0);
+      const lock = lockAll || p === at ? locked : 0;
+      f.flags[p] = keep | lock | (f.flags[p]! & PG_anon_exclusive);
+      f.refcount[p] = f.mapcount[p]! + each + (p === at ? extra : 0);
+      if (i > 0) pgmap?.ops.folioSplit?.(head, p);
     }
-    for (let i = 0; i < n; i++) if (f.refcount[head + i] === 0) this.freeBlock(head + i, 0);
-    return true;
+    if (locked && !(f.flags[head]! & PG_locked)) this.wakeLockWaiters(head);
+    for (let i = 0; i < n; i++) {
+      const p = head + i;
+      if (f.refcount[p] !== 0) continue;
+      if (device) this.freeDevicePage(p, 0);
+      else this.freeBlock(p, 0);
+    }
   }
 
   // ---- page flags ----
@@ -271,6 +297,9 @@ export class PhysMem {
   unlockPage(pfn: number): void {
     const h = this.frames.compoundHead(pfn);
     this.frames.flags[h]! &= ~PG_locked;
+    this.wakeLockWaiters(h);
+  }
+  private wakeLockWaiters(h: number): void {
     const w = this.lockWaiters.get(h);
     if (w) {
       this.lockWaiters.delete(h);
@@ -324,9 +353,8 @@ export class PhysMem {
     const first = this.nextDevicePfn;
     const end = first + nframes;
     if (end > 2 ** 32) fail('ERANGE', 'no free physical window for device memory');
-    if (end > MAX_FRAMES) fail('ENOMEM', `${nframes} device frames do not fit in the frame table (${MAX_FRAMES} frames)`);
     this.nextDevicePfn = Math.ceil(end / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
-    if (end > this.frames.capacity) this.frames = this.frames.grow(Math.min(MAX_FRAMES, Math.max(end, this.frames.capacity * 2)));
+    if (end > this.frames.capacity) this.frames = this.frames.grow(Math.max(end, this.frames.capacity * 2));
     for (let p = first; p < end; p++) this.frames.flags[p] = PG_device;
     pgmap.firstPfn = first;
     pgmap.nframes = nframes;

@@ -2,8 +2,10 @@
 // has ZONE_DEVICE memory of one type, private (the CPU cannot address it: devices 0 and 1) or
 // coherent (it can: devices 2 and 3), registered in chunks (DEVMEM_CHUNK_SIZE, 256 MiB by
 // default) with memremapPages, one at module load and more
-// on demand. Idle pages sit on the device's free list; a page handed out is initialised with
-// deviceFrameInit (refcount 1, locked), and the pagemap's pageFree puts it back.
+// on demand. Idle pages sit on the device's free lists, small pages on one and 2 MiB folios
+// (carved from a chunk registered for a huge allocation) on another; a page or folio handed
+// out is initialised with deviceFrameInit (refcount 1, locked), and the pagemap's pageFree puts
+// it back on the list of its size.
 //
 // The kernel's private device pages are "dummy" struct pages whose data lives in a system
 // page the driver allocates beside each one (the backing page). hmmsim's device frames hold
@@ -14,11 +16,11 @@
 // migrate_device_range, then unregisters the chunks; later allocations register new ones.
 
 import { fail, KernelError } from '../../mm/errno.js';
-import { PAGE_SIZE } from '../../mm/constants.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_NR } from '../../mm/constants.js';
 import type { Machine } from '../../mm/machine.js';
 import { DevPagemap, memremapPages, memunmapPages, type MemoryType } from '../../mm/memremap.js';
 import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
   migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnHas, migratePfnToPage,
 } from '../../mm/migrate.js';
 import { dmirrorDevmemFault } from './migrate.js';
@@ -52,7 +54,10 @@ export class DmirrorDevice {
   readonly chunks: DmirrorChunk[] = [];
   /** Chunks RELEASE unregistered while a page was still in use: removed when it is freed. */
   private readonly zombies: DmirrorChunk[] = [];
+  /** free_pages: idle small pages. */
   private free: number[] = [];
+  /** free_folios: idle PMD-size folios, by head pfn. */
+  private freeFolios: number[] = [];
   /** Pages handed out and given back (calloc, cfree). */
   calloc = 0;
   cfree = 0;
@@ -81,14 +86,15 @@ export class DmirrorDevice {
   get selectFlags(): number {
     return this.isPrivate ? MIGRATE_VMA_SELECT_DEVICE_PRIVATE : MIGRATE_VMA_SELECT_DEVICE_COHERENT;
   }
+  /** Idle device pages, small ones and those of idle folios. */
   get freePages(): number {
-    return this.free.length;
+    return this.free.length + this.freeFolios.length * PMD_NR;
   }
   /** Device pages currently handed out. */
   get usedPages(): number {
     let n = 0;
     for (const c of this.chunks) n += c.npages;
-    return n - this.free.length;
+    return n - this.freePages;
   }
 
   /** The chunk a device pfn belongs to. */
@@ -99,15 +105,17 @@ export class DmirrorDevice {
   }
 
   /**
-   * dmirror_allocate_chunk: register one more chunk and put its pages on the free list.
+   * dmirror_allocate_chunk: register one more chunk and put its pages on the free lists: for a
+   * huge allocation (`large`) every aligned 2 MiB block as a folio, the rest as small pages.
    * Coherent memory is one fixed range in the kernel (spm_addr_devN), so a coherent device
    * has at most one chunk registered at a time. Returns false when no chunk can be added.
    */
-  allocateChunk(): boolean {
+  allocateChunk(large = false): boolean {
     if (!this.isPrivate && this.chunks.length > 0) return false;
     const pagemap = new DevPagemap(this.memoryType, this, {
       pageFree: (pfn) => this.pageFree(pfn),
       migrateToRam: (vmf) => dmirrorDevmemFault(this, vmf),
+      folioSplit: (head, tail) => this.folioSplit(head, tail),
     });
     try {
       memremapPages(this.machine, pagemap, this.chunkPages);
@@ -116,32 +124,56 @@ export class DmirrorDevice {
       throw e;
     }
     this.chunks.push(new DmirrorChunk(this, pagemap));
-    for (let pfn = pagemap.firstPfn; pfn < pagemap.firstPfn + pagemap.nframes; pfn++) this.free.push(pfn);
+    const last = pagemap.firstPfn + pagemap.nframes;
+    // A coherent device has one chunk (its SPM range) and cannot register another for a huge
+    // allocation as the kernel's driver tries to: hmmsim carves its upper half into 2 MiB
+    // folios from the start, so it serves both sizes (docs/api.md).
+    const foliosFrom = large ? pagemap.firstPfn : this.isPrivate ? last : pagemap.firstPfn + Math.floor(pagemap.nframes / 2);
+    for (let pfn = pagemap.firstPfn; pfn < last; ) {
+      if (pfn >= foliosFrom && pfn % PMD_NR === 0 && pfn + PMD_NR <= last) {
+        this.freeFolios.push(pfn);
+        pfn += PMD_NR;
+      } else {
+        this.free.push(pfn++);
+      }
+    }
     return true;
   }
 
   /**
-   * dmirror_devmem_alloc_page: an idle device page, initialised (refcount 1) and locked as
-   * zone_device_page_init leaves it; -1 when the device is out of memory.
+   * dmirror_devmem_alloc_page: an idle device page, or with `large` a 2 MiB device folio,
+   * initialised (refcount 1) and locked as zone_device_folio_init leaves it; -1 when the
+   * device is out of memory of that size.
    */
-  allocPage(): number {
-    if (this.free.length === 0 && !this.allocateChunk()) return -1;
-    const pfn = this.free.pop()!;
-    this.calloc++;
+  allocPage(large = false): number {
+    const list = large ? this.freeFolios : this.free;
+    if (list.length === 0 && !this.allocateChunk(large)) return -1;
+    const pfn = list.pop();
+    if (pfn === undefined) return -1;
+    this.calloc += large ? PMD_NR : 1;
     const phys = this.machine.phys;
-    phys.deviceFrameInit(pfn);
+    phys.deviceFrameInit(pfn, large ? HPAGE_PMD_ORDER : 0);
     phys.trylockPage(pfn);
     return pfn;
   }
 
-  /** dev_pagemap_ops.page_free (dmirror_devmem_free): the page's last reference went. */
+  /** dev_pagemap_ops.folio_split (dmirror_devmem_folio_split): a tail of a split folio keeps the head's mirror. */
+  private folioSplit(head: number, tail: number): void {
+    const zdd = this.machine.phys.zoneDeviceData;
+    const owner = zdd.get(head);
+    if (owner !== undefined) zdd.set(tail, owner);
+  }
+
+  /** dev_pagemap_ops.folio_free (dmirror_devmem_free): the page's or folio's last reference went. */
   private pageFree(pfn: number): void {
     const phys = this.machine.phys;
     phys.zoneDeviceData.delete(pfn);
+    const order = phys.frames.order(pfn);
     const chunk = this.chunkOf(pfn);
     if (chunk && !chunk.remove) {
-      this.cfree++;
-      this.free.push(pfn);
+      this.cfree += 1 << order;
+      if (order > 0) this.freeFolios.push(pfn);
+      else this.free.push(pfn);
       return;
     }
     // A page of a released chunk: unregister the chunk once its last page is idle.
@@ -162,29 +194,18 @@ export class DmirrorDevice {
    * mapped (dmirror_device_evict_chunk), and unregister it (memunmap_pages).
    */
   removeChunks(): void {
-    let error: unknown = null;
     for (const chunk of this.chunks.splice(0)) {
       chunk.remove = true;
       this.free = this.free.filter((pfn) => !chunk.pagemap.contains(pfn));
-      try {
-        this.evictChunk(chunk);
-      } catch (e) {
-        error ??= e;
-      }
-      // Pages still in use (not evicted) unregister the chunk when the last of them is freed.
+      this.freeFolios = this.freeFolios.filter((pfn) => !chunk.pagemap.contains(pfn));
+      this.evictChunk(chunk);
       if (!this.tryUnregister(chunk)) this.zombies.push(chunk);
     }
     this.free = [];
-    if (error !== null) throw error;
+    this.freeFolios = [];
   }
 
-  /**
-   * dmirror_device_evict_chunk: migrate_device_range over the chunk, each page to a new
-   * system page. The kernel allocates with __GFP_NOFAIL; when system memory runs out here
-   * the pages left without a destination are restored where they were (as
-   * migrate_device_finalize restores any page whose destination failed), and the eviction
-   * reports ENOMEM once every page is back in place.
-   */
+  /** dmirror_device_evict_chunk: migrate_device_range over the chunk, each page to a new system page, each folio to a new THP. */
   private evictChunk(chunk: DmirrorChunk): void {
     const n = chunk.npages;
     const src = new Float64Array(n);
@@ -192,23 +213,19 @@ export class DmirrorDevice {
     const machine = this.machine;
     const phys = machine.phys;
     migrateDeviceRange(machine, src, chunk.firstPfn, n);
-    let missing = 0;
     for (let i = 0; i < n; i++) {
       const s = src[i]!;
       const spage = migratePfnToPage(s);
       if (spage < 0 || !migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
-      const dpage = missing > 0 ? -1 : phys.tryAllocPages(0);
-      if (dpage < 0) {
-        missing++;
-        continue;
-      }
+      const compound = migratePfnHas(s, MIGRATE_PFN_COMPOUND);
+      const dpage = phys.tryAllocPages(compound ? HPAGE_PMD_ORDER : 0);
+      if (dpage < 0) fail('ENOMEM', 'out of system memory evicting device memory (the kernel allocates with __GFP_NOFAIL)');
       phys.trylockPage(dpage);
-      phys.copyPage(dpage, spage);
-      dst[i] = migratePfn(dpage) + (migratePfnHas(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0);
+      for (let k = 0, n = compound ? PMD_NR : 1; k < n; k++) phys.copyPage(dpage + k, spage + k);
+      dst[i] = migratePfn(dpage) + (migratePfnHas(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0) + (compound ? MIGRATE_PFN_COMPOUND : 0);
     }
     migrateDevicePages(machine, src, dst, n);
     migrateDeviceFinalize(machine, src, dst, n);
-    if (missing > 0) fail('ENOMEM', `out of system memory evicting ${this.name}'s memory: ${missing} page(s) stay in device memory`);
   }
 }
 

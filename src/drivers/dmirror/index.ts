@@ -8,5 +8,7 @@ export {
 export {
   Dmirror, DmirrorBounce, dmirrorBlocking, DMIRROR_RANGE_FAULT_TRIES, DMIRROR_WINDOW_PAGES, type DmirrorCtx, type DmirrorPte,
 } from './mirror.js';
-export { DMIRROR_DEVICE_THP, dmirrorDevmemFault, dmirrorMigrateToDevice, dmirrorMigrateToSystem } from './migrate.js';
+export {
+  DMIRROR_MIGRATE_WINDOW_PAGES, dmirrorDevmemFault, dmirrorMigrateToDevice, dmirrorMigrateToSystem,
+} from './migrate.js';
 export { DmirrorFile, hmmDmirrorOpen, type DmirrorIoctlOptions } from './file.js';

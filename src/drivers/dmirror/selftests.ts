@@ -19,7 +19,6 @@ export {
   HMM_VARIANTS, HMM2_VARIANTS, SelftestFailure, SelftestSkip, type FixtureName, type HmmVariant, type Hmm2Variant,
   type SelftestCase, type SelftestDef, type SelftestFilterOption, type SelftestOptions, type SelftestResult,
 } from './selftests/harness.js';
-export { NO_DEVICE_THP_REASON } from './selftests/cases-huge.js';
 
 /** Every TEST_F of hmm-tests.c, in the file's order. */
 export const HMM_SELFTESTS: readonly SelftestDef[] = [...mirrorTests, ...migrateTests, ...snapshotTests, ...hugeTests, ...benchTests];

@@ -8,7 +8,7 @@ import { PAGE_SIZE } from '../../mm/constants.js';
 import type { Mm } from '../../mm/mm.js';
 import type { Vma } from '../../mm/vma.js';
 import {
-  MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnToPage,
+  MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnHas, migratePfnToPage,
   migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, type MigratePfnArray, type MigratePolicy, type MigrateVma,
 } from '../../mm/migrate.js';
 import { HmmDevmem } from './devmem.js';
@@ -34,6 +34,12 @@ export const v417MigratePolicy: MigratePolicy = {
   devicePrivateSkipsRefCheck: true,
   fileMayMoveTo: (type) => type === 'coherent',
 };
+
+/** The 4.17-only bits (LOCKED, DEVICE, ERROR) an entry carries. */
+function v417Bits(v: number): number {
+  return (migratePfnHas(v, MIGRATE_PFN_LOCKED) ? MIGRATE_PFN_LOCKED : 0) + (migratePfnHas(v, MIGRATE_PFN_DEVICE) ? MIGRATE_PFN_DEVICE : 0) +
+    (migratePfnHas(v, MIGRATE_PFN_ERROR) ? MIGRATE_PFN_ERROR : 0);
+}
 
 /** struct migrate_vma_ops (4.14-4.19) */
 export interface MigrateVmaOps417 {
@@ -85,13 +91,30 @@ export function migrateVma417(ops: MigrateVmaOps417, vma: Vma, start: number, en
   try {
     if (args.cpages === 0) return;
     const phys = vma.mm!.machine.phys;
+    const extra = new Float64Array(args.npages); // the 4.17 bits of each src entry
     for (let i = 0; i < args.npages; i++) {
       const pfn = migratePfnToPage(src[i]!);
       if (pfn < 0) continue;
-      src[i] = src[i]! + MIGRATE_PFN_LOCKED + (phys.isDevicePrivate(pfn) ? MIGRATE_PFN_DEVICE : 0);
+      extra[i] = MIGRATE_PFN_LOCKED + (phys.isDevicePrivate(pfn) ? MIGRATE_PFN_DEVICE : 0);
+      src[i] = src[i]! + extra[i]!;
     }
     ops.allocAndCopy(vma, src, dst, start, end, priv);
-    migrateVmaPages(args);
+    // Mainline reads its own bits where 4.17 had LOCKED, DEVICE and ERROR (MIGRATE_PFN_COMPOUND
+    // is 4.17's DEVICE): the core sees the entries without them, the driver with them.
+    const dstExtra = new Float64Array(args.npages);
+    for (let i = 0; i < args.npages; i++) {
+      src[i] = src[i]! - extra[i]!;
+      dstExtra[i] = v417Bits(dst[i]!);
+      dst[i] = dst[i]! - dstExtra[i]!;
+    }
+    try {
+      migrateVmaPages(args);
+    } finally {
+      for (let i = 0; i < args.npages; i++) {
+        src[i] = src[i]! + extra[i]!;
+        dst[i] = dst[i]! + dstExtra[i]!;
+      }
+    }
     ops.finalizeAndMap(vma, src, dst, start, end, priv);
   } finally {
     // A callback that throws still has its pages put back (nothing moves without

@@ -7,7 +7,6 @@ import {
 } from '../../../mm/constants.js';
 import { pagemap } from '../../../mm/pagemap.js';
 import type { Process } from '../../../mm/process.js';
-import { DMIRROR_DEVICE_THP } from '../migrate.js';
 import {
   HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_FLAGS, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_WRITE,
   HMM_DMIRROR_SNAPSHOT,
@@ -25,11 +24,6 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 function memsetFF(p: Process, addr: number, size: number): void {
   p.write(addr, new Uint8Array(size).fill(0xff));
 }
-
-/** Why migrate_anon_huge_fault cannot check its PMD snapshot. */
-export const NO_DEVICE_THP_REASON =
-  'device-private THP migration is not modelled: src/mm/migrate.ts has no MIGRATE_PFN_COMPOUND (migrateVmaSetup moves a THP as 512 ' +
-  'small pages, docs/api.md deviation 28), so the driver cannot map a 2 MiB device folio and SNAPSHOT cannot report DEV_PRIVATE_LOCAL|WRITE|PMD';
 
 /** The mapping of migrate_anon_huge_*: 2 x PMD size, with the aligned PMD advised for THP. */
 function hugeSetup(t: HmmTest, prot: number): { buffer: ReturnType<typeof hmmBufferAlloc>; size: number; npages: number; map: number; oldPtr: number } {
@@ -112,7 +106,6 @@ export const hugeTests: SelftestDef[] = [
       ret = await hmmDmirrorCmd(t.self.fd, HMM_DMIRROR_SNAPSHOT, buffer, npages);
       ASSERT_EQ(ret, 0, 'SNAPSHOT');
       ASSERT_EQ(buffer.cpages, npages, 'cpages');
-      if (!DMIRROR_DEVICE_THP) t.skip(NO_DEVICE_THP_REASON);
       const m = p.read(buffer.mirror, npages);
       for (let i = 0; i < npages; ++i) {
         ASSERT_EQ(m[i], HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD, `m[${i}]`);
