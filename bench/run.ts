@@ -7,6 +7,7 @@ import { cpus, totalmem } from 'node:os';
 import { isUnavailable, KERNEL_OPS, runKernelBench, type KernelBenchResult } from './kernel.js';
 import { MODEL_OPS } from './model.js';
 import { HMM_OPS } from './hmm.js';
+import { VMA_OPS } from './vma.js';
 import { measureMemory, type MemoryFigures } from './memory.js';
 import { checkBenchRow } from './check.js';
 import { simBench } from './sim.js';
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     const ratio = kernelRate ? modelRate / kernelRate : null;
     rows.push({ op, pages, modelRate, kernelRate, ratio, target: 'ratio >= 1', met: ratio === null ? null : ratio >= 1, samples });
   }
-  for (const [op, spec] of Object.entries(HMM_OPS)) {
+  for (const [op, spec] of Object.entries({ ...HMM_OPS, ...VMA_OPS })) {
     log(`hmmsim: ${op} ...`);
     const samples: number[] = [];
     let pages = 0;

@@ -29,7 +29,7 @@ function checkRange(range: HmmRange): Mm {
   }
   const sub = range.notifier;
   if (!(sub instanceof MmuIntervalNotifier) || !sub.mm) fail('EINVAL', 'hmm_range_fault: range.notifier is not an inserted interval notifier');
-  sub.mm.assertLive();
+  sub.mm.mmapLock('hmm_range_fault');
   return sub.mm;
 }
 

@@ -77,10 +77,31 @@ export function faultInPage(mm: Mm, vma: Vma, addr: number, write: boolean, remo
   throw new Error(`fault at 0x${addr.toString(16)} did not converge`);
 }
 
+/** The largest transfer one call makes (MAX_RW_COUNT: INT_MAX rounded down to a page). */
+export const MAX_RW_COUNT = 2 ** 31 - PAGE_SIZE;
+
 /** Copy between a process's memory and buf (access_process_vm for the process itself). */
 export function accessVm(mm: Mm, addr: number, buf: Uint8Array, write: boolean): void {
-  mm.assertLive();
+  if (!(buf instanceof Uint8Array)) fail('EFAULT', 'the buffer is not a byte array');
+  mm.mmapLock('access');
   checkAccess(mm, addr, buf.length, write);
+  accessChecked(mm, addr, buf, write);
+}
+
+/**
+ * A read of len bytes into a new buffer: the range is checked (SIGSEGV, SIGBUS) and len
+ * bounded by MAX_RW_COUNT (EINVAL) before the buffer is allocated.
+ */
+export function readVm(mm: Mm, addr: number, len: number): Uint8Array {
+  mm.mmapLock('access');
+  checkAccess(mm, addr, len, false);
+  if (len > MAX_RW_COUNT) fail('EINVAL', `a read of ${len} bytes is more than MAX_RW_COUNT`);
+  const buf = new Uint8Array(len);
+  accessChecked(mm, addr, buf, false);
+  return buf;
+}
+
+function accessChecked(mm: Mm, addr: number, buf: Uint8Array, write: boolean): void {
   const phys = mm.machine.phys;
   let done = 0;
   let vma: Vma | undefined;

@@ -61,12 +61,15 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
     }
   }
   for (const [head, n] of phys.pincount) inc(refs, head, n);
+  for (const [head, n] of phys.gupcount) inc(refs, head, n);
   for (const [head, n] of opts.extraRefs ?? []) inc(refs, head, n);
 
   let used = 0;
+  const free = new Uint8Array(phys.ramFrames);
   for (let pfn = 0; pfn < f.capacity; pfn++) {
     const flags = f.flags[pfn]!;
     if (flags & PG_buddy) {
+      free.fill(1, pfn, pfn + (1 << f.order(pfn)));
       pfn += (1 << f.order(pfn)) - 1;
       continue;
     }
@@ -84,6 +87,13 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
     }
     if (f.mapcount[pfn] !== (maps.get(pfn) ?? 0)) errors.push(`frame ${pfn}: mapcount ${f.mapcount[pfn]}, expected ${maps.get(pfn) ?? 0}`);
     if (machine.rmap.count(pfn) !== (rmaps.get(pfn) ?? 0)) errors.push(`frame ${pfn}: ${machine.rmap.count(pfn)} rmap entries, expected ${rmaps.get(pfn) ?? 0}`);
+  }
+  // Nothing may map or reference a frame of a free block (a use after free: the next
+  // allocation hands it to someone else).
+  for (const m of [refs, maps, entire, rmaps]) {
+    for (const p of m.keys()) {
+      if (p < phys.ramFrames && free[p]) errors.push(`frame ${p} is free but still mapped or referenced (${refs.get(p) ?? 0} references, ${rmaps.get(p) ?? 0} mappings)`);
+    }
   }
   for (const [slot, n] of swaps) {
     if (machine.swap.users(slot) !== n) errors.push(`swap slot ${slot}: count ${machine.swap.users(slot)}, ${n} entries`);

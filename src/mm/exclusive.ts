@@ -26,7 +26,7 @@ const slot: PtSlot = { node: null!, idx: 0, level: 0 };
  * its page table maps it; hmmsim returns the pfn with neither held.
  */
 export function makeDeviceExclusive(mm: Mm, addr: number, owner: unknown): number {
-  mm.assertLive();
+  mm.mmapLock('make_device_exclusive');
   if (!Number.isSafeInteger(addr) || addr < 0) fail('EINVAL', 'bad address');
   addr -= addr % PAGE_SIZE;
   const vma = mm.vmas.lookup(addr);

@@ -68,6 +68,7 @@ export class TmpFile {
 
   pwrite(data: Uint8Array, offset: number): number {
     this.assertOpen();
+    if (!(data instanceof Uint8Array)) fail('EFAULT', 'the buffer is not a byte array');
     checkRange(data.length, offset);
     const phys = this.machine.phys;
     for (let done = 0; done < data.length; ) {

@@ -20,7 +20,7 @@ function needsCopy(v: Vma): boolean {
 }
 
 export function dupMm(parent: Mm): Mm {
-  parent.assertLive();
+  parent.mmapLock('fork');
   const machine = parent.machine;
   const child = machine.newMm();
   try {

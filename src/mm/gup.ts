@@ -28,7 +28,7 @@ export interface GupFlags {
  * on any error no page is left referenced (the kernel returns the pages it got so far).
  */
 export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFlags = {}): number[] {
-  mm.assertLive();
+  mm.mmapLock('get_user_pages');
   if (!Number.isSafeInteger(addr) || addr < 0 || addr % PAGE_SIZE) fail('EINVAL', 'address must be page aligned');
   if (!Number.isSafeInteger(npages) || npages <= 0) fail('EINVAL', 'npages must be positive');
   const write = flags.write === true;
@@ -51,10 +51,9 @@ export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFla
         if (pfn < 0) pfn = faultInPage(mm, vma, a, write, false);
       }
       phys.getPage(pfn);
-      if (flags.pin) {
-        const head = phys.frames.compoundHead(pfn);
-        phys.pincount.set(head, (phys.pincount.get(head) ?? 0) + 1);
-      }
+      const held = flags.pin ? phys.pincount : phys.gupcount;
+      const head = phys.frames.compoundHead(pfn);
+      held.set(head, (held.get(head) ?? 0) + 1);
       out.push(pfn);
     }
   } catch (e) {
@@ -65,25 +64,37 @@ export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFla
   return out;
 }
 
-/** put_page for each page getUserPages returned. */
+/** put_page for each page getUserPages returned: EINVAL (before anything is released) if a page was not got that often. */
 export function putUserPages(mm: Mm, pfns: readonly number[]): void {
-  for (const pfn of pfns) mm.machine.phys.putPage(pfn);
+  release(mm, pfns, mm.machine.phys.gupcount, 'got (FOLL_GET)');
 }
 
 /** unpin_user_pages: EINVAL (before anything is released) if a page is not pinned that often. */
 export function unpinUserPages(mm: Mm, pfns: readonly number[]): void {
+  release(mm, pfns, mm.machine.phys.pincount, 'pinned');
+}
+
+/**
+ * Drop references get_user_pages handed out, counted per folio in `held`. A page that was
+ * never got, or is put once too often, would free a frame something still maps (the kernel
+ * WARNs on the refcount underflow, or frees it under the mapping): refused as a whole.
+ */
+function release(mm: Mm, pfns: readonly number[], held: Map<number, number>, what: string): void {
   const phys = mm.machine.phys;
+  const f = phys.frames;
+  if (!Array.isArray(pfns)) fail('EINVAL', 'pfns must be an array of page frame numbers');
   const want = new Map<number, number>();
   for (const pfn of pfns) {
-    const head = phys.frames.compoundHead(pfn);
+    if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= f.capacity) fail('EINVAL', `no frame ${pfn}`);
+    const head = f.compoundHead(pfn);
     want.set(head, (want.get(head) ?? 0) + 1);
   }
-  for (const [head, n] of want) if ((phys.pincount.get(head) ?? 0) < n) fail('EINVAL', `frame ${head} is not pinned ${n} time(s)`);
+  for (const [head, n] of want) if ((held.get(head) ?? 0) < n) fail('EINVAL', `frame ${head} is not ${what} ${n} time(s)`);
   for (const pfn of pfns) {
-    const head = phys.frames.compoundHead(pfn);
-    const n = phys.pincount.get(head)!;
-    if (n === 1) phys.pincount.delete(head);
-    else phys.pincount.set(head, n - 1);
+    const head = f.compoundHead(pfn);
+    const n = held.get(head)!;
+    if (n === 1) held.delete(head);
+    else held.set(head, n - 1);
     phys.putPage(pfn);
   }
 }

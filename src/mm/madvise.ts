@@ -16,7 +16,7 @@ import { collapseHugePage } from './khugepaged.js';
 const KNOWN = new Set([MADV_NORMAL, MADV_DONTNEED, MADV_FREE, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTFORK, MADV_DOFORK, MADV_COLLAPSE]);
 
 export function madvise(mm: Mm, start: number, length: number, advice: number): void {
-  mm.assertLive();
+  mm.mmapLock('madvise');
   if (!KNOWN.has(advice)) fail('EINVAL', `unknown advice ${advice}`);
   if (!Number.isSafeInteger(start) || start < 0 || !pageAligned(start)) fail('EINVAL', 'start is not page aligned');
   if (!Number.isSafeInteger(length) || length < 0) fail('EINVAL', `bad length ${length}`);

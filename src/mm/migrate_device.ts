@@ -86,7 +86,7 @@ function validateSetup(args: MigrateVma): Mm {
   if (!vma) fail('EINVAL', 'no vma');
   const mm = vma.mm;
   if (!mm) fail('EINVAL', 'vma is not mapped in any mm');
-  mm.assertLive();
+  mm.mmapLock('migrate_vma_setup');
   if (flights.has(args)) fail('EINVAL', 'this migrate_vma is already being migrated (setup again before finalize)');
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start % PAGE_SIZE || end % PAGE_SIZE) fail('EINVAL', 'start and end must be page aligned');
   if (start >= end) fail('EINVAL', 'empty range');
@@ -111,10 +111,13 @@ function validateSetup(args: MigrateVma): Mm {
 function flightOf(args: MigrateVma, what: string): Flight {
   const fl = args && typeof args === 'object' ? flights.get(args) : undefined;
   if (!fl) fail('EINVAL', `${what} without a migrate_vma_setup in progress for these args`);
+  fl.mm.mmapLockDeadlock(what);
   const n = args.npages;
   if (!isPfnArray(args.src) || !isPfnArray(args.dst) || args.src.length !== n || args.dst.length !== n || n !== fl.collected.length) {
     fail('EINVAL', `src and dst must still hold exactly ${fl.collected.length} entries`);
   }
+  checkEntries(args.src, n, 'src');
+  checkEntries(args.dst, n, 'dst');
   for (let i = 0; i < n; i++) {
     const s = args.src[i]!;
     const c = fl.collected[i]!;
@@ -217,6 +220,22 @@ export function migrateVmaPages(args: MigrateVma): void {
     i += nr;
   }
   mm.invalidateEnd(range);
+}
+
+/** Every entry an encoded migrate pfn (a non-negative integer): NaN or -1 is EINVAL, not "no page". */
+function checkEntries(a: MigratePfnArray, n: number, what: string): void {
+  for (let i = 0; i < n; i++) {
+    const v = a[i]!;
+    if (!Number.isSafeInteger(v) || v < 0) fail('EINVAL', `${what}[${i}] = ${v} is not a migrate pfn entry`);
+  }
+}
+
+/** The arrays and count of the by-pfn calls: npages a non-negative integer, both arrays that long, every entry encoded. */
+function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
+  if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
+  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkEntries(src, npages, 'src');
+  checkEntries(dst, npages, 'dst');
 }
 
 /**
@@ -437,7 +456,7 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
  * and a small source a small one.
  */
 export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkDeviceArgs(src, dst, npages);
   checkDst(machine, src, dst, npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
@@ -454,7 +473,7 @@ export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: 
 
 /** migrate_device_finalize: remap every migration entry, unlock, release. */
 export function migrateDeviceFinalize(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
+  checkDeviceArgs(src, dst, npages);
   finalizePages(machine, src, dst, npages, -1, -1, -1);
 }
 

@@ -12,8 +12,8 @@ import {
 import type { Machine } from './machine.js';
 import { MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, MmuNotifierSubscriptions, type MmuNotifierRange, type MmuNotifyEvent } from './notifier.js';
 import {
-  entryKind, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, PageTable, pteDevmap, pteMkwrite, pteSpecial, pteWrprotect,
-  ptFlags, ptVal, setPtFlags,
+  entryKind, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, LEVEL_PAGES, PageTable, pteDevmap, pteMkwrite, pteNone,
+  pteSpecial, pteWrprotect, ptFlags, ptVal, setPtFlags,
 } from './pagetable.js';
 import { PageGather, splitBoundary, totalMapcount, zapRange } from './memory.js';
 import {
@@ -63,6 +63,27 @@ export class Mm {
     if (this.dead) fail('ESRCH', `mm ${this.id} has exited`);
   }
 
+  /** Set when exit begins (mm_users dropped to 0): no operation can take the mm any more. */
+  exiting = false;
+
+  /**
+   * The mmap lock, for an operation about to run on this mm (mmap, munmap, mprotect, mremap,
+   * madvise, fork, exit, migrate_vma_*, gup, CPU accesses, hmm_range_fault). Operations are
+   * atomic, so there is nothing to release; what remains is where the kernel would not get
+   * the lock: ESRCH once the mm has exited or is exiting (mmget_not_zero fails), and EDEADLK
+   * from inside one of this mm's notifier callbacks, whose caller holds the lock (or holds
+   * locks the lock's holders wait behind), checked before anything changes.
+   */
+  mmapLock(op: string): void {
+    if (this.dead || this.exiting) fail('ESRCH', `${op}: mm ${this.id} has exited`);
+    this.mmapLockDeadlock(op);
+  }
+
+  /** The EDEADLK half of mmapLock, for the steps of a migration already set up (they may outlive the mm). */
+  mmapLockDeadlock(op: string): void {
+    if (this.notifiers.inCallback > 0) fail('EDEADLK', `${op} from inside an mmu notifier callback of mm ${this.id} (the kernel would deadlock on its mmap lock)`);
+  }
+
   // ---- notifier helpers ----
 
   /** Start an invalidation of [start, end); null when nobody could observe it. */
@@ -86,6 +107,11 @@ export class Mm {
 
   removeVma(v: Vma): void {
     this.vmas.remove(v);
+    this.unlinkFile(v);
+  }
+
+  /** A VMA that is gone no longer maps its file (the file may go with it). */
+  private unlinkFile(v: Vma): void {
     if (v.file) {
       v.file.mappings.delete(v);
       v.file.maybeFree();
@@ -169,7 +195,7 @@ export class Mm {
    * MAP_POPULATE and MAP_HUGETLB (private). Returns the address.
    */
   mmap(addr: number, length: number, prot: number, flags: number, file: TmpFile | null = null, offset = 0): number {
-    this.assertLive();
+    this.mmapLock('mmap');
     checkProt(prot);
     if (!Number.isInteger(flags)) fail('EINVAL', `bad mmap flags ${flags}`);
     // MAP_SHARED_VALIDATE (both type bits) is MAP_SHARED whose unknown flags are EOPNOTSUPP;
@@ -247,7 +273,7 @@ export class Mm {
   // ---- munmap ----
 
   munmap(addr: number, length: number): void {
-    this.assertLive();
+    this.mmapLock('munmap');
     if (!Number.isSafeInteger(length) || length <= 0) fail('EINVAL', `bad length ${length}`);
     const end = this.checkUserRange(addr, length, 'munmap');
     this.checkHugetlbBounds(addr, end);
@@ -264,7 +290,8 @@ export class Mm {
     splitBoundary(this, list[list.length - 1]!, e);
     const range = this.invalidateStart('UNMAP', s, e);
     zapRange(this, s, e, this.gather);
-    for (const v of list) this.removeVma(v);
+    this.vmas.removeRun(list);
+    for (const v of list) this.unlinkFile(v);
     this.pt.freeEmpty(s / PAGE_SIZE, e / PAGE_SIZE);
     this.invalidateEnd(range);
     if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: s, end: e, reason: 'munmap' });
@@ -274,7 +301,7 @@ export class Mm {
   // ---- mprotect ----
 
   mprotect(addr: number, length: number, prot: number): void {
-    this.assertLive();
+    this.mmapLock('mprotect');
     // do_mprotect_pkey's order: alignment (EINVAL), len 0 succeeds, an end that wraps (a
     // negative length, ENOMEM), prot (EINVAL), then the VMAs (ENOMEM for a hole or past TASK_SIZE).
     if (!Number.isSafeInteger(addr) || addr < 0 || !pageAligned(addr)) fail('EINVAL', `mprotect: address 0x${addr.toString(16)} is not page aligned`);
@@ -315,23 +342,54 @@ export class Mm {
   /**
    * change_protection: removing write downgrades every writable entry; adding write to a
    * private mapping upgrades exclusive anonymous pages at once (can_change_pte_writable).
-   * One PROTECTION_VMA invalidation per VMA that has entries.
+   * The PROTECTION_VMA invalidations are change_pud_range's: per P4D entry, one from the
+   * first PUD entry that is not none to the end of the range, whether or not any PTE below
+   * it is present; a hugetlb VMA gets one for all of it (hugetlb_change_protection).
    */
   private changeProtection(v: Vma, oldFlags: number): void {
+    const s = v.start / PAGE_SIZE;
+    const e = v.end / PAGE_SIZE;
+    splitBoundary(this, v, v.start);
+    splitBoundary(this, v, v.end);
+    if (v.isHugetlb()) {
+      const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
+      this.changeProtectionRange(v, oldFlags, s, e);
+      this.invalidateEnd(range);
+      return;
+    }
+    const P4D_PAGES = LEVEL_PAGES[3]!;
+    for (let cs = s; cs < e; ) {
+      const ce = Math.min(e, (Math.floor(cs / P4D_PAGES) + 1) * P4D_PAGES);
+      const from = this.firstPudEntry(cs, ce);
+      if (from >= 0) {
+        const range = this.invalidateStart('PROTECTION_VMA', from * PAGE_SIZE, ce * PAGE_SIZE);
+        this.changeProtectionRange(v, oldFlags, from, ce);
+        this.invalidateEnd(range);
+      }
+      cs = ce;
+    }
+  }
+
+  /** change_pud_range's start: the first vpn of [s, e) (within one P4D entry) whose PUD entry is not none, or -1. */
+  private firstPudEntry(s: number, e: number): number {
+    const pud = this.pt.tableAt(s, 2);
+    if (!pud) return -1;
+    const span = LEVEL_PAGES[2]!;
+    const first = PageTable.index(s, 2);
+    const last = PageTable.index(e - 1, 2);
+    for (let i = first; i <= last; i++) {
+      if (!pteNone(ptFlags(pud, i))) return i === first ? s : (Math.floor(s / (span * 512)) * 512 + i) * span;
+    }
+    return -1;
+  }
+
+  private changeProtectionRange(v: Vma, oldFlags: number, s: number, e: number): void {
     const removeWrite = (oldFlags & VM_WRITE) !== 0 && (v.flags & VM_WRITE) === 0;
     const addWrite = (oldFlags & VM_WRITE) === 0 && (v.flags & VM_WRITE) !== 0;
     // A shared (tmpfs) mapping needs no write notification, so its vm_page_prot carries write
     // and pte_modify makes every present entry writable; a private one upgrades only exclusive
     // anonymous pages (can_change_pte_writable / can_change_pmd_writable; hugetlb never).
     const shared = (v.flags & VM_SHARED) !== 0;
-    const s = v.start / PAGE_SIZE;
-    const e = v.end / PAGE_SIZE;
-    let any = false;
-    this.pt.forEach(s, e, () => { any = true; });
-    if (!any) return;
-    splitBoundary(this, v, v.start);
-    splitBoundary(this, v, v.end);
-    const range = this.invalidateStart('PROTECTION_VMA', v.start, v.end);
     const phys = this.machine.phys;
     for (const { node, first, last } of this.pt.tables(s, e)) {
       const level = node.level;
@@ -351,7 +409,6 @@ export class Mm {
         }
       }
     }
-    this.invalidateEnd(range);
   }
 
   /** unmap_mapping_range for one file VMA: zap its pages at file index >= fromIndex (truncate). */
@@ -371,29 +428,45 @@ export class Mm {
 
   /**
    * exit_mmap: mmu_notifier_release first (interval subscriptions get one RELEASE
-   * invalidation of everything, then whole-mm subscribers their release callback and are
-   * dropped), then every VMA is unmapped under one UNMAP invalidation, page tables freed.
+   * invalidation of everything, then whole-mm subscribers their release callback, and only
+   * then are they dropped), then every VMA is unmapped under one UNMAP invalidation, page
+   * tables freed.
    */
   exit(): void {
-    this.assertLive();
-    this.notifiers.releaseIntervals();
-    const subs = this.notifiers.list.splice(0);
-    for (const sub of subs) {
-      sub.ops.release?.(sub, this);
-      sub.mm = null;
+    this.mmapLock('exit');
+    this.exiting = true;
+    // The mm goes whatever its subscribers do: a callback that throws (a driver bug) has its
+    // error rethrown once the teardown is complete.
+    let error: unknown = null;
+    const keep = (e: unknown): void => void (error ??= e);
+    try {
+      this.notifiers.release();
+    } catch (e) {
+      keep(e);
     }
     const all = [...this.vmas.all];
     if (all.length > 0) {
-      const range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);
+      let range: MmuNotifierRange | null = null;
+      try {
+        range = this.invalidateStart('UNMAP', 0, MMU_RANGE_END_ALL);
+      } catch (e) {
+        keep(e);
+      }
       zapRange(this, 0, this.taskSize, this.gather);
-      for (const v of all) this.removeVma(v);
+      this.vmas.clear();
+      for (const v of all) this.unlinkFile(v);
       this.pt.freeEmpty(0, this.taskSize / PAGE_SIZE);
-      this.invalidateEnd(range);
+      try {
+        this.invalidateEnd(range);
+      } catch (e) {
+        keep(e);
+      }
       if (this.machine.events.on.unmap) this.machine.events.emit({ type: 'unmap', mmId: this.id, start: 0, end: this.taskSize, reason: 'exit' });
       this.gather.flush(this);
     }
     this.dead = true;
     this.machine.forgetMm(this);
+    if (error !== null) throw error;
   }
 
   /**

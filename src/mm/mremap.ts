@@ -14,7 +14,7 @@ import { rmapKey } from './rmap.js';
 import { VM_DONTEXPAND, VM_PFNMAP, type Vma } from './vma.js';
 
 export function mremap(mm: Mm, old: number, oldLength: number, newLength: number, flags: number, newAddr: number): number {
-  mm.assertLive();
+  mm.mmapLock('mremap');
   if (!Number.isInteger(flags) || flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) fail('EINVAL', 'unknown mremap flags');
   if (flags & MREMAP_FIXED && !(flags & MREMAP_MAYMOVE)) fail('EINVAL', 'MREMAP_FIXED needs MREMAP_MAYMOVE');
   if (flags & MREMAP_DONTUNMAP && (!(flags & MREMAP_MAYMOVE) || oldLength !== newLength)) fail('EINVAL', 'MREMAP_DONTUNMAP needs MREMAP_MAYMOVE and equal lengths');

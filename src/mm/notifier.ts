@@ -176,29 +176,69 @@ export class MmuNotifierSubscriptions {
 
   /**
    * __mmu_notifier_invalidate_range_start. Returns false (and leaves nothing started) if a
-   * subscriber refused a non-blockable range; blockable ranges always start.
+   * subscriber refused a non-blockable range; blockable ranges always start. A callback that
+   * throws (a driver bug: the kernel's cannot) leaves nothing started either: the subscribers
+   * that started get their end, the sequence is even again, and the error goes on up.
    */
   invalidateRangeStart(range: MmuNotifierRange): boolean {
     if (this.events.on.invalidate) this.events.emit({ type: 'invalidate', range, phase: 'start' });
     if (this.itree.size > 0 && !this.itreeInvalidate(range)) return false;
-    for (let i = 0; i < this.list.length; i++) {
-      const sub = this.list[i]!;
-      const ok = sub.ops.invalidateRangeStart?.(sub, range);
-      if (ok === false) {
-        if (mmuNotifierRangeBlockable(range)) throw new Error('invalidate_range_start refused a blockable range');
-        // Undo what already started, as mn_hlist_invalidate_range_start does.
-        for (let j = 0; j < i; j++) this.list[j]!.ops.invalidateRangeEnd?.(this.list[j]!, range);
-        this.itreeInvEnd();
-        return false;
+    let i = 0;
+    try {
+      for (; i < this.list.length; i++) {
+        const sub = this.list[i]!;
+        const ok = this.call(() => sub.ops.invalidateRangeStart?.(sub, range));
+        if (ok === false) {
+          if (mmuNotifierRangeBlockable(range)) throw new Error('invalidate_range_start refused a blockable range');
+          // Undo what already started, as mn_hlist_invalidate_range_start does.
+          this.undoStart(range, i);
+          return false;
+        }
       }
+    } catch (e) {
+      this.undoStart(range, i);
+      throw e;
     }
     return true;
   }
 
+  /** The subscribers before index `started` get their end; the interval side ends. */
+  private undoStart(range: MmuNotifierRange, started: number): void {
+    for (let j = 0; j < started && j < this.list.length; j++) {
+      const sub = this.list[j]!;
+      this.call(() => sub.ops.invalidateRangeEnd?.(sub, range));
+    }
+    this.itreeInvEnd();
+  }
+
+  /** Every subscriber gets its end even if one throws; the first error goes on up afterwards. */
   invalidateRangeEnd(range: MmuNotifierRange): void {
     this.itreeInvEnd();
-    for (const sub of this.list) sub.ops.invalidateRangeEnd?.(sub, range);
+    let error: unknown = null;
+    for (const sub of this.list) {
+      try {
+        this.call(() => sub.ops.invalidateRangeEnd?.(sub, range));
+      } catch (e) {
+        error ??= e;
+      }
+    }
     if (this.events.on.invalidate) this.events.emit({ type: 'invalidate', range, phase: 'end' });
+    if (error !== null) throw error;
+  }
+
+  /**
+   * Callbacks of this mm's subscribers running now. The mm's operations refuse to run inside
+   * one (Mm.mmapLock: EDEADLK), as the kernel would deadlock on the mmap lock there.
+   */
+  inCallback = 0;
+
+  private call<T>(fn: () => T): T {
+    this.inCallback++;
+    try {
+      return fn();
+    } finally {
+      this.inCallback--;
+    }
   }
 
   /** mn_itree_invalidate: make the sequence odd and call every overlapping subscription. */
@@ -211,14 +251,20 @@ export class MmuNotifierSubscriptions {
     this.invalidateSeq |= 1;
     const seq = this.invalidateSeq;
     const hit = subs.slice();
-    for (const sub of hit) {
-      if (sub.deferred === 'remove') continue;
-      const ok = sub.ops.invalidate(sub, range, seq);
-      if (!ok) {
-        if (mmuNotifierRangeBlockable(range)) throw new Error('interval invalidate refused a blockable range');
-        this.itreeInvEnd();
-        return false;
+    try {
+      for (const sub of hit) {
+        if (sub.deferred === 'remove') continue;
+        const ok = this.call(() => sub.ops.invalidate(sub, range, seq));
+        if (!ok) {
+          if (mmuNotifierRangeBlockable(range)) throw new Error('interval invalidate refused a blockable range');
+          this.itreeInvEnd();
+          return false;
+        }
       }
+    } catch (e) {
+      // Never leave the mm invalidating: read_begin and remove would wait for ever.
+      this.itreeInvEnd();
+      throw e;
     }
     return true;
   }
@@ -299,6 +345,23 @@ export class MmuNotifierSubscriptions {
     };
     this.itreeInvalidate(range);
     this.itreeInvEnd();
+  }
+
+  /**
+   * __mmu_notifier_release: the interval subscriptions' RELEASE (mn_itree_release), then
+   * mn_hlist_release: every whole-mm subscriber's release runs while all of them are still
+   * hashed, so an invalidation that happens meanwhile (reclaim of a page of this mm) still
+   * reaches those whose release has not run yet; only then are they all unhashed.
+   */
+  release(): void {
+    this.releaseIntervals();
+    const subs = this.list.slice();
+    for (const sub of subs) {
+      // One that an earlier release unregistered got its release from mmu_notifier_unregister.
+      if (sub.mm === this.mm) this.call(() => sub.ops.release?.(sub, this.mm));
+    }
+    for (const sub of this.list) sub.mm = null;
+    this.list.length = 0;
   }
 
   intervals(): MmuIntervalNotifier[] {

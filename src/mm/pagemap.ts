@@ -98,9 +98,14 @@ export function pagemap(mm: Mm, addr: number): PagemapEntry {
   }
 }
 
-/** The pagemap entries of every page of [start, start + npages * PAGE_SIZE). */
+/** Entries one pagemapRange call returns at most (4 GiB of address space); read larger ranges in pieces. */
+export const PAGEMAP_RANGE_MAX = 2 ** 20;
+
+/** The pagemap entries of every page of [start, start + npages * PAGE_SIZE). ENOMEM beyond PAGEMAP_RANGE_MAX entries. */
 export function pagemapRange(mm: Mm, start: number, npages: number): PagemapEntry[] {
   if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
+  if (!Number.isSafeInteger(start) || start < 0) fail('EINVAL', `bad address ${start}`);
+  if (npages > PAGEMAP_RANGE_MAX) fail('ENOMEM', `${npages} entries is more than one call returns (${PAGEMAP_RANGE_MAX})`);
   const out: PagemapEntry[] = [];
   for (let i = 0; i < npages; i++) out.push(pagemap(mm, start + i * PAGE_SIZE));
   return out;

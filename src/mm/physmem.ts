@@ -23,6 +23,12 @@ const slabPool: Uint8Array[] = [];
 const SLAB_POOL_MAX = 128; // 1 GiB
 
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
+/**
+ * Frames the frame table can describe, RAM and device memory together (256 GiB; the table
+ * costs BYTES_PER_FRAME each). A machine or a device range beyond it is ENOMEM, checked
+ * before anything is allocated.
+ */
+export const MAX_FRAMES = 2 ** 26;
 const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
 const SLAB_SHIFT = 11;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
@@ -83,6 +89,7 @@ export class PhysMem {
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
   readonly pincount = new Map<number, number>(); // head pfn -> FOLL_PIN pins
+  readonly gupcount = new Map<number, number>(); // head pfn -> FOLL_GET references get_user_pages handed out
   readonly zoneDeviceData = new Map<number, unknown>(); // device pfn -> driver data
 
   /** The shared zero page, and the huge zero page (allocated on first use). */
@@ -93,6 +100,7 @@ export class PhysMem {
     if (!Number.isSafeInteger(ramBytes) || ramBytes < 16 * PAGE_SIZE || ramBytes % PAGE_SIZE !== 0) {
       fail('EINVAL', `RAM size must be a page-aligned number of bytes >= 64 KiB, got ${ramBytes}`);
     }
+    if (ramBytes / PAGE_SIZE > MAX_FRAMES) fail('ENOMEM', `${ramBytes} bytes of RAM is more than the frame table can describe (${MAX_FRAMES} frames)`);
     this.ramFrames = ramBytes / PAGE_SIZE;
     // Device memory starts at the next 2 MiB subsection boundary above RAM: memremap_pages
     // hotplugs ZONE_DEVICE ranges at subsection granularity (PAGES_PER_SUBSECTION), so a small
@@ -353,8 +361,9 @@ export class PhysMem {
     const first = this.nextDevicePfn;
     const end = first + nframes;
     if (end > 2 ** 32) fail('ERANGE', 'no free physical window for device memory');
+    if (end > MAX_FRAMES) fail('ENOMEM', `${nframes} device frames do not fit in the frame table (${MAX_FRAMES} frames)`);
     this.nextDevicePfn = Math.ceil(end / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
-    if (end > this.frames.capacity) this.frames = this.frames.grow(Math.max(end, this.frames.capacity * 2));
+    if (end > this.frames.capacity) this.frames = this.frames.grow(Math.min(MAX_FRAMES, Math.max(end, this.frames.capacity * 2)));
     for (let p = first; p < end; p++) this.frames.flags[p] = PG_device;
     pgmap.firstPfn = first;
     pgmap.nframes = nframes;

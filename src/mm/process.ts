@@ -6,7 +6,7 @@ import { blocking } from './wait.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import type { TmpFile } from './file.js';
-import { accessVm } from './access.js';
+import { accessVm, readVm } from './access.js';
 import { dupMm } from './fork.js';
 import { madvise } from './madvise.js';
 import { mremap } from './mremap.js';
@@ -44,9 +44,16 @@ export class Process {
 
   /** exit(): tear the address space down (exit_mmap). */
   exit(): void {
-    this.live().exit();
-    this.alive = false;
-    this.machine.forgetProcess(this);
+    const mm = this.live();
+    try {
+      mm.exit();
+    } finally {
+      // Gone even when a notifier callback threw during the teardown (the error goes on up).
+      if (mm.dead) {
+        this.alive = false;
+        this.machine.forgetProcess(this);
+      }
+    }
   }
 
   // ---- CPU accesses ----
@@ -54,9 +61,7 @@ export class Process {
   read(addr: number, len: number): Uint8Array {
     const mm = this.live();
     if (!Number.isSafeInteger(len) || len < 0) fail('EINVAL', `bad length ${len}`);
-    const buf = new Uint8Array(len);
-    accessVm(mm, addr, buf, false);
-    return buf;
+    return readVm(mm, addr, len);
   }
   write(addr: number, data: Uint8Array): void {
     accessVm(this.live(), addr, data, true);

@@ -1,4 +1,4 @@
-// VMAs (vm_area_struct) and the ordered set of them in an mm, found by binary search.
+// VMAs (vm_area_struct) and the ordered set of them in an mm (the maple tree's job), found by binary search.
 
 import type { TmpFile } from './file.js';
 import type { Mm } from './mm.js';
@@ -90,32 +90,86 @@ export function flagString(flags: number): string {
   return (flags & VM_READ ? 'r' : '-') + (flags & VM_WRITE ? 'w' : '-') + (flags & VM_EXEC ? 'x' : '-') + (flags & VM_SHARED ? 's' : 'p');
 }
 
-/** The VMAs of one mm, sorted by start and non-overlapping. */
-export class VmaSet {
-  private list: Vma[] = [];
+/** VMAs a leaf of the VmaSet holds at most before it splits in two. */
+const LEAF_MAX = 64;
 
+/**
+ * The VMAs of one mm, sorted by start and non-overlapping: the kernel's maple tree, as a
+ * B-tree of two levels. Leaves are short sorted arrays, found by binary search over the
+ * leaves' last VMAs, so lookup, insert, remove, prev and next cost O(log n + LEAF_MAX) and
+ * tearing down n VMAs costs O(n log n) at worst. Nothing is cached from a VMA's bounds:
+ * callers may move a VMA's end in place (split, merge, mremap growing it) as long as the
+ * order stays.
+ */
+export class VmaSet {
+  private leaves: Vma[][] = [];
+  private count = 0;
+
+  /** Every VMA in address order (a fresh array). */
   get all(): readonly Vma[] {
-    return this.list;
+    return this.leaves.length === 1 ? this.leaves[0]!.slice() : ([] as Vma[]).concat(...this.leaves);
   }
   get size(): number {
-    return this.list.length;
+    return this.count;
   }
 
-  /** Index of the first VMA with end > addr (the kernel's find_vma), or list length. */
-  private firstEndAbove(addr: number): number {
+  /** The first leaf whose last VMA ends above addr, or leaves.length. */
+  private leafFor(addr: number): number {
+    const leaves = this.leaves;
     let lo = 0;
-    let hi = this.list.length;
+    let hi = leaves.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.list[mid]!.end > addr) hi = mid;
+      const leaf = leaves[mid]!;
+      if (leaf[leaf.length - 1]!.end > addr) hi = mid;
       else lo = mid + 1;
     }
     return lo;
   }
 
+  /** Index in `leaf` of the first VMA with end > addr (the kernel's find_vma within a leaf). */
+  private static firstEndAbove(leaf: Vma[], addr: number): number {
+    let lo = 0;
+    let hi = leaf.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (leaf[mid]!.end > addr) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Where v is: [leaf, index], or null if it is not in the set. Found by start, which no
+   * caller changes in place: a merge grows the VMA before v over it before removing v.
+   */
+  private locate(v: Vma): [number, number] | null {
+    const leaves = this.leaves;
+    let lo = 0;
+    let hi = leaves.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (leaves[mid]![0]!.start <= v.start) lo = mid;
+      else hi = mid - 1;
+    }
+    const leaf = leaves[lo];
+    if (leaf) {
+      let a = 0;
+      let b = leaf.length - 1;
+      while (a < b) {
+        const mid = (a + b + 1) >> 1;
+        if (leaf[mid]!.start <= v.start) a = mid;
+        else b = mid - 1;
+      }
+      if (leaf[a] === v) return [lo, a];
+    }
+    return null;
+  }
+
   /** find_vma: the first VMA ending above addr (it may start above addr too). */
   findVma(addr: number): Vma | undefined {
-    return this.list[this.firstEndAbove(addr)];
+    const leaf = this.leaves[this.leafFor(addr)];
+    return leaf ? leaf[VmaSet.firstEndAbove(leaf, addr)] : undefined;
   }
 
   /** The VMA containing addr (vma_lookup). */
@@ -127,34 +181,115 @@ export class VmaSet {
   /** VMAs intersecting [start, end), in order. */
   overlapping(start: number, end: number): Vma[] {
     const out: Vma[] = [];
-    for (let i = this.firstEndAbove(start); i < this.list.length; i++) {
-      const v = this.list[i]!;
-      if (v.start >= end) break;
-      out.push(v);
+    const leaves = this.leaves;
+    let li = this.leafFor(start);
+    if (li === leaves.length) return out;
+    let i = VmaSet.firstEndAbove(leaves[li]!, start);
+    for (; li < leaves.length; li++, i = 0) {
+      const leaf = leaves[li]!;
+      for (; i < leaf.length; i++) {
+        const v = leaf[i]!;
+        if (v.start >= end) return out;
+        out.push(v);
+      }
     }
     return out;
   }
 
   insert(v: Vma): void {
-    const i = this.firstEndAbove(v.start);
-    const next = this.list[i];
-    if (next && next.start < v.end) throw new Error(`VMA ${v} overlaps ${next}`);
-    this.list.splice(i, 0, v);
+    const leaves = this.leaves;
+    this.count++;
+    if (leaves.length === 0) {
+      leaves.push([v]);
+      return;
+    }
+    // The leaf holding the first VMA that ends above v.start, or the last leaf.
+    const li = Math.min(this.leafFor(v.start), leaves.length - 1);
+    const leaf = leaves[li]!;
+    const i = VmaSet.firstEndAbove(leaf, v.start);
+    const next = i < leaf.length ? leaf[i] : leaves[li + 1]?.[0];
+    if (next && next.start < v.end) {
+      this.count--;
+      throw new Error(`VMA ${v} overlaps ${next}`);
+    }
+    leaf.splice(i, 0, v);
+    if (leaf.length > LEAF_MAX) leaves.splice(li + 1, 0, leaf.splice(LEAF_MAX >> 1));
+  }
+
+  /**
+   * Remove `run`, VMAs that follow each other in the set (what munmap unmaps), in
+   * O(run.length + leaves): whole leaves go in one splice.
+   */
+  removeRun(run: readonly Vma[]): void {
+    if (run.length === 0) return;
+    const at = this.locate(run[0]!);
+    if (!at) throw new Error(`VMA ${run[0]} not in set`);
+    const leaves = this.leaves;
+    let [li, i] = at;
+    let k = 0;
+    let firstWhole = -1;
+    let wholeCount = 0;
+    while (k < run.length) {
+      const leaf = leaves[li]!;
+      if (!leaf) throw new Error(`VMA ${run[k]} not in set`);
+      const n = Math.min(leaf.length - i, run.length - k);
+      for (let j = 0; j < n; j++) if (leaf[i + j] !== run[k + j]) throw new Error(`VMA ${run[k + j]} does not follow ${run[k + j - 1]} in the set`);
+      if (i === 0 && n === leaf.length) {
+        if (firstWhole < 0) firstWhole = li;
+        wholeCount++;
+      } else {
+        leaf.splice(i, n);
+      }
+      k += n;
+      li++;
+      i = 0;
+    }
+    if (wholeCount > 0) leaves.splice(firstWhole, wholeCount);
+    this.count -= run.length;
+  }
+
+  /** Drop every VMA at once (exit). */
+  clear(): void {
+    this.leaves = [];
+    this.count = 0;
   }
 
   remove(v: Vma): void {
-    const i = this.list.indexOf(v);
-    if (i < 0) throw new Error(`VMA ${v} not in set`);
-    this.list.splice(i, 1);
+    const at = this.locate(v);
+    if (!at) throw new Error(`VMA ${v} not in set`);
+    const [li, i] = at;
+    const leaves = this.leaves;
+    const leaf = leaves[li]!;
+    leaf.splice(i, 1);
+    this.count--;
+    if (leaf.length === 0) {
+      leaves.splice(li, 1);
+      return;
+    }
+    // Keep leaves from thinning out: a small leaf joins its successor when both fit in one.
+    const succ = leaves[li + 1];
+    if (leaf.length < LEAF_MAX >> 2 && succ && leaf.length + succ.length <= LEAF_MAX >> 1) {
+      leaf.push(...succ);
+      leaves.splice(li + 1, 1);
+    }
   }
 
+  /** The VMA before v; undefined if none, or if v is no longer in the set (merged away). */
   prev(v: Vma): Vma | undefined {
-    const i = this.list.indexOf(v);
-    return i > 0 ? this.list[i - 1] : undefined;
+    const at = this.locate(v);
+    if (!at) return undefined;
+    const [li, i] = at;
+    if (i > 0) return this.leaves[li]![i - 1];
+    const before = this.leaves[li - 1];
+    return before ? before[before.length - 1] : undefined;
   }
+  /** The VMA after v; undefined if none, or if v is no longer in the set. */
   next(v: Vma): Vma | undefined {
-    const i = this.list.indexOf(v);
-    return i >= 0 ? this.list[i + 1] : undefined;
+    const at = this.locate(v);
+    if (!at) return undefined;
+    const [li, i] = at;
+    const leaf = this.leaves[li]!;
+    return i + 1 < leaf.length ? leaf[i + 1] : this.leaves[li + 1]?.[0];
   }
 
   /** Whether [start, end) is wholly free. */
@@ -163,15 +298,22 @@ export class VmaSet {
     return !v || v.start >= end;
   }
 
-  /** Highest free gap of `len` bytes in [low, top), aligned to `align` (unmapped_area_topdown). */
+  /**
+   * Highest free gap of `len` bytes in [low, top), aligned to `align` (unmapped_area_topdown).
+   * A walk down from the top: linear in the VMAs above the gap it finds (the maple tree
+   * tracks gap sizes to skip them; hmmsim does not).
+   */
   findGapTopDown(len: number, low: number, top: number, align: number): number {
     let ceiling = top;
-    for (let i = this.list.length - 1; i >= 0; i--) {
-      const v = this.list[i]!;
-      if (v.start >= ceiling) continue;
-      const cand = Math.floor((ceiling - len) / align) * align;
-      if (cand >= Math.max(v.end, low)) return cand;
-      ceiling = v.start;
+    for (let li = this.leaves.length - 1; li >= 0; li--) {
+      const leaf = this.leaves[li]!;
+      for (let i = leaf.length - 1; i >= 0; i--) {
+        const v = leaf[i]!;
+        if (v.start >= ceiling) continue;
+        const cand = Math.floor((ceiling - len) / align) * align;
+        if (cand >= Math.max(v.end, low)) return cand;
+        ceiling = v.start;
+      }
     }
     const cand = Math.floor((ceiling - len) / align) * align;
     return cand >= low ? cand : -1;

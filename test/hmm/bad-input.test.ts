@@ -175,6 +175,28 @@ describe('bad input: typed errno, nothing changed', () => {
     expect(cpuKind(p.mm, a)).toBe(K_NONE);
   });
 
+  it('hmm_range_fault and hmm_vma_get_pfns / hmm_vma_fault from an invalidate callback of the same mm: EDEADLK (mmap lock), nothing written or faulted', () => {
+    const { p, a } = with417();
+    const sub = mainline(p.mm, a, 8 * P);
+    const got: string[] = [];
+    const r = new HmmRange({ notifier: sub, start: a + 2 * P, end: a + 3 * P, defaultFlags: HMM_PFN_REQ_FAULT, hmmPfns: new Uint32Array(1).fill(9), hmmFlags: new Uint8Array(1).fill(9) });
+    const r417 = range417(p, a + 2 * P, a + 3 * P);
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (s, _r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        r.notifierSeq = s.invalidateSeq;
+        got.push(errnoOf(() => hmmRangeFault(r)), errnoOf(() => hmmVmaGetPfns(r417)), errnoOf(() => hmmVmaFault(r417, true)));
+        return true;
+      },
+    }), p.mm, a, P);
+    p.writeU8(a, 1);
+    p.munmap(a, P);
+    expect(got).toEqual(['EDEADLK', 'EDEADLK', 'EDEADLK']);
+    expect(r.hmmPfns[0]).toBe(9);
+    expect(r417.tracker).toBeNull();
+    expect(cpuKind(p.mm, a + 2 * P)).toBe(K_NONE);
+  });
+
   it('mainline: exited mm: ESRCH', () => {
     const m = newMachine();
     const p = m.spawn();

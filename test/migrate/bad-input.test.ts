@@ -3,7 +3,8 @@
 // range already under migration) the test shows that nothing migrates instead.
 import { describe, expect, it } from 'vitest';
 import {
-  Machine, MAP_ANONYMOUS, MAP_SHARED, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceRange, migratePfn, migratePfnHas,
+  DevPagemap, Machine, MAP_ANONYMOUS, MAP_SHARED, memremapPages, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize,
+  migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnHas,
   migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma, VM_MIXEDMAP, type MigrateVma, type Process,
 } from '../../src/index.js';
 import { entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, P, pattern, setup, type Entry } from './helpers.js';
@@ -173,6 +174,69 @@ describe('migration: bad input', () => {
     expect(entry(p, a).kind).toBe(K_PRESENT);
     p.exit();
     expect(() => migrateVmaSetup(args)).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
+    expectAllFree(m, dev);
+  });
+
+  it('memremapPages of 2^31 frames: ENOMEM at once, nothing registered (the frame table cannot describe them)', () => {
+    const m = new Machine({ ramBytes: 16 << 20 });
+    const pgmap = new DevPagemap('private', {}, { pageFree: () => {}, migrateToRam: () => 0 });
+    const cap = m.phys.frames.capacity;
+    const t = Date.now();
+    expect(() => memremapPages(m, pgmap, 2 ** 31)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+    expect(() => memremapPages(m, pgmap, 2 ** 33)).toThrow(expect.objectContaining({ errno: 'ERANGE' }));
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect(m.phys.pagemapList).toEqual([]);
+    expect(m.phys.frames.capacity).toBe(cap);
+    expect(memremapPages(m, pgmap, 16)).toBeGreaterThan(0); // and the window is still there
+  });
+
+  it('migrate_vma_pages with a dst entry that is not an encoded pfn (NaN, -1, 1.5): EINVAL before anything moves (deviation 31)', () => {
+    const { m, dev, p, a } = setup(2);
+    p.write(a, pattern(1));
+    const args = newMigrateVma(p.mm.findVma(a)!, a, a + 2 * P, MIGRATE_VMA_SELECT_SYSTEM, dev.owner);
+    migrateVmaSetup(args);
+    fill(m, dev, args);
+    const good = args.dst[0]!;
+    for (const bad of [NaN, -1, 1.5, Infinity]) {
+      args.dst[0] = bad;
+      expectRefused(m, p, a, 2, 'EINVAL', () => migrateVmaPages(args));
+    }
+    args.dst[0] = good;
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    expect(p.read(a, P)).toEqual(pattern(1));
+    p.exit();
+    expectAllFree(m, dev);
+  });
+
+  it('migrate_device_pages / migrate_device_finalize with npages NaN or -1, or entries that are not encoded pfns: EINVAL, nothing moved or released', () => {
+    const { m, dev, p, a } = setup(1);
+    p.write(a, pattern(3));
+    dev.migrateToDevice(p.mm, a, a + P);
+    const dpfn = entry(p, a).val;
+    const src = new Float64Array(1);
+    const dst = new Float64Array(1);
+    migrateDeviceRange(m, src, dpfn, 1);
+    expect(entry(p, a).kind).toBe(K_MIGRATION);
+    const page = m.phys.allocPages(0);
+    m.phys.trylockPage(page);
+    m.phys.copyPage(page, dpfn);
+    dst[0] = migratePfn(page);
+    for (const n of [NaN, -1, 1.5]) {
+      expect(() => migrateDevicePages(m, src, dst, n)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+      expect(() => migrateDeviceFinalize(m, src, dst, n)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    }
+    for (const bad of [NaN, -1]) {
+      expect(() => migrateDevicePages(m, [bad], dst, 1)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+      expect(() => migrateDeviceFinalize(m, src, [bad], 1)).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+    }
+    expect(entry(p, a).kind).toBe(K_MIGRATION); // nothing remapped, nothing released
+    expect(m.phys.isLocked(dpfn)).toBe(true);
+    migrateDevicePages(m, src, dst, 1);
+    migrateDeviceFinalize(m, src, dst, 1);
+    expect(entry(p, a).kind).toBe(K_PRESENT);
+    expect(p.read(a, P)).toEqual(pattern(3));
+    p.exit();
     expectAllFree(m, dev);
   });
 });

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import {
   KernelError, Machine, MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED,
   MAP_FIXED_NOREPLACE, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MmuIntervalNotifier, mmuIntervalNotifierInsert,
-  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE, PROT_READ, swapOutPage, TASK_SIZE_4LEVEL, type Process, type TmpFile,
+  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, pagemapRange, PMD_SIZE, PROT_READ, swapOutPage, TASK_SIZE_4LEVEL, type Process,
+  type TmpFile,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { ANON, errnoOf, expectConsistent, P, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
@@ -97,6 +98,13 @@ const cases: Array<[string, (w: World) => unknown, string]> = [
   ['an interval notifier of length 0', ({ p, a }) => mmuIntervalNotifierInsert(new MmuIntervalNotifier({ invalidate: () => true }), p.mm, a, 0), 'EOVERFLOW'],
   ['swapOutPage of a frame that does not exist', ({ m }) => swapOutPage(m, 2 ** 31), 'EINVAL'],
   ['truncate to a negative size', ({ f }) => f.truncate(-1), 'EINVAL'],
+  // sizes and types checked before anything is allocated
+  ['a read of 2^40 bytes (nothing maps that much: SIGSEGV before any buffer)', ({ p, a }) => p.read(a, 2 ** 40), 'EFAULT'],
+  ['a write of null data', ({ p, a }) => p.write(a, null as unknown as Uint8Array), 'EFAULT'],
+  ['a write of something that is not bytes', ({ p, a }) => p.write(a, [1, 2] as unknown as Uint8Array), 'EFAULT'],
+  ['pagemapRange of 2^40 pages', ({ p, a }) => pagemapRange(p.mm, a, 2 ** 40), 'ENOMEM'],
+  ['pagemapRange at a negative address', ({ p }) => pagemapRange(p.mm, -P, 1), 'EINVAL'],
+  ['pwrite of null data', ({ f }) => f.pwrite(null as unknown as Uint8Array, 0), 'EFAULT'],
 ];
 
 describe('bad input: a typed errno and nothing changed', () => {
@@ -120,6 +128,21 @@ describe('bad input: a typed errno and nothing changed', () => {
       expect(w.p.readU8(w.a)).toBe(7);
     });
   }
+
+  it('a read of 2^31 bytes of a mapped range (more than MAX_RW_COUNT): EINVAL before a 2 GiB buffer is allocated', () => {
+    const { p } = setup();
+    const a = p.mmap(0, 2 ** 31 + P, PROT_READ, ANON);
+    const t = Date.now();
+    expect(errnoOf(() => p.read(a, 2 ** 31))).toBe('EINVAL');
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect(p.read(a, 2 * P).length).toBe(2 * P);
+  });
+
+  it('a machine larger than the frame table can describe: ENOMEM, promptly', () => {
+    expect(errnoOf(() => new Machine({ ramBytes: 2 ** 50 }))).toBe('ENOMEM');
+    expect(errnoOf(() => new Machine({ ramBytes: 2 ** 40 }))).toBe('ENOMEM');
+    expect(errnoOf(() => new Machine({ ramBytes: 2 ** 60 }))).toBe('EINVAL'); // not a safe integer
+  });
 
   it('Machine options: unknown keys, bad sizes and levels are EINVAL', () => {
     expect(errnoOf(() => new Machine({ ramBytes: 4097 }))).toBe('EINVAL');

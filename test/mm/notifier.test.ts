@@ -4,12 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
+  blocking, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_FIXED, MAP_HUGETLB, MAP_SHARED, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL,
   MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry,
   mmuIntervalSetSeq, MmuNotifier, mmuNotifierRegister, mmuNotifierUnregister, type MmuNotifierRange, MREMAP_FIXED, MREMAP_MAYMOVE,
-  PMD_SIZE, PROT_READ, swapOutPage, WouldBlock, type Process,
+  PMD_SIZE, PROT_READ, swapOutPage, WouldBlock, type Process, getUserPages, makeDeviceExclusive, migrateVmaSetup, migrateVmaPages,
+  migrateVmaFinalize, newMigrateVma, MIGRATE_VMA_SELECT_SYSTEM,
 } from '../../src/index.js';
-import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON } from './helpers.js';
+import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 
 /** A classic notifier that records each start/end with what the page table says at `watch` at that moment. */
 function watchEntry(p: Process, watch: number) {
@@ -65,12 +66,43 @@ describe('classic notifier: start before the entries change, end after', () => {
     expect(log).toEqual([`start PROTECTION_VMA anon+w@${pfn}`, `end PROTECTION_VMA anon@${pfn}`]);
   });
 
-  it('mprotect of a range with no entries sends nothing (change_pmd_range skips empty tables)', () => {
+  it('mprotect of a range with no page tables at all sends nothing (change_pud_range: every pud_none)', () => {
     const { p } = setup();
     const a = p.mmap(0, 4 * P, RW, ANON);
     const rs = ranges(p);
     p.mprotect(a, 4 * P, PROT_READ);
     expect(rs).toEqual([]);
+  });
+
+  it('mprotect (change_pud_range): PROTECTION_VMA as soon as a PUD entry covers the range, even with no PTE in it', () => {
+    const { p } = setup();
+    const base = freeRange(p, 2 ** 30, 2 ** 30);
+    const a = p.mmap(base, 4 * P, RW, ANON | MAP_FIXED);
+    const b = p.mmap(base + 8 * P, 4 * P, RW, ANON | MAP_FIXED);
+    p.writeU8(a, 1); // allocates the PMD table covering b too; b itself has no entry
+    const rs = ranges(p);
+    p.mprotect(b, 4 * P, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - b, r.end - b])).toEqual([['PROTECTION_VMA', 0, 4 * P]]);
+    expect(pm(p, b).kind).toBe('none');
+  });
+
+  it('mprotect (change_pud_range): the range starts at the first PUD entry that is not none', () => {
+    const { p } = setup();
+    const G = 2 ** 30;
+    const base = freeRange(p, 2 * G, G);
+    const a = p.mmap(base + G - 4 * P, 8 * P, RW, ANON | MAP_FIXED); // 4 pages each side of a 1 GiB boundary
+    p.writeU8(base + G + P, 1); // only the upper PUD entry gets a PMD table
+    const rs = ranges(p);
+    p.mprotect(a, 8 * P, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['PROTECTION_VMA', 4 * P, 8 * P]]);
+  });
+
+  it('mprotect of a hugetlb VMA (hugetlb_change_protection): PROTECTION_VMA for the whole range, entries or not', () => {
+    const { p } = setup();
+    const a = p.mmap(0, PMD_SIZE, RW, ANON | MAP_HUGETLB);
+    const rs = ranges(p);
+    p.mprotect(a, PMD_SIZE, PROT_READ);
+    expect(rs.map((r) => [r.event, r.start - a, r.end - a])).toEqual([['PROTECTION_VMA', 0, PMD_SIZE]]);
   });
 
   it('madvise(MADV_DONTNEED): CLEAR', () => {
@@ -152,6 +184,68 @@ describe('classic notifier: start before the entries change, end after', () => {
     }), p.mm);
     p.exit();
     expect(log).toEqual(['release vmas=1 anon']);
+  });
+
+  it('exit (mn_hlist_release): every release runs while all subscribers are still hashed, so an invalidation during one release reaches the others', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const log: string[] = [];
+    // The first release reclaims a page of the dying mm (as reclaim on another CPU may):
+    // try_to_unmap's CLEAR must still reach both subscribers, released or not.
+    const first = new MmuNotifier({
+      release: () => { log.push('release first'); swapOutPage(m, pfn); },
+      invalidateRangeStart: (_s, r) => void log.push(`first ${r.event}`),
+    });
+    const second = new MmuNotifier({
+      release: () => void log.push('release second'),
+      invalidateRangeStart: (_s, r) => void log.push(`second ${r.event}`),
+    });
+    mmuNotifierRegister(first, p.mm);
+    mmuNotifierRegister(second, p.mm);
+    const mm = p.mm;
+    p.exit();
+    expect(log).toEqual(['release first', 'first CLEAR', 'second CLEAR', 'release second']);
+    // Only then are they unhashed: neither sees exit's UNMAP, and both are unregistered.
+    expect(first.mm).toBeNull();
+    expect(second.mm).toBeNull();
+    expect(mm.notifiers.list).toEqual([]);
+    expectConsistent(m);
+  });
+
+  it('exit (mn_itree_release before mn_hlist_release): an invalidation during an interval RELEASE reaches the whole-mm subscribers', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    const pfn = pm(p, a).pfn;
+    const log: string[] = [];
+    mmuIntervalNotifierInsert(new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        log.push(`interval ${r.event}`);
+        if (r.event === 'RELEASE') swapOutPage(m, pfn);
+        return true;
+      },
+    }), p.mm, 0, p.mm.taskSize);
+    mmuNotifierRegister(new MmuNotifier({
+      release: () => void log.push('release'),
+      invalidateRangeStart: (_s, r) => void log.push(`whole-mm ${r.event}`),
+    }), p.mm);
+    p.exit();
+    expect(log).toEqual(['interval RELEASE', 'interval CLEAR', 'whole-mm CLEAR', 'release', 'interval UNMAP']);
+    expectConsistent(m);
+  });
+
+  it('exit: a subscriber unregistered by an earlier release (mmu_notifier_unregister) gets its release once, from the unregister', () => {
+    const { p } = setup();
+    const log: string[] = [];
+    const second = new MmuNotifier({ release: () => void log.push('release second') });
+    const first = new MmuNotifier({ release: (_s, mm) => { log.push('release first'); mmuNotifierUnregister(second, mm); } });
+    mmuNotifierRegister(first, p.mm);
+    mmuNotifierRegister(second, p.mm);
+    p.exit();
+    expect(log).toEqual(['release first', 'release second']);
   });
 
   it('mmu_notifier_unregister calls release once; the subscriber then sees nothing', () => {
@@ -309,6 +403,131 @@ describe('interval notifiers', () => {
     expect(p.mm.notifiers.intervalCount).toBe(0);
     p.munmap(a, 2 * P);
     expect(seen).toEqual(['CLEAR']);
+  });
+});
+
+describe('mm operations from inside a callback of the same mm: EDEADLK (the mmap lock), nothing changed, nothing stuck', () => {
+  // Each inner call runs inside an invalidate callback of an munmap of page 0; the kernel
+  // would deadlock on the mmap lock the caller holds. Page 2 is the inner call's target,
+  // page 0 the very range being invalidated.
+  const inner: Array<[string, (p: Process, a: number) => unknown]> = [
+    ['munmap of the range being invalidated', (p, a) => p.munmap(a, P)],
+    ['munmap', (p, a) => p.munmap(a + 2 * P, P)],
+    ['mprotect', (p, a) => p.mprotect(a + 2 * P, P, PROT_READ)],
+    ['mremap', (p, a) => p.mremap(a + 2 * P, P, 2 * P, MREMAP_MAYMOVE)],
+    ['madvise', (p, a) => p.madvise(a + 2 * P, P, MADV_DONTNEED)],
+    ['mmap', (p) => p.mmap(0, P, RW, ANON)],
+    ['fork', (p) => p.fork()],
+    ['exit', (p) => p.exit()],
+    ['a CPU access (the fault path)', (p, a) => p.writeU8(a + 3 * P, 1)],
+    ['get_user_pages', (p, a) => getUserPages(p.mm, a + 2 * P, 1)],
+    ['make_device_exclusive', (p, a) => makeDeviceExclusive(p.mm, a + 2 * P, null)],
+    ['migrate_vma_setup', (p, a) => migrateVmaSetup(newMigrateVma(p.mm.findVma(a + 2 * P)!, a + 2 * P, a + 3 * P, MIGRATE_VMA_SELECT_SYSTEM, null))],
+  ];
+  for (const [name, call] of inner) {
+    for (const kind of ['interval', 'classic'] as const) {
+      it(`${name} from a ${kind} callback: EDEADLK before anything changes; the outer munmap completes`, () => {
+        const { m, p } = setup();
+        const a = p.mmap(0, 4 * P, RW, ANON);
+        fill(p, a, 3 * P, 7);
+        const got: string[] = [];
+        let done = false;
+        const once = (): void => {
+          if (done) return;
+          done = true;
+          const before = snapshot(m);
+          got.push(errnoOf(() => call(p, a)));
+          expect(snapshot(m)).toEqual(before);
+        };
+        const sub = new MmuIntervalNotifier({ invalidate: (s, _r, seq) => (mmuIntervalSetSeq(s, seq), kind === 'interval' && once(), true) });
+        mmuIntervalNotifierInsert(sub, p.mm, a, 4 * P);
+        if (kind === 'classic') mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: once }), p.mm);
+        p.munmap(a, P);
+        expect(got).toEqual(['EDEADLK']);
+        expect(pm(p, a).kind).toBe('none');
+        expect(p.mm.notifiers.invalidating).toBe(false);
+        expect(typeof mmuIntervalReadBegin(sub)).toBe('number');
+        mmuIntervalNotifierRemove(sub); // does not block
+        expect(sub.mm).toBeNull();
+        expectConsistent(m);
+        expect(p.readU8(a + 2 * P)).toBe(7);
+      });
+    }
+  }
+
+  it('migrate_vma_pages and migrate_vma_finalize from a callback: EDEADLK; the migration finishes afterwards', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    fill(p, a, 4 * P, 3);
+    const args = newMigrateVma(p.mm.findVma(a)!, a + 2 * P, a + 3 * P, MIGRATE_VMA_SELECT_SYSTEM, null);
+    migrateVmaSetup(args);
+    const got: string[] = [];
+    mmuNotifierRegister(new MmuNotifier({
+      invalidateRangeStart: () => void got.push(errnoOf(() => migrateVmaPages(args)), errnoOf(() => migrateVmaFinalize(args))),
+    }), p.mm);
+    p.munmap(a, P);
+    expect(got).toEqual(['EDEADLK', 'EDEADLK']);
+    migrateVmaFinalize(args); // nothing moved: the page is restored
+    expect(p.readU8(a + 2 * P)).toBe(3);
+    expectConsistent(m);
+  });
+
+  it('a callback that lets EDEADLK go (munmap of its own range): the outer munmap fails with it, and nothing is left invalidating', async () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, 4 * P, RW, ANON);
+    fill(p, a, 4 * P, 5);
+    let armed = true;
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        if (armed) {
+          armed = false;
+          p.munmap(r.start, r.end - r.start);
+        }
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, 4 * P);
+    expect(errnoOf(() => p.munmap(a, P))).toBe('EDEADLK');
+    expect(p.mm.notifiers.invalidating).toBe(false);
+    expect(p.readU8(a)).toBe(5); // the outer munmap stopped at its invalidation: the page is still there
+    expect(typeof mmuIntervalReadBegin(sub)).toBe('number');
+    await blocking(() => mmuIntervalNotifierRemove(sub));
+    p.munmap(a, 4 * P);
+    expectConsistent(m);
+  });
+
+  it('exit completes even when a release callback throws; the error comes out afterwards', () => {
+    const { m, p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    mmuNotifierRegister(new MmuNotifier({ release: () => { throw new Error('driver bug'); } }), p.mm);
+    const mm = p.mm;
+    expect(() => p.exit()).toThrow('driver bug');
+    expect(mm.dead).toBe(true);
+    expect(p.alive).toBe(false);
+    expect(m.phys.usedRamFrames).toBe(0);
+    expectConsistent(m);
+  });
+
+  it('operations from a release callback at exit: ESRCH (the mm has no users any more)', () => {
+    const { p } = setup();
+    const a = p.mmap(0, P, RW, ANON);
+    const got: string[] = [];
+    mmuNotifierRegister(new MmuNotifier({ release: () => void got.push(errnoOf(() => p.munmap(a, P)), errnoOf(() => p.fork())) }), p.mm);
+    p.exit();
+    expect(got).toEqual(['ESRCH', 'ESRCH']);
+  });
+
+  it('an operation on another mm from a callback is fine (each mm has its own mmap lock)', () => {
+    const { m, p } = setup();
+    const q = m.spawn();
+    const b = q.mmap(0, P, RW, ANON);
+    const a = p.mmap(0, P, RW, ANON);
+    p.writeU8(a, 1);
+    mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: () => q.writeU8(b, 9) }), p.mm);
+    p.munmap(a, P);
+    expect(q.readU8(b)).toBe(9);
   });
 });
 

@@ -194,18 +194,31 @@ export class DmirrorDevice {
    * mapped (dmirror_device_evict_chunk), and unregister it (memunmap_pages).
    */
   removeChunks(): void {
+    let error: unknown = null;
     for (const chunk of this.chunks.splice(0)) {
       chunk.remove = true;
       this.free = this.free.filter((pfn) => !chunk.pagemap.contains(pfn));
       this.freeFolios = this.freeFolios.filter((pfn) => !chunk.pagemap.contains(pfn));
-      this.evictChunk(chunk);
+      try {
+        this.evictChunk(chunk);
+      } catch (e) {
+        error ??= e;
+      }
+      // Pages still in use (not evicted) unregister the chunk when the last of them is freed.
       if (!this.tryUnregister(chunk)) this.zombies.push(chunk);
     }
     this.free = [];
     this.freeFolios = [];
+    if (error !== null) throw error;
   }
 
-  /** dmirror_device_evict_chunk: migrate_device_range over the chunk, each page to a new system page, each folio to a new THP. */
+  /**
+   * dmirror_device_evict_chunk: migrate_device_range over the chunk, each page to a new
+   * system page, each folio to a new THP. The kernel allocates with __GFP_NOFAIL; when system
+   * memory runs out here the pages left without a destination are restored where they were
+   * (as migrate_device_finalize restores any page whose destination failed), and the eviction
+   * reports ENOMEM once every page is back in place.
+   */
   private evictChunk(chunk: DmirrorChunk): void {
     const n = chunk.npages;
     const src = new Float64Array(n);
@@ -213,19 +226,24 @@ export class DmirrorDevice {
     const machine = this.machine;
     const phys = machine.phys;
     migrateDeviceRange(machine, src, chunk.firstPfn, n);
+    let missing = 0;
     for (let i = 0; i < n; i++) {
       const s = src[i]!;
       const spage = migratePfnToPage(s);
       if (spage < 0 || !migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
       const compound = migratePfnHas(s, MIGRATE_PFN_COMPOUND);
-      const dpage = phys.tryAllocPages(compound ? HPAGE_PMD_ORDER : 0);
-      if (dpage < 0) fail('ENOMEM', 'out of system memory evicting device memory (the kernel allocates with __GFP_NOFAIL)');
+      const dpage = missing > 0 ? -1 : phys.tryAllocPages(compound ? HPAGE_PMD_ORDER : 0);
+      if (dpage < 0) {
+        missing++;
+        continue;
+      }
       phys.trylockPage(dpage);
       for (let k = 0, n = compound ? PMD_NR : 1; k < n; k++) phys.copyPage(dpage + k, spage + k);
       dst[i] = migratePfn(dpage) + (migratePfnHas(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0) + (compound ? MIGRATE_PFN_COMPOUND : 0);
     }
     migrateDevicePages(machine, src, dst, n);
     migrateDeviceFinalize(machine, src, dst, n);
+    if (missing > 0) fail('ENOMEM', `out of system memory evicting ${this.name}'s memory: ${missing} page(s) stay in device memory`);
   }
 }
 

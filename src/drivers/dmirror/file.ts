@@ -27,6 +27,10 @@ export interface DmirrorIoctlOptions {
   ctx?: DmirrorCtx;
 }
 
+function isU64(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < U64_END;
+}
+
 /** An open /dev/hmm_dmirrorN (a struct file whose private_data is the dmirror). */
 export class DmirrorFile {
   readonly dmirror: Dmirror;
@@ -47,10 +51,14 @@ export class DmirrorFile {
    */
   async ioctl(request: number, cmd: HmmDmirrorCmd, opts: DmirrorIoctlOptions = {}): Promise<void> {
     if (this.closed) fail('EINVAL', 'the file is closed');
-    const { addr, npages } = cmd;
-    if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isSafeInteger(npages) || npages < 0) fail('EFAULT', 'bad command block');
+    // copy_from_user of the block: anything that is not a block of u64s faults.
+    if (cmd === null || typeof cmd !== 'object') fail('EFAULT', 'the command block is not readable');
+    const { addr, npages, ptr } = cmd;
+    if (!isU64(addr) || !isU64(npages)) fail('EFAULT', 'bad command block');
+    if (!(ptr instanceof Uint8Array) && !isU64(ptr)) fail('EFAULT', 'ptr is neither a user address nor a buffer');
     if (addr % PAGE_SIZE) fail('EINVAL', 'addr is not page aligned');
-    if (addr + npages * PAGE_SIZE <= addr || addr + npages * PAGE_SIZE > U64_END) fail('EINVAL', 'empty or wrapping range');
+    // cmd.addr >= cmd.addr + (cmd.npages << PAGE_SHIFT) in u64: empty, or wrapping past 2^64.
+    if (npages === 0 || addr + npages * PAGE_SIZE >= U64_END) fail('EINVAL', 'empty or wrapping range');
     // The kernel works on its own copy of the block and copies it back only on success.
     const k: HmmDmirrorCmd = { addr, ptr: cmd.ptr, npages, cpages: 0, faults: 0 };
     const current = opts.current ?? this.proc;

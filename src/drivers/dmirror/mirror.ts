@@ -16,6 +16,7 @@
 import { fail, KernelError, SignalError } from '../../mm/errno.js';
 import { blocking } from '../../mm/wait.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from '../../mm/constants.js';
+import type { Machine } from '../../mm/machine.js';
 import type { Mm } from '../../mm/mm.js';
 import type { Process } from '../../mm/process.js';
 import {
@@ -69,6 +70,20 @@ export class DmirrorBounce {
   cpages = 0;
   constructor(readonly addr: number, size: number) {
     this.buf = new Uint8Array(size);
+  }
+
+  /**
+   * dmirror_bounce_init: vmalloc of the buffer, from system RAM. ENOMEM when it cannot be
+   * had: more than all of RAM, or more than the host gives one buffer.
+   */
+  static init(machine: Machine, addr: number, size: number): DmirrorBounce {
+    if (size > machine.phys.ramFrames * PAGE_SIZE) fail('ENOMEM', `vmalloc of a ${size}-byte bounce buffer`);
+    try {
+      return new DmirrorBounce(addr, size);
+    } catch (e) {
+      if (e instanceof RangeError) fail('ENOMEM', `vmalloc of a ${size}-byte bounce buffer`);
+      throw e;
+    }
   }
 }
 
@@ -234,7 +249,7 @@ export class Dmirror {
   /** HMM_DMIRROR_READ (dmirror_read) */
   async read(cmd: HmmDmirrorCmd, current: Process, ctx: DmirrorCtx): Promise<void> {
     const end = cmd.addr + cmd.npages * PAGE_SIZE;
-    const bounce = new DmirrorBounce(cmd.addr, cmd.npages * PAGE_SIZE);
+    const bounce = DmirrorBounce.init(this.mm.machine, cmd.addr, cmd.npages * PAGE_SIZE);
     let start = cmd.addr;
     try {
       for (;;) {
@@ -255,7 +270,7 @@ export class Dmirror {
   /** HMM_DMIRROR_WRITE (dmirror_write) */
   async write(cmd: HmmDmirrorCmd, current: Process, ctx: DmirrorCtx): Promise<void> {
     const end = cmd.addr + cmd.npages * PAGE_SIZE;
-    const bounce = new DmirrorBounce(cmd.addr, cmd.npages * PAGE_SIZE);
+    const bounce = DmirrorBounce.init(this.mm.machine, cmd.addr, cmd.npages * PAGE_SIZE);
     let start = cmd.addr;
     try {
       await copyFromUser(current, bounce.buf, cmd.ptr, ctx);
@@ -276,7 +291,7 @@ export class Dmirror {
   /** Read [start, end) back through the device page table into the user buffer (after MIGRATE_TO_DEV and EXCLUSIVE). */
   async readBack(cmd: HmmDmirrorCmd, current: Process, ctx: DmirrorCtx): Promise<void> {
     const end = cmd.addr + cmd.npages * PAGE_SIZE;
-    const bounce = new DmirrorBounce(cmd.addr, cmd.npages * PAGE_SIZE);
+    const bounce = DmirrorBounce.init(this.mm.machine, cmd.addr, cmd.npages * PAGE_SIZE);
     this.lock();
     const ok = this.doRead(cmd.addr, end, bounce);
     this.unlock();

@@ -216,7 +216,7 @@ function checkRange(range: HmmRange417, what: string): Mm {
   if (range.tracker) fail('EINVAL', `${what}: range is already tracked (call hmmVmaRangeDone first)`);
   const mm = vma?.mm;
   if (!mm) fail('EINVAL', `${what}: range has no VMA`);
-  mm.assertLive();
+  mm.mmapLock(what);
   if (mm.vmas.lookup(vma.start) !== vma) fail('EINVAL', `${what}: ${vma} is no longer a VMA of mm ${mm.id}`);
   // The kernel's own sanity check (row 1): entries untouched, untracked.
   if (start < vma.start || start >= vma.end || end > vma.end) fail('EINVAL', `${what}: range is not inside ${vma}`);

@@ -7,7 +7,7 @@ import {
   HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaFaultAsync, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf,
   hmmInjectAllocFailure, HmmRange417, hmmPfnToPfn, WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE,
   MAP_SHARED, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_DONTEXPAND, VM_IO,
-  VM_MIXEDMAP, VM_PFNMAP, type Process, type HmmMirrorOps,
+  VM_MIXEDMAP, VM_PFNMAP, swapOutPage, type Process, type HmmMirrorOps,
 } from '../../../src/index.js';
 import { checkInvariants } from '../../../src/mm/check.js';
 import { K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../../src/mm/pagetable.js';
@@ -765,6 +765,23 @@ describe('hmm-4.17 section 10', () => {
     hmmMirrorUnregister(mirror);
     expect(hmmOf(mm)).toBeUndefined();
     expect(m.phys.usedRamFrames).toBe(0);
+  });
+
+  it('4.17 #36, with reclaim during a release (mn_hlist_release): a mirror not yet released still gets sync for it', () => {
+    const order: string[] = [];
+    const { m, p } = setup({ release: () => void order.push('release first'), syncCpuDevicePagetables: (_m, _u, s) => void order.push(`sync first ${s}`) });
+    const a = anon(p, 1);
+    p.writeU8(a, 1);
+    const pfn = cpuPfn(p.mm, a);
+    // The newest mirror is released first; its release reclaims a page of the dying mm.
+    const second = new HmmMirror({
+      release: () => { order.push('release second'); swapOutPage(m, pfn); },
+      syncCpuDevicePagetables: (_m, _u, s) => void order.push(`sync second ${s}`),
+    });
+    hmmMirrorRegister(second, p.mm);
+    p.exit();
+    // hmm_release unlinks each mirror before its release: only the first still gets the sync.
+    expect(order).toEqual(['release second', `sync first ${a}`, 'release first']);
   });
 
   it('4.17 #37 unregister from inside release for the last mirror: safe, every mirror still released (deviation: use-after-free in 4.17)', () => {
