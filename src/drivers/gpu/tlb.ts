@@ -22,8 +22,9 @@ export class Tlb {
   readonly size: Uint8Array;
   private readonly stamp: Float64Array;
   private clock = 0;
-  /** Translations currently held. */
+  /** Translations currently held, and per leaf size (an invalidation skips sizes it holds none of). */
   valid = 0;
+  private readonly validBySize = new Int32Array(3);
 
   constructor(readonly entries: number, readonly ways: number) {
     if (!Number.isInteger(entries) || !Number.isInteger(ways) || entries <= 0 || ways <= 0 || entries % ways) {
@@ -83,6 +84,8 @@ export class Tlb {
     }
     if (victim < 0) victim = empty >= 0 ? empty : oldest;
     if (!(this.flags[victim]! & L_PTE_VALID)) this.valid++;
+    else this.validBySize[this.size[victim]!]!--;
+    this.validBySize[size]!++;
     this.key[victim] = key;
     this.asid[victim] = asid;
     this.pfn[victim] = pfn;
@@ -98,16 +101,44 @@ export class Tlb {
     this.flags[slot] = 0;
     this.key[slot] = -1;
     this.valid--;
+    this.validBySize[this.size[slot]!]!--;
   }
 
-  /** Drop every translation of asid overlapping pages [startVpn, endVpn); returns how many. */
+  /**
+   * Drop every translation of asid overlapping pages [startVpn, endVpn); returns how many.
+   * A leaf lives only in the set its base selects, so a range of a few leaves per size visits
+   * those sets alone (a driver unmaps a page at a time); a wide range scans every slot.
+   */
   invalidate(asid: number, startVpn: number, endVpn: number): number {
-    if (this.valid === 0) return 0;
+    if (this.valid === 0 || endVpn <= startVpn) return 0;
+    let n = 0;
+    for (let s = 0; s < 3; s++) {
+      if (this.validBySize[s] === 0) continue;
+      const pages = L_SIZE_PAGES[s as LeafSize]!;
+      const first = startVpn - (startVpn % pages);
+      if ((endVpn - first) / pages > this.sets) return n + this.invalidateScan(asid, startVpn, endVpn, s);
+      for (let base = first; base < endVpn; base += pages) {
+        const key = base * 4 + s;
+        const set = this.setOf(base, s, asid);
+        for (let w = set, e = set + this.ways; w < e; w++) {
+          if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
+            this.drop(w);
+            n++;
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  /** invalidate over every slot, for leaf sizes fromSize and up. */
+  private invalidateScan(asid: number, startVpn: number, endVpn: number, fromSize: number): number {
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
       if (!(this.flags[w]! & L_PTE_VALID) || this.asid[w] !== asid) continue;
       const k = this.key[w]!;
       const size = k % 4;
+      if (size < fromSize) continue;
       const base = (k - size) / 4;
       if (base < endVpn && base + L_SIZE_PAGES[size as LeafSize]! > startVpn) {
         this.drop(w);
