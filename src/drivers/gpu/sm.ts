@@ -36,7 +36,8 @@ export class Warp {
   state = WARP_WAITING;
   /** The warp's own clock (ns). */
   time = 0;
-  readonly chunk = new AccessChunk();
+  /** Its access buffer while it holds an SM slot (the SMs' pool: none is allocated per warp). */
+  chunk: AccessChunk | null = null;
   idx = 0;
   len = 0;
   sm = -1;
@@ -96,6 +97,8 @@ export class SmArray {
   /** Warps waiting for an SM slot, in launch order. */
   private readonly waiting: Warp[] = [];
   private readonly freeSlots: number[];
+  /** Access buffers of warps that finished, for the next warps to get a slot. */
+  private readonly chunkPool: AccessChunk[] = [];
   /** Warps stalled on a fault, woken by the next replay. */
   stalled: Warp[] = [];
   readonly runs: KernelRun[] = [];
@@ -132,6 +135,7 @@ export class SmArray {
       w.sm = this.freeSlots.pop()!;
       w.utlbId = Math.floor(w.sm / this.smsPerUtlb);
       w.utlb = this.gpu.mmu.utlbs[w.utlbId]!;
+      w.chunk = this.chunkPool.pop() ?? new AccessChunk();
       w.state = WARP_RUNNING;
       w.time = this.queue.now();
       this.queue.at(w.time, w.step);
@@ -152,7 +156,7 @@ export class SmArray {
     const stats = this.stats;
     const asid = w.run.asid;
     const u = w.utlb!;
-    const chunk = w.chunk;
+    const chunk = w.chunk!;
     let t = Math.max(w.time, this.queue.now());
     const horizon = t + gpu.quantumNs;
     for (;;) {
@@ -231,6 +235,10 @@ export class SmArray {
     if (w.sm >= 0) {
       this.freeSlots.push(w.sm);
       w.sm = -1;
+    }
+    if (w.chunk) {
+      this.chunkPool.push(w.chunk);
+      w.chunk = null;
     }
     const run = w.run;
     if (--run.remaining === 0) {
