@@ -157,6 +157,7 @@ export function registerRun(program: Command): void {
     .option('--json', 'print the run\'s record as JSON')
     .option('--csv', 'print the run\'s record as CSV (a header and one row)')
     .option('--report <file>', 'write a self-contained HTML report with plots')
+    .option('--record <file>', 'record the run (events, CPU and GPU page tables) for the visualizer: hmmsim view <file> (gzip-compressed if it ends in .gz)')
     .option('--no-progress', 'no progress output')
     .addOption(new Option('--memory-limit <MiB>', 'refuse a run needing more host memory than this').argParser(positiveNumber).hideHelp())
     .action(async (o: Record<string, unknown>) => {
@@ -171,9 +172,10 @@ export function registerRun(program: Command): void {
         throw e;
       }
       const prog = progressReporter(o.progress !== false && !o.json && !o.csv, 'hmmsim run');
+      const rec = typeof o.record === 'string' ? (await import('../sim/record/run.js')).recordRun({}, prog.hooks) : null;
       let result;
       try {
-        result = runSimulation(opts, prog.hooks, typeof o.memoryLimit === 'number' ? o.memoryLimit * 2 ** 20 : undefined);
+        result = runSimulation(opts, rec ? rec.hooks : prog.hooks, typeof o.memoryLimit === 'number' ? o.memoryLimit * 2 ** 20 : undefined);
       } catch (e) {
         prog.stop();
         if (e instanceof RunError || e instanceof TraceError || e instanceof ConfigError) program.error(`hmmsim run: ${e.message}`, { exitCode: 2 });
@@ -189,6 +191,12 @@ export function registerRun(program: Command): void {
       if (typeof o.report === 'string') {
         writeFileSync(o.report, renderRunReport({ ...r, config: { ...r.config }, series: result.series, batches: result.batches }, `hmmsim run: ${r.config.workload}`));
         if (!o.json && !o.csv) process.stdout.write(`report: ${o.report}\n`);
+      }
+      if (rec && typeof o.record === 'string') {
+        const { writeRecord } = await import('../sim/record/io.js');
+        const doc = rec.finish();
+        const bytes = writeRecord(o.record, doc);
+        process.stderr.write(`hmmsim run: recorded ${doc.events.count} events (${(bytes / 2 ** 20).toFixed(1)} MiB) to ${o.record}; see them with: hmmsim view ${o.record}\n`);
       }
       process.exitCode = r.error ? 1 : 0;
     });

@@ -86,6 +86,8 @@ export class App {
   constructor(root: HTMLElement, model: Model) {
     this.root = root;
     this.model = model;
+    // A GPU simulation is about where pages live: its record opens coloured by residency.
+    if (model.doc.meta.command === 'run') this.mode = 'residency';
     this.view = makeView(model.replay.space.total, 0, model.replay.space.total);
     this.grids = model.doc.tables.map((t) => new PageGrid(t));
     this.timeline = new Timeline(model, (p) => this.scrubTo(p));

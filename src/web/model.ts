@@ -134,9 +134,28 @@ export class Model {
       case 'migrate':
         return `page migrated ${sub ? 'to device memory' : 'to system memory'}: frame ${a} -> ${b}${where}`;
       case 'device-map':
-        return `${tbl} maps${where}`;
+        return `${tbl} maps${type.subs[sub] ? ` (${type.subs[sub]})` : ''}${where}`;
       case 'device-unmap':
-        return `${tbl} drops its entries${where}`;
+        return `${tbl} drops its entries${type.subs[sub] ? ` (${type.subs[sub]})` : ''}${where}`;
+      // The GPU simulator's events (src/sim/record/gpu.ts).
+      case 'gpu-fault':
+        return `GPU ${type.subs[sub]} fault (warp ${a}, uTLB ${b}) in ${tbl}${where}`;
+      case 'fault-batch':
+        return `${type.subs[sub] ?? 'driver'} services a fault batch: ${a} fetched, ${b} after coalescing`;
+      case 'replay':
+        return `fault replay (${type.subs[sub]}): ${a} stalled warps retry`;
+      case 'gpu-cancel':
+        return `fatal GPU fault in ${tbl}${where}: the context is killed (${a} warps)`;
+      case 'gpu-migrate':
+        return `copy engine migrates (${type.subs[sub]}) ${n} page${n === 1 ? '' : 's'}, ${a} bytes${where}`;
+      case 'evict':
+        return `VRAM root chunk ${a} evicted: ${b} page${b === 1 ? '' : 's'} moved to system memory`;
+      case 'tlb-invalidate':
+        return `GPU TLB invalidate in ${tbl}${where}: ${a} entries dropped`;
+      case 'thrashing':
+        return `thrashing detector: ${type.subs[sub]}${where}`;
+      case 'access-counter':
+        return `access counter notification (${a} accesses)${where}`;
       default: {
         const extra = [a !== NONE ? `a=${a}` : '', b !== NONE ? `b=${b}` : ''].filter(Boolean).join(' ');
         return `${type.name}${type.subs[sub] ? ` (${type.subs[sub]})` : ''} ${tbl}${where}${extra ? ` ${extra}` : ''}`;

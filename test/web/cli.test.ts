@@ -1,4 +1,4 @@
-// `hmmsim demo --record` and `hmmsim view` as a user runs them.
+// `hmmsim demo --record`, `hmmsim run --record` and `hmmsim view` as a user runs them.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +37,24 @@ describe('hmmsim demo --record and hmmsim view', () => {
     expect(doc.marks.length).toBe(JSON.parse(r.stdout).steps.length);
     expect(doc.tables.map((t) => t.kind)).toEqual(['cpu', 'device', 'cpu']);
     expect(doc.events.count).toBeGreaterThan(1000);
+  }, 240_000);
+
+  it('records a GPU simulation (hmmsim run --record): the CPU page table and the GPU\'s, GPU events on simulated time; view builds it', () => {
+    const file = join(tmp, 'gpu.json');
+    const r = run(['run', '--workload', 'stream', '--footprint', '4', '--oversub', '1.25', '--iterations', '1', '--json', '--record', file]);
+    expect(r.status).toBe(0);
+    const rec = JSON.parse(r.stdout) as { gpu: { faults: number; batches: number } };
+    const doc = readRecordFile(file) as RecordDoc;
+    expect(doc.meta.command).toBe('run');
+    expect(doc.tables.map((t) => [t.kind, t.name])).toEqual([['cpu', 'process mm 1'], ['device', 'gpu0']]);
+    expect(doc.memories.map((m) => m.name)).toEqual(['system RAM', 'gpu0 VRAM']);
+    expect(doc.events.time).toBeDefined();
+    const names = doc.eventTypes.map((t) => t.name);
+    for (const n of ['gpu-fault', 'fault-batch', 'gpu-migrate', 'evict', 'device-map']) expect(names).toContain(n);
+    expect(doc.events.count).toBeGreaterThan(rec.gpu.faults + rec.gpu.batches);
+    const out = join(tmp, 'gpu-site');
+    expect(run(['view', file, '--out', out]).status).toBe(0);
+    expect(readFileSync(join(out, 'record.js'), 'utf8')).toContain('"command":"run"');
   }, 240_000);
 
   it('serves on 127.0.0.1 and prints the address; writes static files with --out; refuses what is not a record', async () => {

@@ -6,11 +6,20 @@ import {
 import { SvmDevice } from '../../src/drivers/svmdev/index.js';
 import { runDemo } from '../../src/sim/demo.js';
 import { Recorder, recordDemo, svmDeviceSource, type RecordDoc } from '../../src/sim/record/index.js';
+import { recordRun } from '../../src/sim/record/run.js';
+import { runSimulation } from '../../src/sim/simulate.js';
 
 export function demoRecord(sizeMiB = 1, seed = 1): RecordDoc {
   const rec = recordDemo({ command: 'demo', title: `hmmsim demo: ${sizeMiB} MiB, seed ${seed}` });
   const r = runDemo({ sizeBytes: sizeMiB << 20, seed, ...rec.hooks });
   if (!r.ok) throw new Error('the demo failed');
+  return rec.finish();
+}
+
+/** A small GPU simulation (stream over 4 MiB with 2 MiB of VRAM: faults, migrations, evictions), recorded as `hmmsim run --record` does. */
+export function gpuRunRecord(): RecordDoc {
+  const rec = recordRun();
+  runSimulation({ workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 1, costs: { hardware: { sms: 4, warpsPerSm: 8, utlbEntries: 64, l2TlbEntries: 512 } } }, rec.hooks);
   return rec.finish();
 }
 

@@ -10,13 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BrowserContext, type Page, chromium } from 'playwright-core';
 import { buildViewerPage, inlineViewerPage, serveView, type ViewServer, writeView } from '../../src/cli/view.js';
 import {
-  CHECK_FORMAT, type CheckTraceDoc, type RecordDoc, ST_DEVICE_PRIVATE, ST_MIGRATION, decodeRecordNode, stateKind, stateOf, writeRecord,
+  CHECK_FORMAT, type CheckTraceDoc, type RecordDoc, ST_DEVICE_PRIVATE, ST_MIGRATION, ST_NONE, ST_SWAP, decodeRecordNode, stateKind, stateMem, stateOf,
+  writeRecord,
 } from '../../src/sim/record/index.js';
 import type { DecodedRecord } from '../../src/sim/record/replay.js';
 import { Model } from '../../src/web/model.js';
 import { checkDriver, checkTraceDoc, loadDriver } from '../../src/check/index.js';
 import { compareImages, decodePng, encodePng } from './png.js';
-import { demoRecord, millionRecord } from './fixtures.js';
+import { demoRecord, gpuRunRecord, millionRecord } from './fixtures.js';
 
 // Browser globals used inside page.evaluate callbacks (this file compiles without the DOM
 // library): the page's handle (src/web/app.ts ViewerHandle) and what the callbacks touch.
@@ -46,6 +47,11 @@ if (!HAVE_BROWSER) console.warn(`test/web: ${CHROMIUM} not found, browser tests 
 const WRITE_RGB = [0x27, 0x60, 0xb0];
 const DEVICE_PRIVATE_RGB = [0x2e, 0x9e, 0x57];
 const MIGRATION_RGB = [0xf4, 0xa6, 0x3a];
+/** Residency colours: a device entry to its own memory, to system memory; a CPU page in system RAM, in device memory 1. */
+const LOCAL_RGB = [0x2e, 0x9e, 0x57];
+const REMOTE_RGB = [0xf0, 0x8a, 0x24];
+const SYSTEM_RGB = [0x27, 0x60, 0xb0];
+const DEVICE_MEMORY_RGB = [0x2e, 0x9e, 0x57];
 /**
  * Milliseconds an unloaded core takes for 1e8 iterations of the calibration loop of the
  * million-event test in Chromium's optimizing compiler (a 2020s x86 server core: 60-100 ms;
@@ -245,6 +251,52 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     expect(await page2.textContent('.violation')).toContain(real.invariant);
     await page2.close();
     await s2.close();
+  }, 120_000);
+
+  it('shows a recorded GPU simulation (hmmsim run --record): residency in the CPU and GPU page tables changes as the log says', async () => {
+    const doc = gpuRunRecord();
+    const dec = await decodeRecordNode(doc);
+    const s = await serveView(doc, html);
+    const page = await open(s.url);
+    expect(await page.textContent('#run-title')).toContain('hmmsim run: stream');
+    expect(await page.isChecked('#mode-residency')).toBe(true);
+    const CPU = 0;
+    const GPU = 1;
+    // The first page the GPU maps in its own VRAM, and the first it maps remotely (system memory), if any.
+    const d = dec.deltas;
+    let k = 0;
+    while (k < d.count && !(d.table[k] === GPU && stateKind(d.state[k]!) !== ST_NONE && stateMem(d.state[k]!) === 1)) k++;
+    expect(k).toBeLessThan(d.count);
+    const e = d.event[k]!;
+    const vpn = d.vpn[k]!;
+    await page.evaluate((p) => window.hmmsim!.seek(p), e);
+    expect(await page.evaluate((v) => window.hmmsim!.stateAt(1, v), vpn)).toBe(ST_NONE);
+    await page.click('#forward');
+    expect(await page.evaluate((v) => window.hmmsim!.stateAt(1, v), vpn)).toBe(d.state[k]);
+    expect(await pixelAt(page, GPU, vpn)).toEqual(LOCAL_RGB);
+    // The CPU's entry says the data is in device memory (device-private, memory 1).
+    expect(await pixelAt(page, CPU, vpn)).toEqual(DEVICE_MEMORY_RGB);
+    // At the end of the run, each page's colours are the record's end state.
+    await page.evaluate(() => window.hmmsim!.seek(window.hmmsim!.count));
+    const model = new Model(dec);
+    model.seek(model.count);
+    const first = doc.regions[0]![0];
+    const sample = [0, 100, 300, 511, 700, 1000].map((i) => first + i);
+    for (const v of sample) {
+      const cpu = model.replay.stateAt(CPU, v);
+      const gpu = model.replay.stateAt(GPU, v);
+      if (stateKind(cpu) !== ST_NONE && stateKind(cpu) !== ST_SWAP) expect(await pixelAt(page, CPU, v)).toEqual(stateMem(cpu) === 1 ? DEVICE_MEMORY_RGB : SYSTEM_RGB);
+      if (stateKind(gpu) !== ST_NONE) expect(await pixelAt(page, GPU, v)).toEqual(stateMem(gpu) === 1 ? LOCAL_RGB : REMOTE_RGB);
+    }
+    // The page's history: the GPU's fault on it, the copy that moved it, its GPU entries.
+    await page.evaluate((p) => window.hmmsim!.seek(p), e + 1);
+    await clickPage(page, GPU, vpn);
+    const texts = await page.$$eval('#history-list li', (lis) => lis.map((li) => li.textContent ?? ''));
+    expect(texts.some((t) => /GPU (read|write) fault/.test(t))).toBe(true);
+    expect(texts.some((t) => t.includes('copy engine migrates (fault to VRAM)'))).toBe(true);
+    expect(texts.some((t) => t.includes('gpu0 maps (4K vram)'))).toBe(true);
+    await page.close();
+    await s.close();
   }, 120_000);
 
   it('loads a run of a million events and steps and scrubs it without freezing (first paint < 2 s, a step < 50 ms)', async () => {

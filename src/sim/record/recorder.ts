@@ -16,12 +16,13 @@ import type { Mm } from '../../mm/mm.js';
 import {
   E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, KIND_MASK, LEVEL_PAGES, type PtSlot,
 } from '../../mm/pagetable.js';
+import { keyLevel, keyVpn } from '../../mm/rmap.js';
 import { flagString } from '../../mm/vma.js';
 import type { Clock } from '../../drivers/clock.js';
 import { type Compress, type Encoding, GrowColumn, encodeColumn, encodeGrow } from './columns.js';
 import {
   type EventCategory, type EventTypeInfo, FAULT_REMOTE, FAULT_WRITE, MAX_MEMORIES, type Mark, type MemoryInfo, NONE, RECORD_FORMAT,
-  RECORD_VERSION, type RecordDoc, ST_DEVICE_PRIVATE, ST_EXCLUSIVE, ST_MIGRATION, ST_NONE, ST_OTHER, ST_READ, ST_SWAP, ST_WRITE, ST_ZERO,
+  RECORD_VERSION, type RecordDoc, ST_DEVICE_PRIVATE, ST_EXCLUSIVE, ST_MIGRATION, ST_NONE, ST_KIND_MASK, ST_OTHER, ST_READ, ST_SWAP, ST_WRITE, ST_ZERO,
   type Snapshot, type TableInfo, type VmaChange, stateOf,
 } from './format.js';
 
@@ -36,8 +37,11 @@ export interface DeviceTableSource {
   entry(vpn: number): number;
   /** Call fn for every vpn in [startVpn, endVpn) that has an entry, in any order. */
   forEachVpn(startVpn: number, endVpn: number, fn: (vpn: number) => void): void;
-  /** Call fn(vpn, n) after entries [vpn, vpn + n) may have changed; returns the unsubscribe. */
-  watch(fn: (vpn: number, n: number) => void): () => void;
+  /**
+   * Call fn(vpn, n, why) after entries [vpn, vpn + n) may have changed (why, if given, names
+   * the update: a leaf size, an unmap's reason); returns the unsubscribe.
+   */
+  watch(fn: (vpn: number, n: number, why?: string) => void): () => void;
 }
 
 export interface DeviceMemorySource {
@@ -173,7 +177,14 @@ export class Recorder {
   private devOpTab: Table | null = null;
   private devOpS = 0;
   private devOpE = 0;
+  private devOpWhy = '';
 
+  /**
+   * Chunks holding migration entries, per table. A migration ends without an event for the
+   * pages it gave up on (their entries are restored), so these chunks are read again before
+   * each event until no migration entry is left in them.
+   */
+  private readonly migrating = new Map<Table, Set<number>>();
   private readonly scratch = new Uint8Array(PMD_NR);
   private readonly slot: PtSlot = { node: null!, idx: 0, level: 0 };
   private readonly off: Array<() => void> = [];
@@ -224,7 +235,7 @@ export class Recorder {
     let memory = -1;
     if (src.memory) memory = this.addMemory(src.memory.name, src.memory.frames, src.memory.pgmap, () => src.memory!.used());
     const tab = this.addTable('device', src.name, src.mm, memory, src);
-    tab.unwatch = src.watch((vpn, n) => this.onDeviceChange(tab, vpn, n));
+    tab.unwatch = src.watch((vpn, n, why) => this.onDeviceChange(tab, vpn, n, why ?? ''));
     this.diff(tab, 0, src.mm.taskSize / PAGE_SIZE);
     this.checkFrames();
     return tab.info.id;
@@ -380,17 +391,42 @@ export class Recorder {
 
   private readonly onMigrate = (e: MigrateEvent): void => {
     this.flush();
+    if (e.mmId < 0) {
+      this.onMigrateByFrame(e);
+      return;
+    }
     const tab = this.cpuTable(e.mmId);
     const vpn = e.addr < 0 ? -1 : Math.floor(e.addr / PAGE_SIZE);
     this.push(T_MIGRATE, e.toDevice ? 1 : 0, tab.info.id, vpn, 1, e.from, e.to);
     if (vpn >= 0) this.markDirty(tab, vpn, vpn + 1);
   };
 
+  /**
+   * A migration by frame (migrate_device_pages, as a driver evicting its memory does) names no
+   * address space: the entries it changed are those that map the new frame now (the rmap).
+   */
+  private onMigrateByFrame(e: MigrateEvent): void {
+    const where = this.machine!.rmap.entries(e.to);
+    let table = 0;
+    let vpn = -1;
+    for (let i = 0; i < where.length; i += 2) {
+      const tab = this.cpuTable(where[i]!);
+      const v = keyVpn(where[i + 1]!);
+      const span = LEVEL_PAGES[keyLevel(where[i + 1]!)]!;
+      if (i === 0) {
+        table = tab.info.id;
+        vpn = v;
+      }
+      this.markDirty(tab, v, v + span);
+    }
+    this.push(T_MIGRATE, e.toDevice ? 1 : 0, table, vpn, 1, e.from, e.to);
+  }
+
   // ---- device page-table changes ----
 
-  private onDeviceChange(tab: Table, vpn: number, n: number): void {
+  private onDeviceChange(tab: Table, vpn: number, n: number, why: string): void {
     if (this.dirtyTab.length) this.flushDirty();
-    if (this.devOpTab === tab && vpn <= this.devOpE && vpn + n >= this.devOpS) {
+    if (this.devOpTab === tab && why === this.devOpWhy && vpn <= this.devOpE && vpn + n >= this.devOpS) {
       if (vpn < this.devOpS) this.devOpS = vpn;
       if (vpn + n > this.devOpE) this.devOpE = vpn + n;
       return;
@@ -399,6 +435,7 @@ export class Recorder {
     this.devOpTab = tab;
     this.devOpS = vpn;
     this.devOpE = vpn + n;
+    this.devOpWhy = why;
   }
 
   /** Record the gathered device update as one event (device-map if it mapped anything, else device-unmap) and its changes. */
@@ -414,6 +451,7 @@ export class Recorder {
       return;
     }
     if (!mapped) this.evType.arr[id] = T_DEV_UNMAP;
+    if (this.devOpWhy) this.evSub.arr[id] = this.subId(mapped ? T_DEV_MAP : T_DEV_UNMAP, this.devOpWhy);
     this.afterChanges();
   }
 
@@ -425,6 +463,7 @@ export class Recorder {
     if (this.devOpTab) this.flushDevOp();
     this.checkWorld();
     if (this.dirtyTab.length) this.flushDirty();
+    if (this.migrating.size) this.recheckMigrating();
     this.checkFrames();
     const runs = this.dEvent.n - this.deltasAtSnapshot;
     if (this.snapshots.length === 0 || runs >= Math.max(this.snapshotEvery, this.lastSnapshotRuns)) this.snapshot();
@@ -436,6 +475,20 @@ export class Recorder {
     this.dirtyS.length = 0;
     this.dirtyE.length = 0;
     this.afterChanges();
+  }
+
+  private recheckMigrating(): void {
+    for (const [tab, chunks] of this.migrating) {
+      if (tab.mm.dead) chunks.clear();
+      for (const c of chunks) {
+        this.diffChunk(tab, c, c * PMD_NR, (c + 1) * PMD_NR);
+        const st = tab.shadow.get(c)?.st;
+        let left = false;
+        for (let i = 0; st && !left && i < PMD_NR; i++) left = (st[i]! & ST_KIND_MASK) === ST_MIGRATION;
+        if (!left) chunks.delete(c);
+      }
+      if (chunks.size === 0) this.migrating.delete(tab);
+    }
   }
 
   private afterChanges(): void {
@@ -697,6 +750,7 @@ export class Recorder {
     this.read(tab, c, from, to, cur);
     let chunk = tab.shadow.get(c);
     let mapped = false;
+    let migration = false;
     for (let i = from; i < to; i++) {
       const now = cur[i]!;
       const was = chunk ? chunk.st[i]! : ST_NONE;
@@ -709,7 +763,13 @@ export class Recorder {
       if (was === ST_NONE) chunk.used++;
       else if (now === ST_NONE) chunk.used--;
       if (now !== ST_NONE) mapped = true;
+      if ((now & ST_KIND_MASK) === ST_MIGRATION) migration = true;
       this.delta(tab.info.id, base + i, now);
+    }
+    if (migration) {
+      let set = this.migrating.get(tab);
+      if (!set) this.migrating.set(tab, (set = new Set()));
+      set.add(c);
     }
     if (chunk && chunk.used === 0) tab.shadow.delete(c);
     return mapped;
