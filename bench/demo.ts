@@ -26,6 +26,8 @@ import {
 import { accessVm } from '../src/mm/access.js';
 import { SeededRandom } from '../src/sched/random.js';
 import { cpuNowMs, demoRamBytes, runDemo } from '../src/sim/demo.js';
+import type { BenchCase } from './model.js';
+import type { Sample } from './row.js';
 
 const WIN = 2 << 20;
 const WIN_PAGES = WIN / PAGE_SIZE;
@@ -204,6 +206,42 @@ export function runDemoParts(sizeBytes: number, seed: number): number[] {
   machine.dispose();
   return ms;
 }
+
+/**
+ * The demo and its parts as `npm run bench` cases (bench/model.ts): one run each, its CPU time
+ * the sum of its steps' (the demo's with its checks), its wall time the whole call's.
+ */
+export const DEMO_CASES = {
+  demo: {
+    prepare(sizeBytes) {
+      return {
+        run(): Sample {
+          const w = performance.now();
+          const d = runDemo({ sizeBytes, seed: 1 });
+          const wall = (performance.now() - w) / 1000;
+          if (!d.ok) throw new Error('the demo failed');
+          let cpuMs = 0;
+          for (const s of d.steps) cpuMs += s.cpuMs + s.checkCpuMs;
+          return { work: 1, cpu: cpuMs / 1000, wall };
+        },
+        done() {},
+      };
+    },
+  },
+  demo_parts: {
+    prepare(sizeBytes) {
+      return {
+        run(): Sample {
+          const w = performance.now();
+          const ms = runDemoParts(sizeBytes, 1);
+          const wall = (performance.now() - w) / 1000;
+          return { work: 1, cpu: ms.reduce((a, b) => a + b, 0) / 1000, wall };
+        },
+        done() {},
+      };
+    },
+  },
+} satisfies Record<string, BenchCase>;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,12 +1,15 @@
 /*
- * Real-kernel side of the hmmsim benchmark: times a few mm operations on
- * 4 KiB pages and prints one JSON object on stdout.
+ * Real-kernel side of the hmmsim benchmark: times one mm operation on 4 KiB pages, `repeats`
+ * times, and prints one JSON object on stdout.
  *
- *   usage: kernel [sizeBytes=1G] [forkBytes=256M] [repeats=5]
- *   (sizes accept an optional K/M/G suffix)
+ *   usage: kernel OP BYTES [REPEATS=1]      (BYTES accepts a K/M/G suffix)
+ *   OP: anon_write_fault zero_read_fault mprotect madvise_dontneed munmap fork cow_fault
+ *       mprotect_page (one-page mprotect, alternately read-only and read-write, 20,000 pairs)
  *
- * Every rate is pages per second; each op is repeated and the median is
- * reported alongside all samples. Errors go to stderr with a non-zero exit.
+ * Each sample reports the work it did (pages, or mprotect calls) and both the CPU time of the
+ * process (CLOCK_PROCESS_CPUTIME_ID, what the model's side measures with process.cpuUsage)
+ * and the wall time (CLOCK_MONOTONIC) of the operation alone. Errors go to stderr with a
+ * non-zero exit.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,10 +30,24 @@ static void die(const char *what) {
     exit(1);
 }
 
-static double now(void) {
+static double clock_s(clockid_t clock) {
     struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) die("clock_gettime");
+    if (clock_gettime(clock, &ts) != 0) die("clock_gettime");
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* One timed window: CPU and wall seconds. */
+struct span { double cpu, wall; };
+static struct span t0;
+static void tic(void) {
+    t0.wall = clock_s(CLOCK_MONOTONIC);
+    t0.cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+static struct span toc(void) {
+    struct span s;
+    s.cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - t0.cpu;
+    s.wall = clock_s(CLOCK_MONOTONIC) - t0.wall;
+    return s;
 }
 
 /* Private anonymous mapping, forced to 4 KiB pages so THP cannot batch faults. */
@@ -57,52 +74,57 @@ static void read_pages(unsigned char *p, size_t npages) {
     sink = acc;
 }
 
-/* ---- one sample of each op: returns elapsed seconds ---- */
+/* ---- one sample of each op: its timed window; *work is what it did ---- */
 
-static double op_anon_write_fault(size_t bytes) {
+static struct span op_anon_write_fault(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
-    double t0 = now();
+    tic();
     write_pages(p, bytes / page_size);
-    double t = now() - t0;
+    struct span t = toc();
     unmap(p, bytes);
+    *work = bytes / page_size;
     return t;
 }
 
-static double op_zero_read_fault(size_t bytes) {
+static struct span op_zero_read_fault(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
-    double t0 = now();
+    tic();
     read_pages(p, bytes / page_size);
-    double t = now() - t0;
+    struct span t = toc();
     unmap(p, bytes);
+    *work = bytes / page_size;
     return t;
 }
 
-static double op_mprotect(size_t bytes) {
+static struct span op_mprotect(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
     write_pages(p, bytes / page_size);
-    double t0 = now();
+    tic();
     if (mprotect(p, bytes, PROT_READ) != 0) die("mprotect");
-    double t = now() - t0;
+    struct span t = toc();
     unmap(p, bytes);
+    *work = bytes / page_size;
     return t;
 }
 
-static double op_madvise_dontneed(size_t bytes) {
+static struct span op_madvise_dontneed(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
     write_pages(p, bytes / page_size);
-    double t0 = now();
+    tic();
     if (madvise(p, bytes, MADV_DONTNEED) != 0) die("madvise(MADV_DONTNEED)");
-    double t = now() - t0;
+    struct span t = toc();
     unmap(p, bytes);
+    *work = bytes / page_size;
     return t;
 }
 
-static double op_munmap(size_t bytes) {
+static struct span op_munmap(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
     write_pages(p, bytes / page_size);
-    double t0 = now();
+    tic();
     unmap(p, bytes);
-    return now() - t0;
+    *work = bytes / page_size;
+    return toc();
 }
 
 static void reap(pid_t pid) {
@@ -116,21 +138,22 @@ static void reap(pid_t pid) {
 }
 
 /* Time only fork() as seen by the parent; the child leaves at once. */
-static double op_fork(size_t bytes) {
+static struct span op_fork(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
     write_pages(p, bytes / page_size);
-    double t0 = now();
+    tic();
     pid_t pid = fork();
     if (pid == 0) _exit(0);
-    double t = now() - t0;
+    struct span t = toc();
     if (pid < 0) die("fork");
     reap(pid);
     unmap(p, bytes);
+    *work = bytes / page_size;
     return t;
 }
 
 /* The child stays alive (blocked on a pipe) so every parent write must copy. */
-static double op_cow_fault(size_t bytes) {
+static struct span op_cow_fault(size_t bytes, size_t *work) {
     unsigned char *p = map(bytes);
     write_pages(p, bytes / page_size);
     int fds[2];
@@ -144,43 +167,46 @@ static double op_cow_fault(size_t bytes) {
         _exit(0);
     }
     if (close(fds[0]) != 0) die("close");
-    double t0 = now();
+    tic();
     write_pages(p, bytes / page_size);
-    double t = now() - t0;
+    struct span t = toc();
     if (close(fds[1]) != 0) die("close"); /* EOF releases the child */
     reap(pid);
     unmap(p, bytes);
+    *work = bytes / page_size;
+    return t;
+}
+
+/*
+ * One populated page in the middle of a mapping, made read-only and read-write again: each
+ * mprotect is one invalidation of that page (and a VMA split or merge), as the model's
+ * invalidation rows do with no interval notifier registered. `bytes` is unused.
+ */
+#define MPROTECT_PAIRS 20000
+static struct span op_mprotect_page(size_t bytes, size_t *work) {
+    (void)bytes;
+    size_t len = 64 * page_size;
+    unsigned char *p = map(len);
+    unsigned char *page = p + 32 * page_size;
+    page[0] = 1;
+    tic();
+    for (int r = 0; r < MPROTECT_PAIRS; r++) {
+        if (mprotect(page, page_size, PROT_READ) != 0) die("mprotect");
+        if (mprotect(page, page_size, PROT_READ | PROT_WRITE) != 0) die("mprotect");
+    }
+    struct span t = toc();
+    unmap(p, len);
+    *work = 2 * MPROTECT_PAIRS;
     return t;
 }
 
 /* ---- driver ---- */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s) die("malloc");
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    free(s);
-    return m;
-}
-
-static void run_op(const char *name, double (*fn)(size_t), size_t bytes, int repeats, int first) {
-    size_t npages = bytes / page_size;
-    double *rates = malloc((size_t)repeats * sizeof *rates);
-    if (!rates) die("malloc");
-    for (int i = 0; i < repeats; i++) rates[i] = (double)npages / fn(bytes);
-    printf("%s\"%s\": {\"pages\": %zu, \"median_pages_per_s\": %.1f, \"samples\": [",
-           first ? "" : ", ", name, npages, median(rates, repeats));
-    for (int i = 0; i < repeats; i++) printf("%s%.1f", i ? ", " : "", rates[i]);
-    printf("]}");
-    free(rates);
-}
+static const struct { const char *name; struct span (*fn)(size_t, size_t *); } OPS[] = {
+    {"anon_write_fault", op_anon_write_fault}, {"zero_read_fault", op_zero_read_fault},
+    {"mprotect", op_mprotect}, {"madvise_dontneed", op_madvise_dontneed}, {"munmap", op_munmap},
+    {"fork", op_fork}, {"cow_fault", op_cow_fault}, {"mprotect_page", op_mprotect_page},
+};
 
 static size_t parse_size(const char *s, const char *what) {
     char *end;
@@ -212,41 +238,45 @@ int main(int argc, char **argv) {
     long ps = sysconf(_SC_PAGESIZE);
     if (ps <= 0) die("sysconf(_SC_PAGESIZE)");
     page_size = (size_t)ps;
-
-    size_t size = argc > 1 ? parse_size(argv[1], "sizeBytes") : (size_t)1 << 30;
-    size_t fork_size = argc > 2 ? parse_size(argv[2], "forkBytes") : (size_t)256 << 20;
-    size_t repeats_arg = argc > 3 ? parse_size(argv[3], "repeats") : 5;
-    if (repeats_arg > 1000) {
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, "usage: kernel OP BYTES [REPEATS]\n");
+        return 2;
+    }
+    int op = -1;
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (strcmp(argv[1], OPS[i].name) == 0) op = (int)i;
+    if (op < 0) {
+        fprintf(stderr, "kernel bench: unknown op '%s'\n", argv[1]);
+        return 2;
+    }
+    size_t bytes = parse_size(argv[2], "BYTES");
+    size_t repeats = argc > 3 ? parse_size(argv[3], "REPEATS") : 1;
+    if (repeats > 1000) {
         fprintf(stderr, "kernel bench: repeats must be 1..1000\n");
         return 2;
     }
-    int repeats = (int)repeats_arg;
     /* Whole pages only, so pages/s counts exactly what was touched. */
-    size -= size % page_size;
-    fork_size -= fork_size % page_size;
-    if (size == 0 || fork_size == 0) {
-        fprintf(stderr, "kernel bench: sizes must be at least one page\n");
+    bytes -= bytes % page_size;
+    if (bytes == 0) {
+        fprintf(stderr, "kernel bench: BYTES must be at least one page\n");
         return 2;
     }
 
     struct utsname u;
     if (uname(&u) != 0) die("uname");
     char uname_str[4 * sizeof u.sysname];
-    snprintf(uname_str, sizeof uname_str, "%s %s %s %s", u.sysname, u.release, u.version,
-             u.machine);
+    snprintf(uname_str, sizeof uname_str, "%s %s %s %s", u.sysname, u.release, u.version, u.machine);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
     printf("{\"machine\": {\"uname\": ");
     print_json_string(uname_str);
-    printf(", \"cpus\": %ld, \"pageSize\": %zu}, \"ops\": {", cpus, page_size);
+    printf(", \"cpus\": %ld, \"pageSize\": %zu}, \"op\": \"%s\", \"samples\": [", cpus, page_size, OPS[op].name);
     /* Forked children leave via _exit(), so buffered stdout is never duplicated. */
-    run_op("anon_write_fault", op_anon_write_fault, size, repeats, 1);
-    run_op("zero_read_fault", op_zero_read_fault, size, repeats, 0);
-    run_op("mprotect", op_mprotect, size, repeats, 0);
-    run_op("madvise_dontneed", op_madvise_dontneed, size, repeats, 0);
-    run_op("munmap", op_munmap, size, repeats, 0);
-    run_op("fork", op_fork, fork_size, repeats, 0);
-    run_op("cow_fault", op_cow_fault, fork_size, repeats, 0);
-    printf("}}\n");
+    for (size_t r = 0; r < repeats; r++) {
+        size_t work = 0;
+        struct span t = OPS[op].fn(bytes, &work);
+        printf("%s{\"work\": %zu, \"cpu\": %.9f, \"wall\": %.9f}", r ? ", " : "", work, t.cpu, t.wall);
+    }
+    printf("]}\n");
     return fflush(stdout) == 0 ? 0 : 1;
 }

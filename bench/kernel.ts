@@ -1,14 +1,14 @@
 /**
- * Real-Linux side of the model-vs-kernel benchmark: compiles bench/kernel.c
- * with the machine's `cc`, runs it and returns its JSON report.
+ * Real-Linux side of the model-vs-kernel benchmark: compiles bench/kernel.c with the
+ * machine's `cc` once, then runs one operation per call and returns its samples (CPU and
+ * wall seconds each), so that the caller can interleave kernel and model samples.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import type { Sample } from './row.js';
 
-const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const SOURCE = join(here, 'kernel.c');
 const OUT_DIR = join(here, 'out');
@@ -22,29 +22,20 @@ export const KERNEL_OPS = [
   'munmap',
   'fork',
   'cow_fault',
+  'mprotect_page',
 ] as const;
 export type KernelOpName = (typeof KERNEL_OPS)[number];
 
-export interface KernelOpResult {
-  /** Pages touched/covered by one sample. */
-  pages: number;
-  median_pages_per_s: number;
-  /** One rate per repeat, in run order. */
-  samples: number[];
+export interface KernelMachine {
+  uname: string;
+  cpus: number;
+  pageSize: number;
 }
 
-export interface KernelBenchResult {
-  machine: { uname: string; cpus: number; pageSize: number };
-  ops: Record<KernelOpName, KernelOpResult>;
-}
-
-export interface KernelBenchOptions {
-  /** Mapping size for the fault/mprotect/madvise/munmap ops (default 1 GiB). */
-  sizeBytes?: number;
-  /** Populated size for fork and cow_fault (default 256 MiB). */
-  forkBytes?: number;
-  /** Samples per op; the median is reported (default 5). */
-  repeats?: number;
+export interface KernelRun {
+  machine: KernelMachine;
+  op: KernelOpName;
+  samples: Sample[];
 }
 
 export interface KernelBenchUnavailable {
@@ -57,20 +48,23 @@ function errorText(e: unknown): string {
   return stderr || err.message || String(e);
 }
 
-/** Returns a reason string when the C program cannot be built here. */
-function compile(): string | undefined {
+let compiled: string | undefined | null = null; // null: not tried yet; string: why it failed
+
+/** Builds the C program (once per process); returns a reason string when it cannot be built here. */
+export function compileKernelBench(): string | undefined {
+  if (compiled !== null) return compiled;
   mkdirSync(OUT_DIR, { recursive: true });
   // Build to a private name then rename, so concurrent runs never exec a half-written binary.
   const tmp = `${BINARY}.${process.pid}.tmp`;
   try {
     execFileSync('cc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-o', tmp, SOURCE], { stdio: 'pipe' });
     renameSync(tmp, BINARY);
-    return undefined;
+    compiled = undefined;
   } catch (e) {
     rmSync(tmp, { force: true });
-    if ((e as { code?: string }).code === 'ENOENT') return 'no C compiler: `cc` not found on PATH';
-    return `compiling bench/kernel.c failed: ${errorText(e)}`;
+    compiled = (e as { code?: string }).code === 'ENOENT' ? 'no C compiler: `cc` not found on PATH' : `compiling bench/kernel.c failed: ${errorText(e)}`;
   }
+  return compiled;
 }
 
 function positiveInt(name: string, v: number): string {
@@ -78,31 +72,24 @@ function positiveInt(name: string, v: number): string {
   return String(v);
 }
 
-export async function runKernelBench(
-  opts: KernelBenchOptions = {},
-): Promise<KernelBenchResult | KernelBenchUnavailable> {
-  const args = [
-    positiveInt('sizeBytes', opts.sizeBytes ?? 2 ** 30),
-    positiveInt('forkBytes', opts.forkBytes ?? 256 * 2 ** 20),
-    positiveInt('repeats', opts.repeats ?? 5),
-  ];
-  const reason = compile();
+/** Runs `op` on `bytes` (mprotect_page ignores it) `repeats` times in one process of the C program. */
+export function runKernelOp(op: KernelOpName, bytes: number, repeats = 1): KernelRun | KernelBenchUnavailable {
+  const args = [op, positiveInt('bytes', bytes), positiveInt('repeats', repeats)];
+  const reason = compileKernelBench();
   if (reason !== undefined) return { unavailable: reason };
-
   let stdout: string;
   try {
-    ({ stdout } = await execFileAsync(BINARY, args, { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 }));
+    stdout = execFileSync(BINARY, args, {
+      encoding: 'utf8', maxBuffer: 1 << 20, stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
     // A runtime failure (mmap/fork refused, ...) is a real error, not "no toolchain".
-    throw new Error(`bench/kernel failed: ${errorText(e)}`, { cause: e });
+    throw new Error(`bench/kernel ${op} failed: ${errorText(e)}`, { cause: e });
   }
-  const result = JSON.parse(stdout) as KernelBenchResult;
-  const missing = KERNEL_OPS.filter((op) => !(op in (result.ops ?? {})));
-  if (missing.length > 0) throw new Error(`bench/kernel output lacks ops: ${missing.join(', ')}`);
-  return result;
+  return JSON.parse(stdout) as KernelRun;
 }
 
-/** True when runKernelBench could not build/run the real-kernel side. */
-export function isUnavailable(r: KernelBenchResult | KernelBenchUnavailable): r is KernelBenchUnavailable {
+/** True when the real-kernel side could not be built here. */
+export function isUnavailable<T extends object>(r: T | KernelBenchUnavailable): r is KernelBenchUnavailable {
   return 'unavailable' in r;
 }

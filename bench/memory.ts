@@ -1,12 +1,17 @@
-// What the model spends in memory: metadata per mapped page (page tables), cost per touched
-// page (data + frame metadata + page-table share), and the sparse case (map 1 TiB, touch
-// 1,000 scattered pages), from the model's own accounting and cross-checked against the
-// heap and ArrayBuffer growth that Node reports.
+// What the model spends in memory, in two parts: what a machine pays for all of its RAM up
+// front (per-frame metadata, the buddy allocator's free lists included), and what each touched
+// page costs beyond that (its 4 KiB of data, the data slot's holder count, its share of the
+// page tables). Each from the model's own accounting and cross-checked against the
+// ArrayBuffer growth Node reports; plus the sparse case (1 TiB mapped, 1,000 pages touched).
 
 import { Machine, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MADV_NOHUGEPAGE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import { BYTES_PER_FRAME } from '../src/mm/page.js';
-import { BYTES_PER_DATA_SLOT } from '../src/mm/physmem.js';
+import { BYTES_PER_DATA_SLOT, setSlabPoolBytes } from '../src/mm/physmem.js';
 import { SeededRandom } from '../src/sched/random.js';
+import { textTable } from '../src/cli/table.js';
+
+/** The buddy allocator's free lists: a next and a prev link (Int32) per frame. */
+const FREE_LIST_BYTES_PER_FRAME = 8;
 
 /** Bytes of one page-table node: 512 x (u32 value + u16 flags), plus the child array above PTE level, plus object headers. */
 export function ptNodeBytes(level: number): number {
@@ -18,10 +23,10 @@ function ptBytes(nodes: { pte: number; upper: number }): number {
 }
 
 export interface MemoryFigures {
-  /** Page-table bytes per mapped-and-touched 4 KiB page (a populated region). */
-  metadataPerMappedPage: number;
-  /** Frame metadata + data-slot holder count + page-table share of one touched page (beyond its 4 KiB of data). */
-  overheadPerTouchedPage: number;
+  /** Paid for every frame of RAM when the machine is built, used or not. */
+  perFrame: { accounted: number; measured: number; perGiBOfRam: number };
+  /** Per touched 4 KiB page, beyond the per-frame metadata. */
+  perTouchedPage: { data: number; slot: number; pageTables: number; total: number; measured: number };
   sparse: { mappedBytes: number; touchedPages: number; modelBytes: number; heapGrowthBytes: number };
 }
 
@@ -41,36 +46,83 @@ function countNodes(m: Machine): { pte: number; upper: number } {
   return { pte, upper };
 }
 
+const gc = (globalThis as { gc?: () => void }).gc;
+function settle(): void {
+  gc?.();
+  gc?.(); // twice: the first may leave finalizable garbage behind
+}
+function external(): number {
+  const u = process.memoryUsage();
+  return u.arrayBuffers + u.heapUsed;
+}
+
 export function measureMemory(populateBytes = 256 << 20): MemoryFigures {
-  // Populated region: every page touched once.
+  const pool = setSlabPoolBytes(0); // fresh data slabs only, so that their growth shows
+  try {
+    return measure(populateBytes);
+  } finally {
+    setSlabPoolBytes(pool);
+  }
+}
+
+function measure(populateBytes: number): MemoryFigures {
+  // Per frame: a machine with 1 GiB of RAM, nothing touched.
+  settle();
+  const e0 = external();
+  const ramBytes = 2 ** 30;
+  const bare = new Machine({ ramBytes, swapBytes: 0, thp: 'never' });
+  settle();
+  const frames = ramBytes / PAGE_SIZE;
+  const measuredPerFrame = (external() - e0) / frames;
+  bare.dispose();
+  const accounted = BYTES_PER_FRAME + FREE_LIST_BYTES_PER_FRAME;
+
+  // Per touched page: a populated region, every page touched once (no slab pool: fresh data).
   const m = new Machine({ ramBytes: populateBytes * 2, swapBytes: 0, thp: 'never' });
   const p = m.spawn();
   const a = p.mmap(0, populateBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   p.madvise(a, populateBytes, MADV_NOHUGEPAGE);
+  settle();
+  const t0 = external();
   const one = Uint8Array.of(1);
   const pages = populateBytes / PAGE_SIZE;
   for (let i = 0; i < pages; i++) p.write(a + i * PAGE_SIZE, one);
-  const pt = ptBytes(countNodes(m));
-  const metadataPerMappedPage = pt / pages;
-  const overheadPerTouchedPage = BYTES_PER_FRAME + BYTES_PER_DATA_SLOT + metadataPerMappedPage;
-  p.exit();
+  settle();
+  const measuredPerPage = (external() - t0) / pages;
+  const pageTables = ptBytes(countNodes(m)) / pages;
+  m.dispose();
 
   // Sparse: 1 TiB mapped, 1,000 pages touched at random.
-  const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  gc?.(); // twice: the first may leave finalizable garbage of the populated run behind
-  const before = process.memoryUsage();
+  settle();
+  const before = external();
   const sm = new Machine({ ramBytes: 64 << 20, swapBytes: 0, thp: 'never' });
   const sp = sm.spawn();
   const tib = 2 ** 40;
   const base = sp.mmap(0, tib, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   const rand = SeededRandom.of(42);
   for (let i = 0; i < 1000; i++) sp.write(base + rand.below(tib / PAGE_SIZE) * PAGE_SIZE, one);
-  gc?.();
-  const after = process.memoryUsage();
-  const nodes = countNodes(sm);
-  const modelBytes = ptBytes(nodes) + 1000 * (PAGE_SIZE + BYTES_PER_FRAME + BYTES_PER_DATA_SLOT);
-  const heapGrowthBytes = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers);
-  sp.exit();
-  return { metadataPerMappedPage, overheadPerTouchedPage, sparse: { mappedBytes: tib, touchedPages: 1000, modelBytes, heapGrowthBytes } };
+  settle();
+  const heapGrowthBytes = external() - before;
+  const modelBytes = ptBytes(countNodes(sm)) + 1000 * (PAGE_SIZE + BYTES_PER_DATA_SLOT) + (sm.config.ramBytes / PAGE_SIZE) * accounted;
+  sm.dispose();
+  return {
+    perFrame: { accounted, measured: measuredPerFrame, perGiBOfRam: accounted * (2 ** 30 / PAGE_SIZE) },
+    perTouchedPage: { data: PAGE_SIZE, slot: BYTES_PER_DATA_SLOT, pageTables, total: PAGE_SIZE + BYTES_PER_DATA_SLOT + pageTables, measured: measuredPerPage },
+    sparse: { mappedBytes: tib, touchedPages: 1000, modelBytes, heapGrowthBytes },
+  };
+}
+
+export function formatMemory(mem: MemoryFigures): string {
+  const b = (x: number) => x.toFixed(1);
+  const mb = (x: number) => `${(x / 2 ** 20).toFixed(1)} MiB`;
+  return textTable(
+    ['figure', 'accounted', 'measured (Node)', 'target'],
+    [
+      ['per frame of RAM, paid up front (struct page arrays + free lists), bytes', b(mem.perFrame.accounted), b(mem.perFrame.measured), '-'],
+      ['  that is, per GiB of RAM', mb(mem.perFrame.perGiBOfRam), mb(mem.perFrame.measured * 2 ** 18), '-'],
+      ['per touched page: data + slot holder count + page tables, bytes', `${mem.perTouchedPage.data} + ${mem.perTouchedPage.slot} + ${b(mem.perTouchedPage.pageTables)}`, b(mem.perTouchedPage.measured), 'page tables <= 16'],
+      ['sparse: 1 TiB mapped, 1,000 pages touched, 64 MiB RAM', mb(mem.sparse.modelBytes), mb(mem.sparse.heapGrowthBytes), 'what it touches'],
+    ],
+    { align: ['left', 'right', 'right', 'left'] },
+  );
 }

@@ -1,14 +1,24 @@
-// The model side of the benchmark: the same operations as bench/kernel.c, on hmmsim's mm,
-// timed with performance.now(). Each function builds what it needs, times only the
-// operation, and tears down; the caller takes medians.
+// The model side of the mm operations that bench/kernel.c times on the real kernel: the same
+// operations, same sizes, each on a fresh Machine. prepare() builds what the operation needs;
+// run() is the timed window and returns the pages it covered; done() tears down.
 
 import {
   Machine, MADV_DONTNEED, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Process,
 } from '../src/index.js';
+import type { Sample } from './row.js';
 
-export interface ModelSample {
-  pages: number;
-  seconds: number;
+/**
+ * An operation ready to be timed: run() is the timed window and returns its work (or, for a
+ * case that times its own parts, the Sample it measured); done() tears down.
+ */
+export interface Prepared {
+  run(): number | Sample | Promise<number | Sample>;
+  done(): void;
+}
+
+/** A benchmark case: prepare(arg) builds an instance (arg: bytes, or a count the case names). */
+export interface BenchCase {
+  prepare(arg: number): Prepared | Promise<Prepared>;
 }
 
 const RW = PROT_READ | PROT_WRITE;
@@ -31,87 +41,57 @@ function touchAll(p: Process, a: number, pages: number): void {
   for (let i = 0; i < pages; i++) p.write(a + i * PAGE_SIZE, ONE);
 }
 
-function time(fn: () => void): number {
-  const t = performance.now();
-  fn();
-  return (performance.now() - t) / 1000;
+/** A mapping of `bytes`, populated or not, and the operation on it. */
+function onMapping(populate: boolean, op: (p: Process, a: number, bytes: number, pages: number) => void): BenchCase {
+  return {
+    prepare(bytes) {
+      const m = machineFor(bytes);
+      const p = m.spawn();
+      const pages = bytes / PAGE_SIZE;
+      const a = mapNoHuge(p, bytes);
+      if (populate) touchAll(p, a, pages);
+      return {
+        run: () => (op(p, a, bytes, pages), pages),
+        done: () => m.dispose(),
+      };
+    },
+  };
 }
 
-export const MODEL_OPS = {
-  anon_write_fault(bytes: number): ModelSample {
-    const m = machineFor(bytes);
-    const p = m.spawn();
-    const pages = bytes / PAGE_SIZE;
-    const a = mapNoHuge(p, bytes);
-    const seconds = time(() => touchAll(p, a, pages));
-    m.dispose();
-    return { pages, seconds };
+export const MODEL_CASES = {
+  anon_write_fault: onMapping(false, (p, a, _b, pages) => touchAll(p, a, pages)),
+  zero_read_fault: onMapping(false, (p, a, _b, pages) => {
+    for (let i = 0; i < pages; i++) p.read(a + i * PAGE_SIZE, 1);
+  }),
+  mprotect: onMapping(true, (p, a, bytes) => p.mprotect(a, bytes, PROT_READ)),
+  madvise_dontneed: onMapping(true, (p, a, bytes) => p.madvise(a, bytes, MADV_DONTNEED)),
+  munmap: onMapping(true, (p, a, bytes) => p.munmap(a, bytes)),
+  fork: {
+    prepare(bytes) {
+      const m = machineFor(bytes);
+      const p = m.spawn();
+      const pages = bytes / PAGE_SIZE;
+      touchAll(p, mapNoHuge(p, bytes), pages);
+      let c: Process | null = null;
+      return {
+        run: () => ((c = p.fork()), pages),
+        done: () => (c?.exit(), m.dispose()),
+      };
+    },
   },
-  zero_read_fault(bytes: number): ModelSample {
-    const m = machineFor(bytes);
-    const p = m.spawn();
-    const pages = bytes / PAGE_SIZE;
-    const a = mapNoHuge(p, bytes);
-    const seconds = time(() => {
-      for (let i = 0; i < pages; i++) p.read(a + i * PAGE_SIZE, 1);
-    });
-    m.dispose();
-    return { pages, seconds };
+  cow_fault: {
+    // The child stays alive, so every write of the parent copies its page.
+    prepare(bytes) {
+      const m = machineFor(bytes);
+      const p = m.spawn();
+      const pages = bytes / PAGE_SIZE;
+      const a = mapNoHuge(p, bytes);
+      touchAll(p, a, pages);
+      const c = p.fork();
+      return {
+        run: () => (touchAll(p, a, pages), pages),
+        done: () => (c.exit(), m.dispose()),
+      };
+    },
   },
-  mprotect(bytes: number): ModelSample {
-    const m = machineFor(bytes);
-    const p = m.spawn();
-    const pages = bytes / PAGE_SIZE;
-    const a = mapNoHuge(p, bytes);
-    touchAll(p, a, pages);
-    const seconds = time(() => p.mprotect(a, bytes, PROT_READ));
-    m.dispose();
-    return { pages, seconds };
-  },
-  madvise_dontneed(bytes: number): ModelSample {
-    const m = machineFor(bytes);
-    const p = m.spawn();
-    const pages = bytes / PAGE_SIZE;
-    const a = mapNoHuge(p, bytes);
-    touchAll(p, a, pages);
-    const seconds = time(() => p.madvise(a, bytes, MADV_DONTNEED));
-    m.dispose();
-    return { pages, seconds };
-  },
-  munmap(bytes: number): ModelSample {
-    const m = machineFor(bytes);
-    const p = m.spawn();
-    const pages = bytes / PAGE_SIZE;
-    const a = mapNoHuge(p, bytes);
-    touchAll(p, a, pages);
-    const seconds = time(() => p.munmap(a, bytes));
-    m.dispose();
-    return { pages, seconds };
-  },
-  fork(_bytes: number, forkBytes: number): ModelSample {
-    const m = machineFor(forkBytes);
-    const p = m.spawn();
-    const pages = forkBytes / PAGE_SIZE;
-    const a = mapNoHuge(p, forkBytes);
-    touchAll(p, a, pages);
-    let c: Process | undefined;
-    const seconds = time(() => {
-      c = p.fork();
-    });
-    c!.exit();
-    m.dispose();
-    return { pages, seconds };
-  },
-  cow_fault(_bytes: number, forkBytes: number): ModelSample {
-    const m = machineFor(forkBytes);
-    const p = m.spawn();
-    const pages = forkBytes / PAGE_SIZE;
-    const a = mapNoHuge(p, forkBytes);
-    touchAll(p, a, pages);
-    const c = p.fork();
-    const seconds = time(() => touchAll(p, a, pages));
-    c.exit();
-    m.dispose();
-    return { pages, seconds };
-  },
-} satisfies Record<string, (bytes: number, forkBytes: number) => ModelSample>;
+} satisfies Record<string, BenchCase>;

@@ -15,12 +15,22 @@ import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
 
 /**
- * Zeroed data slabs given back by disposed machines, reused by new ones so that a program
- * that builds machine after machine does not make the host fault in fresh memory each time
- * (the model's analogue of the kernel's free page pool). Holds no machine state.
+ * Data slabs given back by disposed machines, reused by new ones so that a program that builds
+ * machine after machine does not make the host fault in fresh memory each time (the model's
+ * analogue of the kernel's free page pool). Pooled slabs keep their old bytes: a slot taken
+ * from one is zeroed when it is allocated, as the kernel clears a page in the fault that
+ * takes it. Holds no machine state.
  */
 const slabPool: Uint8Array[] = [];
-const SLAB_POOL_MAX = 128; // 1 GiB
+let slabPoolMax = 128; // 1 GiB
+
+/** Set the slab pool's limit in bytes (0: no pool, every machine's data is fresh host memory); returns the old limit. */
+export function setSlabPoolBytes(bytes: number): number {
+  const old = slabPoolMax * SLAB_PAGES * PAGE_SIZE;
+  slabPoolMax = Math.max(0, Math.floor(bytes / (SLAB_PAGES * PAGE_SIZE)));
+  slabPool.length = Math.min(slabPool.length, slabPoolMax);
+  return old;
+}
 
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 /**
@@ -81,7 +91,9 @@ export class PhysMem {
   private slab0Pages = 0;
   private freeSlots = new Int32Array(16);
   private nFreeSlots = 0;
-  private freshSlots = 0; // never-used slots left in the newest slab (already zero)
+  private freshSlots = 0; // never-used slots left in the newest slab
+  /** The newest slab's never-used slots are zero (new host memory), not a pooled slab's old bytes. */
+  private freshZero = true;
   private slotsInUse = 0;
   /** Holders of each data slot (frames and swap slots); a slot with more than one is copied on write. */
   private slotRefs = new Int32Array(FIRST_SLAB_PAGES);
@@ -423,16 +435,17 @@ export class PhysMem {
 
   // ---- page data ----
 
-  /** A data slot; `zero` false when the caller overwrites all of it at once (a page copy). */
+  /**
+   * A data slot; `zero` false when the caller overwrites all of it at once (a page copy). A
+   * recycled slot, or one of a pooled slab, is zeroed here, in the write fault that needs it,
+   * as the kernel clears a page in the fault path (clear_page in do_anonymous_page); only new
+   * host memory, zero already, is not.
+   */
   private allocSlot(zero = true): number {
     this.slotsInUse++;
     if (this.nFreeSlots > 0) {
-      // A recycled slot is zeroed here, as the kernel clears a page when it hands it out.
       const slot = this.freeSlots[--this.nFreeSlots]!;
-      if (zero) {
-        const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
-        this.slabs[slot >> SLAB_SHIFT]!.fill(0, off, off + PAGE_SIZE);
-      }
+      if (zero) this.zeroSlot(slot);
       this.slotRefs[slot] = 1;
       return slot;
     }
@@ -445,16 +458,19 @@ export class PhysMem {
         this.slabs[0] = grown;
         this.freshSlots = pages - this.slab0Pages;
         this.slab0Pages = pages;
+        this.freshZero = true;
       } else {
         const pooled = slabPool.pop();
         const pages = this.slabs.length > 0 || pooled ? SLAB_PAGES : FIRST_SLAB_PAGES;
         this.slabs.push(pooled ?? new Uint8Array(pages * PAGE_SIZE));
         if (this.slabs.length === 1) this.slab0Pages = pages;
         this.freshSlots = pages;
+        this.freshZero = pooled === undefined;
       }
     }
     const cap = this.slabs.length === 1 ? this.slab0Pages : SLAB_PAGES;
     const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (cap - this.freshSlots--);
+    if (zero && !this.freshZero) this.zeroSlot(slot);
     if (slot >= this.slotRefs.length) {
       const g = new Int32Array(Math.max(this.slotRefs.length * 2, (this.slabs.length - 1) * SLAB_PAGES + cap));
       g.set(this.slotRefs);
@@ -464,12 +480,19 @@ export class PhysMem {
     return slot;
   }
 
-  /** Give the data slabs back for reuse (Machine.dispose); the machine must not be used afterwards. */
+  private zeroSlot(slot: number): void {
+    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    this.slabs[slot >> SLAB_SHIFT]!.fill(0, off, off + PAGE_SIZE);
+  }
+
+  /**
+   * Give the data slabs back for reuse (Machine.dispose), as they are: whoever takes a slot
+   * from them zeroes it. The machine must not be used afterwards.
+   */
   releaseSlabs(): void {
     for (const slab of this.slabs.splice(0)) {
-      if (slabPool.length >= SLAB_POOL_MAX) break;
+      if (slabPool.length >= slabPoolMax) break;
       if (slab.length < SLAB_PAGES * PAGE_SIZE) continue; // a first slab that never grew to full size
-      slab.fill(0);
       slabPool.push(slab);
     }
     this.slab0Pages = 0;
@@ -574,16 +597,39 @@ export class PhysMem {
     this.frames.dataSlot[dst] = s;
   }
 
+  /**
+   * copy_highpage done at once, as a copy engine moves bytes between two memories: dst gets a
+   * slot of its own holding src's bytes (a src without data leaves dst reading zeros).
+   */
+  copyHighpage(dst: number, src: number): void {
+    const s = this.frames.dataSlot[src]!;
+    let d = this.frames.dataSlot[dst]!;
+    if (s < 0) {
+      if (d >= 0) this.releaseSlot(dst);
+      return;
+    }
+    if (d < 0) d = this.frames.dataSlot[dst] = this.allocSlot(false);
+    else if (this.slotRefs[d]! > 1) {
+      this.slotRefs[d]!--;
+      d = this.frames.dataSlot[dst] = this.allocSlot(false);
+    }
+    this.copySlotBytes(d, s);
+  }
+
+  private copySlotBytes(to: number, from: number): void {
+    const f = (from & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    const t = (to & (SLAB_PAGES - 1)) * PAGE_SIZE;
+    const srcSlab = this.slabs[from >> SLAB_SHIFT]!;
+    if (from >> SLAB_SHIFT === to >> SLAB_SHIFT) srcSlab.copyWithin(t, f, f + PAGE_SIZE);
+    else this.slabs[to >> SLAB_SHIFT]!.set(srcSlab.subarray(f, f + PAGE_SIZE), t);
+  }
+
   /** A write to a frame whose slot others hold too: the frame gets a private copy first. */
   private unshareSlot(pfn: number, s: number): number {
     const slot = this.allocSlot(false);
     this.slotRefs[s]!--;
     this.frames.dataSlot[pfn] = slot;
-    const from = (s & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    const to = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    const srcSlab = this.slabs[s >> SLAB_SHIFT]!;
-    if (s >> SLAB_SHIFT === slot >> SLAB_SHIFT) srcSlab.copyWithin(to, from, from + PAGE_SIZE);
-    else this.slabs[slot >> SLAB_SHIFT]!.set(srcSlab.subarray(from, from + PAGE_SIZE), to);
+    this.copySlotBytes(slot, s);
     return slot;
   }
 

@@ -15,6 +15,40 @@ function bytesOf(m: Machine, pfn: number): Uint8Array {
   return out;
 }
 
+describe('eager page copies (PhysMem.copyHighpage, the copy engine\'s policy EAGER_PAGE_COPY)', () => {
+  it('the copy has a slot of its own with the source\'s bytes at once; writes stay on their side', () => {
+    const m = new Machine({ ramBytes: 1 << 20 });
+    const phys = m.phys;
+    const a = phys.allocPages(0);
+    const b = phys.allocPages(0);
+    const c = phys.allocPages(0);
+    phys.writePage(a, 4000, Uint8Array.of(1, 2, 3), 0, 3);
+    phys.copyHighpage(b, a);
+    expect(phys.dataSlotsInUse).toBe(2);
+    expect(Buffer.compare(bytesOf(m, a), bytesOf(m, b))).toBe(0);
+    phys.writePage(a, 4001, Uint8Array.of(9), 0, 1);
+    expect(Array.from(bytesOf(m, b).subarray(4000, 4003))).toEqual([1, 2, 3]);
+    // Onto a frame that shares a slot lazily: it gets its own, the sharer keeps the old bytes.
+    phys.copyPage(c, b);
+    phys.copyHighpage(c, a);
+    expect(phys.dataSlotsInUse).toBe(3);
+    expect(Array.from(bytesOf(m, c).subarray(4000, 4003))).toEqual([1, 9, 3]);
+    expect(Array.from(bytesOf(m, b).subarray(4000, 4003))).toEqual([1, 2, 3]);
+    expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
+  });
+
+  it('copying a page without data drops the copy\'s slot: it reads zeros', () => {
+    const m = new Machine({ ramBytes: 1 << 20 });
+    const phys = m.phys;
+    const a = phys.allocPages(0);
+    const b = phys.allocPages(0);
+    phys.writePage(b, 0, Uint8Array.of(8), 0, 1);
+    phys.copyHighpage(b, a);
+    expect(phys.hasData(b)).toBe(false);
+    expect(phys.dataSlotsInUse).toBe(0);
+  });
+});
+
 describe('lazy page copies (PhysMem.copyPage)', () => {
   it('a copy reads like its source, costs no slot until written, and writes stay on their own side', () => {
     const m = new Machine({ ramBytes: 1 << 20 });

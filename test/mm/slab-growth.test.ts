@@ -26,5 +26,23 @@ describe('page data pool growth', () => {
       m.dispose();
     }
   });
-
+  it('a slot taken from a disposed machine\'s slab reads as zeros beyond what the new owner wrote (zeroed in the fault, not at dispose)', () => {
+    const n = 2 * 2048; // two full slabs, so both go back to the pool
+    const dirty = new Machine({ ramBytes: 32 * 2 ** 20, swapBytes: 0 });
+    const dp = dirty.spawn();
+    const da = dp.mmap(0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const ones = new Uint8Array(PAGE_SIZE).fill(0xa5);
+    for (let i = 0; i < n; i++) dp.write(da + i * PAGE_SIZE, ones);
+    dirty.dispose();
+    const m = new Machine({ ramBytes: 32 * 2 ** 20, swapBytes: 0 });
+    const p = m.spawn();
+    const a = p.mmap(0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    for (let i = 0; i < n; i++) p.write(a + i * PAGE_SIZE + 100, Uint8Array.of(1));
+    for (let i = 0; i < n; i += 97) {
+      const page = p.read(a + i * PAGE_SIZE, PAGE_SIZE);
+      expect(page[100], `page ${i}`).toBe(1);
+      expect(page.reduce((x, b) => x + b, 0), `page ${i}`).toBe(1);
+    }
+    m.dispose();
+  });
 });

@@ -25,7 +25,7 @@ export {
   DrmPagemap, DrmPagemapDevmem, DrmPagemapZdd, drmPagemapDevmemInit, drmPagemapMigrateToDevmem, drmPagemapMigrateToRam,
   drmPagemapEvictToRam, drmPagemapPopulateMm, drmPagemapPageToDpagemap, type DrmPagemapOps, type DrmPagemapDevmemOps,
 } from './pagemap.js';
-export { Vram, VramAllocation, type VramStats } from './vram.js';
+export { Vram, VramAllocation, EAGER_PAGE_COPY, LAZY_PAGE_COPY, type PageCopy, type VramStats } from './vram.js';
 export { DevicePageTable, DPTE_VALID, DPTE_WRITE, DPTE_DEVMEM } from './device-pagetable.js';
 export { gpusvmInvalidateRanges } from './invalidate.js';
 export { gpusvmGarbageCollectorAdd, gpusvmGarbageCollect, gpusvmRangeDestroy } from './garbage.js';

@@ -14,10 +14,20 @@ import { PAGE_SIZE } from '../../mm/constants.js';
 import type { Machine } from '../../mm/machine.js';
 import { memunmapPages } from '../../mm/memremap.js';
 import type { Mm } from '../../mm/mm.js';
+import type { PhysMem } from '../../mm/physmem.js';
 import type { MigratePfnArray } from '../../mm/migrate.js';
 import {
   drmPagemapEvictToRam, drmPagemapMigrateToDevmem, DrmPagemap, DrmPagemapDevmem, type DrmPagemapDevmemOps, type DrmPagemapOps,
 } from './pagemap.js';
+
+/** How the copy engine moves one page's data. */
+export interface PageCopy {
+  copy(phys: PhysMem, dst: number, src: number): void;
+}
+/** The default: dst shares src's data slot until either is written (PhysMem.copyPage). */
+export const LAZY_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyPage(dst, src) };
+/** The bytes are copied at migration time, as the hardware's copy engine does (PhysMem.copyHighpage). */
+export const EAGER_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyHighpage(dst, src) };
 
 /** One allocation of VRAM: the frames it holds. */
 export class VramAllocation extends DrmPagemapDevmem {
@@ -49,6 +59,8 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
   failNextAllocs = 0;
   /** Called for every copy the engine makes (pages, direction): a hook for a timing model. */
   onCopy: ((npages: number, toDevice: boolean) => void) | null = null;
+  /** How each page's data moves (chosen once, before the first migration). */
+  pageCopy: PageCopy = LAZY_PAGE_COPY;
 
   /** memremap_pages `nframes` frames of private memory owned by `owner`. */
   constructor(readonly machine: Machine, readonly owner: unknown, nframes: number) {
@@ -110,12 +122,13 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
 
   copyToDevmem(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
+    const pageCopy = this.pageCopy;
     let n = 0;
     for (let i = 0; i < npages; i++) {
       const d = devPfns[i]!;
       if (d < 0) continue;
       const s = sysPfns[i]!;
-      if (s >= 0) phys.copyPage(d, s);
+      if (s >= 0) pageCopy.copy(phys, d, s);
       else phys.clearPage(d); // an empty address: the device page reads as zeros
       n++;
     }
@@ -125,12 +138,13 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
 
   copyToRam(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
+    const pageCopy = this.pageCopy;
     let n = 0;
     for (let i = 0; i < npages; i++) {
       const d = devPfns[i]!;
       const s = sysPfns[i]!;
       if (d < 0 || s < 0) continue;
-      phys.copyPage(s, d);
+      pageCopy.copy(phys, s, d);
       n++;
     }
     this.stats.pagesToRam += n;

@@ -2,7 +2,7 @@
 // allocation's window, evict_to_ram, and the allocation released with its last page (Vram).
 import { describe, expect, it } from 'vitest';
 import {
-  drmGpusvmRangeFindOrInsert, drmGpusvmScanMm, drmPagemapEvictToRam, drmPagemapMigrateToDevmem, drmPagemapPageToDpagemap, DRM_GPUSVM_SCAN_EQUAL,
+  drmGpusvmRangeFindOrInsert, drmGpusvmScanMm, drmPagemapEvictToRam, drmPagemapMigrateToDevmem, drmPagemapPageToDpagemap, DRM_GPUSVM_SCAN_EQUAL, EAGER_PAGE_COPY,
   DRM_GPUSVM_SCAN_MIXED, DRM_GPUSVM_SCAN_OTHER, DRM_GPUSVM_SCAN_SYSTEM, DRM_GPUSVM_SCAN_UNPOPULATED, Vram,
 } from '../../../src/drivers/gpusvm/index.js';
 import { checkInvariants } from '../../../src/mm/check.js';
@@ -39,6 +39,23 @@ describe('drm_pagemap', () => {
     expect(vram.usedPages).toBe(0);
     expect(vram.stats.releases).toBe(1);
     expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('the eager copy engine (EAGER_PAGE_COPY) gives each device page its own bytes at copy time; the lazy one shares the slot', () => {
+    for (const eager of [false, true]) {
+      const { m, p, a } = setup(4 * MiB);
+      for (let i = 0; i < 512; i++) p.writeU32(a + i * P, 7000 + i);
+      const vram = new Vram(m, 'dev', 1024);
+      if (eager) vram.pageCopy = EAGER_PAGE_COPY;
+      const slotsAtCopy: number[] = [];
+      vram.onCopy = () => void slotsAtCopy.push(m.phys.dataSlotsInUse);
+      vram.populateMm(vram.dpagemap, a, a + 2 * MiB, p.mm, 0);
+      vram.evictAll();
+      // While both copies live (before finalize frees the sources): twice the slots when the bytes were copied.
+      expect(slotsAtCopy, eager ? 'eager' : 'lazy').toEqual(eager ? [1024, 1024] : [512, 512]);
+      for (let i = 0; i < 512; i++) expect(p.readU32(a + i * P)).toBe(7000 + i);
+      expect(checkInvariants(m)).toEqual([]);
+    }
   });
 
   it('all or nothing: one pinned page makes the migration EBUSY; nothing moves, the allocation is released', () => {
