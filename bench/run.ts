@@ -6,6 +6,7 @@
 // on all three alike. bench/README.md explains each figure.
 
 import { Command } from 'commander';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { setSlabPoolBytes } from '../src/mm/physmem.js';
 import { loadCase } from './cases.js';
@@ -221,11 +222,17 @@ async function main(): Promise<void> {
     .option('--only <regexp>', 'only the rows whose name matches')
     .option('--no-kernel', 'skip the real-kernel side')
     .option('--json', 'print the figures as JSON')
+    .option('--save <file>', 'also write the JSON document to this file')
+    .option('--print <file>', 'print the table of a JSON document saved earlier (--json or --save); measure nothing')
     .parse();
   const o = program.opts<{
     size: string; bigSize: string; forkSize: string; hmmSize: string; repeats: string; cold: string;
-    quick?: boolean; tiny?: boolean; only?: string; kernel: boolean; json?: boolean;
+    quick?: boolean; tiny?: boolean; only?: string; kernel: boolean; json?: boolean; save?: string; print?: string;
   }>();
+  if (o.print) {
+    printReport(JSON.parse(readFileSync(o.print, 'utf8')) as Report);
+    return;
+  }
   const s: Settings = {
     size: Number(o.size) * MiB, bigSize: Number(o.bigSize) * MiB, forkSize: Number(o.forkSize) * MiB, hmmSize: Number(o.hmmSize) * MiB,
     repeats: Number(o.repeats), cold: Number(o.cold), warmups: 3,
@@ -262,15 +269,28 @@ async function main(): Promise<void> {
     kernel: uname,
     loadAverage: { start: loadStart.map((x) => +x.toFixed(2)), end: loadavg().map((x) => +x.toFixed(2)) },
   };
-  const settings = { ...s, notifiers: s.notifiers, invalidationPairs: INVALIDATION_PAIRS };
+  const doc: Report = { machine, settings: { ...s, invalidationPairs: INVALIDATION_PAIRS }, rows, memory };
+  if (o.save) writeFileSync(o.save, JSON.stringify(doc, null, 2) + '\n');
   if (o.json) {
-    process.stdout.write(JSON.stringify({ machine, settings, rows, memory }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
     return;
   }
+  printReport(doc);
+}
+
+/** What --json prints (the shape of issue 13: machine, rows, memory; and the settings of the run). */
+interface Report {
+  machine: { node: string; cpus: string; memGiB: number; kernel: string; loadAverage: { start: number[]; end: number[] } };
+  settings: Settings & { invalidationPairs: number };
+  rows: Row[];
+  memory: MemoryFigures;
+}
+
+function printReport({ machine, settings: s, rows, memory }: Report): void {
   console.log(`hmmsim benchmark: ${machine.cpus}, ${machine.memGiB} GiB, node ${machine.node}`);
   console.log(`kernel: ${machine.kernel || '(not run)'}`);
   console.log(`load average (1, 5, 15 min): ${machine.loadAverage.start.join(', ')} at start, ${machine.loadAverage.end.join(', ')} at end`);
-  console.log(`CPU time; median (min-max) of ${s.repeats} steady and ${s.cold} cold samples, kernel and model interleaved\n`);
+  console.log(`CPU time; median (min-max) of ${s.repeats} steady and ${s.cold} cold samples, kernel and model interleaved; load: 1-minute load average after the row\n`);
   console.log(formatRows(rows));
   const notes = rows.filter((r) => r.note).map((r) => `  ${r.name}: ${r.note}`);
   if (notes.length) console.log(`\nnotes:\n${notes.join('\n')}`);
@@ -281,4 +301,4 @@ async function main(): Promise<void> {
 }
 
 await main();
-await simBench();
+if (!process.argv.includes('--print')) await simBench();

@@ -4,6 +4,9 @@
 // a cold sample, one without a peer.
 
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileKernelBench } from '../../bench/kernel.js';
 import type { Figure, Row } from '../../bench/row.js';
@@ -19,12 +22,22 @@ function expectFigure(f: Figure | null | undefined, what: string): void {
 }
 
 describe('npm run bench -- --json', () => {
-  it('prints the machine, rows with cold/steady/kernel/ratio/target/met, and the memory figures', { timeout: 300_000 }, () => {
-    const out = execFileSync(
-      process.execPath,
-      ['--expose-gc', '--import', 'tsx', 'bench/run.ts', '--tiny', '--json', '--only', '^anon write fault, 4 MiB$|snapshot', ...(kernel ? [] : ['--no-kernel'])],
-      { encoding: 'utf8', maxBuffer: 16 << 20 },
-    );
+  it('prints the machine, rows with cold/steady/kernel/ratio/target/met, and the memory figures; --save keeps it, --print tabulates it', { timeout: 300_000 }, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hmmsim-bench-'));
+    const saved = join(dir, 'last.json');
+    const node = (args: string[]) => execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/run.ts', ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    let out: string;
+    let table: string;
+    try {
+      out = node(['--tiny', '--json', '--save', saved, '--only', '^anon write fault, 4 MiB$|snapshot', ...(kernel ? [] : ['--no-kernel'])]);
+      expect(JSON.parse(readFileSync(saved, 'utf8'))).toEqual(JSON.parse(out));
+      table = node(['--print', saved]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const head = table.split('\n').find((l) => l.startsWith('operation'));
+    expect(head).toMatch(/hmmsim cold +hmmsim steady +kernel +ratio cold +ratio steady +target +met +load/);
+    expect(table).toMatch(/^hmm_range_fault snapshot, 4 MiB .* (met|MISSED) +\d+\.\d$/m);
     const doc = JSON.parse(out) as { machine: Record<string, unknown>; rows: Row[]; memory: Record<string, Record<string, number>> };
     expect(doc.machine.node).toBe(process.version);
     expect(doc.machine.cpus).toMatch(/^\d+ x /);
