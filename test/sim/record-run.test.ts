@@ -10,7 +10,7 @@ import {
   PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, PTE_WRITE, SIZE_PAGES, createGpuSystem, type Gpu, type GpuVaSpace, type LeafSize,
 } from '../../src/drivers/gpu/index.js';
 import { Engine } from '../../src/sim/engine.js';
-import { runSimulation, type RunRecord, type RunSetup } from '../../src/sim/simulate.js';
+import { RunError, runSimulation, setupRun, type RunRecord, type RunSetup } from '../../src/sim/simulate.js';
 import { recordRun } from '../../src/sim/record/run.js';
 import {
   Recorder, Replay, ST_DEVICE_PRIVATE, recordGpu, ST_MIGRATION, ST_NONE, ST_READ, ST_SWAP, ST_WRITE, STATE_KINDS, decodeRecordNode, stateKind, stateMem, stateOf,
@@ -155,6 +155,25 @@ describe('hmmsim run --record', () => {
     expect(back).toBeGreaterThan(0);
     await expectReplayMatches(doc, captures);
   }, 120_000);
+
+  // The GPU source reads the hardware's page table, which every driver writes through the
+  // GPU's MMU: the same record works under each driver the simulator binds.
+  for (const driver of ['kfd', 'nouveau']) {
+    const known = (() => {
+      try {
+        setupRun({ driver, footprintMiB: 2, oversub: 1 });
+        return true;
+      } catch (e) {
+        if (e instanceof RunError) return false;
+        throw e;
+      }
+    })();
+    it.skipIf(!known)(`replays a run under ${driver} to its GPU page table and the CPU page table`, async () => {
+      const { doc, captures } = await recordAndCapture({ driver, workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 1, costs: SMALL });
+      expect(doc.tables.map((t) => t.kind)).toEqual(['cpu', 'device']);
+      await expectReplayMatches(doc, captures);
+    }, 120_000);
+  }
 
   it('changes nothing in the run and leaves no listener on the GPU bus', () => {
     const options = { workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 1, costs: SMALL };

@@ -480,15 +480,37 @@ export class Recorder {
   private recheckMigrating(): void {
     for (const [tab, chunks] of this.migrating) {
       if (tab.mm.dead) chunks.clear();
-      for (const c of chunks) {
-        this.diffChunk(tab, c, c * PMD_NR, (c + 1) * PMD_NR);
-        const st = tab.shadow.get(c)?.st;
-        let left = false;
-        for (let i = 0; st && !left && i < PMD_NR; i++) left = (st[i]! & ST_KIND_MASK) === ST_MIGRATION;
-        if (!left) chunks.delete(c);
-      }
+      for (const c of chunks) if (!this.recheckChunk(tab, c)) chunks.delete(c);
       if (chunks.size === 0) this.migrating.delete(tab);
     }
+  }
+
+  /** Read again the pages of a chunk whose shadow holds migration entries; returns whether any is left. */
+  private recheckChunk(tab: Table, c: number): boolean {
+    const chunk = tab.shadow.get(c);
+    if (!chunk) return false;
+    const base = c * PMD_NR;
+    const pte = tab.dev ? null : tab.mm.pt.tableAt(base, 0);
+    if (!pte) {
+      // A huge entry or nothing covers the chunk now (or a device table): read it whole.
+      this.diffChunk(tab, c, base, base + PMD_NR);
+      const st = tab.shadow.get(c)?.st;
+      for (let i = 0; st && i < PMD_NR; i++) if ((st[i]! & ST_KIND_MASK) === ST_MIGRATION) return true;
+      return false;
+    }
+    const st = chunk.st;
+    let left = false;
+    for (let i = 0; i < PMD_NR; i++) {
+      if ((st[i]! & ST_KIND_MASK) !== ST_MIGRATION) continue;
+      const now = this.cpuState(pte.flg[i]!, pte.val[i]!);
+      if ((now & ST_KIND_MASK) === ST_MIGRATION) left = true;
+      if (now === st[i]) continue;
+      st[i] = now;
+      if (now === ST_NONE) chunk.used--;
+      this.delta(tab.info.id, base + i, now);
+    }
+    if (chunk.used === 0) tab.shadow.delete(c);
+    return left;
   }
 
   private afterChanges(): void {

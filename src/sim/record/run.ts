@@ -19,10 +19,28 @@ export interface RunRecording {
 }
 
 /** VRAM frames in use, as the driver counts them: chosen once per driver. */
-export function vramUsedOf(driver: HmmGpuDriver): () => number {
-  if (driver instanceof UvmDriver) return () => driver.pmm.usedFrames;
-  // Another driver: its counters, if it reports the figure.
-  return () => driver.counters().vramPagesUsed ?? NaN;
+export function vramUsedOf(driver: HmmGpuDriver, s: RunSetup): { used: () => number; stop: () => void } {
+  if (driver instanceof UvmDriver) return { used: () => driver.pmm.usedFrames, stop: () => {} };
+  // Another driver: its counters, if it reports the figure. They build an object, so they are
+  // read again only after a copy, an eviction, a fault batch or a kernel's end (the recorder
+  // asks at every event): the curve may lag a copy's own pages by an event or two.
+  let cached = NaN;
+  let stale = true;
+  const touch = (): void => void (stale = true);
+  const bus = s.system.gpu.events;
+  const off = [bus.subscribe('migrate', touch), bus.subscribe('evict', touch), bus.subscribe('batch', touch), bus.subscribe('kernel', touch)];
+  return {
+    used: () => {
+      if (stale) {
+        cached = driver.counters().vramPagesUsed ?? NaN;
+        stale = false;
+      }
+      return cached;
+    },
+    stop: () => {
+      for (const f of off) f();
+    },
+  };
 }
 
 /** Hooks that record a run; `hooks` are called too (progress). */
@@ -41,7 +59,12 @@ export function recordRun(opts: RecorderOptions = {}, hooks: RunHooks = {}): Run
           clock: s.engine,
           ...opts,
         }).attach(s.machine);
-        stopGpu = recordGpu(rec, s.system.gpu, { vramUsed: vramUsedOf(s.system.driver) });
+        const vram = vramUsedOf(s.system.driver, s);
+        const stop = recordGpu(rec, s.system.gpu, { vramUsed: vram.used });
+        stopGpu = () => {
+          stop();
+          vram.stop();
+        };
         hooks.onSetup?.(s);
       },
     },
