@@ -10,6 +10,15 @@ import { PTE_VALID, SIZE_PAGES, type LeafSize } from './page_table.js';
 const L_PTE_VALID = PTE_VALID;
 const L_SIZE_PAGES = SIZE_PAGES;
 
+/**
+ * x mod m for integers 0 <= x < 2^53 and m > 0, exactly as `x % m`. A vpn passes 2^31, where
+ * V8's `%` becomes a call into C; a division and a floor stay inline.
+ */
+export function modPages(x: number, m: number): number {
+  const r = x - Math.floor(x / m) * m;
+  return r < 0 ? r + m : r >= m ? r - m : r;
+}
+
 export class Tlb {
   readonly sets: number;
   /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf), -1 when empty. */
@@ -40,14 +49,15 @@ export class Tlb {
   }
 
   private setOf(base: number, size: number, asid: number): number {
-    return ((base / L_SIZE_PAGES[size as LeafSize]! + asid * 7919) % this.sets) * this.ways;
+    return modPages(base / L_SIZE_PAGES[size as LeafSize]! + asid * 7919, this.sets) * this.ways;
   }
 
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
     for (let s = 0; s < 3; s++) {
+      if (this.validBySize[s] === 0) continue;
       const n = L_SIZE_PAGES[s as LeafSize]!;
-      const base = vpn - (vpn % n);
+      const base = vpn - modPages(vpn, n);
       const key = base * 4 + s;
       const first = this.setOf(base, s, asid);
       for (let w = first, e = first + this.ways; w < e; w++) {
@@ -115,7 +125,7 @@ export class Tlb {
     for (let s = 0; s < 3; s++) {
       if (this.validBySize[s] === 0) continue;
       const pages = L_SIZE_PAGES[s as LeafSize]!;
-      const first = startVpn - (startVpn % pages);
+      const first = startVpn - modPages(startVpn, pages);
       if ((endVpn - first) / pages > this.sets) return n + this.invalidateScan(asid, startVpn, endVpn, s);
       for (let base = first; base < endVpn; base += pages) {
         const key = base * 4 + s;
