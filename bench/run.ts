@@ -17,7 +17,7 @@ import { coldSample, timeCase } from './measure.js';
 import { measureMemory, formatMemory, type MemoryFigures } from './memory.js';
 import { VMA_TARGET, VMA_TARGET_RATE, VMAS } from './vma.js';
 import { figureOf, figureOfValues, formatRows, formatWall, ratioOf, type Row, type Sample } from './row.js';
-import { simBench } from './sim.js';
+import { simRows } from './sim.js';
 
 const MiB = 2 ** 20;
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -254,6 +254,7 @@ async function main(): Promise<void> {
     log(`${spec.name} ...`);
     rows.push(await measureRow(spec, s, log));
   }
+  rows.push(...simRows({ quick: o.quick, tiny: o.tiny, only, log }));
   derive(rows, s);
   if (s.kernel) {
     const k = runKernelOp('munmap', 4096, 1);
@@ -301,4 +302,3 @@ function printReport({ machine, settings: s, rows, memory }: Report): void {
 }
 
 await main();
-if (!process.argv.includes('--print')) await simBench();

@@ -54,14 +54,17 @@ export class Tlb {
 
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
+    const keys = this.key;
+    const ways = this.ways;
+    const salt = asid * 7919;
     for (let s = 0; s < 3; s++) {
       if (this.validBySize[s] === 0) continue;
       const n = L_SIZE_PAGES[s as LeafSize]!;
-      const base = vpn - modPages(vpn, n);
-      const key = base * 4 + s;
-      const first = this.setOf(base, s, asid);
-      for (let w = first, e = first + this.ways; w < e; w++) {
-        if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
+      const q = Math.floor(vpn / n);
+      const key = q * n * 4 + s;
+      const first = modPages(q + salt, this.sets) * ways;
+      for (let w = first, e = first + ways; w < e; w++) {
+        if (keys[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
           this.stamp[w] = ++this.clock;
           return w;
         }
