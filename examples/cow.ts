@@ -2,7 +2,7 @@
 // process maps before and after the first write (read with pagemap(), hmmsim's
 // /proc/pid/pagemap). Run it: npx tsx examples/cow.ts
 
-import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, pagemap, PROT_READ, PROT_WRITE, type Process } from '../src/index.js';
+import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, pagemap, PROT_READ, PROT_WRITE, type Process } from 'hmmsim';
 
 /** One line of what a process maps at addr: the frame, whether the entry is writable, and the value there. */
 function show(p: Process, addr: number): string {

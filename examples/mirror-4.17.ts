@@ -15,10 +15,8 @@
 //
 // sync_cpu_device_pagetables takes the same lock and erases the device entries of [start, end).
 
-import {
-  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, HmmRange417, hmmPfnToPfn, hmmVmaFault, hmmVmaRangeDone, KernelError, Machine,
-  MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, WouldBlock, type Mm,
-} from '../src/index.js';
+import { KernelError, Machine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, WouldBlock, type Mm } from 'hmmsim';
+import { HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, HmmRange, hmmPfnToPfn, hmmVmaFault, hmmVmaRangeDone } from 'hmmsim/v417';
 
 // The driver's page-table format: valid bit 0, write bit 1, no device-private bit; the pfn
 // from bit 12 up. Its "error" and "special" values are the same, as the API allows.
@@ -74,7 +72,7 @@ class ToyDevice {
 
   /** Device fault: `want` is one letter per page of the buffer: r (read), w (write), . (nothing). */
   fault(want: string): number {
-    const range = new HmmRange417({
+    const range = new HmmRange({
       vma: this.mm.findVma(this.base)!, start: this.base, end: this.base + this.pages * PAGE_SIZE, flags: FLAGS, values: VALUES, pfnShift: SHIFT,
     });
     for (let pass = 1; ; pass++) {
@@ -112,7 +110,7 @@ class ToyDevice {
 
   /** The guarantee: each device entry maps the CPU's frame, with no more permission. */
   check(proc: { mm: Mm }): string {
-    const probe = new HmmRange417({
+    const probe = new HmmRange({
       vma: proc.mm.findVma(this.base)!, start: this.base, end: this.base + this.pages * PAGE_SIZE, flags: FLAGS, values: VALUES, pfnShift: SHIFT,
     });
     hmmVmaFault(probe, true); // no requests: a snapshot

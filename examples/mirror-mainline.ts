@@ -19,7 +19,7 @@ import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmRange, hmmPfnToPage, hmmRangeFault, KernelError, Machine,
   MAP_ANONYMOUS, MAP_PRIVATE, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
   mmuIntervalReadRetry, mmuIntervalSetSeq, PAGE_SIZE, PROT_READ, PROT_WRITE, type Mm, type MmuNotifierRange,
-} from '../src/index.js';
+} from 'hmmsim';
 
 class ToyDevice {
   /** The device page table: page index in the buffer -> frame and permission. */

@@ -1,57 +1,78 @@
-// hmmsim's public API.
+/**
+ * hmmsim: Linux HMM (Heterogeneous Memory Management) and the mm it sits on, executable.
+ *
+ * The main entry point holds mainline Linux: the machine and its processes (the mm), HMM's
+ * `hmm_range_fault`, MMU notifiers, device memory (`memremap_pages`) and migration
+ * (`migrate_vma_*`), device-exclusive access and `get_user_pages`. The 4.17 API is in
+ * `hmmsim/v417`, the kernel's test driver in `hmmsim/dmirror`, the scheduler in `hmmsim/sched`,
+ * invariant checks in `hmmsim/testing` (docs/architecture.md lists every entry point).
+ *
+ * @packageDocumentation
+ * @module hmmsim
+ */
 
-export * from './mm/constants.js';
-export * from './mm/errno.js';
+// ---- the machine, processes and their memory (src/mm) ----
 export { Machine, DEFAULT_CONFIG, type MachineConfig } from './mm/machine.js';
 export { Process } from './mm/process.js';
 export { Mm } from './mm/mm.js';
-export * from './mm/vma.js';
-export { TmpFile, Tmpfs } from './mm/file.js';
-export * from './mm/notifier.js';
-export * from './mm/events.js';
-export * from './mm/fault.js';
+export { type PhysMem } from './mm/physmem.js';
+export { type SwapDevice } from './mm/swap.js';
 export {
-  DevPagemap, type DevPagemapOps, type MemoryType, memremapPages, memunmapPages, pagePgmap, isZoneDevicePage, isDevicePrivatePage,
-  isDeviceCoherentPage,
-} from './mm/memremap.js';
-export { swapOutPage } from './mm/vmscan.js';
+  Vma, type VmaSet, type SpecialMapping, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_PFNMAP, VM_LOCKED, VM_IO,
+  VM_DONTCOPY, VM_DONTEXPAND, VM_HUGETLB, VM_MIXEDMAP, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SPECIAL, VM_ACCESS_FLAGS,
+} from './mm/vma.js';
+export { TmpFile, Tmpfs } from './mm/file.js';
+export {
+  PAGE_SHIFT, PAGE_SIZE, PAGE_MASK, PTRS_PER_TABLE, PMD_SHIFT, PMD_SIZE, PMD_NR, PUD_SHIFT, PUD_SIZE, PUD_NR, HPAGE_PMD_ORDER,
+  HPAGE_PUD_ORDER, TASK_SIZE_4LEVEL, TASK_SIZE_5LEVEL, PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, MAP_SHARED, MAP_PRIVATE,
+  MAP_SHARED_VALIDATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE, MAP_POPULATE, MAP_HUGETLB, MAP_FIXED_NOREPLACE, MAP_HUGE_SHIFT,
+  MAP_HUGE_MASK, MAP_HUGE_2MB, MAP_HUGE_1GB, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP, MADV_NORMAL, MADV_DONTNEED,
+  MADV_FREE, MADV_DONTFORK, MADV_DOFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MADV_COLLAPSE, pageAligned, pageAlignUp,
+  pageAlignDown,
+} from './mm/constants.js';
+export { ERRNO, type Errno, KernelError, SignalError, WouldBlock, blocking } from './mm/errno.js';
+export {
+  EventBus, type EventMap, type EventKind, type FaultKind, type FaultEvent, type MapEvent, type UnmapEvent, type InvalidateEvent,
+  type FreeEvent, type MigrateEvent,
+} from './mm/events.js';
 export { pagemap, pagemapRange, type PagemapEntry, type PagemapKind } from './mm/pagemap.js';
-export * as pagetable from './mm/pagetable.js';
-// HMM (src/hmm): mainline hmm_range_fault, the 4.17 mirror API, and the shared range types.
+export { swapOutPage } from './mm/vmscan.js';
+export { getUserPages, putUserPages, unpinUserPages, type GupFlags } from './mm/gup.js';
+export {
+  type VmFault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_HWPOISON, VM_FAULT_SIGSEGV, VM_FAULT_NOPAGE,
+  VM_FAULT_RETRY, VM_FAULT_FALLBACK, VM_FAULT_ERROR, FAULT_FLAG_WRITE, FAULT_FLAG_MKWRITE, FAULT_FLAG_ALLOW_RETRY,
+  FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_USER, FAULT_FLAG_REMOTE,
+} from './mm/fault.js';
+
+// ---- MMU notifiers (include/linux/mmu_notifier.h) ----
+export {
+  type MmuNotifyEvent, MMU_NOTIFIER_RANGE_BLOCKABLE, MMU_RANGE_END_ALL, type MmuNotifierRange, mmuNotifierRangeBlockable,
+  type MmuNotifierOps, MmuNotifier, type MmuIntervalNotifierOps, MmuIntervalNotifier, mmuNotifierRegister, mmuNotifierUnregister,
+  mmuNotifierUnregisterNoRelease, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin,
+  mmuIntervalReadRetry, mmuIntervalCheckRetry, mmuIntervalSetSeq,
+} from './mm/notifier.js';
+
+// ---- HMM: hmm_range_fault (include/linux/hmm.h) ----
 export {
   HmmRange, type HmmRangeInit, hmmPfnToPage, hmmPfnToPhys, hmmPfnToMapOrder, hmmPfnEncode, hmmPfnDecode, HMM_PFN_VALID,
   HMM_PFN_WRITE, HMM_PFN_ERROR, HMM_PFN_ORDER_MASK, HMM_PFN_ORDER_SHIFT, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_FLAGS,
 } from './hmm/range.js';
-export {
-  HmmRange417, type HmmRange417Init, hmmPfnToPage417, hmmPfnToPfn, hmmPfnFromPage, hmmPfnFromPfn, HMM_PFN_FLAG_VALID,
-  HMM_PFN_FLAG_WRITE, HMM_PFN_FLAG_DEVICE_PRIVATE, HMM_PFN_FLAG_MAX, HMM_PFN_VALUE_ERROR, HMM_PFN_VALUE_NONE,
-  HMM_PFN_VALUE_SPECIAL, HMM_PFN_VALUE_MAX, HMM_PFN_SHIFT_MAX,
-} from './hmm/v417/range.js';
 export { hmmRangeFault, hmmRangeFaultAsync } from './hmm/hmm.js';
+
+// ---- device memory (memremap_pages) and migration (migrate_vma_*, migrate_device_*) ----
 export {
-  HMM_UPDATE_INVALIDATE, type HmmUpdateType, type HmmMirrorOps, HmmMirror, Hmm, type HmmSyncTiming, type HmmMirrorRegisterOptions,
-  hmmMirrorRegister, hmmMirrorUnregister, hmmVmaGetPfns, hmmVmaFault, hmmVmaFaultAsync, hmmVmaRangeDone, hmmOf,
-  hmmInjectAllocFailure,
-} from './hmm/v417/mirror.js';
-export * as hmm417 from './hmm/v417/index.js';
+  DevPagemap, type DevPagemapOps, type MemoryType, memremapPages, memunmapPages, pagePgmap, isZoneDevicePage,
+  isDevicePrivatePage, isDeviceCoherentPage,
+} from './mm/memremap.js';
 export {
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
-  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, type MigratePfnArray, type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma,
-  migrateVmaSetup, migrateVmaPages, migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages,
-  migrateDeviceFinalize, migrateDeviceCoherentFolio, splitFolio, mainlineMigratePolicy, type MigratePolicy,
+  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, type MigratePfnArray,
+  type MigrateVma, migratePfn, migratePfnToPage, migratePfnHas, newMigrateVma, migrateVmaSetup, migrateVmaPages,
+  migrateVmaFinalize, migrateDeviceRange, migrateDevicePfns, migrateDevicePages, migrateDeviceFinalize,
+  migrateDeviceCoherentFolio, splitFolio, mainlineMigratePolicy, type MigratePolicy,
 } from './mm/migrate.js';
-export {
-  MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_ANY_OWNER, migrateVma417, type MigrateVmaOps417, v417MigratePolicy,
-} from './hmm/v417/migrate.js';
 export { makeDeviceExclusive } from './mm/exclusive.js';
-export { getUserPages, putUserPages, unpinUserPages, type GupFlags } from './mm/gup.js';
-export * from './hmm/v417/devmem.js';
-// The kernel's HMM test driver (dmirror, lib/test_hmm.c) and its selftests (hmm-tests.c).
-export * from './drivers/dmirror/index.js';
-export {
-  runSelftests, runSelftestsSummary, runSelftestCase, selftestCases, formatSelftestSummary, HMM_SELFTESTS,
-  HMM_VARIANTS, HMM2_VARIANTS, type SelftestOptions, type SelftestResult, type SelftestCase,
-} from './drivers/dmirror/selftests.js';
+
 // GPU-SVM (src/drivers/gpusvm): the shared core for GPU drivers, after DRM's drm_gpusvm and
 // drm_pagemap (docs/gpusvm.md), and svmdev, the small driver of `hmmsim demo` built on it.
 export {

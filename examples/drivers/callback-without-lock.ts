@@ -10,10 +10,9 @@
 import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
-  PAGE_SIZE, type Process,
-  DevicePageTable, DPTE_WRITE,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
+  PAGE_SIZE, type Process, DevicePageTable, DPTE_WRITE,
+} from 'hmmsim';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from 'hmmsim/check';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();

@@ -10,11 +10,11 @@
 //
 // Run it: npx tsx src/cli/main.ts check examples/drivers/dmirror.ts
 
+import { DPTE_VALID, DPTE_WRITE, KernelError, PAGE_SIZE, type Process } from 'hmmsim';
 import {
-  dmirrorInit, DPTE_VALID, DPTE_WRITE, hmmDmirrorCmd, hmmDmirrorOpen, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
-  KernelError, PAGE_SIZE, type DmirrorFile, type Process,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DeviceMappings, DriverCtx } from '../../src/check/index.js';
+  dmirrorInit, hmmDmirrorCmd, hmmDmirrorOpen, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, type DmirrorFile,
+} from 'hmmsim/dmirror';
+import type { CheckDriver, CheckMirror, DeviceMappings, DriverCtx } from 'hmmsim/check';
 
 /** dmirror's device page table (an xarray of vpn -> entry), as check reads it. */
 class DmirrorTable implements DeviceMappings {

@@ -7,10 +7,8 @@
 //
 // Run it: npx tsx src/cli/main.ts check examples/drivers/gpusvm.ts
 
-import {
-  gpusvmHandleFaultAsync, PAGE_SIZE, SvmDevice, type DevicePageTable, type Process,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DriverCtx } from '../../src/check/index.js';
+import { gpusvmHandleFaultAsync, PAGE_SIZE, SvmDevice, type DevicePageTable, type Process } from 'hmmsim';
+import type { CheckDriver, CheckMirror, DriverCtx } from 'hmmsim/check';
 
 class GpusvmMirror implements CheckMirror {
   readonly dev: SvmDevice;

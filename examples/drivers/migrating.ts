@@ -13,11 +13,10 @@ import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
-  mmuNotifierRangeBlockable, newMigrateVma, PAGE_SIZE, VM_FAULT_OOM, VM_FAULT_SIGBUS, type Machine, type Process,
-  type VmFault,
+  mmuNotifierRangeBlockable, newMigrateVma, PAGE_SIZE, VM_FAULT_OOM, VM_FAULT_SIGBUS, type Machine, type Process, type VmFault,
   DevicePageTable, DPTE_WRITE,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DriverCtx, DriverEnv, Mutex } from '../../src/check/index.js';
+} from 'hmmsim';
+import type { CheckDriver, CheckMirror, DriverCtx, DriverEnv, Mutex } from 'hmmsim/check';
 
 /** The device: 16 pages of private memory, handed out from a free list. */
 class Device {

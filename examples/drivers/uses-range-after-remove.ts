@@ -10,8 +10,8 @@ import {
   HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, PAGE_SIZE, DevicePageTable, DPTE_WRITE, type Process,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
+} from 'hmmsim';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from 'hmmsim/check';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();

@@ -8,12 +8,11 @@
 // Run it: npx tsx src/cli/main.ts check examples/drivers/writable-from-vma.ts
 
 import {
-  HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier,
-  mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
-  mmuNotifierRangeBlockable, PAGE_SIZE, VM_WRITE, type Mm, type Process,
-  DevicePageTable, DPTE_WRITE,
-} from '../../src/index.js';
-import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from '../../src/check/index.js';
+  HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq, mmuNotifierRangeBlockable,
+  PAGE_SIZE, VM_WRITE, type Mm, type Process, DevicePageTable, DPTE_WRITE,
+} from 'hmmsim';
+import type { CheckDriver, CheckMirror, DriverCtx, Mutex } from 'hmmsim/check';
 
 class ZooMirror implements CheckMirror {
   readonly pt = new DevicePageTable();

@@ -1,5 +1,10 @@
-// The race explorer (hmmsim/check): the driver interface, the harness, its scenarios and
-// invariants, and the reports `hmmsim check` prints; for a user's own tests.
+/**
+ * The race explorer behind `hmmsim check`: the driver interface, the harness, its scenarios and
+ * invariants, and the reports `hmmsim check` prints; for a user's own tests.
+ *
+ * @packageDocumentation
+ * @module hmmsim/check
+ */
 
 export type { DeviceMappings } from './device-pt.js';
 export { DevicePageTable, DPTE_VALID, DPTE_WRITE, DPTE_DEVMEM } from '../drivers/gpusvm/device-pagetable.js';
@@ -8,8 +13,8 @@ export {
 } from './driver.js';
 export { Violation, INVARIANTS, type Invariant } from './violation.js';
 export { SCENARIOS, scenarioByName, type Scenario } from './scenarios.js';
-export { World, BUFFER_PAGES, type MirrorState, type TraceStep } from './world.js';
-export { OtherDevice } from './other-device.js';
+export { World, type DeviceOwner, BUFFER_PAGES, type MirrorState, type TraceStep } from './world.js';
+export { OtherDevice, type OtherOwner } from './other-device.js';
 export {
   checkDriver, replayCheck, scenarioProgram, parseCheckToken, STRATEGY_NAMES, type CheckOptions, type CheckResult,
   type StrategyName, type StrategyReport, type ViolationReport,

@@ -14,7 +14,7 @@ import {
 } from '../mm/migrate.js';
 import type { Mm } from '../mm/mm.js';
 
-class OtherOwner {
+export class OtherOwner {
   toString(): string {
     return 'the other device';
   }

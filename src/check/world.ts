@@ -50,7 +50,7 @@ export interface TraceStep {
 type Writer = 'initial' | 'cpu' | 'device' | 'zero';
 
 /** The device's identity for the driver under check (its pgmap / dev_private owner). */
-class DeviceOwner {
+export class DeviceOwner {
   constructor(readonly name: string) {}
   toString(): string {
     return this.name;

@@ -1,4 +1,4 @@
-// Simulated time, as drivers and device hardware see it (DESIGN.md decision 8): they read
+// Simulated time, as drivers and device hardware see it (docs/architecture.md decision 8): they read
 // the time and schedule their own future only through the queue they are given. The
 // simulator's engine (src/sim/engine.ts) implements it; unit tests drive one by hand.
 

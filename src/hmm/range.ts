@@ -4,7 +4,7 @@
 // in bits 56..60 and the pfn below. Those bits do not fit a double together with a pfn, so
 // hmmsim keeps each entry as two typed arrays: hmmFlags (Uint8Array) holds the top byte of the
 // u64 exactly (bit 7 = bit 63 = VALID, bit 6 = WRITE, bit 5 = ERROR, bits 0..4 = order), and
-// hmmPfns (Uint32Array) holds the pfn (pfns fit in 32 bits, DESIGN.md decision 4).
+// hmmPfns (Uint32Array) holds the pfn (pfns fit in 32 bits, docs/architecture.md decision 4).
 // hmmPfnEncode/hmmPfnDecode convert one entry to and from the kernel's u64 (a bigint) at the
 // API edge. The 4.17 range, with its driver-defined encoding, is src/hmm/v417/range.ts.
 

@@ -1,5 +1,5 @@
 // Typed kernel errors. Every failing entry point throws one of these, naming the errno the
-// kernel would return, and changes nothing (DESIGN.md decision 5).
+// kernel would return, and changes nothing (docs/architecture.md decision 5).
 
 export const ERRNO = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EIO: 5, ENXIO: 6, E2BIG: 7, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,

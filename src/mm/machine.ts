@@ -1,5 +1,5 @@
 // A machine: physical memory, swap, a tmpfs, the reverse map, events and processes. A
-// machine is a value: two machines never share state (DESIGN.md decision 1).
+// machine is a value: two machines never share state (docs/architecture.md decision 1).
 
 import { fail } from './errno.js';
 import { EventBus } from './events.js';
@@ -27,6 +27,7 @@ export class Machine {
   readonly config: MachineConfig;
   readonly events = new EventBus();
   readonly phys: PhysMem;
+  /** @internal The reverse map (mm/rmap.c). */
   readonly rmap: Rmap;
   readonly swap: SwapDevice;
   readonly fs: Tmpfs;

@@ -40,8 +40,10 @@ export function checkProt(prot: number): void {
 }
 
 export class Mm {
+  /** @internal The page table; read entries with pagemap(). */
   readonly pt: PageTable;
   readonly vmas = new VmaSet();
+  /** @internal The mm's notifier subscriptions (struct mmu_notifier_subscriptions). */
   readonly notifiers: MmuNotifierSubscriptions;
   /** rss_stat: file, anon, swap entries, shmem (memory.ts MM_* indices). */
   readonly rss = new Float64Array(4);
@@ -49,7 +51,7 @@ export class Mm {
   /** Top of the default mmap area: below the 47-bit DEFAULT_MAP_WINDOW even with 5-level paging. */
   readonly mmapBase: number;
   dead = false;
-  /** Reused by operations to drop page references after the invalidation ends. */
+  /** @internal Reused by operations to drop page references after the invalidation ends (struct mmu_gather). */
   readonly gather = new PageGather();
 
   constructor(readonly machine: Machine, readonly id: number) {

@@ -77,6 +77,7 @@ class FreeLists {
 }
 
 export class PhysMem {
+  /** @internal The struct-page fields of every frame, in typed arrays (replaced when device memory is added). */
   frames: Frames;
   readonly ramFrames: number;
   private readonly free: FreeLists;

@@ -1,4 +1,4 @@
-// Sleeping, as hmmsim models it. Kernel operations are atomic (DESIGN.md decision 2): where
+// Sleeping, as hmmsim models it. Kernel operations are atomic (docs/architecture.md decision 2): where
 // the kernel would sleep (a page under migration, an invalidation in progress) a call throws
 // WouldBlock with nothing changed, and its wait() resolves when it may try again.
 //

@@ -1,8 +1,15 @@
-// The deterministic scheduler and its exploration strategies (hmmsim/sched): for a user's own
-// tests of concurrent driver code.
+/**
+ * The deterministic scheduler and its exploration strategies, for a user's own tests of
+ * concurrent driver code: driver and device code that the kernel runs as separate threads are
+ * async tasks here, interleaved at their preemption points in an order picked from a seed, so
+ * that every race is reproducible.
+ *
+ * @packageDocumentation
+ * @module hmmsim/sched
+ */
 
 export {
-  Scheduler, Task, explore, DeadlockError, UnscheduledAwaitError, LockWaitLearned,
+  Scheduler, Task, type TaskState, explore, DeadlockError, UnscheduledAwaitError, LockWaitLearned,
   type Chooser, type Decision, type LockWait, type TraceEntry,
 } from './scheduler.js';
 export { Mutex } from './mutex.js';

@@ -1,4 +1,4 @@
-// The deterministic scheduler (DESIGN.md decision 2). Kernel operations are synchronous and
+// The deterministic scheduler. Kernel operations are synchronous and
 // atomic; what the kernel runs as separate threads (a CPU thread, a device's fault handler,
 // a driver's worker) are async tasks here. A task runs until it reaches a preemption point
 // (`await task.yield()`) or must sleep (`await task.sleep(promise)`); then the scheduler
@@ -15,10 +15,10 @@ import { blocking } from '../mm/wait.js';
 import type { Mutex } from './mutex.js';
 import { checkSeed, SeededRandom } from './random.js';
 
-type State = 'ready' | 'running' | 'blocked' | 'done';
+export type TaskState = 'ready' | 'running' | 'blocked' | 'done';
 
 export class Task<T = unknown> {
-  state: State = 'ready';
+  state: TaskState = 'ready';
   result: T | undefined;
   error: unknown = undefined;
   private resumeFn: (() => void) | null = null;
@@ -59,7 +59,7 @@ export class Task<T = unknown> {
     return blocking(fn, (w) => this.sleep(w, label));
   }
 
-  private park(state: State): Promise<void> {
+  private park(state: TaskState): Promise<void> {
     this.state = state;
     const p = new Promise<void>((resolve) => {
       this.resumeFn = resolve;

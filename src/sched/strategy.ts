@@ -1,4 +1,4 @@
-// Exploration strategies (DESIGN.md decision 9: policies are objects). A strategy hands out
+// Exploration strategies (docs/architecture.md decision 9: policies are objects). A strategy hands out
 // schedules one after another; a schedule is a recipe for a Chooser (scheduler.ts), made
 // afresh for each execution of it, so that running it again makes the same choices. After a
 // schedule ran, the strategy is told what it did (the decisions, for strategies that learn

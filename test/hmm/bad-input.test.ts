@@ -3,10 +3,13 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf, HmmRange417, HmmRange,
-  hmmRangeFault, hmmRangeFaultAsync, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove,
-  mmuIntervalReadBegin, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, PROT_READ, type Process, type Mm,
+  HmmRange, hmmRangeFault, hmmRangeFaultAsync, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert,
+  mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, PROT_READ, type Process, type Mm,
 } from '../../src/index.js';
+import {
+  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf,
+  HmmRange as HmmRange417,
+} from '../../src/hmm/v417/index.js';
 import { K_NONE } from '../../src/mm/pagetable.js';
 import { anon, cpuKind, F_DP, F_VALID, F_WRITE, newMachine, P, range417, V_ERROR, V_NONE, V_SPECIAL, errnoOf } from './helpers.js';
 

@@ -3,10 +3,10 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaRangeDone, HmmRange, hmmRangeFault, MmuIntervalNotifier,
-  mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, HMM_PFN_VALID, MADV_HUGEPAGE, PMD_SIZE,
-  PROT_READ, VM_FAULT_SIGBUS,
+  HmmRange, hmmRangeFault, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalSetSeq,
+  HMM_PFN_REQ_FAULT, HMM_PFN_VALID, MADV_HUGEPAGE, PMD_SIZE, PROT_READ, VM_FAULT_SIGBUS,
 } from '../../src/index.js';
+import { HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaRangeDone } from '../../src/hmm/v417/index.js';
 import { K_DEVICE_PRIVATE } from '../../src/mm/pagetable.js';
 import { anon, cpuKind, enc, F_DP, F_VALID, F_WRITE, newMachine, P, range417, TestDevice, V_ERROR, V_NONE, errnoOf } from './helpers.js';
 

@@ -15,7 +15,7 @@ import {
 import { addMapping, removeMapping } from '../../src/mm/memory.js';
 import { rmapKey } from '../../src/mm/rmap.js';
 import { PG_anon } from '../../src/mm/page.js';
-import { HmmRange417 } from '../../src/index.js';
+import { HmmRange as HmmRange417 } from '../../src/hmm/v417/index.js';
 
 export { errnoOf } from '../mm/helpers.js';
 

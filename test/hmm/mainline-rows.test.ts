@@ -1,15 +1,15 @@
-// hmm-mainline.md section 8, rows 1-23: one test per row, with the 4.17 API's counterpart
+// docs/edge-cases-mainline.md, rows 1-23: one test per row, with the 4.17 API's counterpart
 // where the row applies to both.
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone, HmmRange, hmmRangeFault, hmmRangeFaultAsync,
-  hmmPfnToMapOrder, hmmPfnToPage, KernelError, WouldBlock, MmuIntervalNotifier, mmuIntervalNotifierInsert,
-  mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq, mmuNotifierRangeBlockable,
-  HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MAP_ANONYMOUS, MAP_FIXED,
-  MAP_HUGE_1GB, MAP_HUGETLB, MAP_PRIVATE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MMU_RANGE_END_ALL, PMD_SIZE,
+  HmmRange, hmmRangeFault, hmmRangeFaultAsync, hmmPfnToMapOrder, hmmPfnToPage, KernelError, WouldBlock, MmuIntervalNotifier,
+  mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
+  mmuNotifierRangeBlockable, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MAP_ANONYMOUS,
+  MAP_FIXED, MAP_HUGE_1GB, MAP_HUGETLB, MAP_PRIVATE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MMU_RANGE_END_ALL, PMD_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE, PUD_SIZE, VM_IO, VM_PFNMAP, type MmuNotifierRange, type Mm, type Process,
 } from '../../src/index.js';
+import { HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone } from '../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../src/mm/pagetable.js';
 import { zapRange } from '../../src/mm/memory.js';
@@ -64,7 +64,7 @@ function mirror417(p: Process): HmmMirror {
   return m;
 }
 
-describe('hmm-mainline section 8', () => {
+describe('docs/edge-cases-mainline.md rows 1-23', () => {
   it('mainline #1 hmm_range_fault with a stale notifier_seq: EBUSY, nothing faulted', () => {
     const m = newMachine();
     const p = m.spawn();

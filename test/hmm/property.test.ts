@@ -14,11 +14,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone, HmmRange417, HmmRange,
-  hmmRangeFault, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalReadRetry,
-  mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MADV_DONTNEED, MADV_HUGEPAGE,
-  MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE, type Process,
+  HmmRange, hmmRangeFault, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin,
+  mmuIntervalReadRetry, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MADV_DONTNEED,
+  MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE, type Process,
 } from '../../src/index.js';
+import {
+  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone, HmmRange as HmmRange417,
+} from '../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { E_WRITE, K_DEVICE_PRIVATE, K_PRESENT, KIND_MASK } from '../../src/mm/pagetable.js';
 import { F_DP, F_VALID, F_WRITE, newMachine, P, slotOf, TestDevice, V_ERROR, V_NONE, V_SPECIAL } from './helpers.js';

@@ -2,10 +2,14 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, HmmRange417, hmmPfnToPage417, hmmPfnToPfn, hmmPfnFromPage, hmmPfnFromPfn, HmmRange, hmmPfnEncode,
-  hmmPfnDecode, hmmPfnToMapOrder, hmmPfnToPage, hmmPfnToPhys, hmm417, MmuIntervalNotifier, HMM_PFN_VALID, HMM_PFN_WRITE,
-  HMM_PFN_ERROR, HMM_PFN_ORDER_SHIFT, hmmVmaGetPfns, hmmVmaRangeDone, type Process,
+  HmmRange, hmmPfnEncode, hmmPfnDecode, hmmPfnToMapOrder, hmmPfnToPage, hmmPfnToPhys, MmuIntervalNotifier, HMM_PFN_VALID,
+  HMM_PFN_WRITE, HMM_PFN_ERROR, HMM_PFN_ORDER_SHIFT, type Process,
 } from '../../src/index.js';
+import {
+  HmmMirror, hmmMirrorRegister, HmmRange as HmmRange417, hmmPfnToPage as hmmPfnToPage417, hmmPfnToPfn, hmmPfnFromPage,
+  hmmPfnFromPfn, hmmVmaGetPfns, hmmVmaRangeDone,
+} from '../../src/hmm/v417/index.js';
+import * as hmm417 from '../../src/hmm/v417/index.js';
 import { anon, cpuPfn, newMachine, P, slotOf } from './helpers.js';
 
 function range(p: Process, a: number, shift: number, flags: [number, number, number], values: [number, number, number]): HmmRange417 {

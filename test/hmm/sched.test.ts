@@ -3,10 +3,10 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, hmmVmaFaultAsync, hmmVmaRangeDone, HmmRange, hmmRangeFaultAsync, KernelError,
-  MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
-  HMM_PFN_REQ_FAULT, HMM_PFN_VALID,
+  HmmRange, hmmRangeFaultAsync, KernelError, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin,
+  mmuIntervalReadRetry, mmuIntervalSetSeq, HMM_PFN_REQ_FAULT, HMM_PFN_VALID,
 } from '../../src/index.js';
+import { HmmMirror, hmmMirrorRegister, hmmVmaFaultAsync, hmmVmaRangeDone } from '../../src/hmm/v417/index.js';
 import { explore } from '../../src/sched/scheduler.js';
 import { anon, cpuPfn, enc, F_VALID, F_WRITE, newMachine, P, range417, startMigration } from './helpers.js';
 

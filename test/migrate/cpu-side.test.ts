@@ -1,4 +1,4 @@
-// The core mm with device entries (hmm-mainline.md section 6, hmm-4.17.md section 8.3): fork,
+// The core mm with device entries (mm/memory.c: do_swap_page, copy_nonpresent_pte, zap_pte_range): fork,
 // munmap/zap, mprotect, mremap, madvise, swap-out and exit on device-private pages and
 // migration entries, and the dev_pagemap registration (memremap_pages).
 import { describe, expect, it } from 'vitest';

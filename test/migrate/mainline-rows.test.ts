@@ -1,4 +1,4 @@
-// hmm-mainline.md section 8, rows 24-36 (migration, device memory, device-exclusive): one
+// docs/edge-cases-mainline.md, rows 24-36 (migration, device memory, device-exclusive): one
 // test each, named after the row.
 import { describe, expect, it } from 'vitest';
 import {
@@ -20,7 +20,7 @@ function watch(p: Process, start: number, len: number): MmuNotifierRange[] {
   return seen;
 }
 
-describe('hmm-mainline.md checklist rows 24-36', () => {
+describe('docs/edge-cases-mainline.md rows 24-36', () => {
   it('mainline #24: migrate_vma_setup bad args (unaligned, start >= end, outside vma, hugetlb, special, null src/dst): -EINVAL, nothing changed', () => {
     const { m, dev, p, a } = setup(4);
     p.write(a, pattern(1));

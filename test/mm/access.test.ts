@@ -1,9 +1,10 @@
 // CPU accesses (the x86 page-fault path: access_error, handle_mm_fault) through Process.read/write.
 import { describe, expect, it } from 'vitest';
 import {
-  FAULT_FLAG_WRITE, faultRetryWait, handleMmFault, MADV_PAGEOUT, MAP_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateVmaFinalize,
-  migrateVmaSetup, newFaultRetry, newMigrateVma, PROT_NONE, PROT_READ, SignalError, VM_FAULT_RETRY, type FaultKind,
+  FAULT_FLAG_WRITE, MADV_PAGEOUT, MAP_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateVmaFinalize, migrateVmaSetup, newMigrateVma,
+  PROT_NONE, PROT_READ, SignalError, VM_FAULT_RETRY, type FaultKind,
 } from '../../src/index.js';
+import { faultRetryWait, handleMmFault, newFaultRetry } from '../../src/mm/fault.js';
 import { ANON, errnoOf, expectConsistent, fill, P, pm, RW, setup, snapshot } from './helpers.js';
 
 function faults(m: ReturnType<typeof setup>['m']): FaultKind[] {

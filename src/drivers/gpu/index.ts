@@ -1,8 +1,20 @@
-// hmmsim/gpu: the GPU hardware model and the drivers real GPUs run on HMM.
+/**
+ * The GPU hardware model (SMs, GPU MMU and TLBs, the replayable fault buffer, copy engines,
+ * VRAM, access counters) and the drivers real GPUs run on HMM (NVIDIA UVM, ...).
+ *
+ * @packageDocumentation
+ * @module hmmsim/gpu
+ */
 
-export * from './access.js';
+export {
+  ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PREFETCH, type AccessType, AccessChunk, type WarpProgram, type GpuKernel,
+} from './access.js';
 export { type GpuCosts, type TransferDirection, DEFAULT_GPU_COSTS } from './costs.js';
-export * from './events.js';
+export {
+  type GpuFaultEvent, type GpuBatchEvent, type GpuReplayKind, type GpuReplayEvent, type GpuCancelEvent, type GpuMigrateCause,
+  type GpuMigrateEvent, type GpuEvictEvent, type GpuMapEvent, type GpuUnmapEvent, type GpuTlbInvalidateEvent,
+  type GpuThrashingEvent, type GpuAccessCounterEvent, type GpuKernelEvent, type GpuEventMap, type GpuEventKind, GpuEventBus,
+} from './events.js';
 export {
   GpuPageTable, GpuPtNode, type GpuPtLeaf, type LeafSize, PTE_VALID, PTE_WRITE, PTE_ATOMIC, PTE_SYSMEM, PTE_BIG, PTE_TABLE, PROT_MASK, PROT_NONE,
   PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, SIZE_4K, SIZE_64K, SIZE_2M, SIZE_PAGES,
@@ -23,8 +35,14 @@ export type { HmmGpuDriver } from './driver.js';
 export { createGpuSystem, type GpuSystem, type GpuSystemOptions, type GpuDriverName } from './system.js';
 // NVIDIA UVM
 export { UvmDriver, UvmOwner, DEFAULT_UVM_OPTIONS, type UvmOptions, type UvmStats } from './uvm/uvm.js';
-export { UvmVaSpace, UvmVaBlock, UVM_VA_BLOCK_SIZE, type UvmPolicyRange } from './uvm/va_space.js';
-export * from './uvm/policy_types.js';
+export { UvmVaSpace, UvmVaBlock, UVM_VA_BLOCK_SIZE, type UvmPolicyRange, type PendingMaps } from './uvm/va_space.js';
+export { type FaultBatch } from './uvm/replayable_faults.js';
+export {
+  UVM_ID_INVALID, UVM_ID_CPU, UVM_ID_GPU, type ProcessorId, PAGES_PER_UVM_VA_BLOCK, BIG_PAGE_PAGES, type PrefetchInput,
+  type PrefetchPolicy, THRASHING_HINT_NONE, THRASHING_HINT_THROTTLE, THRASHING_HINT_PIN, type ThrashingHint,
+  type MakeResidentCause, type ThrashingBlock, type ThrashingPolicy, type EvictionView, type EvictionPolicy,
+  type BatchReplayAction, type ReplayPolicy, type ResidencyInput, type ResidencyPolicy,
+} from './uvm/policy_types.js';
 export {
   PREFETCH_POLICIES, EVICTION_POLICIES, REPLAY_POLICIES, RESIDENCY_POLICIES, THRASHING_POLICIES, REPLAY_BLOCK, REPLAY_BATCH,
   REPLAY_BATCH_FLUSH, REPLAY_ONCE, RESIDENCY_UVM, RESIDENCY_SYSMEM,

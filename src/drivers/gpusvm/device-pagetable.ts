@@ -1,4 +1,4 @@
-// A device page table on typed arrays (DESIGN.md decision 3): virtual page -> (pfn, flags),
+// A device page table on typed arrays (docs/architecture.md decision 3): virtual page -> (pfn, flags),
 // sparse in 512-entry leaves (one per 2 MiB of device VA, as a GPU's last-level table), each
 // a Uint32Array of pfns and a Uint8Array of flags. A directory maps leaf index -> leaf; the
 // last leaf used is cached, so walking a range costs one directory lookup per 512 pages.

@@ -29,7 +29,7 @@ import type { DrmGpusvmRange } from './range.js';
 
 /** struct drm_gpusvm_ops, with hmmsim's device page-table hooks. */
 export interface DrmGpusvmOps {
-  /** @invalidate (required): called under the notifier lock (write); see the header of gpusvm-ops.ts. */
+  /** `invalidate` (required): called under the notifier lock (write); see the header of gpusvm-ops.ts. */
   invalidate(gpusvm: DrmGpusvm, notifier: DrmGpusvmNotifier, mmuRange: MmuNotifierRange): void;
   /** Program the device PTEs of range from range.pages; called under the notifier lock. */
   bind?(gpusvm: DrmGpusvm, range: DrmGpusvmRange): void;

@@ -12,7 +12,7 @@
 // fault handler), check.ts, timeout.ts, interval-list.ts. Protocols that may sleep are written
 // as steps (src/mm/wait.ts) and run synchronously or as tasks.
 //
-// Locks are flags, as in the rest of hmmsim: operations are atomic (DESIGN.md decision 2), so
+// Locks are flags, as in the rest of hmmsim: operations are atomic (docs/architecture.md decision 2), so
 // a lock found taken means the kernel would deadlock (an mm operation called with the lock
 // held, which then invalidates): that throws.
 

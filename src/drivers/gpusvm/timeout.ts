@@ -2,7 +2,7 @@
 // hmm_range_fault while invalidations keep moving the notifier sequence (drm_gpusvm_get_pages,
 // drm_gpusvm_range_evict, drm_gpusvm_check_pages give up with -EBUSY after it).
 //
-// Time is the simulator's (DESIGN.md decision 8): with a Clock the deadline is
+// Time is the simulator's (docs/architecture.md decision 8): with a Clock the deadline is
 // HMM_RANGE_DEFAULT_TIMEOUT of simulated time from the first pass. Without one, the deadline
 // counts passes instead: GPUSVM_TIMEOUT_PASSES passes of the retry loop stand for it (the same
 // budget the dmirror port gives its loop, DMIRROR_RANGE_FAULT_TRIES). A clock that never

@@ -1,10 +1,15 @@
-// The 4.17 HMM API ("hmm: fixes and documentations v2") under its kernel names, as one module:
-// the range and its driver-defined encoding, the mirror (sync, release, snapshot and fault),
-// the hmm_devmem / hmm_device helpers and migrate_vma(ops). It is a layer on mainline: it uses
-// src/hmm's page-table walk with its own policy (walk.ts) and src/mm's migration with its own
-// rules (migrate.ts). Mainline's struct hmm_range and hmm_pfn_to_page own the plain names in
-// the main entry point, where these 4.17 symbols are also exported flat, with a 417 suffix
-// where a name would collide (HmmRange417, hmmPfnToPage417, migrateVma417).
+/**
+ * The HMM API of Linux 4.17 ("hmm: fixes and documentations v2") under its kernel names:
+ * `hmm_mirror` and its sync callbacks, the driver-defined pfn encoding of `struct hmm_range`,
+ * `hmm_vma_get_pfns` / `hmm_vma_fault` / `hmm_vma_range_done`, the `hmm_devmem` helpers and the
+ * single-call `migrate_vma(ops, ...)`. It is a layer on mainline: src/hmm's page-table walk with
+ * its own policy (walk.ts) and src/mm's migration with its own rules (migrate.ts), on the same
+ * machine; take the machine, processes and errors from `hmmsim`. Inside hmmsim's sources the
+ * names that collide with mainline carry a 417 suffix (HmmRange417, migrateVma417).
+ *
+ * @packageDocumentation
+ * @module hmmsim/v417
+ */
 
 export {
   HmmRange417 as HmmRange, type HmmRange417Init as HmmRangeInit, hmmPfnToPage417 as hmmPfnToPage, hmmPfnToPfn, hmmPfnFromPage,

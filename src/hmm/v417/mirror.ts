@@ -6,7 +6,7 @@
 //
 // src/mm knows nothing of HMM: the kernel's mm->hmm pointer is a WeakMap<Mm, Hmm> here.
 // Where 4.17 had a defect, hmmsim follows the documented intent or the later fix and throws a
-// KernelError instead; docs/api.md lists each case (its rows in hmm-4.17.md section 10).
+// KernelError instead; docs/api.md lists each case (its rows in docs/edge-cases-4.17.md).
 
 import { fail, KernelError, WouldBlock } from '../../mm/errno.js';
 import { PAGE_SIZE } from '../../mm/constants.js';

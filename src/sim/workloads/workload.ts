@@ -1,7 +1,7 @@
 // What a simulated program is: buffers laid out in one mapping, and a sequence of phases —
 // GPU kernel launches (warps issuing page-granular accesses, src/drivers/gpu/access.ts) and
 // CPU phases (one thread's accesses through the mm). Accesses carry no bytes: a 10 GiB
-// footprint costs page metadata, not page data (DESIGN.md decision 3).
+// footprint costs page metadata, not page data (docs/architecture.md decision 3).
 //
 // Phases are produced lazily: a phase may depend on what the previous ones did (bfs decides
 // its next level from the frontier its last kernel built), so the simulator pulls the next

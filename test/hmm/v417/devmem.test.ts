@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
-  hmmDeviceNew, hmmDevicePut, hmmDevmemAdd, hmmDevmemAddResource, hmmDevmemPageGetDrvdata, hmmDevmemPageSetDrvdata,
-  hmmDevmemRemove, hmmVmaAllocLockedPage, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, Machine,
-  MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MIGRATE_PFN_LOCKED, migratePfn, migratePfnToPage, migrateVma417, PAGE_SIZE, PROT_READ,
-  PROT_WRITE, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps417,
+  Machine, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, migratePfn, migratePfnToPage, PAGE_SIZE, PROT_READ, PROT_WRITE,
 } from '../../../src/index.js';
+import {
+  hmmDeviceNew, hmmDevicePut, hmmDevmemAdd, hmmDevmemAddResource, hmmDevmemPageGetDrvdata, hmmDevmemPageSetDrvdata,
+  hmmDevmemRemove, hmmVmaAllocLockedPage, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY,
+  MIGRATE_PFN_LOCKED, migrateVma as migrateVma417, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps as MigrateVmaOps417,
+} from '../../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../../src/mm/check.js';
 
 describe('4.17 hmm_devmem helpers', () => {
-  it('hmm_devmem_add: 128 MiB sections; a CPU fault calls ops.fault, which migrates back; ops.free once per page (#49, #50)', () => {
+  it('hmm_devmem_add: 128 MiB sections; a CPU fault calls ops.fault, which migrates back; ops.free once per page (4.17 #49, #50)', () => {
     const m = new Machine({ ramBytes: 32 << 20 });
     const freed: number[] = [];
     let faults = 0;
@@ -88,7 +90,7 @@ describe('4.17 hmm_devmem helpers', () => {
 });
 
 describe('4.17 device public memory', () => {
-  it('takes file-backed pages too (hmm-4.17.md 8.1): the page cache then holds the device page, CPU-addressable', () => {
+  it('takes file-backed pages too (4.17 device public memory, MEMORY_DEVICE_PUBLIC): the page cache then holds the device page, CPU-addressable', () => {
     const m = new Machine({ ramBytes: 32 << 20 });
     const freed: number[] = [];
     const pub = hmmDevmemAddResource(m, { free: (_d, page) => void freed.push(page), fault: () => 0 }, null, { desc: IORES_DESC_DEVICE_PUBLIC_MEMORY, size: 1 << 20 });

@@ -1,13 +1,16 @@
-// hmm-4.17.md section 10, rows 38-50 (migrate_vma, hmm_devmem, hmm_device): one test each,
+// docs/edge-cases-4.17.md, rows 38-50 (migrate_vma, hmm_devmem, hmm_device): one test each,
 // named after the row, driven by a 4.17-style driver (hmm_devmem + migrate_vma callbacks).
 import { describe, expect, it } from 'vitest';
 import {
-  getUserPages, hmmDeviceNew, hmmDevicePut, hmmDevmemAdd, hmmDevmemAddResource, hmmDevmemRemove, hmmVmaAllocLockedPage,
-  IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, Machine, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_SHARED,
-  MAP_ANONYMOUS, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_PFN_LOCKED, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn,
-  migratePfnHas, migratePfnToPage, migrateVma417, PMD_SIZE, putUserPages, SignalError, unpinUserPages, VM_FAULT_OOM, VM_FAULT_SIGBUS,
-  VM_PFNMAP, type HmmDevmem, type HmmDevmemOps, type MigratePfnArray, type MigrateVmaOps417, type Process, type Vma,
+  getUserPages, Machine, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_SHARED, MAP_ANONYMOUS, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID,
+  migratePfn, migratePfnHas, migratePfnToPage, PMD_SIZE, putUserPages, SignalError, unpinUserPages, VM_FAULT_OOM,
+  VM_FAULT_SIGBUS, VM_PFNMAP, type MigratePfnArray, type Process, type Vma,
 } from '../../../src/index.js';
+import {
+  hmmDeviceNew, hmmDevicePut, hmmDevmemAdd, hmmDevmemAddResource, hmmDevmemRemove, hmmVmaAllocLockedPage,
+  IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_PFN_LOCKED,
+  migrateVma as migrateVma417, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps as MigrateVmaOps417,
+} from '../../../src/hmm/v417/index.js';
 import { ANON, entry, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, K_SWAP, P, pattern, RW } from '../../migrate/helpers.js';
 
 /** A 4.17-style driver: hmm_devmem memory, a free list, migrate_vma with alloc_and_copy / finalize_and_map. */
@@ -100,7 +103,7 @@ function setup417(pages = 4) {
 
 const noop: MigrateVmaOps417 = { allocAndCopy: () => {}, finalizeAndMap: () => {} };
 
-describe('hmm-4.17.md section 10 rows 38-50', () => {
+describe('docs/edge-cases-4.17.md rows 38-50', () => {
   it('4.17 #38: migrate_vma bad args (NULL vma, ops, src or dst; hugetlb, VM_SPECIAL; range outside the vma; start >= end): -EINVAL', () => {
     const { m, p, a } = setup417();
     p.write(a, pattern(1));

@@ -1,14 +1,16 @@
-// hmm-4.17.md section 10, rows 1-37: one test per row (rows 38-50 belong to migration and
+// docs/edge-cases-4.17.md, rows 1-37 (cited as 4.17 #n): one test per row (rows 38-50 belong to migration and
 // devmem). Where hmmsim follows the documented intent or a later fix instead of observed
 // 4.17, the test name says "deviation" and docs/api.md lists it.
 
 import { describe, expect, it } from 'vitest';
 import {
-  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaFaultAsync, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf,
-  hmmInjectAllocFailure, HmmRange417, hmmPfnToPfn, WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE,
-  MAP_SHARED, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_DONTEXPAND, VM_IO,
-  VM_MIXEDMAP, VM_PFNMAP, swapOutPage, type Process, type HmmMirrorOps,
+  WouldBlock, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT,
+  PMD_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, VM_DONTEXPAND, VM_IO, VM_MIXEDMAP, VM_PFNMAP, swapOutPage, type Process,
 } from '../../../src/index.js';
+import {
+  HmmMirror, hmmMirrorRegister, hmmMirrorUnregister, hmmVmaFault, hmmVmaFaultAsync, hmmVmaGetPfns, hmmVmaRangeDone, hmmOf,
+  hmmInjectAllocFailure, HmmRange as HmmRange417, hmmPfnToPfn, type HmmMirrorOps,
+} from '../../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../../src/mm/check.js';
 import { K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../../src/mm/pagetable.js';
 import {
@@ -40,7 +42,7 @@ function thp(p: Process): number {
   return a;
 }
 
-describe('hmm-4.17 section 10', () => {
+describe('docs/edge-cases-4.17.md rows 1-37', () => {
   it('4.17 #1 start outside the vma, or end > vm_end: EINVAL, entries untouched, untracked (get_pfns and fault)', () => {
     const { p } = setup();
     const a = anon(p, 4);
@@ -69,7 +71,7 @@ describe('hmm-4.17 section 10', () => {
     expect(cpuKind(p.mm, a)).toBe(K_NONE); // nothing was faulted
   });
 
-  it('4.17 #3 VM_IO / VM_PFNMAP / VM_MIXEDMAP / VM_DONTEXPAND vma: same as row 2', () => {
+  it('4.17 #3 VM_IO / VM_PFNMAP / VM_MIXEDMAP / VM_DONTEXPAND vma: same as 4.17 #2', () => {
     for (const flag of [VM_IO, VM_PFNMAP, VM_MIXEDMAP, VM_DONTEXPAND]) {
       const { p } = setup();
       const a = anon(p, 4);
@@ -306,7 +308,7 @@ describe('hmm-4.17 section 10', () => {
     expect(cpuKind(p.mm, a)).toBe(K_PRESENT);
     expect(r.pfns[0]).toBe(enc(cpuPfn(p.mm, a), F_VALID | F_WRITE));
     expect(r.pfns[2]).toBe(enc(d2, F_VALID | F_DP | F_WRITE));
-    expect(hmmVmaRangeDone(r)).toBe(false); // the migration back invalidated it (row 27)
+    expect(hmmVmaRangeDone(r)).toBe(false); // the migration back invalidated it (4.17 #27)
     expect(p.readU32(a)).toBe(100);
     // F[DEVICE_PRIVATE] = 0: device pfns are plain VALID entries, and a write request on the
     // read-only one write-faults it, which migrates it back through the CPU fault path.
@@ -319,7 +321,7 @@ describe('hmm-4.17 section 10', () => {
     expect(dev.migrateToRamCalls).toBe(2);
     expect(cpuKind(p.mm, a + P)).toBe(K_PRESENT);
     expect(cpuKind(p.mm, a + 2 * P)).toBe(K_DEVICE_PRIVATE);
-    // The migration's own invalidation zeroed the requests: the driver retries (row 27).
+    // The migration's own invalidation zeroed the requests: the driver retries (4.17 #27).
     expect(hmmVmaRangeDone(r)).toBe(false);
     r.pfns.fill(F_VALID | F_WRITE);
     hmmVmaFault(r, true);
@@ -708,7 +710,7 @@ describe('hmm-4.17 section 10', () => {
     expect(hmmOf(p.mm)!.mirrors).toEqual([third, mirror]);
   });
 
-  it('4.17 section 6.1: every invalidation of the mm reaches every mirror, newest first, after the tracked ranges are marked', () => {
+  it('4.17 hmm_invalidate_range: every invalidation of the mm reaches every mirror, newest first, after the tracked ranges are marked', () => {
     const m = newMachine();
     const p = m.spawn();
     const a = anon(p, 4);

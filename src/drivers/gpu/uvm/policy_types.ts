@@ -1,4 +1,4 @@
-// The interfaces of UVM's policies (DESIGN.md decision 9): each is an object chosen once when
+// The interfaces of UVM's policies (docs/architecture.md decision 9): each is an object chosen once when
 // the driver is created, by name or as a researcher's own implementation. The driver calls
 // them at the points where the real driver consults its heuristics.
 
