@@ -139,7 +139,9 @@ export class RunMetrics {
   private readonly migPages = new Column();
   private readonly migDir = new Column();
   /** batch sizes (coalesced faults serviced) and service times (ns) */
+  /** @internal */
   readonly batchSizes = new Column();
+  /** @internal */
   readonly batchNs = new Column();
   private pending: number[] = [];
   private pendingHead = 0;

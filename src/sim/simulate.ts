@@ -119,7 +119,7 @@ export class RunError extends Error {
   override readonly name = 'RunError';
 }
 
-/** Bytes of host memory a run needs beyond page data (DESIGN.md decision 3: workloads carry no bytes). */
+/** Bytes of host memory a run needs beyond page data (docs/architecture.md decision 3: workloads carry no bytes). */
 export function estimateRunMemory(footprintBytes: number, vramBytes: number): number {
   const pages = footprintBytes / 4096;
   const ramFrames = (footprintBytes * 1.1 + 64 * MiB) / 4096;

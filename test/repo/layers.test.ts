@@ -86,3 +86,27 @@ describe('layers', () => {
     expect(violations).toEqual([]);
   });
 });
+
+describe('the browser side', () => {
+  // src/web runs in a browser (docs/architecture.md): from src/ it may import only the record
+  // format and its replay, and those two may import no Node module and nothing else of src/.
+  const web = files.filter((f) => relative(src, f).startsWith('web/'));
+  const shared = ['sim/record/format.ts', 'sim/record/replay.ts'];
+
+  it('src/web imports only its own files and sim/record/format.ts, replay.ts', () => {
+    expect(web.length).toBeGreaterThan(3);
+    const bad = web.flatMap((f) => importsOf(readFileSync(f, 'utf8'))
+      .filter((s) => s.startsWith('.'))
+      .map((s) => relative(src, resolve(dirname(f), s.replace(/\.js$/, '.ts'))))
+      .filter((t) => !t.startsWith('web/') && !shared.includes(t))
+      .map((t) => `${relative(root, f)} imports ${t}`));
+    expect(bad).toEqual([]);
+  });
+
+  it('format.ts and replay.ts import no Node module and nothing outside src/sim/record', () => {
+    for (const file of shared) {
+      const specs = importsOf(readFileSync(join(src, file), 'utf8'));
+      expect(specs.filter((s) => !s.startsWith('./')), file).toEqual([]);
+    }
+  });
+});

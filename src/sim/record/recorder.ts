@@ -1,4 +1,4 @@
-// The recorder behind `--record`: it listens to a machine's events (DESIGN.md decision 7) and
+// The recorder behind `--record`: it listens to a machine's events (docs/architecture.md decision 7) and
 // to its devices' page-table changes, and writes the event log of docs/visualizer.md.
 //
 // Entry changes are not guessed from the events: after each event the recorder reads the page
