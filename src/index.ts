@@ -88,7 +88,7 @@ export {
   drmGpusvmRangeEvictSteps, drmGpusvmCheckPages, drmGpusvmScanMm, DRM_GPUSVM_SCAN_UNPOPULATED, DRM_GPUSVM_SCAN_EQUAL,
   DRM_GPUSVM_SCAN_OTHER, DRM_GPUSVM_SCAN_SYSTEM, DRM_GPUSVM_SCAN_MIXED_DEVICE, DRM_GPUSVM_SCAN_MIXED, DrmPagemap, DrmPagemapDevmem, DrmPagemapZdd, drmPagemapDevmemInit,
   drmPagemapMigrateToDevmem, drmPagemapMigrateToRam, drmPagemapEvictToRam, drmPagemapPopulateMm, drmPagemapPageToDpagemap,
-  type DrmPagemapOps, type DrmPagemapDevmemOps, Vram, VramAllocation, type VramStats, DevicePageTable, DPTE_VALID, DPTE_WRITE,
+  type DrmPagemapOps, type DrmPagemapDevmemOps, Vram, VramAllocation, type VramStats, EAGER_PAGE_COPY, LAZY_PAGE_COPY, type PageCopy, DevicePageTable, DPTE_VALID, DPTE_WRITE,
   DPTE_DEVMEM, gpusvmInvalidateRanges, gpusvmGarbageCollectorAdd, gpusvmGarbageCollect, gpusvmRangeDestroy,
   gpusvmRangeMigrateToDevmem, gpusvmHandleFault, gpusvmHandleFaultAsync, gpusvmHandleFaultSteps, GPUSVM_FAULT_RETRIES,
   type GpusvmFaultPolicy, checkDeviceMirror, type MirrorCheck, blockingSteps, runSteps, runStepsAsync, type Step, type Steps, type SleepHooks,

@@ -58,5 +58,7 @@ export {
   type DecodedRecord, type Inflate, type FetchColumn, type EventTypeInfo, type EventCategory, type Mark,
   type MemoryInfo, type Snapshot, type TableInfo, type VmaChange, type NumArray, type ColumnType, type Column as RecordColumn,
 } from './record/index.js';
+export { recordGpu, type GpuRecordingOptions } from './record/gpu.js';
+export { recordRun, type RunRecording } from './record/run.js';
 export { type DecodedSnapshot } from './record/replay.js';
 export { type Compress, type Encoding } from './record/columns.js';

@@ -6,12 +6,13 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  FAULT_FLAG_WRITE, handleMmFault, HMM_PFN_REQ_FAULT, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder, HmmRange, hmmRangeFault, Machine,
+  FAULT_FLAG_WRITE, HMM_PFN_REQ_FAULT, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder, HmmRange, hmmRangeFault, Machine,
   MADV_COLLAPSE, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE,
   MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_SYSTEM, migratePfnHas, migrateVmaFinalize, migrateVmaSetup, mmuIntervalNotifierInsert,
   mmuIntervalReadBegin, MmuIntervalNotifier, MREMAP_FIXED, MREMAP_MAYMOVE, newMigrateVma, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE,
   swapOutPage, type Process,
 } from '../../src/index.js';
+import { handleMmFault } from '../../src/mm/fault.js';
 import { pagemap } from '../../src/mm/pagemap.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import {

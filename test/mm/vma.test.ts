@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   MADV_DONTFORK, MADV_DOFORK, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_FIXED, MAP_SHARED, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE,
-  PROT_NONE, PROT_READ, Vma, VmaSet,
+  PROT_NONE, PROT_READ, Vma,
 } from '../../src/index.js';
+import { VmaSet } from '../../src/mm/vma.js';
 import { ANON, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON, vmaList } from './helpers.js';
 
 describe('split and merge', () => {
