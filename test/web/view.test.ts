@@ -299,7 +299,7 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     await s.close();
   }, 120_000);
 
-  it('loads a run of a million events and steps and scrubs it without freezing (first paint < 2 s, a step < 50 ms)', async () => {
+  it('loads a run of a million events and steps and scrubs it without freezing (first paint < 2 s, a step < 50 ms); aggregates and zooms', async () => {
     const doc = millionRecord();
     expect(doc.events.count).toBeGreaterThan(1_000_000);
     const file = join(tmp, 'million.json.gz');
@@ -356,6 +356,19 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     expect(t.paintedMs).toBeLessThan(2000 * slowdown);
     expect(stepMedian).toBeLessThan(50 * slowdown);
     expect(Math.max(...seeks)).toBeLessThan(1000 * slowdown);
+    // A large address space aggregates: 131072 pages in at most 32768 cells, 8 pages a cell.
+    // Clicking a cell zooms in (an eighth of the window, centred on it) to single pages; `whole` goes back.
+    expect(await page.textContent('#zoom')).toContain('a cell is 32 KiB (8 pages)');
+    const vpn = doc.regions[0]![0] + 50_000;
+    const cells = () => page.evaluate((v) => [window.hmmsim!.cellRect(0, v), window.hmmsim!.cellRect(0, v + 1)], vpn);
+    const [a, b] = await cells();
+    expect(b).toEqual(a); // one cell holds both pages
+    await clickPage(page, 0, vpn);
+    expect(await page.textContent('#zoom')).toContain('a cell is one 4 KiB page');
+    const [c, d] = await cells();
+    expect(d).not.toEqual(c);
+    await page.click('#zoom button:has-text("whole")');
+    expect(await page.textContent('#zoom')).toContain('whole address space');
     await page.close();
     await s.close();
   }, 300_000);

@@ -54,7 +54,7 @@ export function recordRun(opts: RecorderOptions = {}, hooks: RunHooks = {}): Run
         const c = s.config;
         rec = new Recorder({
           command: 'run',
-          title: `hmmsim run: ${c.workload} on ${c.preset}, ${c.driver}, ${c.footprintMiB} MiB at oversubscription ${c.oversub}`,
+          title: `hmmsim run: ${c.workload} on ${c.preset}, ${c.driver}, ${+c.footprintMiB.toFixed(2)} MiB at oversubscription ${c.oversub}`,
           meta: { config: c },
           clock: s.engine,
           ...opts,
