@@ -42,7 +42,7 @@ export function addRunOptions(cmd: Command, list: boolean): Command {
     .option('--driver <name>', 'GPU driver: uvm, kfd, nouveau (default uvm)', p(str))
     .option('--preset <name>', `GPU and link: ${presetNames().join(', ')} (default ${DEFAULT_PRESET})`, p(str))
     .option('--oversub <x>', 'oversubscription: VRAM = footprint / x (default 1.25)', p(positiveNumber))
-    .option('--footprint <MiB>', 'the workload\'s memory, in MiB (default 16)', p(positiveNumber))
+    .option('--footprint <MiB>', 'the workload\'s memory, in MiB (default 64)', p(positiveNumber))
     .option('--prefetch <policy>', 'prefetcher: tree, none, seq64k, random4k (default: the driver\'s)', p(str))
     .option('--evict <policy>', 'eviction order: uvm, lru, lfu, fifo, random (default: the driver\'s)', p(str))
     .option('--compute-ns <ns>', 'compute per page access (default: the workload\'s); for a trace, a scale on its recorded compute', p(nonNegativeNumber))

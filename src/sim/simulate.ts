@@ -49,7 +49,7 @@ export interface RunOptions {
 }
 
 export const DEFAULT_RUN_OPTIONS: RunOptions = {
-  workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 16, prefetch: null, evict: null,
+  workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 64, prefetch: null, evict: null,
   seed: 1, computeNs: null, iterations: null, graph: null, config: null, costs: null,
 };
 

@@ -17,10 +17,26 @@ export class AccessChunk {
   readonly computeNs: Float32Array;
   length = 0;
 
-  constructor(readonly capacity = 256) {
-    this.addr = new Float64Array(capacity);
-    this.type = new Uint8Array(capacity);
-    this.computeNs = new Float32Array(capacity);
+  /** With `storage`, the chunk's arrays are views into it at `index * capacity` (see AccessChunk.many). */
+  constructor(readonly capacity = 256, storage?: { addr: Float64Array; type: Uint8Array; computeNs: Float32Array; index: number }) {
+    if (storage) {
+      const from = storage.index * capacity;
+      this.addr = storage.addr.subarray(from, from + capacity);
+      this.type = storage.type.subarray(from, from + capacity);
+      this.computeNs = storage.computeNs.subarray(from, from + capacity);
+    } else {
+      this.addr = new Float64Array(capacity);
+      this.type = new Uint8Array(capacity);
+      this.computeNs = new Float32Array(capacity);
+    }
+  }
+
+  /** n chunks sharing three allocations (thousands of warps get their buffers without thousands of ArrayBuffers). */
+  static many(n: number, capacity = 256): AccessChunk[] {
+    const addr = new Float64Array(n * capacity);
+    const type = new Uint8Array(n * capacity);
+    const computeNs = new Float32Array(n * capacity);
+    return Array.from({ length: n }, (_, index) => new AccessChunk(capacity, { addr, type, computeNs, index }));
   }
 
   /** Append an access; false when the chunk is full. */

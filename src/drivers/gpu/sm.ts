@@ -135,7 +135,8 @@ export class SmArray {
       w.sm = this.freeSlots.pop()!;
       w.utlbId = Math.floor(w.sm / this.smsPerUtlb);
       w.utlb = this.gpu.mmu.utlbs[w.utlbId]!;
-      w.chunk = this.chunkPool.pop() ?? new AccessChunk();
+      if (this.chunkPool.length === 0) this.chunkPool.push(...AccessChunk.many(64));
+      w.chunk = this.chunkPool.pop()!;
       w.state = WARP_RUNNING;
       w.time = this.queue.now();
       this.queue.at(w.time, w.step);
