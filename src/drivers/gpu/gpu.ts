@@ -251,6 +251,21 @@ export class Gpu {
     return n;
   }
 
+  // ---- queues ----
+
+  /**
+   * Quiesce the queues of address space asid (kgd2kfd_quiesce_mm): its warps stop where they
+   * are until resumeQueues. Returns the warps stopped.
+   */
+  suspendQueues(asid: number): number {
+    return this.sms.suspend(asid);
+  }
+
+  /** Resume the queues of address space asid (kgd2kfd_resume_mm). Returns the warps resumed. */
+  resumeQueues(asid: number): number {
+    return this.sms.resume(asid);
+  }
+
   // ---- copies ----
 
   /** Queue a copy on the copy engine that is idle first; returns when it completes. */

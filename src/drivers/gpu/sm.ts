@@ -28,6 +28,8 @@ export const WARP_RUNNING = 1;
 export const WARP_STALLED = 2;
 export const WARP_DONE = 3;
 export const WARP_CANCELLED = 4;
+/** Stopped with its queue (kgd2kfd_quiesce_mm) until the queue resumes. */
+export const WARP_SUSPENDED = 5;
 
 /** Called for every access that completes, with the frame it reached (data-carrying tests, tracing). */
 export type GpuAccessObserver = (warp: Warp, addr: number, type: AccessType, pfn: number) => void;
@@ -284,6 +286,42 @@ export class SmArray {
       }
     }
     this.stalled = this.stalled.filter((w) => w.state === WARP_STALLED);
+    return n;
+  }
+
+  /**
+   * Stop every running or stalled warp of address space asid where it is (the process's queues
+   * are quiesced); a stalled warp retries its access when resumed. Returns the warps stopped.
+   */
+  suspend(asid: number): number {
+    const now = this.queue.now();
+    let n = 0;
+    for (const run of this.runs) {
+      if (run.asid !== asid || run.done) continue;
+      for (const w of run.warps) {
+        if (w.state === WARP_STALLED) this.stats.stallNs += now - w.stallSince;
+        else if (w.state !== WARP_RUNNING) continue;
+        w.state = WARP_SUSPENDED;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Let the warps suspend() stopped run again (the queues are resumed). Returns the warps resumed. */
+  resume(asid: number): number {
+    const now = this.queue.now();
+    let n = 0;
+    for (const run of this.runs) {
+      if (run.asid !== asid || run.done) continue;
+      for (const w of run.warps) {
+        if (w.state !== WARP_SUSPENDED) continue;
+        w.state = WARP_RUNNING;
+        w.time = Math.max(now, w.time);
+        this.queue.at(w.time, w.step);
+        n++;
+      }
+    }
     return n;
   }
 

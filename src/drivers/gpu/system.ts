@@ -7,9 +7,11 @@ import type { EventQueue } from '../clock.js';
 import type { GpuCosts } from './costs.js';
 import type { HmmGpuDriver } from './driver.js';
 import { Gpu, type GpuConfig } from './gpu.js';
+import { KfdDriver, type KfdOptions } from './kfd/kfd_svm.js';
+import { NouveauDriver, type NouveauOptions } from './nouveau/nouveau_svm.js';
 import { UvmDriver, type UvmOptions } from './uvm/uvm.js';
 
-export type GpuDriverName = 'uvm';
+export type GpuDriverName = 'uvm' | 'kfd' | 'nouveau';
 
 export interface GpuSystemOptions {
   driver?: GpuDriverName;
@@ -17,6 +19,10 @@ export interface GpuSystemOptions {
   costs?: Partial<GpuCosts>;
   /** Options of the UVM driver (policies by name or object, UVM's module parameters). */
   uvm?: Partial<UvmOptions>;
+  /** Options of the amdkfd SVM driver (XNACK, granularity, filters, eviction order). */
+  kfd?: Partial<KfdOptions>;
+  /** Options of the nouveau SVM driver (the fault window). */
+  nouveau?: Partial<NouveauOptions>;
 }
 
 export interface GpuSystem {
@@ -31,6 +37,10 @@ export function createGpuSystem(machine: Machine, queue: EventQueue, opts: GpuSy
   switch (name) {
     case 'uvm':
       return { gpu, driver: new UvmDriver(gpu, opts.uvm ?? {}) };
+    case 'kfd':
+      return { gpu, driver: new KfdDriver(gpu, opts.kfd ?? {}) };
+    case 'nouveau':
+      return { gpu, driver: new NouveauDriver(gpu, opts.nouveau ?? {}) };
     default:
       return fail('EINVAL', `unknown GPU driver '${String(name)}'`);
   }
