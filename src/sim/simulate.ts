@@ -184,7 +184,8 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
   const machine = new Machine({ ramBytes: Math.ceil((mapping * 1.1 + 64 * MiB) / BLOCK) * BLOCK, swapBytes: 64 * MiB });
   const engine = new Engine();
   const costs = buildGpuCosts(preset);
-  const driverOpts: Record<string, unknown> = { seed: o.seed };
+  // nouveau has no randomised policy: no seed
+  const driverOpts: Record<string, unknown> = o.driver === 'nouveau' ? {} : { seed: o.seed };
   if (o.prefetch !== null) driverOpts.prefetch = o.prefetch;
   if (o.evict !== null) driverOpts.evict = o.evict;
   let system: GpuSystem;

@@ -51,3 +51,11 @@ export { TreePrefetcher, NoPrefetcher, Seq64kPrefetcher, Random4kPrefetcher } fr
 export { UvmThrashing, NoThrashing, DEFAULT_THRASHING_PARAMS, type ThrashingParams } from './uvm/perf_thrashing.js';
 export { UvmEvictionOrder, LruEvictionOrder, LfuEvictionOrder, FifoEvictionOrder, RandomEvictionOrder } from './uvm/pmm_eviction.js';
 export { UvmPmm } from './uvm/pmm.js';
+// amdkfd SVM
+export { KfdDriver, KfdOwner, DEFAULT_KFD_OPTIONS, AMDGPU_GTT_MAX_TRANSFER_SIZE, svmRangeMaxPages, type KfdOptions, type KfdStats } from './kfd/kfd_svm.js';
+export { SvmRange, SvmRangeList, type SvmAttrs, type SvmLocation } from './kfd/svm_range.js';
+export { SvmBo, SvmVram, KFD_EVICTION_POLICIES, TTM_EVICTION, LRU_EVICTION, RANDOM_EVICTION, type KfdEvictionPolicy } from './kfd/svm_bo.js';
+// nouveau
+export { NouveauDriver, NouveauOwner, NouveauSvmm, DEFAULT_NOUVEAU_OPTIONS, type NouveauOptions, type NouveauStats } from './nouveau/nouveau_svm.js';
+export { NouveauDmem, DMEM_CHUNK_PAGES, SG_MAX_SINGLE_ALLOC } from './nouveau/nouveau_dmem.js';
+export { WARP_SUSPENDED } from './sm.js';

@@ -133,6 +133,7 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
   private readonly pending: number[] = [];
   private readonly random: () => number;
   private nextRangeId = 0;
+  private batchIds = 0;
   private shutDown = false;
 
   constructor(readonly gpu: Gpu, options: Partial<KfdOptions> = {}) {
@@ -673,9 +674,19 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
         const access = work[i + 1]!;
         const asid = Math.floor(key / 2 ** 36);
         const addr = (key - asid * 2 ** 36) * 4096;
+        const t0 = this.gpu.queue.now();
+        const fatal = this.stats.fatalFaults;
         yield costs.perFaultNs;
         yield* this.restorePages(asid, addr, access === ACCESS_WRITE || access === ACCESS_ATOMIC, access === ACCESS_ATOMIC);
         this.filter.delete(key); // amdgpu_gmc_filter_faults_remove: the next retry of this page gets through
+        // A "batch" of one: kfd services faults one at a time.
+        const ev = this.gpu.events;
+        if (ev.on.batch) {
+          ev.emit({
+            type: 'batch', gpu: this.gpu.id, driver: this.name, batchId: this.batchIds++, fetched: 1, coalesced: 1, duplicates: 0, throttled: 0,
+            fatal: this.stats.fatalFaults - fatal, startNs: t0, endNs: this.gpu.queue.now(),
+          });
+        }
       }
     }
   }

@@ -136,7 +136,7 @@ export class NouveauDriver implements GpuDriver, HmmGpuDriver {
     const gvs = this.gpu.mmu.createVaSpace();
     gvs.mm = process.mm;
     const svmm = new NouveauSvmm(this.svmms.length, process, gvs, (s) => {
-      const n = new MmuNotifier({ invalidateRangeStart: (_n, r) => this.invalidateRangeStart(s, r) });
+      const n = new MmuNotifier({ invalidateRangeStart: (_n, r) => this.invalidateRangeStart(s, r), release: () => this.release(s) });
       mmuNotifierRegister(n, process.mm);
       return n;
     });
@@ -174,6 +174,14 @@ export class NouveauDriver implements GpuDriver, HmmGpuDriver {
       this.gpu.mmu.tlbInvalidate(vs, s, e, this.gpu.queue.now());
       this.stats.tlbInvalidateNs += this.gpu.costs.tlbInvalidateNs;
     }
+  }
+
+  /**
+   * nouveau_svmm_release: the mm is going (exit_mmap); no invalidation follows. The SVMM lets
+   * go of its VMM, and its GPU mappings go with it.
+   */
+  private release(svmm: NouveauSvmm): void {
+    this.svmmInvalidate(svmm, 0, 2 ** 57);
   }
 
   /**
@@ -225,6 +233,10 @@ export class NouveauDriver implements GpuDriver, HmmGpuDriver {
       const ad = this.fAddr;
       const ac = this.fAccess;
       order.sort((x, y) => a[x]! - a[y]! || ad[x]! - ad[y]! || PRIORITY[ac[x]!]! - PRIORITY[ac[y]!]!);
+      const t0 = gpu.queue.now();
+      const handled0 = this.stats.faultsHandled;
+      const skipped0 = this.stats.faultsSkipped;
+      const cancelled0 = this.stats.faultsCancelled;
       yield gpu.costs.batchOverheadNs;
       let replay = false;
       for (let fi = 0; fi < n; ) {
@@ -255,6 +267,12 @@ export class NouveauDriver implements GpuDriver, HmmGpuDriver {
           this.stats.faultsCancelled += fn - fi - 1; // the others of the group go with the channel
         } else replay = true;
         fi = fn;
+      }
+      if (gpu.events.on.batch) {
+        gpu.events.emit({
+          type: 'batch', gpu: gpu.id, driver: this.name, batchId: this.stats.drains - 1, fetched: n, coalesced: this.stats.faultsHandled - handled0,
+          duplicates: this.stats.faultsSkipped - skipped0, throttled: 0, fatal: this.stats.faultsCancelled - cancelled0, startNs: t0, endNs: gpu.queue.now(),
+        });
       }
       if (replay) {
         this.stats.replays++;

@@ -222,6 +222,18 @@ describe('nouveau: device memory', () => {
     teardown(s);
   });
 
+  it('exit with the GPU attached: nouveau_svmm_release drops the SVMM\'s mappings (no invalidation follows exit_mmap)', () => {
+    const s = setup();
+    s.rig.gpu.launch({ name: 'k', warps: [seqProgram(s.base, 0, 8, ACCESS_WRITE)] }, s.vs);
+    s.rig.engine.run();
+    s.p.exit();
+    expect(gpuLeaf(s.vs, s.base).flags).toBe(0);
+    expectConsistent(s.rig, s.nv.owner);
+    s.nv.detach(s.p);
+    s.nv.shutdown();
+    expect(s.rig.machine.phys.usedRamFrames).toBe(0);
+  });
+
   it('teardown evicts every chunk (migrate_device_range) and leaves no frame', () => {
     const s = setup();
     s.nv.migrate(s.p, s.base, 8 * MiB, 'gpu');

@@ -1,0 +1,42 @@
+// hmmsim run --driver kfd | nouveau: the simulator drives each driver through the same run,
+// and the record shows each one's pipeline.
+import { describe, expect, it } from 'vitest';
+import { RunError, runSimulation, setupRun } from '../../src/sim/simulate.js';
+
+const SMALL = { hardware: { sms: 4, warpsPerSm: 8, utlbEntries: 64, l2TlbEntries: 512 } };
+
+describe('runSimulation --driver kfd and nouveau', () => {
+  it('kfd: pages move in 2 MiB windows, faults are serviced one at a time, CPU phases bring windows back', () => {
+    const r = runSimulation({ driver: 'kfd', workload: 'pingpong', footprintMiB: 4, oversub: 1, iterations: 2, costs: SMALL }).record;
+    expect(r.error).toBeNull();
+    expect(r.config.driver).toBe('kfd');
+    expect(r.config.evict).toBe('ttm');
+    expect(r.gpu.avgBatchSize).toBe(1);
+    expect(r.cpu.migrateToRam).toBeGreaterThan(0);
+    expect(r.gpu.pagesMigratedToSystem % 512).toBe(0);
+    expect(r.gpu.pagesMigratedToSystem).toBeGreaterThan(0);
+  });
+
+  it('kfd under oversubscription evicts whole BOs, in the order --evict names', () => {
+    const ttm = runSimulation({ driver: 'kfd', workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL }).record;
+    const lru = runSimulation({ driver: 'kfd', workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL, evict: 'lru' }).record;
+    expect(ttm.gpu.pagesEvicted).toBeGreaterThan(0);
+    expect(ttm.gpu.pagesEvicted % 512).toBe(0);
+    expect(lru.config.evict).toBe('lru');
+  });
+
+  it('nouveau: nothing moves to VRAM on faults; every access is remote; batches are whole drains', () => {
+    const r = runSimulation({ driver: 'nouveau', workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL }).record;
+    expect(r.error).toBeNull();
+    expect(r.gpu.pagesMigratedToDevice).toBe(0);
+    expect(r.gpu.pagesEvicted).toBe(0);
+    expect(r.gpu.remoteAccesses).toBe(r.gpu.accesses);
+    expect(r.gpu.avgBatchSize).toBeGreaterThan(1);
+  });
+
+  it('refuses what a driver does not have: a prefetcher for kfd or nouveau, an eviction order for nouveau', () => {
+    expect(() => setupRun({ driver: 'kfd', prefetch: 'tree' })).toThrow(RunError);
+    expect(() => setupRun({ driver: 'nouveau', evict: 'lru' })).toThrow(RunError);
+    expect(() => setupRun({ driver: 'kfd', evict: 'uvm' })).toThrow(/unknown kfd eviction order/);
+  });
+});
