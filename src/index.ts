@@ -62,8 +62,12 @@ export { hmmRangeFault, hmmRangeFaultAsync } from './hmm/hmm.js';
 // ---- device memory (memremap_pages) and migration (migrate_vma_*, migrate_device_*) ----
 export {
   DevPagemap, type DevPagemapOps, type MemoryType, memremapPages, memunmapPages, pagePgmap, isZoneDevicePage,
-  isDevicePrivatePage, isDeviceCoherentPage,
+  isDevicePrivatePage, isDeviceCoherentPage, zoneDevicePageInit,
 } from './mm/memremap.js';
+// A driver's access to page contents (include/linux/highmem.h), device pages included, and the
+// page calls around a migration (alloc_page_vma, get_page / put_page, trylock_page / unlock_page).
+export { copyHighpage, clearHighpage, memcpyToPage, memcpyFromPage } from './mm/highmem.js';
+export { allocPageVma, getPage, putPage, trylockPage, unlockPage } from './mm/page_alloc.js';
 export {
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, type MigratePfnArray,

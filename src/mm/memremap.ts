@@ -7,6 +7,7 @@
 // reference goes the core calls ops.pageFree once, handing the frame back to the driver.
 
 import { fail } from './errno.js';
+import { HPAGE_PMD_ORDER } from './constants.js';
 import type { VmFault } from './fault.js';
 import type { Machine } from './machine.js';
 
@@ -74,6 +75,29 @@ export function memunmapPages(machine: Machine, pgmap: DevPagemap): void {
   if (!phys.pagemapList.includes(pgmap)) fail('EINVAL', 'pagemap not registered');
   phys.removePagemap(pgmap);
   for (let p = pgmap.firstPfn; p < pgmap.firstPfn + pgmap.nframes; p++) phys.zoneDeviceData.delete(p);
+}
+
+/**
+ * zone_device_page_init / zone_device_folio_init: a driver takes an idle page of its pagemap
+ * (order 0) or an idle PMD-size folio (order HPAGE_PMD_ORDER, aligned) into use: refcount 1
+ * and locked, ready to be a migration's destination (migrate_vma_finalize unlocks it). EINVAL
+ * for a pfn that is not device memory, a bad order or alignment, a folio running past its
+ * pagemap, or a page already in use (the kernel WARNs and corrupts its count).
+ */
+export function zoneDevicePageInit(machine: Machine, pfn: number, order = 0): void {
+  const phys = machine.phys;
+  const f = phys.frames;
+  const pgmap = Number.isSafeInteger(pfn) && pfn >= 0 && pfn < f.capacity ? phys.pagemapOf(pfn) : undefined;
+  if (!pgmap) fail('EINVAL', `zone_device_page_init: pfn ${pfn} is not device memory`);
+  if (order !== 0 && order !== HPAGE_PMD_ORDER) fail('EINVAL', `zone_device_folio_init: order ${order} (0 or ${HPAGE_PMD_ORDER})`);
+  const n = 1 << order;
+  if (pfn % n) fail('EINVAL', `zone_device_folio_init: pfn ${pfn} is not aligned to order ${order}`);
+  if (pfn + n > pgmap.firstPfn + pgmap.nframes) fail('EINVAL', `zone_device_folio_init: the folio at ${pfn} runs past its pagemap`);
+  for (let p = pfn; p < pfn + n; p++) {
+    if (f.refcount[p] !== 0 || f.refcount[f.compoundHead(p)] !== 0) fail('EINVAL', `zone_device_page_init: device page ${p} is in use`);
+  }
+  phys.deviceFrameInit(pfn, order);
+  phys.trylockPage(pfn);
 }
 
 /** page_pgmap(): the pagemap a frame belongs to, or undefined for system RAM. */
