@@ -18,8 +18,8 @@ export { Mm } from './mm/mm.js';
 export { type PhysMem } from './mm/physmem.js';
 export { type SwapDevice } from './mm/swap.js';
 export {
-  Vma, type VmaSet, type SpecialMapping, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_PFNMAP, VM_LOCKED, VM_IO,
-  VM_DONTCOPY, VM_DONTEXPAND, VM_HUGETLB, VM_MIXEDMAP, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SPECIAL, VM_ACCESS_FLAGS,
+  Vma, type VmaSet, type VmOperations, type SpecialVmFault, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_PFNMAP, VM_LOCKED, VM_IO,
+  VM_DONTCOPY, VM_DONTEXPAND, VM_HUGETLB, VM_DONTDUMP, VM_MIXEDMAP, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SPECIAL, VM_ACCESS_FLAGS,
 } from './mm/vma.js';
 export { TmpFile, Tmpfs } from './mm/file.js';
 export {
@@ -67,7 +67,9 @@ export {
 // A driver's access to page contents (include/linux/highmem.h), device pages included, and the
 // page calls around a migration (alloc_page_vma, get_page / put_page, trylock_page / unlock_page).
 export { copyHighpage, clearHighpage, memcpyToPage, memcpyFromPage } from './mm/highmem.js';
-export { allocPageVma, getPage, putPage, trylockPage, unlockPage } from './mm/page_alloc.js';
+export { allocPages, allocPageVma, getPage, putPage, trylockPage, unlockPage } from './mm/page_alloc.js';
+// Special mappings a driver's mmap makes (mm/memory.c): remap_pfn_range, vm_insert_page, vmf_insert_mixed / _pfn.
+export { mmapDevice, remapPfnRange, vmInsertPage, vmfInsertMixed, vmfInsertPfn, type DeviceFileOperations } from './mm/special.js';
 export {
   MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, type MigratePfnArray,

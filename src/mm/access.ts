@@ -112,7 +112,9 @@ function accessChecked(mm: Mm, addr: number, buf: Uint8Array, write: boolean): v
     const n = Math.min(PAGE_SIZE - off, buf.length - done);
     let pfn = followPage(mm, Math.floor(at / PAGE_SIZE), write);
     if (pfn < 0) pfn = faultInPage(mm, vma, at, write, false);
-    if (write) phys.writePage(pfn, off, buf, done, n);
+    if (pfn >= phys.frames.capacity) {
+      if (!write) buf.fill(0, done, done + n); // I/O memory a driver remapped (special.ts): reads 0, writes dropped
+    } else if (write) phys.writePage(pfn, off, buf, done, n);
     else phys.readPage(pfn, off, buf, done, n);
     done += n;
   }

@@ -6,7 +6,7 @@
 import {
   badKind, E_DIRTY, E_SPECIAL, E_WRITE, E_YOUNG, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON,
   K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, PageTable, pteClearProtnone, pteMkaccessed, pteMkwriteDirty, pteMkyoung,
-  pteProtnone, pteSpecial, pteWrite, ptFlags, ptKind, PtNode, ptVal, restoreExclusivePte, setPtFlags,
+  ptePresent, pteProtnone, pteSpecial, pteWrite, ptFlags, ptKind, PtNode, ptVal, restoreExclusivePte, setPtFlags,
 } from './pagetable.js';
 import { addMapping, MM_SWAPENTS, removeMapping, splitHugePmd } from './memory.js';
 import { PG_anon_exclusive, PG_dirty } from './page.js';
@@ -259,15 +259,20 @@ function doFileFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode,
   return 0;
 }
 
-/** A device file's mapping (VM_MIXEDMAP): the driver supplies the page, mapped read-only in a private VMA. */
+/**
+ * A device file's mapping (src/mm/special.ts): its vm_ops.fault maps the page (vmf_insert_mixed
+ * / vmf_insert_pfn); without one a missing entry is SIGBUS. A write to the read-only entry of
+ * a private mapping then COWs (do_wp_page).
+ */
 function doSpecialFault(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number): number {
-  const pfn = vma.special!.fault(vma, addr);
-  if (pfn < 0) return VM_FAULT_SIGBUS;
-  const w = vma.flags & VM_SHARED && vma.flags & VM_WRITE ? E_WRITE : 0;
-  PageTable.set(pte, idx, K_PRESENT | E_YOUNG | w, pfn);
-  addMapping(mm, pfn, addr / PAGE_SIZE, 0);
+  const ops = vma.special!;
+  if (!ops.fault) return VM_FAULT_SIGBUS;
+  const ret = ops.fault({ vma, address: addr, flags });
+  if (ret & VM_FAULT_ERROR) return ret;
+  const flg = ptFlags(pte, idx);
+  if (!ptePresent(flg)) return VM_FAULT_SIGBUS; // the handler mapped nothing
   emit(mm, addr, flags, 'file');
-  if (flags & FAULT_FLAG_WRITE && !w) return doWpPage(mm, vma, addr, flags, pte, idx);
+  if (flags & FAULT_FLAG_WRITE && !pteWrite(flg)) return doWpPage(mm, vma, addr, flags, pte, idx);
   return 0;
 }
 

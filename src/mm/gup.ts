@@ -10,6 +10,16 @@ import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import { accessAllowed, faultInPage, followPage } from './access.js';
 import { migrateDeviceCoherentFolio } from './migrate_device.js';
+import { pteSpecial, ptFlags, type PtSlot, ptVal } from './pagetable.js';
+import { VM_IO, VM_PFNMAP } from './vma.js';
+
+const slot: PtSlot = { node: null!, idx: 0, level: 0 };
+
+/** vm_normal_page is NULL for a special PTE (a remapped pfn or an I/O pfn of a mixed map): nothing to reference. */
+function specialAt(mm: Mm, addr: number): boolean {
+  mm.pt.lookup(addr / PAGE_SIZE, slot);
+  return pteSpecial(ptFlags(slot.node, slot.idx)) && !mm.machine.phys.isZeroPfn(ptVal(slot.node, slot.idx));
+}
 
 export interface GupFlags {
   /** FOLL_WRITE */
@@ -35,6 +45,7 @@ export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFla
   for (let i = 0; i < npages; i++) {
     const vma = mm.vmas.lookup(addr + i * PAGE_SIZE);
     if (!vma || !accessAllowed(vma, write)) fail('EFAULT', `no ${write ? 'writable ' : ''}mapping at 0x${(addr + i * PAGE_SIZE).toString(16)}`);
+    if (vma.flags & (VM_IO | VM_PFNMAP)) fail('EFAULT', `${vma} is VM_IO / VM_PFNMAP (check_vma_flags)`);
   }
   const machine = mm.machine;
   const phys = machine.phys;
@@ -45,6 +56,7 @@ export function getUserPages(mm: Mm, addr: number, npages: number, flags: GupFla
       const vma = mm.vmas.lookup(a)!;
       let pfn = followPage(mm, a / PAGE_SIZE, write);
       if (pfn < 0) pfn = faultInPage(mm, vma, a, write, false);
+      if (specialAt(mm, a)) fail('EFAULT', `0x${a.toString(16)} maps a pfn without a struct page`);
       if (flags.longterm && phys.pagemapOf(pfn)?.type === 'coherent') {
         if (!migrateDeviceCoherentFolio(machine, pfn)) fail('EBUSY', `device-coherent page ${pfn} could not be migrated out for a long-term pin`);
         pfn = followPage(mm, a / PAGE_SIZE, write);

@@ -37,6 +37,12 @@ export function allocPageVma(vma: Vma, addr: number, order = 0): number {
   return mm.machine.phys.tryAllocPages(order);
 }
 
+/** alloc_pages(gfp, order): like allocPageVma, for a page the driver keeps for itself (no VMA). */
+export function allocPages(machine: Machine, order = 0): number {
+  if (order !== 0 && order !== HPAGE_PMD_ORDER) fail('EINVAL', `alloc_pages: order ${order} (0 or ${HPAGE_PMD_ORDER})`);
+  return machine.phys.tryAllocPages(order);
+}
+
 /** get_page: one more reference on the page's folio. */
 export function getPage(machine: Machine, pfn: number): void {
   checkInUse(machine, pfn, 'get_page');

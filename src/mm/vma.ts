@@ -19,6 +19,7 @@ export const VM_IO = 0x4000;
 export const VM_DONTCOPY = 0x20000;
 export const VM_DONTEXPAND = 0x40000;
 export const VM_HUGETLB = 0x400000;
+export const VM_DONTDUMP = 0x4000000;
 export const VM_MIXEDMAP = 0x10000000;
 export const VM_HUGEPAGE = 0x20000000;
 export const VM_NOHUGEPAGE = 0x40000000;
@@ -33,8 +34,8 @@ export class Vma {
   anonVma = false;
   /** For hugetlb VMAs, log2 of the huge page size (21 or 30). */
   hugeShift = 0;
-  /** Driver-provided fault handler for VM_MIXEDMAP/PFNMAP mappings of a device file. */
-  special: SpecialMapping | null = null;
+  /** vm_ops of a device file's mapping (VM_MIXEDMAP / VM_PFNMAP, src/mm/special.ts); null for anonymous and tmpfs VMAs. */
+  special: VmOperations | null = null;
   /** The owning mm (set when inserted). */
   mm: Mm | null = null;
 
@@ -80,10 +81,22 @@ export class Vma {
   }
 }
 
-/** A device file's mmap (the test driver's VM_MIXEDMAP mapping): it supplies the pages. */
-export interface SpecialMapping {
-  /** Return the pfn to insert at this address (vm_insert_page), with a reference the mapping keeps. */
-  fault(vma: Vma, addr: number): number;
+/** vm_operations_struct of a device file's mapping (src/mm/special.ts). */
+export interface VmOperations {
+  /**
+   * .fault: a CPU fault on an address of the VMA with no entry. The handler maps the page
+   * with vmfInsertMixed / vmfInsertPfn and returns their answer (VM_FAULT_NOPAGE), or a
+   * VM_FAULT_* error. Without it a missing entry is SIGBUS.
+   */
+  fault?(vmf: SpecialVmFault): number;
+}
+
+/** The struct vm_fault a device mapping's fault handler gets. */
+export interface SpecialVmFault {
+  readonly vma: Vma;
+  /** Page-aligned faulting address. */
+  readonly address: number;
+  readonly flags: number;
 }
 
 export function flagString(flags: number): string {

@@ -6,7 +6,8 @@
 // checkInvariants(machine) still holds. They are not part of hmmsim.
 
 import {
-  DevPagemap, Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Mm, type Process, type VmFault,
+  allocPages, DevPagemap, Machine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, mmapDevice, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  putPage, remapPfnRange, VM_DONTEXPAND, vmInsertPage, type Mm, type Process, type VmFault,
 } from '../../src/index.js';
 import {
   E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE,
@@ -232,7 +233,26 @@ export function makeExclusive(mm: Mm, addr: number, owner: unknown): void {
   mm.invalidateEnd(r);
 }
 
-/** Give the VMA containing addr extra vm_flags (VM_IO, VM_PFNMAP, VM_MIXEDMAP, VM_DONTEXPAND). */
-export function addVmFlags(mm: Mm, addr: number, flags: number): void {
-  mm.findVma(addr)!.flags |= flags;
+/**
+ * A device file's mapping of `pages` pages, made as drivers make one from their mmap:
+ * 'pfnmap' remaps I/O pfns (remap_pfn_range: VM_IO | VM_PFNMAP | VM_DONTEXPAND), 'mixedmap'
+ * inserts pages the driver allocated (vm_insert_page: VM_MIXEDMAP), 'dontexpand' only sets
+ * VM_DONTEXPAND (vm_flags_set) and maps nothing. Returns the address.
+ */
+export function driverMapping(p: Process, kind: 'pfnmap' | 'mixedmap' | 'dontexpand', pages: number, opts: { addr?: number; prot?: number } = {}): number {
+  const m = p.machine;
+  const flags = MAP_SHARED | (opts.addr !== undefined ? MAP_FIXED : 0);
+  return mmapDevice(p.mm, opts.addr ?? 0, pages * P, opts.prot ?? PROT_READ | PROT_WRITE, flags, 0, {
+    mmap: (vma) => {
+      if (kind === 'pfnmap') remapPfnRange(vma, vma.start, m.phys.frames.capacity, pages * P);
+      else if (kind === 'dontexpand') vma.flags |= VM_DONTEXPAND;
+      else {
+        for (let a = vma.start; a < vma.end; a += P) {
+          const page = allocPages(m);
+          vmInsertPage(vma, a, page);
+          putPage(m, page);
+        }
+      }
+    },
+  });
 }

@@ -7,14 +7,15 @@ import {
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
   mmuNotifierRangeBlockable, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MAP_ANONYMOUS,
   MAP_FIXED, MAP_HUGE_1GB, MAP_HUGETLB, MAP_PRIVATE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MMU_RANGE_END_ALL, PMD_SIZE,
-  PROT_NONE, PROT_READ, PROT_WRITE, PUD_SIZE, VM_IO, VM_PFNMAP, type MmuNotifierRange, type Mm, type Process,
+  PROT_NONE, PROT_READ, PROT_WRITE, PUD_SIZE, VM_IO, VM_MIXEDMAP, VM_PFNMAP, allocPages, MAP_SHARED, mmapDevice, putPage,
+  vmfInsertMixed, type MmuNotifierRange, type Mm, type Process,
 } from '../../src/index.js';
 import { HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone } from '../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../src/mm/pagetable.js';
 import { zapRange } from '../../src/mm/memory.js';
 import {
-  addVmFlags, anon, cpuKind, cpuPfn, cpuWritable, enc, F_VALID, F_WRITE, makeExclusive, newMachine, P, range417, slotOf,
+  driverMapping, anon, cpuKind, cpuPfn, cpuWritable, enc, F_VALID, F_WRITE, makeExclusive, newMachine, P, range417, slotOf,
   startMigration, TestDevice, V_NONE, errnoOf,
 } from './helpers.js';
 
@@ -243,8 +244,8 @@ describe('docs/edge-cases-mainline.md rows 1-23', () => {
     const p = m.spawn();
     const base = 0x10000000;
     const a = p.mmap(base, 4 * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
-    p.mmap(base + 4 * P, 4 * P, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
-    addVmFlags(p.mm, base + 4 * P, VM_PFNMAP | VM_IO);
+    driverMapping(p, 'pfnmap', 4, { addr: base + 4 * P, prot: PROT_READ }); // remap_pfn_range: VM_IO | VM_PFNMAP
+    expect(p.mm.findVma(base + 4 * P)!.flags & (VM_PFNMAP | VM_IO)).toBe(VM_PFNMAP | VM_IO);
     p.writeU8(a, 1);
     const { sub } = subscribe(p.mm, base, 8 * P);
     const r = rangeOf(sub, base, base + 8 * P);
@@ -258,6 +259,29 @@ describe('docs/edge-cases-mainline.md rows 1-23', () => {
     hmmRangeFault(g);
     expect(g.hmmFlags[1]).toBe(HMM_PFN_VALID);
     expect(g.hmmFlags[5]).toBe(HMM_PFN_ERROR);
+  });
+
+  it('mainline table: a present PTE without a struct page in a VM_MIXEDMAP vma (vmf_insert_mixed of an I/O pfn): ERROR; with REQ_FAULT, EFAULT; the driver\'s own pages beside it are VALID', () => {
+    const m = newMachine();
+    const p = m.spawn();
+    const io = m.phys.frames.capacity + 3;
+    const page = allocPages(m);
+    const a = mmapDevice(p.mm, 0, 2 * P, PROT_READ, MAP_SHARED, 0, {
+      mmap: (vma) => {
+        vma.flags |= VM_MIXEDMAP;
+        vma.special = { fault: (vmf) => vmfInsertMixed(vmf.vma, vmf.address, vmf.address === vmf.vma.start ? page : io) };
+      },
+    });
+    p.read(a, 1);
+    p.read(a + P, 1); // both faulted in by the driver's handler
+    const { sub } = subscribe(p.mm, a, 2 * P);
+    const r = rangeOf(sub, a, a + 2 * P);
+    hmmRangeFault(r);
+    expect([...r.hmmFlags]).toEqual([HMM_PFN_VALID, HMM_PFN_ERROR]);
+    expect(r.hmmPfns[0]).toBe(page);
+    const f = rangeOf(sub, a, a + 2 * P, HMM_PFN_REQ_FAULT);
+    expect(errnoOf(() => hmmRangeFault(f))).toBe('EFAULT');
+    putPage(m, page);
   });
 
   it('mainline #10 a range crossing a gap between VMAs: ERROR for the gap in a snapshot, EFAULT when faulting', () => {

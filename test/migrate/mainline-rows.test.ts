@@ -5,7 +5,7 @@ import {
   getUserPages, makeDeviceExclusive, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID,
   MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage,
   migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq,
-  MREMAP_FIXED, MREMAP_MAYMOVE, newMigrateVma, unpinUserPages, VM_PFNMAP, type MigrateVma, type MmuNotifierRange,
+  MAP_FIXED, mmapDevice, MREMAP_FIXED, MREMAP_MAYMOVE, newMigrateVma, remapPfnRange, unpinUserPages, VM_PFNMAP, type MigrateVma, type MmuNotifierRange,
   type Process,
 } from '../../src/index.js';
 import { TestDevice } from './device.js';
@@ -27,8 +27,10 @@ describe('docs/edge-cases-mainline.md rows 24-36', () => {
     const vma = p.mm.findVma(a)!;
     const h = p.mmap(0x200000000, 2 << 20, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
     p.write(h, Uint8Array.of(1));
-    const sp = p.mmap(0x300000000, 4 * P, RW, ANON);
-    p.mm.findVma(sp)!.flags |= VM_PFNMAP; // a VM_SPECIAL vma
+    // A VM_SPECIAL vma, as a driver's mmap makes it: I/O pfns remapped (VM_IO | VM_PFNMAP).
+    const io = m.phys.frames.capacity;
+    const sp = mmapDevice(p.mm, 0x300000000, 4 * P, RW, MAP_SHARED | MAP_FIXED, 0, { mmap: (v) => remapPfnRange(v, v.start, io, 4 * P) });
+    expect(p.mm.findVma(sp)!.flags & VM_PFNMAP).toBe(VM_PFNMAP);
     expect(p.mm.findVma(a)).toBe(vma); // a separate vma each: the errors below are the ones named
     const bad: MigrateVma[] = [
       newMigrateVma(vma, a + 1, a + P, MIGRATE_VMA_SELECT_SYSTEM, dev.owner),

@@ -4,11 +4,10 @@
 // points into.
 
 import { fail, SignalError } from '../../mm/errno.js';
-import { MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE } from '../../mm/constants.js';
-import { FAULT_FLAG_USER, handleMmFault, VM_FAULT_ERROR } from '../../mm/fault.js';
-import { checkProt, protToVmFlags } from '../../mm/mm.js';
+import { PAGE_SIZE } from '../../mm/constants.js';
+import { allocPages, putPage } from '../../mm/page_alloc.js';
 import type { Process } from '../../mm/process.js';
-import { Vma, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_MIXEDMAP, VM_SHARED } from '../../mm/vma.js';
+import { mmapDevice, vmInsertPage } from '../../mm/special.js';
 import { dmirrorDriverOf, type DmirrorDevice } from './device.js';
 import { dmirrorMigrateToDevice, dmirrorMigrateToSystem } from './migrate.js';
 import { Dmirror, type DmirrorCtx } from './mirror.js';
@@ -111,36 +110,27 @@ export class DmirrorFile {
   }
 
   /**
-   * mmap(addr, length, prot, flags, fd, offset) of the device itself (dmirror_fops_mmap): a
-   * VM_MIXEDMAP mapping into which the driver inserts a freshly allocated zeroed page at
-   * every address (vm_insert_page: read-only in a private mapping). Returns the address.
+   * mmap(addr, length, prot, flags, fd, offset) of the device itself: dmirror_fops_mmap
+   * inserts a freshly allocated zeroed page at every address with vm_insert_page (a
+   * VM_MIXEDMAP mapping, read-only in a private mapping) and drops its own reference, so the
+   * mapping holds the only one. Returns the address.
    */
   mmap(addr: number, length: number, prot: number, flags: number, offset = 0): number {
     if (this.closed) fail('EINVAL', 'the file is closed');
-    checkProt(prot);
-    const mm = this.proc.mm;
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE_SIZE) fail('EINVAL', 'offset must be page aligned');
-    const shared = (flags & (MAP_SHARED | MAP_PRIVATE)) === MAP_SHARED;
-    // Choose (or clear) the address range as mmap would, then put the device's VMA there.
-    const start = mm.mmap(addr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)));
-    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
-    mm.munmap(start, len);
-    let populating = true;
-    const phys = mm.machine.phys;
-    const vmFlags = protToVmFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_MIXEDMAP | (shared ? VM_SHARED | VM_MAYSHARE : 0);
-    const vma = new Vma(start, start + len, vmFlags, offset / PAGE_SIZE, null);
-    // The mapping has no fault handler of its own: once populated, a missing page is SIGBUS.
-    vma.special = { fault: () => (populating ? phys.tryAllocPages(0) : -1) };
-    mm.insertVma(vma);
-    for (let a = start; a < start + len; a += PAGE_SIZE) {
-      if (handleMmFault(mm, vma, a, FAULT_FLAG_USER) & VM_FAULT_ERROR) {
-        populating = false;
-        mm.munmap(start, len);
-        fail('ENOMEM', 'no memory for the device mapping');
-      }
-    }
-    populating = false;
-    return start;
+    const machine = this.proc.machine;
+    return mmapDevice(this.proc.mm, addr, length, prot, flags, offset, {
+      mmap: (vma) => {
+        for (let a = vma.start; a < vma.end; a += PAGE_SIZE) {
+          const page = allocPages(machine, 0); // alloc_page(GFP_KERNEL | __GFP_ZERO): a new frame reads as zeros
+          if (page < 0) fail('ENOMEM', 'no memory for the device mapping');
+          try {
+            vmInsertPage(vma, a, page);
+          } finally {
+            putPage(machine, page);
+          }
+        }
+      },
+    });
   }
 
   /** close(fd): dmirror_fops_release. */

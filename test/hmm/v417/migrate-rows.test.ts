@@ -2,7 +2,7 @@
 // named after the row, driven by a 4.17-style driver (hmm_devmem + migrate_vma callbacks).
 import { describe, expect, it } from 'vitest';
 import {
-  getUserPages, Machine, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_SHARED, MAP_ANONYMOUS, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID,
+  getUserPages, Machine, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, mmapDevice, remapPfnRange, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID,
   migratePfn, migratePfnHas, migratePfnToPage, PMD_SIZE, putUserPages, SignalError, unpinUserPages, VM_FAULT_OOM,
   VM_FAULT_SIGBUS, VM_PFNMAP, type MigratePfnArray, type Process, type Vma,
 } from '../../../src/index.js';
@@ -109,8 +109,8 @@ describe('docs/edge-cases-4.17.md rows 38-50', () => {
     p.write(a, pattern(1));
     const vma = p.mm.findVma(a)!;
     const h = p.mmap(0x200000000, 2 << 20, RW, ANON | 0x40000 /* MAP_HUGETLB */);
-    const sp = p.mmap(0x300000000, P, RW, ANON);
-    p.mm.findVma(sp)!.flags |= VM_PFNMAP;
+    const sp = mmapDevice(p.mm, 0x300000000, P, RW, MAP_SHARED | MAP_FIXED, 0, { mmap: (v) => remapPfnRange(v, v.start, m.phys.frames.capacity, P) });
+    expect(p.mm.findVma(sp)!.flags & VM_PFNMAP).toBe(VM_PFNMAP);
     expect(p.mm.findVma(a)).toBe(vma); // a separate vma each: the errors below are the ones named
     const f1 = () => new Float64Array(1);
     const calls: Array<() => void> = [
