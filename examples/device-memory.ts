@@ -17,7 +17,7 @@ import {
   memremapPages, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma, PAGE_SIZE, pagemap, PROT_READ,
   PROT_WRITE, trylockPage, VM_FAULT_OOM, zoneDevicePageInit, type MigrateVma, type Process, type VmFault,
-} from '../src/index.js';
+} from 'hmmsim';
 
 class Accelerator {
   readonly pagemap: DevPagemap;
