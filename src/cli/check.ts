@@ -9,6 +9,7 @@ import { checkDriver, replayCheck, STRATEGY_NAMES, type CheckResult, type Strate
 import { loadDriver } from '../check/load.js';
 import { checkTraceDoc, formatCheckResult } from '../check/report.js';
 import { SCENARIOS } from '../check/scenarios.js';
+import { recordCheckSchedule } from '../sim/record/check.js';
 
 function count(min: number) {
   return (v: string): number => {
@@ -45,7 +46,7 @@ export function registerCheck(program: Command): void {
     .option('--scenario <names>', `only these scenarios, comma-separated (${SCENARIOS.map((s) => s.name).join(', ')})`)
     .option('--replay <token>', 'run one schedule, given by its token (scenario:schedule), and report it')
     .option('--json', 'print the result as JSON')
-    .option('--record <file>', 'write the failing schedule\'s steps per thread for `hmmsim view` (docs/check.md)')
+    .option('--record <file>', 'write the failing schedule\'s steps per thread, and its page tables recorded, for `hmmsim view` (docs/check.md)')
     .option('--no-minimise', 'report the failing schedule as found')
     .option('--no-progress', 'no progress bar')
     .action(async (driverPath: string, o: CheckCliOptions) => {
@@ -84,7 +85,12 @@ async function run(driverPath: string, o: CheckCliOptions): Promise<void> {
     });
     bar?.stop();
   }
-  if (o.record) writeFileSync(o.record, JSON.stringify(checkTraceDoc(result, driverPath)) + '\n');
+  if (o.record) {
+    const trace: Record<string, unknown> = { ...checkTraceDoc(result, driverPath) };
+    // The failing schedule once more, recorded: the page shows its page tables under the lanes.
+    if (result.violation) trace.record = (await recordCheckSchedule(driver, result.violation.token, `hmmsim check ${driverPath}: ${result.violation.invariant}`)).doc;
+    writeFileSync(o.record, JSON.stringify(trace) + '\n');
+  }
   if (o.json) process.stdout.write(JSON.stringify({ ...result, driverModule: driverPath }, null, 2) + '\n');
   else process.stdout.write(formatCheckResult(result, { driver: driverPath, depth: o.depth, preemptions: o.preemptions }) + '\n');
   process.exitCode = result.ok ? 0 : 1;

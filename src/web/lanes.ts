@@ -16,7 +16,8 @@ function el<K extends keyof SVGElementTagNameMap>(name: K, attrs: Record<string,
   return e;
 }
 
-export function renderLanes(root: HTMLElement, doc: CheckTraceDoc): void {
+/** Draw the lanes into root; `onStep(k)` is called when step k (0-based) is chosen. */
+export function renderLanes(root: HTMLElement, doc: CheckTraceDoc, onStep?: (k: number) => void): void {
   root.innerHTML = '';
   root.className = 'lanes-page';
   const head = document.createElement('header');
@@ -83,6 +84,7 @@ export function renderLanes(root: HTMLElement, doc: CheckTraceDoc): void {
       g.classList.add('selected');
       detail.textContent = `#${k + 1} — ${doc.threads[s.thread]}${s.preemption ? ' (preempting a thread that could have gone on)' : ''}: ${s.label}`
         + `${s.detail ? `\n${s.detail}` : ''}${bad ? `\nThe invariant broke here: ${doc.message}` : ''}`;
+      onStep?.(k);
     };
     g.addEventListener('click', show);
     g.addEventListener('keydown', (e) => (e.key === 'Enter' || e.key === ' ') && show());

@@ -31,8 +31,22 @@ async function loadDoc(): Promise<RecordDoc | CheckTraceDoc> {
 
 async function show(root: HTMLElement, doc: RecordDoc | CheckTraceDoc): Promise<void> {
   if (doc.format === CHECK_FORMAT) {
-    renderLanes(root, doc);
-    document.body.dataset.ready = '1';
+    const record = doc.record;
+    if (!record) {
+      renderLanes(root, doc);
+      document.body.dataset.ready = '1';
+      return;
+    }
+    // The lanes above, the recorded schedule's page tables below: a step goes to the end of its mark.
+    const lanes = document.createElement('div');
+    const tables = document.createElement('div');
+    tables.id = 'check-record';
+    root.replaceChildren(lanes, tables);
+    renderLanes(lanes, doc, (k) => {
+      const m = record.marks[k + 1];
+      if (m && window.hmmsim) window.hmmsim.seek(m.end);
+    });
+    await show(tables, record);
     return;
   }
   if (doc.format !== RECORD_FORMAT) throw new Error(`not an hmmsim record (format ${JSON.stringify((doc as { format?: unknown }).format)})`);

@@ -33,6 +33,10 @@ describe('hmmsim check', () => {
     expect(doc.format).toBe('hmmsim-check-trace');
     expect(doc.token).toBe(json.violation.token);
     expect(doc.steps.length).toBe(json.violation.trace.length);
+    // The schedule recorded for the visualizer: a mark for the setup and one per step.
+    const rec = (doc as unknown as { record: { format: string; marks: Array<{ label: string }> } }).record;
+    expect(rec.format).toBe('hmmsim-record');
+    expect(rec.marks.filter((m) => m.label.startsWith('step ')).length).toBe(doc.steps.length);
 
     const text = hmmsim(['check', 'examples/drivers/forgets-set-seq.ts', '--replay', json.violation.token]);
     expect(text.code).toBe(1);

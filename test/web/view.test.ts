@@ -16,6 +16,7 @@ import {
 import type { DecodedRecord } from '../../src/sim/record/replay.js';
 import { Model } from '../../src/web/model.js';
 import { checkDriver, checkTraceDoc, loadDriver } from '../../src/check/index.js';
+import { recordCheckSchedule } from '../../src/sim/record/check.js';
 import { compareImages, decodePng, encodePng } from './png.js';
 import { demoRecord, gpuRunRecord, millionRecord } from './fixtures.js';
 
@@ -216,7 +217,7 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     await page.close();
   }, 60_000);
 
-  it('shows a failing check schedule as swim lanes with the violating step marked', async () => {
+  it('shows a failing check schedule as swim lanes with the violating step marked, and its recorded page tables under them', async () => {
     const trace: CheckTraceDoc = {
       format: CHECK_FORMAT, version: 1, driver: 'examples/drivers/skips-read-retry.ts', invariant: 'device-maps-only-what-cpu-maps',
       message: 'device maps frame 812 at 0x7f0000001000, the CPU maps nothing', token: 'pct3-s42-7f1c',
@@ -242,13 +243,21 @@ describe.skipIf(!HAVE_BROWSER)('the visualizer in Chromium', () => {
     await s.close();
     // And a real one: what `hmmsim check --record` writes for a driver of the zoo.
     const driver = await loadDriver(join(import.meta.dirname, '../../examples/drivers/callback-without-lock.ts'));
-    const real = checkTraceDoc(await checkDriver(driver, { strategies: ['bounded'], schedules: 200 }), 'callback-without-lock.ts');
+    const real: CheckTraceDoc = checkTraceDoc(await checkDriver(driver, { strategies: ['bounded'], schedules: 200 }), 'callback-without-lock.ts');
     expect(real.violation).toBeGreaterThanOrEqual(0);
+    // With the schedule recorded, as `hmmsim check --record` writes it: the page tables under the lanes.
+    real.record = (await recordCheckSchedule(driver, real.token)).doc;
+    const marks = real.record.marks;
     const s2 = await serveView(real, html);
     const page2 = await open(s2.url);
     expect(await page2.$$eval('#lanes .step', (g) => g.length)).toBe(real.steps.length);
     expect(await page2.getAttribute('#lanes .step.violating', 'data-step')).toBe(String(real.violation));
     expect(await page2.textContent('.violation')).toContain(real.invariant);
+    expect(await page2.$$eval('#check-record canvas.grid', (g) => g.length)).toBeGreaterThanOrEqual(2);
+    // A step goes to the end of its span of the record.
+    const k = real.violation;
+    await page2.click(`#lanes .step[data-step="${k}"]`);
+    expect(await page2.evaluate(() => window.hmmsim!.position)).toBe(marks[k + 1]!.end);
     await page2.close();
     await s2.close();
   }, 120_000);

@@ -374,4 +374,9 @@ export interface CheckTraceDoc {
   violation: number;
   /** Schedules run in all. */
   schedules?: number;
+  /**
+   * The schedule run once more, recorded (`hmmsim check --record`): mark 0 is the setup, mark
+   * k step k. The page shows its page tables under the lanes; a step goes to its mark's end.
+   */
+  record?: RecordDoc;
 }

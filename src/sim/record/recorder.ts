@@ -247,7 +247,7 @@ export class Recorder {
    * table id from addDevice, or cpuTableOf). The pages' entries are read after it, as for mm events.
    */
   recordEvent(name: string, category: EventCategory, sub: string, table: number, vpn = -1, n = 0, a = NONE, b = NONE): void {
-    this.flush();
+    this.flush(false);
     let t = this.typeIds.get(name);
     if (t === undefined) {
       t = this.types.length;
@@ -255,7 +255,7 @@ export class Recorder {
       this.typeIds.set(name, t);
       this.subIds.push(new Map());
     }
-    this.push(t, this.subId(t, sub), table, vpn, n, a, b);
+    this.pushEvent(t, this.subId(t, sub), table, vpn, n, a, b);
     const tab = this.tables[table];
     if (tab && vpn >= 0 && n > 0) this.markDirty(tab, vpn, vpn + n);
   }
@@ -339,11 +339,11 @@ export class Recorder {
   // ---- mm events ----
 
   private readonly onFault = (e: FaultEvent): void => {
-    this.flush();
+    this.flush(false);
     const tab = this.cpuTable(e.mmId);
     const vpn = Math.floor(e.addr / PAGE_SIZE);
     const sub = this.subId(T_FAULT, e.kind) | (e.write ? FAULT_WRITE : 0) | (e.remote ? FAULT_REMOTE : 0);
-    this.push(T_FAULT, sub, tab.info.id, vpn, 1, NONE, NONE);
+    this.pushEvent(T_FAULT, sub, tab.info.id, vpn, 1, NONE, NONE);
     // A fault is emitted once its entry is installed: read it now.
     if (e.kind === 'thp' || e.kind === 'huge-zero' || e.kind === 'hugetlb') {
       const v = tab.mm.vmas.lookup(e.addr);
@@ -356,48 +356,48 @@ export class Recorder {
   };
 
   private readonly onMap = (e: MapEvent): void => {
-    this.flush();
+    this.flush(false);
     const tab = this.cpuTable(e.mmId);
     const vpn = Math.floor(e.addr / PAGE_SIZE);
-    this.push(T_MAP, 0, tab.info.id, vpn, e.nr, e.pfn, NONE);
+    this.pushEvent(T_MAP, 0, tab.info.id, vpn, e.nr, e.pfn, NONE);
     this.markDirty(tab, vpn, vpn + e.nr);
   };
 
   private readonly onUnmap = (e: UnmapEvent): void => {
-    this.flush();
+    this.flush(false);
     const tab = this.cpuTable(e.mmId);
     const s = Math.floor(e.start / PAGE_SIZE);
     const end = Math.ceil(Math.min(e.end, tab.mm.taskSize) / PAGE_SIZE);
-    this.push(T_UNMAP, this.subId(T_UNMAP, e.reason), tab.info.id, s, end - s, NONE, NONE);
+    this.pushEvent(T_UNMAP, this.subId(T_UNMAP, e.reason), tab.info.id, s, end - s, NONE, NONE);
     this.diffNow(tab, s, end);
   };
 
   private readonly onInvalidate = (e: InvalidateEvent): void => {
-    this.flush();
+    this.flush(false);
     const mm = e.range.mm;
     const tab = this.cpuTable(mm.id);
     const s = Math.floor(e.range.start / PAGE_SIZE);
     const end = Math.ceil(Math.min(e.range.end, mm.taskSize) / PAGE_SIZE);
     const start = e.phase === 'start';
-    this.push(start ? T_INV_START : T_INV_END, this.subId(start ? T_INV_START : T_INV_END, e.range.event), tab.info.id, s, end - s, NONE, NONE);
+    this.pushEvent(start ? T_INV_START : T_INV_END, this.subId(start ? T_INV_START : T_INV_END, e.range.event), tab.info.id, s, end - s, NONE, NONE);
     // The entries change between start and end: read them at the end.
     if (!start) this.diffNow(tab, s, end);
   };
 
   private readonly onFree = (e: FreeEvent): void => {
-    this.flush();
-    this.push(T_FREE, e.device ? 1 : 0, this.memOf(e.pfn), -1, 1 << e.order, e.pfn, NONE);
+    this.flush(false);
+    this.pushEvent(T_FREE, e.device ? 1 : 0, this.memOf(e.pfn), -1, 1 << e.order, e.pfn, NONE);
   };
 
   private readonly onMigrate = (e: MigrateEvent): void => {
-    this.flush();
+    this.flush(false);
     if (e.mmId < 0) {
       this.onMigrateByFrame(e);
       return;
     }
     const tab = this.cpuTable(e.mmId);
     const vpn = e.addr < 0 ? -1 : Math.floor(e.addr / PAGE_SIZE);
-    this.push(T_MIGRATE, e.toDevice ? 1 : 0, tab.info.id, vpn, 1, e.from, e.to);
+    this.pushEvent(T_MIGRATE, e.toDevice ? 1 : 0, tab.info.id, vpn, 1, e.from, e.to);
     if (vpn >= 0) this.markDirty(tab, vpn, vpn + 1);
   };
 
@@ -419,7 +419,7 @@ export class Recorder {
       }
       this.markDirty(tab, v, v + span);
     }
-    this.push(T_MIGRATE, e.toDevice ? 1 : 0, table, vpn, 1, e.from, e.to);
+    this.pushEvent(T_MIGRATE, e.toDevice ? 1 : 0, table, vpn, 1, e.from, e.to);
   }
 
   // ---- device page-table changes ----
@@ -457,13 +457,18 @@ export class Recorder {
 
   // ---- bookkeeping around every event ----
 
-  /** Read what the previous event changed, and take a snapshot if one is due; call before recording an event. */
-  private flush(): void {
+  /**
+   * Read what the previous event changed, and take a snapshot if one is due; call before
+   * recording an event. `recheck`: also reread the blocks holding migration entries now (when
+   * no event follows: a position asked for, a mark, the end); else pushEvent does it after the
+   * next event, so that what a migration's end changes is that event's (its migrate event's).
+   */
+  private flush(recheck = true): void {
     if (!this.machine) throw new Error('recorder is not attached');
     if (this.devOpTab) this.flushDevOp();
     this.checkWorld();
     if (this.dirtyTab.length) this.flushDirty();
-    if (this.migrating.size) this.recheckMigrating();
+    if (recheck && this.migrating.size) this.recheckMigrating();
     this.checkFrames();
     const runs = this.dEvent.n - this.deltasAtSnapshot;
     if (this.snapshots.length === 0 || runs >= Math.max(this.snapshotEvery, this.lastSnapshotRuns)) this.snapshot();
@@ -546,6 +551,12 @@ export class Recorder {
     if (this.clock) this.evTime.push(this.clock.now());
   }
 
+  /** Record an event, then reread the blocks holding migration entries (their changes are the event's). */
+  private pushEvent(type: number, sub: number, table: number, vpn: number, n: number, a: number, b: number): void {
+    this.push(type, sub, table, vpn, n, a, b);
+    if (this.migrating.size) this.recheckMigrating();
+  }
+
   private unpush(): void {
     this.evType.n--;
     this.evSub.n--;
@@ -577,7 +588,9 @@ export class Recorder {
       const t = this.tables[i]!;
       if (t.info.died !== undefined) continue;
       if (t.mm.dead) {
-        t.info.died = this.pos;
+        // A device's table outlives the address space: a driver that missed the exit may
+        // still map (or map again) its pages, and that should be seen.
+        if (!t.dev) t.info.died = this.pos;
         continue;
       }
       if (!t.dev) this.checkVmas(t);
