@@ -9,7 +9,7 @@
 // Run it: npx tsx src/cli/main.ts check examples/drivers/migrating.ts
 
 import {
-  DevPagemap, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, memremapPages,
+  allocPageVma, clearHighpage, copyHighpage, trylockPage, zoneDevicePageInit, DevPagemap, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmmRangeFault, KernelError, memremapPages,
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, MmuIntervalNotifier,
   mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
@@ -38,14 +38,13 @@ class Device {
   alloc(): number {
     const pfn = this.free.pop();
     if (pfn === undefined) return -1;
-    this.machine.phys.deviceFrameInit(pfn);
-    this.machine.phys.trylockPage(pfn);
+    zoneDevicePageInit(this.machine, pfn);
     return pfn;
   }
 
   /** dev_pagemap_ops.migrate_to_ram: the CPU touched one of our pages; bring it back. */
   private migrateToRam(vmf: VmFault): number {
-    const phys = this.machine.phys;
+    const machine = this.machine;
     const args = newMigrateVma(vmf.vma, vmf.address, vmf.address + PAGE_SIZE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, this.env.owner, vmf.page);
     try {
       migrateVmaSetup(args);
@@ -56,11 +55,11 @@ class Device {
     let ret = 0;
     const src = args.src[0]!;
     if (migratePfnHas(src, MIGRATE_PFN_MIGRATE)) {
-      const page = phys.tryAllocPages(0);
+      const page = allocPageVma(vmf.vma, vmf.address);
       if (page < 0) ret = VM_FAULT_OOM;
       else {
-        phys.trylockPage(page);
-        phys.copyPage(page, migratePfnToPage(src));
+        trylockPage(machine, page);
+        copyHighpage(machine, page, migratePfnToPage(src));
         args.dst[0] = migratePfn(page) + (migratePfnHas(src, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0);
       }
     }
@@ -122,15 +121,15 @@ class MigratingMirror implements CheckMirror {
     const args = newMigrateVma(vma, addr, addr + npages * PAGE_SIZE, MIGRATE_VMA_SELECT_SYSTEM, this);
     migrateVmaSetup(args);
     await ctx.yield('after migrate_vma_setup');
-    const phys = this.dev.machine.phys;
+    const machine = this.dev.machine;
     for (let i = 0; i < args.npages; i++) {
       const s = args.src[i]!;
       if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
       const d = this.dev.alloc();
       if (d < 0) continue;
       const spage = migratePfnToPage(s);
-      if (spage >= 0) phys.copyPage(d, spage);
-      else phys.clearPage(d);
+      if (spage >= 0) copyHighpage(machine, d, spage);
+      else clearHighpage(machine, d);
       args.dst[i] = migratePfn(d) + (migratePfnHas(s, MIGRATE_PFN_WRITE) || spage < 0 ? MIGRATE_PFN_WRITE : 0);
     }
     migrateVmaPages(args);

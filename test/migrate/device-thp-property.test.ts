@@ -193,7 +193,7 @@ describe('device-private THP property', () => {
       fc.asyncProperty(fc.array(op, { maxLength: 30 }), async (ops) => {
         pmds += await run(ops);
       }),
-      { numRuns: Number(process.env.THP_PROP_RUNS ?? 40) },
+      { numRuns: Number(process.env.THP_PROP_RUNS ?? 25) },
     );
     expect(pmds).toBeGreaterThan(0); // the generator reaches device-private PMDs: a property that never builds one tests nothing
   });

@@ -278,6 +278,24 @@ describe('device-private THP: every PMD path', () => {
     }
   });
 
+  it('mremap of part of a device-private PMD splits it: the moved half keeps its device pages at the new address, the rest stays', async () => {
+    for (const [from, len] of [[0, PMD_SIZE / 2], [PMD_SIZE / 4, PMD_SIZE / 4]] as const) {
+      const { m, dev, p, fd, map } = thpSetup(11);
+      await toDevice(fd, map);
+      const head = expectDevicePmd(p, map);
+      const target = p.mmap(0, 2 * PMD_SIZE, RW, ANON);
+      const to = p.mremap(map + from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+      expect(pagemap(p.mm, to)).toMatchObject({ kind: 'device-private', order: 0, pfn: head + from / P });
+      const stay = from === 0 ? map + len : map;
+      expect(pagemap(p.mm, stay)).toMatchObject({ kind: 'device-private', order: 0, pfn: head + (stay - map) / P });
+      expect(checkInvariants(m)).toEqual([]);
+      const want = ints(11);
+      expect(firstDiff(p.read(to, len) as Uint8Array, want.subarray(from, from + len))).toBe(-1);
+      expect(firstDiff(p.read(stay, P) as Uint8Array, want.subarray(stay - map, stay - map + P))).toBe(-1);
+      expectNoLeak(m, p, dev);
+    }
+  });
+
   it('zap (MADV_DONTNEED) frees the device folio with one page_free; reclaim refuses device pages; exit frees one folio per PMD', async () => {
     const { m, dev, p, fd, map } = thpSetup();
     await toDevice(fd, map);
