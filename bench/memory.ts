@@ -26,7 +26,11 @@ export interface MemoryFigures {
   /** Paid for every frame of RAM when the machine is built, used or not. */
   perFrame: { accounted: number; measured: number; perGiBOfRam: number };
   /** Per touched 4 KiB page, beyond the per-frame metadata. */
-  perTouchedPage: { data: number; slot: number; pageTables: number; total: number; measured: number };
+  /**
+   * Per touched 4 KiB page, beyond the per-frame metadata: a page written only in its first
+   * HEAD_BYTES holds a head slot (data), one written past it a whole page (wholePageTotal).
+   */
+  perTouchedPage: { data: number; slot: number; pageTables: number; total: number; measured: number; wholePageTotal: number };
   sparse: { mappedBytes: number; touchedPages: number; modelBytes: number; heapGrowthBytes: number };
 }
 
@@ -89,6 +93,7 @@ function measure(populateBytes: number): MemoryFigures {
   for (let i = 0; i < pages; i++) p.write(a + i * PAGE_SIZE, one);
   settle();
   const measuredPerPage = (external() - t0) / pages;
+  const data = m.phys.dataBytesInUse / pages;
   const pageTables = ptBytes(countNodes(m)) / pages;
   m.dispose();
 
@@ -103,11 +108,14 @@ function measure(populateBytes: number): MemoryFigures {
   for (let i = 0; i < 1000; i++) sp.write(base + rand.below(tib / PAGE_SIZE) * PAGE_SIZE, one);
   settle();
   const heapGrowthBytes = external() - before;
-  const modelBytes = ptBytes(countNodes(sm)) + 1000 * (PAGE_SIZE + BYTES_PER_DATA_SLOT) + (sm.config.ramBytes / PAGE_SIZE) * accounted;
+  const modelBytes = ptBytes(countNodes(sm)) + sm.phys.dataBytesInUse + 1000 * BYTES_PER_DATA_SLOT + (sm.config.ramBytes / PAGE_SIZE) * accounted;
   sm.dispose();
   return {
     perFrame: { accounted, measured: measuredPerFrame, perGiBOfRam: accounted * (2 ** 30 / PAGE_SIZE) },
-    perTouchedPage: { data: PAGE_SIZE, slot: BYTES_PER_DATA_SLOT, pageTables, total: PAGE_SIZE + BYTES_PER_DATA_SLOT + pageTables, measured: measuredPerPage },
+    perTouchedPage: {
+      data, slot: BYTES_PER_DATA_SLOT, pageTables, total: data + BYTES_PER_DATA_SLOT + pageTables, measured: measuredPerPage,
+      wholePageTotal: PAGE_SIZE + BYTES_PER_DATA_SLOT + pageTables,
+    },
     sparse: { mappedBytes: tib, touchedPages: 1000, modelBytes, heapGrowthBytes },
   };
 }
@@ -120,7 +128,8 @@ export function formatMemory(mem: MemoryFigures): string {
     [
       ['per frame of RAM, paid up front (struct page arrays + free lists), bytes', b(mem.perFrame.accounted), b(mem.perFrame.measured), '-'],
       ['  that is, per GiB of RAM', mb(mem.perFrame.perGiBOfRam), mb(mem.perFrame.measured * 2 ** 18), '-'],
-      ['per touched page: data + slot holder count + page tables, bytes', `${mem.perTouchedPage.data} + ${mem.perTouchedPage.slot} + ${b(mem.perTouchedPage.pageTables)}`, b(mem.perTouchedPage.measured), 'page tables <= 16'],
+      ['per touched page (one byte written): data + slot holder count + page tables, bytes', `${b(mem.perTouchedPage.data)} + ${mem.perTouchedPage.slot} + ${b(mem.perTouchedPage.pageTables)}`, b(mem.perTouchedPage.measured), 'page tables <= 16'],
+      ['per touched page written past its first 64 bytes (a whole 4 KiB slot), bytes', b(mem.perTouchedPage.wholePageTotal), '-', '-'],
       ['sparse: 1 TiB mapped, 1,000 pages touched, 64 MiB RAM', mb(mem.sparse.modelBytes), mb(mem.sparse.heapGrowthBytes), 'what it touches'],
     ],
     { align: ['left', 'right', 'right', 'left'] },

@@ -1,9 +1,10 @@
 // Physical memory: system RAM handed out by a buddy allocator, device memory ranges
 // (ZONE_DEVICE, managed by their drivers), and the page data pool. Page data is allocated on
-// first write from 8 MiB slabs, so an untouched frame costs no data and reads as zeros. A page
-// copy shares the source's data slot and the first write to a shared slot duplicates it, so a
-// copy whose source is freed before either is written (every successful migration) moves no
-// bytes at all.
+// first write from 8 MiB slabs (src/mm/slot-arena.ts), so an untouched frame costs no data and
+// reads as zeros; a page nothing has written past its first 64 bytes holds only those (a head
+// slot), the rest reading as zeros. A page copy shares the source's data slot and the first
+// write to a shared slot duplicates it, so a copy whose source is freed before either is
+// written (every successful migration) moves no bytes at all.
 
 import { fail } from './errno.js';
 import type { EventBus } from './events.js';
@@ -13,24 +14,9 @@ import {
 } from './page.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
+import { SlotArena } from './slot-arena.js';
 
-/**
- * Data slabs given back by disposed machines, reused by new ones so that a program that builds
- * machine after machine does not make the host fault in fresh memory each time (the model's
- * analogue of the kernel's free page pool). Pooled slabs keep their old bytes: a slot taken
- * from one is zeroed when it is allocated, as the kernel clears a page in the fault that
- * takes it. Holds no machine state.
- */
-const slabPool: Uint8Array[] = [];
-let slabPoolMax = 128; // 1 GiB
-
-/** Set the slab pool's limit in bytes (0: no pool, every machine's data is fresh host memory); returns the old limit. */
-export function setSlabPoolBytes(bytes: number): number {
-  const old = slabPoolMax * SLAB_PAGES * PAGE_SIZE;
-  slabPoolMax = Math.max(0, Math.floor(bytes / (SLAB_PAGES * PAGE_SIZE)));
-  slabPool.length = Math.min(slabPool.length, slabPoolMax);
-  return old;
-}
+export { setSlabPoolBytes } from './slot-arena.js';
 
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 /**
@@ -39,14 +25,14 @@ export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hu
  * before anything is allocated.
  */
 export const MAX_FRAMES = 2 ** 26;
-const SLAB_PAGES = 2048; // 8 MiB: large enough for the host to back it with huge pages
-const SLAB_SHIFT = 11;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
 const PAGES_PER_SUBSECTION = 512;
-/** The first slab's size while it is still growing: 16 KiB. */
-const FIRST_SLAB_PAGES = 4;
-/** Metadata per data slot beyond its 4 KiB: the holder count (the free list is only for freed slots). */
+/** Metadata per data slot beyond its bytes: the holder count (the free list is only for freed slots). */
 export const BYTES_PER_DATA_SLOT = 4;
+/** Bytes of a head slot: a page written only below this offset keeps only these bytes. */
+export const HEAD_BYTES = 64;
+/** Slot numbers with this bit are head slots (the rest are whole-page slots). */
+const HEAD = 1 << 30;
 
 /** Frames a free block of each order, linked through these arrays (indexed by pfn). */
 class FreeLists {
@@ -86,18 +72,9 @@ export class PhysMem {
   private readonly pagemaps: DevPagemap[] = [];
   private nextDevicePfn: number;
 
-  // Page data pool.
-  private readonly slabs: Uint8Array[] = [];
-  /** Pages the first slab holds now: it grows by doubling up to SLAB_PAGES before a second slab is added. */
-  private slab0Pages = 0;
-  private freeSlots = new Int32Array(16);
-  private nFreeSlots = 0;
-  private freshSlots = 0; // never-used slots left in the newest slab
-  /** The newest slab's never-used slots are zero (new host memory), not a pooled slab's old bytes. */
-  private freshZero = true;
-  private slotsInUse = 0;
-  /** Holders of each data slot (frames and swap slots); a slot with more than one is copied on write. */
-  private slotRefs = new Int32Array(FIRST_SLAB_PAGES);
+  // Page data: whole pages, and heads of pages written only near their start.
+  private readonly pages = new SlotArena(PAGE_SIZE);
+  private readonly heads = new SlotArena(HEAD_BYTES);
 
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
@@ -437,85 +414,29 @@ export class PhysMem {
   // ---- page data ----
 
   /**
-   * A data slot; `zero` false when the caller overwrites all of it at once (a page copy). A
-   * recycled slot, or one of a pooled slab, is zeroed here, in the write fault that needs it,
+   * A whole-page data slot; `zero` false when the caller overwrites all of it at once (a copy).
+   * A recycled slot, or one of a pooled slab, is zeroed here, in the write fault that needs it,
    * as the kernel clears a page in the fault path (clear_page in do_anonymous_page); only new
    * host memory, zero already, is not.
    */
   private allocSlot(zero = true): number {
-    this.slotsInUse++;
-    if (this.nFreeSlots > 0) {
-      const slot = this.freeSlots[--this.nFreeSlots]!;
-      if (zero) this.zeroSlot(slot);
-      this.slotRefs[slot] = 1;
-      return slot;
-    }
-    if (this.freshSlots === 0) {
-      if (this.slabs.length === 1 && this.slab0Pages < SLAB_PAGES) {
-        // Grow the first slab in place: slot numbers stay valid, its bytes are copied once.
-        const pages = this.slab0Pages * 2;
-        const grown = new Uint8Array(pages * PAGE_SIZE);
-        grown.set(this.slabs[0]!);
-        this.slabs[0] = grown;
-        this.freshSlots = pages - this.slab0Pages;
-        this.slab0Pages = pages;
-        this.freshZero = true;
-      } else {
-        const pooled = slabPool.pop();
-        const pages = this.slabs.length > 0 || pooled ? SLAB_PAGES : FIRST_SLAB_PAGES;
-        this.slabs.push(pooled ?? new Uint8Array(pages * PAGE_SIZE));
-        if (this.slabs.length === 1) this.slab0Pages = pages;
-        this.freshSlots = pages;
-        this.freshZero = pooled === undefined;
-      }
-    }
-    const cap = this.slabs.length === 1 ? this.slab0Pages : SLAB_PAGES;
-    const slot = ((this.slabs.length - 1) << SLAB_SHIFT) + (cap - this.freshSlots--);
-    if (zero && !this.freshZero) this.zeroSlot(slot);
-    if (slot >= this.slotRefs.length) {
-      const g = new Int32Array(Math.max(this.slotRefs.length * 2, (this.slabs.length - 1) * SLAB_PAGES + cap));
-      g.set(this.slotRefs);
-      this.slotRefs = g;
-    }
-    this.slotRefs[slot] = 1;
-    return slot;
+    return this.pages.alloc(zero);
   }
 
-  private zeroSlot(slot: number): void {
-    const off = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    this.slabs[slot >> SLAB_SHIFT]!.fill(0, off, off + PAGE_SIZE);
+  private arenaOf(slot: number): SlotArena {
+    return slot & HEAD ? this.heads : this.pages;
   }
 
-  /**
-   * Give the data slabs back for reuse (Machine.dispose), as they are: whoever takes a slot
-   * from them zeroes it. The machine must not be used afterwards.
-   */
+  /** Give the data slabs back for reuse (Machine.dispose); the machine must not be used afterwards. */
   releaseSlabs(): void {
-    for (const slab of this.slabs.splice(0)) {
-      if (slabPool.length >= slabPoolMax) break;
-      if (slab.length < SLAB_PAGES * PAGE_SIZE) continue; // a first slab that never grew to full size
-      slabPool.push(slab);
-    }
-    this.slab0Pages = 0;
-    this.nFreeSlots = 0;
-    this.freshSlots = 0;
-    this.slotsInUse = 0;
-    this.slotRefs.fill(0);
+    this.pages.release();
+    this.heads.release();
   }
 
   /** A holder of a data slot lets go of it; the last one returns it to the pool. */
   freeSlot(slot: number): void {
-    const refs = this.slotRefs[slot]!;
-    if (refs <= 0) throw new Error(`data slot ${slot} freed twice`);
-    this.slotRefs[slot] = refs - 1;
-    if (refs > 1) return;
-    if (this.nFreeSlots === this.freeSlots.length) {
-      const g = new Int32Array(this.freeSlots.length * 2);
-      g.set(this.freeSlots);
-      this.freeSlots = g;
-    }
-    this.freeSlots[this.nFreeSlots++] = slot;
-    this.slotsInUse--;
+    if (slot & HEAD) this.heads.free(slot & ~HEAD);
+    else this.pages.free(slot);
   }
 
   private releaseSlot(pfn: number): void {
@@ -536,21 +457,23 @@ export class PhysMem {
   }
   /** A copy of a slot's bytes for a new holder: the same slot, shared until one of them writes. */
   copySlot(slot: number): number {
-    this.slotRefs[slot]!++;
+    this.arenaOf(slot).refs[slot & ~HEAD]!++;
     return slot;
   }
   /** Holders of a data slot (0: free); for checkInvariants. */
   slotHolders(slot: number): number {
-    return this.slotRefs[slot]!;
+    return this.arenaOf(slot).refs[slot & ~HEAD] ?? 0;
   }
-  /** Distinct data slots in use (a shared slot counts once). */
+  /** Distinct data slots in use (a shared slot counts once), whole pages and heads. */
   get dataSlotsInUse(): number {
-    return this.slotsInUse;
+    return this.pages.inUse + this.heads.inUse;
+  }
+  /** Bytes of page data held by slots in use (a shared slot counts once). */
+  get dataBytesInUse(): number {
+    return this.pages.inUse * PAGE_SIZE + this.heads.inUse * HEAD_BYTES;
   }
   get dataPoolBytes(): number {
-    let bytes = 0;
-    for (const slab of this.slabs) bytes += slab.length;
-    return bytes;
+    return this.pages.bytes + this.heads.bytes;
   }
 
   hasData(pfn: number): boolean {
@@ -564,11 +487,18 @@ export class PhysMem {
       out.fill(0, outOff, outOff + len);
       return;
     }
-    const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
-    const slab = this.slabs[slot >> SLAB_SHIFT]!;
+    let n = len;
+    if (slot & HEAD) {
+      // Beyond the head the page reads as zeros.
+      n = Math.max(0, Math.min(len, HEAD_BYTES - off));
+      if (n < len) out.fill(0, outOff + n, outOff + len);
+    }
+    const arena = this.arenaOf(slot);
+    const base = arena.offset(slot & ~HEAD) + off;
+    const slab = arena.slab(slot & ~HEAD);
     // Small accesses copy by hand: a subarray view costs more than a few byte moves.
-    if (len <= 64) for (let i = 0; i < len; i++) out[outOff + i] = slab[base + i]!;
-    else out.set(slab.subarray(base, base + len), outOff);
+    if (n <= 64) for (let i = 0; i < n; i++) out[outOff + i] = slab[base + i]!;
+    else out.set(slab.subarray(base, base + n), outOff);
   }
 
   /** Copy len bytes of src[srcOff..] into frame `pfn` at offset `off`, allocating its data on first write. */
@@ -576,12 +506,25 @@ export class PhysMem {
     let slot = this.frames.dataSlot[pfn]!;
     if (slot < 0) {
       if (this.frames.flags[pfn]! & PG_reserved) throw new Error('write to a zero page');
-      slot = this.frames.dataSlot[pfn] = this.allocSlot();
-    } else if (this.slotRefs[slot]! > 1) slot = this.unshareSlot(pfn, slot);
-    const base = (slot & (SLAB_PAGES - 1)) * PAGE_SIZE + off;
-    const slab = this.slabs[slot >> SLAB_SHIFT]!;
+      slot = this.frames.dataSlot[pfn] = off + len <= HEAD_BYTES ? this.heads.alloc(true) | HEAD : this.allocSlot();
+    } else if (slot & HEAD && off + len > HEAD_BYTES) slot = this.growHead(pfn, slot);
+    else if (this.arenaOf(slot).refs[slot & ~HEAD]! > 1) slot = this.unshareSlot(pfn, slot);
+    const arena = this.arenaOf(slot);
+    const base = arena.offset(slot & ~HEAD) + off;
+    const slab = arena.slab(slot & ~HEAD);
     if (len <= 64) for (let i = 0; i < len; i++) slab[base + i] = src[srcOff + i]!;
     else slab.set(src.subarray(srcOff, srcOff + len), base);
+  }
+
+  /** A write past a head: the frame gets a whole page holding the head's bytes, zero beyond. */
+  private growHead(pfn: number, h: number): number {
+    const slot = this.allocSlot();
+    const head = h & ~HEAD;
+    const from = this.heads.offset(head);
+    this.pages.slab(slot).set(this.heads.slab(head).subarray(from, from + HEAD_BYTES), this.pages.offset(slot));
+    this.heads.free(head);
+    this.frames.dataSlot[pfn] = slot;
+    return slot;
   }
 
   /**
@@ -594,7 +537,7 @@ export class PhysMem {
     if (s === d) return;
     if (d >= 0) this.releaseSlot(dst);
     if (s < 0) return;
-    this.slotRefs[s]!++;
+    this.copySlot(s);
     this.frames.dataSlot[dst] = s;
   }
 
@@ -604,34 +547,21 @@ export class PhysMem {
    */
   copyHighpage(dst: number, src: number): void {
     const s = this.frames.dataSlot[src]!;
-    let d = this.frames.dataSlot[dst]!;
-    if (s < 0) {
-      if (d >= 0) this.releaseSlot(dst);
-      return;
-    }
-    if (d < 0) d = this.frames.dataSlot[dst] = this.allocSlot(false);
-    else if (this.slotRefs[d]! > 1) {
-      this.slotRefs[d]!--;
-      d = this.frames.dataSlot[dst] = this.allocSlot(false);
-    }
-    this.copySlotBytes(d, s);
-  }
-
-  private copySlotBytes(to: number, from: number): void {
-    const f = (from & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    const t = (to & (SLAB_PAGES - 1)) * PAGE_SIZE;
-    const srcSlab = this.slabs[from >> SLAB_SHIFT]!;
-    if (from >> SLAB_SHIFT === to >> SLAB_SHIFT) srcSlab.copyWithin(t, f, f + PAGE_SIZE);
-    else this.slabs[to >> SLAB_SHIFT]!.set(srcSlab.subarray(f, f + PAGE_SIZE), t);
+    if (this.frames.dataSlot[dst]! >= 0) this.releaseSlot(dst);
+    if (s < 0) return;
+    const arena = this.arenaOf(s);
+    const d = arena.alloc(false);
+    arena.copy(d, s & ~HEAD);
+    this.frames.dataSlot[dst] = d | (s & HEAD);
   }
 
   /** A write to a frame whose slot others hold too: the frame gets a private copy first. */
   private unshareSlot(pfn: number, s: number): number {
-    const slot = this.allocSlot(false);
-    this.slotRefs[s]!--;
-    this.frames.dataSlot[pfn] = slot;
-    this.copySlotBytes(slot, s);
-    return slot;
+    const arena = this.arenaOf(s);
+    const slot = arena.alloc(false);
+    arena.refs[s & ~HEAD]!--;
+    arena.copy(slot, s & ~HEAD);
+    return (this.frames.dataSlot[pfn] = slot | (s & HEAD));
   }
 
   /** Drop a frame's data so it reads as zeros (clear_highpage). */

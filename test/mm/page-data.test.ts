@@ -1,11 +1,12 @@
 // Page data: copy_highpage is lazy (the copy shares the source's data slot); the first write to
 // either side gets a private copy, and the last holder frees the slot. Nothing read through
-// either page may tell a lazy copy from an eager one.
+// either page may tell a lazy copy from an eager one, or a head slot from a whole page.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { checkInvariants } from '../../src/mm/check.js';
 import { Machine } from '../../src/mm/machine.js';
 import { PAGE_SIZE } from '../../src/mm/constants.js';
+import { HEAD_BYTES } from '../../src/mm/physmem.js';
 import { swapOutPage } from '../../src/index.js';
 import { ANON, P, pm, RW, setup } from './helpers.js';
 
@@ -14,6 +15,86 @@ function bytesOf(m: Machine, pfn: number): Uint8Array {
   m.phys.readPage(pfn, 0, out, 0, PAGE_SIZE);
   return out;
 }
+
+describe('head slots: a page written only in its first HEAD_BYTES holds only those', () => {
+  it('a small write takes a 64-byte head; the rest reads as zeros; a write past it grows the page, keeping the head\'s bytes', () => {
+    const m = new Machine({ ramBytes: 1 << 20 });
+    const phys = m.phys;
+    const a = phys.allocPages(0);
+    phys.writePage(a, 60, Uint8Array.of(1, 2, 3, 4), 0, 4);
+    expect(phys.dataSlotsInUse).toBe(1);
+    expect(phys.dataBytesInUse).toBe(HEAD_BYTES);
+    const page = bytesOf(m, a);
+    expect(Array.from(page.subarray(58, 66))).toEqual([0, 0, 1, 2, 3, 4, 0, 0]);
+    expect(page.reduce((x, b) => x + b, 0)).toBe(10);
+    // A read that spans the head's end: its bytes, then zeros.
+    const span = new Uint8Array(8).fill(0xee);
+    phys.readPage(a, 60, span, 0, 8);
+    expect(Array.from(span)).toEqual([1, 2, 3, 4, 0, 0, 0, 0]);
+    phys.writePage(a, 64, Uint8Array.of(5), 0, 1);
+    expect(phys.dataSlotsInUse).toBe(1);
+    expect(phys.dataBytesInUse).toBe(PAGE_SIZE);
+    expect(Array.from(bytesOf(m, a).subarray(60, 66))).toEqual([1, 2, 3, 4, 5, 0]);
+    expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
+  });
+
+  it('a shared head grown by one holder: the other keeps the head; eager copies of a head are heads', () => {
+    const m = new Machine({ ramBytes: 1 << 20 });
+    const phys = m.phys;
+    const a = phys.allocPages(0);
+    const b = phys.allocPages(0);
+    const c = phys.allocPages(0);
+    phys.writePage(a, 0, Uint8Array.of(7), 0, 1);
+    phys.copyPage(b, a);
+    phys.writePage(b, 4000, Uint8Array.of(8), 0, 1);
+    expect(phys.dataBytesInUse).toBe(HEAD_BYTES + PAGE_SIZE);
+    expect([bytesOf(m, a)[0], bytesOf(m, a)[4000], bytesOf(m, b)[0], bytesOf(m, b)[4000]]).toEqual([7, 0, 7, 8]);
+    phys.copyHighpage(c, a);
+    expect(phys.dataBytesInUse).toBe(2 * HEAD_BYTES + PAGE_SIZE);
+    phys.writePage(c, 1, Uint8Array.of(9), 0, 1);
+    expect(Array.from(bytesOf(m, a).subarray(0, 2))).toEqual([7, 0]);
+    expect(Array.from(bytesOf(m, c).subarray(0, 2))).toEqual([7, 9]);
+    for (const f of [a, b, c]) phys.clearPage(f);
+    expect(phys.dataSlotsInUse).toBe(0);
+  });
+
+  it('property: any sequence of writes, lazy and eager copies and clears reads like a flat copy of every page', () => {
+    const FRAMES = 3;
+    const op = fc.oneof(
+      fc.record({ k: fc.constant('write' as const), f: fc.nat(FRAMES - 1), off: fc.oneof(fc.nat(70), fc.nat(PAGE_SIZE - 1)), len: fc.integer({ min: 1, max: 80 }), v: fc.integer({ min: 1, max: 255 }) }),
+      fc.record({ k: fc.constantFrom('copy' as const, 'eager' as const), f: fc.nat(FRAMES - 1), g: fc.nat(FRAMES - 1) }),
+      fc.record({ k: fc.constant('clear' as const), f: fc.nat(FRAMES - 1) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+        const m = new Machine({ ramBytes: 1 << 20 });
+        const phys = m.phys;
+        const pfns = Array.from({ length: FRAMES }, () => phys.allocPages(0));
+        const ref = pfns.map(() => new Uint8Array(PAGE_SIZE));
+        for (const o of ops) {
+          if (o.k === 'write') {
+            const len = Math.min(o.len, PAGE_SIZE - o.off);
+            phys.writePage(pfns[o.f]!, o.off, new Uint8Array(len).fill(o.v), 0, len);
+            ref[o.f]!.fill(o.v, o.off, o.off + len);
+          } else if (o.k === 'clear') {
+            phys.clearPage(pfns[o.f]!);
+            ref[o.f]!.fill(0);
+          } else if (o.f !== o.g) {
+            if (o.k === 'copy') phys.copyPage(pfns[o.f]!, pfns[o.g]!);
+            else phys.copyHighpage(pfns[o.f]!, pfns[o.g]!);
+            ref[o.f]!.set(ref[o.g]!);
+          }
+          for (let i = 0; i < FRAMES; i++) expect(Buffer.compare(bytesOf(m, pfns[i]!), ref[i]!)).toBe(0);
+          expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
+        }
+        for (const p of pfns) phys.clearPage(p);
+        expect(phys.dataSlotsInUse).toBe(0);
+        m.dispose();
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
 
 describe('eager page copies (PhysMem.copyHighpage, the copy engine\'s policy EAGER_PAGE_COPY)', () => {
   it('the copy has a slot of its own with the source\'s bytes at once; writes stay on their side', () => {

@@ -19,8 +19,9 @@ describe('page data pool growth', () => {
       const p = m.spawn();
       const n = 2100; // more than one full slab (2048 pages)
       const a = p.mmap(0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-      for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE + 4 * (i % 1000), i * 7 + 1);
-      for (let i = 0; i < n; i++) expect(p.readU32(a + i * PAGE_SIZE + 4 * (i % 1000))).toBe(i * 7 + 1);
+      // Past the first 64 bytes, so that every page takes a whole-page slot (not a head).
+      for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE + 64 + 4 * (i % 1000), i * 7 + 1);
+      for (let i = 0; i < n; i++) expect(p.readU32(a + i * PAGE_SIZE + 64 + 4 * (i % 1000))).toBe(i * 7 + 1);
       expect(m.phys.dataSlotsInUse).toBe(n);
       expect(m.phys.dataPoolBytes).toBe(2 * 2048 * PAGE_SIZE);
       m.dispose();
