@@ -388,14 +388,20 @@ function migrateCluster(
   try {
     migrateVmaSetup(args);
   } catch (e) {
-    if (e instanceof KernelError) return;
-    throw e;
+    if (!(e instanceof KernelError)) throw e;
+    for (let i = from; i < to; i++) if (faulted[pages[i]!]) result.fallback.push(pages[i]!);
+    return;
   }
   const writable = (vma.flags & VM_WRITE) !== 0;
   for (let k = 0; k < b - a; k++) {
     if (!want[k]) continue;
     const s = args.src[k]!;
-    if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+    // A faulted page migrate_vma did not collect (device-exclusive, locked, pinned) is served
+    // where it is, mapped remotely: left alone, its warp would fault on it forever.
+    if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) {
+      if (faulted[a + k]) result.fallback.push(a + k);
+      continue;
+    }
     if (cursor.next === frames.length) {
       if (faulted[a + k]) result.fallback.push(a + k);
       continue;
