@@ -28,6 +28,7 @@ import { SeededRandom } from '../src/sched/random.js';
 import { cpuNowMs, demoRamBytes, runDemo } from '../src/sim/demo.js';
 import type { BenchCase } from './model.js';
 import type { Sample } from './row.js';
+import { textTable } from '../src/cli/table.js';
 
 const WIN = 2 << 20;
 const WIN_PAGES = WIN / PAGE_SIZE;
@@ -294,11 +295,10 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ sizeMiB: Number(o.size), seed, repeats, rows, total, ratio, target: 1.5, met: ratio <= 1.5 }, null, 2) + '\n');
     return;
   }
-  const f = (x: number) => x.toFixed(1).padStart(9);
+  const f = (x: number) => x.toFixed(1);
   process.stdout.write(`hmmsim demo --size ${o.size} against its parts (CPU ms, median of ${repeats})\n`);
-  process.stdout.write(`${'step'.padEnd(70)}${'demo'.padStart(9)}${'check'.padStart(9)}${'parts'.padStart(9)}\n`);
-  for (const r of rows) process.stdout.write(`${r.name.slice(0, 69).padEnd(70)}${f(r.demo)}${f(r.check)}${f(r.parts)}\n`);
-  process.stdout.write(`${'total'.padEnd(70)}${f(total.demo)}${f(total.check)}${f(total.parts)}\n`);
+  const body = [...rows, { name: 'total', ...total }].map((r) => [r.name, f(r.demo), f(r.check), f(r.parts)]);
+  process.stdout.write(textTable(['step', 'demo', 'check', 'parts'], body, { align: ['left', 'right', 'right', 'right'] }) + '\n');
   process.stdout.write(`demo with its checks / parts: ${ratio.toFixed(2)} (target <= 1.5: ${ratio <= 1.5 ? 'met' : 'missed'})\n`);
 }
 

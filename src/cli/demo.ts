@@ -4,6 +4,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { parseSeed } from './options.js';
+import { textTable } from './table.js';
 import { runDemo, type DemoReport } from '../sim/demo.js';
 import { demoMemoryVerdict, formatDemoMemoryRefusal } from '../sim/demo-memory.js';
 import { recordDemo, writeRecord } from '../sim/record/index.js';
@@ -38,20 +39,20 @@ function printReport(r: DemoReport): void {
   out(`hmmsim demo: ${r.sizeBytes / 2 ** 20} MiB (${r.pages} pages), seed ${r.seed}`);
   out();
   out('steps:');
-  for (const s of r.steps) {
-    out(`  ${s.name.padEnd(66)} device maps ${String(s.deviceMapped).padStart(8)} pages${s.mirrorViolations ? `  MIRROR BROKEN (${s.mirrorViolations})` : ''}`);
-  }
+  out(textTable(['step', 'pages the device maps', ''], r.steps.map((s) => [
+    s.name, s.deviceMapped, s.mirrorViolations ? `MIRROR BROKEN (${s.mirrorViolations})` : '',
+  ]), { align: ['left', 'right', 'left'], prefix: '  ' }));
   out();
   const kinds = (title: string, faults: Record<string, number>) => {
     out(title);
     const entries = Object.entries(faults);
     if (entries.length === 0) out('  (none)');
-    for (const [k, n] of entries) out(`  ${k.padEnd(16)} ${String(n).padStart(9)}  ${FAULT_KIND_HELP[k] ?? ''}`);
+    else out(textTable(['kind', 'faults', 'what it is'], entries.map(([k, n]) => [k, n, FAULT_KIND_HELP[k] ?? '']), { prefix: '  ' }));
   };
   kinds('CPU faults by kind (taken by the process\'s own accesses):', r.metrics.cpuFaults);
   kinds('device-initiated faults by kind (taken by hmm_range_fault for the device, FAULT_FLAG_REMOTE):', r.metrics.deviceFaults);
   out('invalidations by event:');
-  for (const [k, n] of Object.entries(r.metrics.invalidations)) out(`  ${k.padEnd(16)} ${String(n).padStart(9)}`);
+  out(textTable(['event', 'count'], Object.entries(r.metrics.invalidations), { prefix: '  ' }));
   out('device:');
   out(`  device faults ${r.device.faults}, hmm_range_fault calls ${r.device.rangeFaults}, retries ${r.device.retries}`);
   out(`  ranges created ${r.device.rangesInserted}, removed ${r.device.rangesRemoved}; entries invalidated ${r.device.entriesInvalidated}`);
