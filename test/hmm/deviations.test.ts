@@ -16,7 +16,7 @@ function world() {
   const dev = new TestDevice(m);
   const a = anon(p, 2);
   p.writeU32(a, 1);
-  const d = dev.migrateToDevice(p.mm, a);
+  const d = dev.migratePageToDevice(p.mm, a);
   return { m, p, dev, a, d };
 }
 
@@ -29,7 +29,7 @@ describe('no-progress guards and failing migrate_to_ram', () => {
     const r = new HmmRange({ notifier: sub, start: a, end: a + P, defaultFlags: HMM_PFN_REQ_FAULT });
     r.notifierSeq = mmuIntervalReadBegin(sub);
     expect(errnoOf(() => hmmRangeFault(r))).toBe('EFAULT');
-    expect(dev.migrateToRamCalls).toBeGreaterThan(10);
+    expect(dev.faults).toBeGreaterThan(10);
     expect(cpuKind(p.mm, a)).toBe(K_DEVICE_PRIVATE);
   });
 
@@ -40,14 +40,14 @@ describe('no-progress guards and failing migrate_to_ram', () => {
     const r = range417(p, a, a + P);
     r.pfns[0] = F_VALID | F_DP;
     hmmVmaFault(r, true);
-    expect(dev.migrateToRamCalls).toBe(1);
+    expect(dev.faults).toBe(1);
     expect(r.pfns[0]).toBe(enc(d, F_VALID | F_DP | F_WRITE));
     expect(hmmVmaRangeDone(r)).toBe(true);
   });
 
   it('migrate_to_ram returning VM_FAULT_SIGBUS: EFAULT for both APIs (4.17 keeps the ERROR marker)', () => {
     const { p, dev, a } = world();
-    dev.failWith = VM_FAULT_SIGBUS;
+    dev.faultResult = VM_FAULT_SIGBUS;
     const sub = new MmuIntervalNotifier({ invalidate: (s, _r, q) => { mmuIntervalSetSeq(s, q); return true; } });
     mmuIntervalNotifierInsert(sub, p.mm, a, 2 * P);
     const r = new HmmRange({ notifier: sub, start: a, end: a + 2 * P, defaultFlags: HMM_PFN_REQ_FAULT });

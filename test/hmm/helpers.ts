@@ -1,21 +1,19 @@
 // TEST-ONLY helpers for the HMM tests. They put entries into a process's page table that no
-// system call of the model creates by itself (device-private entries, migration entries,
-// hwpoison entries, bad PMDs, NUMA-hinting protnone, device-exclusive entries, pfnmap VMAs),
-// using only the src/mm primitives (PageTable.set, addMapping/removeMapping, the rmap, page
-// locks, invalidations), with the same bookkeeping the kernel's paths would do, so that
-// checkInvariants(machine) still holds. They are not part of hmmsim.
+// system call of the model creates by itself (migration entries, hwpoison entries, bad PMDs,
+// NUMA-hinting protnone, device-exclusive entries, pfnmap VMAs), using only the src/mm
+// primitives (PageTable.set, the rmap, page locks, invalidations), with the same bookkeeping
+// the kernel's paths would do, so that checkInvariants(machine) still holds. Device-private
+// entries come from the test device, through migrate_vma. They are not part of hmmsim.
 
 import {
-  allocPages, DevPagemap, Machine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, mmapDevice, PAGE_SIZE, PROT_READ, PROT_WRITE,
-  putPage, remapPfnRange, VM_DONTEXPAND, vmInsertPage, type Mm, type Process, type VmFault,
+  allocPages, Machine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, mmapDevice, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  putPage, remapPfnRange, VM_DONTEXPAND, vmInsertPage, type Mm, type Process,
 } from '../../src/index.js';
 import {
-  E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE,
+  E_DIRTY, E_PROTNONE, E_WRITE, E_YOUNG, K_BAD, K_DEVICE_EXCLUSIVE, K_HWPOISON, K_MIGRATION, K_NONE,
   K_PRESENT, KIND_MASK, PageTable, type PtSlot,
 } from '../../src/mm/pagetable.js';
-import { addMapping, removeMapping } from '../../src/mm/memory.js';
 import { rmapKey } from '../../src/mm/rmap.js';
-import { PG_anon } from '../../src/mm/page.js';
 import { HmmRange as HmmRange417 } from '../../src/hmm/v417/index.js';
 
 export { errnoOf } from '../mm/helpers.js';
@@ -79,77 +77,9 @@ export function enc(pfn: number, flags: number, shift = SHIFT): number {
 
 // ---- device-private memory (a stand-in for the migration API when it is not there) ----
 
-/**
- * A device with private memory: it can move a present anonymous 4 KiB page to one of its
- * frames (replacing the PTE with a device-private entry under a MIGRATE invalidation) and
- * brings it back on a CPU fault (migrateToRam), as a driver's migrate_vma would.
- */
-export class TestDevice {
-  readonly pgmap: DevPagemap;
-  private readonly free: number[] = [];
-  migrateToRamCalls = 0;
-  freed: number[] = [];
-  /** When set, migrateToRam returns this instead of migrating. */
-  failWith = 0;
-  /** When set, migrateToRam returns 0 without migrating (the page lock was contended, say). */
-  stall = false;
-
-  constructor(readonly machine: Machine, readonly owner: object = {}, frames = 64) {
-    this.pgmap = new DevPagemap('private', owner, {
-      pageFree: (pfn) => {
-        this.freed.push(pfn);
-        this.free.push(pfn);
-      },
-      migrateToRam: (vmf) => this.migrateToRam(vmf),
-    });
-    const first = machine.phys.addPagemap(this.pgmap, frames);
-    for (let i = frames - 1; i >= 0; i--) this.free.push(first + i);
-  }
-
-  /** Move the page mapped at addr to device memory; returns the device pfn. */
-  migrateToDevice(mm: Mm, addr: number): number {
-    const phys = this.machine.phys;
-    const s = slotOf(mm, addr);
-    if (s.level !== 0 || (s.node.flg[s.idx]! & KIND_MASK) !== K_PRESENT) throw new Error('helper needs a present 4 KiB PTE');
-    const flg = s.node.flg[s.idx]!;
-    const old = s.node.val[s.idx]!;
-    const dev = this.free.pop()!;
-    phys.deviceFrameInit(dev);
-    phys.frames.flags[dev]! |= PG_anon;
-    if (!phys.isZeroPfn(old)) phys.copyPage(dev, old);
-    const vpn = addr / P;
-    const r = mm.invalidateStart('MIGRATE', addr, addr + P, this.owner);
-    if (!phys.isZeroPfn(old)) removeMapping(mm, old, vpn, 0);
-    PageTable.set(s.node, s.idx, K_DEVICE_PRIVATE | (flg & E_WRITE), dev);
-    addMapping(mm, dev, vpn, 0);
-    mm.invalidateEnd(r);
-    if (!phys.isZeroPfn(old)) phys.putPage(old);
-    return dev;
-  }
-
-  migrateToRam(vmf: VmFault): number {
-    this.migrateToRamCalls++;
-    if (this.failWith) return this.failWith;
-    if (this.stall) return 0;
-    const { mm, address } = vmf;
-    const phys = this.machine.phys;
-    const s = slotOf(mm, address);
-    const flg = s.node.flg[s.idx]!;
-    if ((flg & KIND_MASK) !== K_DEVICE_PRIVATE) return 0;
-    const dev = s.node.val[s.idx]!;
-    const pfn = phys.allocPages(0);
-    phys.setAnon(pfn);
-    phys.copyPage(pfn, dev);
-    const vpn = address / P;
-    const r = mm.invalidateStart('MIGRATE', address, address + P, this.owner);
-    removeMapping(mm, dev, vpn, 0);
-    PageTable.set(s.node, s.idx, K_PRESENT | E_YOUNG | E_DIRTY | (flg & E_WRITE), pfn);
-    addMapping(mm, pfn, vpn, 0);
-    mm.invalidateEnd(r);
-    phys.putPage(dev);
-    return 0;
-  }
-}
+// The test device (a dev_pagemap with private memory, migration through migrate_vma, a
+// migrate_to_ram that brings the page back) is test/migrate/device.ts's, shared by every test.
+export { TestDevice } from '../migrate/device.js';
 
 // ---- migration entries ----
 

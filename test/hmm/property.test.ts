@@ -76,7 +76,7 @@ function world() {
   p.mmap(BASE, PAGES * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
   p.madvise(BASE, PAGES * P, MADV_HUGEPAGE);
   const device = new Map<number, DeviceEntry>();
-  const dev = new TestDevice(m, {}, 2048);
+  const dev = new TestDevice(m, { owner: {}, frames: 2048 });
   const children: Process[] = [];
   return { m, p, device, dev, children };
 }
@@ -232,7 +232,7 @@ function apply(w: World, mirror: Mirror, op: Op): number {
         const flg = s.node.flg[s.idx]!;
         if (s.level === 0 && (flg & KIND_MASK) === K_PRESENT && !w.m.phys.isZeroPfn(s.node.val[s.idx]!) && w.m.phys.isAnon(s.node.val[s.idx]!) &&
           w.m.phys.frames.refcount[s.node.val[s.idx]!] === 1) {
-          w.dev.migrateToDevice(p.mm, at(op.page));
+          w.dev.migratePageToDevice(p.mm, at(op.page));
         }
         break;
       }

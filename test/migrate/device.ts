@@ -1,4 +1,4 @@
-// A minimal test-only device driver for the migration tests: a dev_pagemap (private or
+// The one test-only device driver of the mm, migration and HMM tests: a dev_pagemap (private or
 // coherent), a free list of its frames, migration both ways through migrate_vma, eviction
 // through migrate_device_range, and a migrate_to_ram that migrates the faulting page back (as
 // lib/test_hmm.c's dmirror_devmem_fault does). It keeps the books a test needs: how often each
@@ -34,6 +34,8 @@ export class TestDevice {
   failAllocs = 0;
   /** Fault injection: migrate_to_ram answers with this VM_FAULT_* code without migrating. */
   faultResult = 0;
+  /** Fault injection: migrate_to_ram returns 0 without migrating (as when the page lock is contended). */
+  stall = false;
   /** Set by the last migration: its MigrateVma after finalize. */
   last: MigrateVma | null = null;
   /** Called between migrate_vma_pages and finalize with the args (the driver's finalize_and_map). */
@@ -115,6 +117,12 @@ export class TestDevice {
     return this.finish(args);
   }
 
+  /** Migrate the one page at addr into this device's memory; its device pfn, or -1 if it did not move. */
+  migratePageToDevice(mm: Mm, addr: number): number {
+    if (this.migrateToDevice(mm, addr, addr + PAGE_SIZE) !== 1) return -1;
+    return migratePfnToPage(this.last!.dst[0]!);
+  }
+
   /** Migrate this device's pages in [start, end) back to system memory (dmirror_migrate_to_system). */
   migrateToSystem(mm: Mm, start: number, end: number): number {
     const args = newMigrateVma(mm.findVma(start)!, start, end, this.selectFlags, this.owner);
@@ -155,6 +163,7 @@ export class TestDevice {
   migrateToRam(vmf: VmFault): number {
     this.faults++;
     if (this.faultResult) return this.faultResult;
+    if (this.stall) return 0;
     const args = newMigrateVma(vmf.vma, vmf.address, vmf.address + PAGE_SIZE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, this.owner, vmf.page);
     try {
       migrateVmaSetup(args);

@@ -286,9 +286,9 @@ describe('docs/edge-cases-4.17.md rows 1-37', () => {
     const dev = new TestDevice(m);
     const a = anon(p, 4);
     for (let i = 0; i < 4; i++) p.writeU32(a + i * P, 100 + i);
-    const d0 = dev.migrateToDevice(p.mm, a);
-    const d1 = dev.migrateToDevice(p.mm, a + P);
-    const d2 = dev.migrateToDevice(p.mm, a + 2 * P);
+    const d0 = dev.migratePageToDevice(p.mm, a);
+    const d1 = dev.migratePageToDevice(p.mm, a + P);
+    const d2 = dev.migratePageToDevice(p.mm, a + 2 * P);
     p.mprotect(a + P, P, PROT_READ); // d1's entry becomes read-only
     p.mprotect(a + P, P, PROT_READ | PROT_WRITE);
     // snapshot
@@ -299,14 +299,14 @@ describe('docs/edge-cases-4.17.md rows 1-37', () => {
     // write requested without DEVICE_PRIVATE, even on the read-only entry: no fault
     r.pfns.fill(F_VALID | F_WRITE);
     hmmVmaFault(r, true);
-    expect(dev.migrateToRamCalls).toBe(0);
+    expect(dev.faults).toBe(0);
     expect(r.pfns[1]).toBe(enc(d1, F_VALID | F_DP));
     hmmVmaRangeDone(r);
     // DEVICE_PRIVATE requested on page 0 only: that page comes back
     r.pfns.fill(F_VALID);
     r.pfns[0] = F_VALID | F_DP;
     hmmVmaFault(r, true);
-    expect(dev.migrateToRamCalls).toBe(1);
+    expect(dev.faults).toBe(1);
     expect(cpuKind(p.mm, a)).toBe(K_PRESENT);
     expect(r.pfns[0]).toBe(enc(cpuPfn(p.mm, a), F_VALID | F_WRITE));
     expect(r.pfns[2]).toBe(enc(d2, F_VALID | F_DP | F_WRITE));
@@ -320,7 +320,7 @@ describe('docs/edge-cases-4.17.md rows 1-37', () => {
     hmmVmaRangeDone(r);
     r.pfns.fill(F_VALID | F_WRITE);
     hmmVmaFault(r, true);
-    expect(dev.migrateToRamCalls).toBe(2);
+    expect(dev.faults).toBe(2);
     expect(cpuKind(p.mm, a + P)).toBe(K_PRESENT);
     expect(cpuKind(p.mm, a + 2 * P)).toBe(K_DEVICE_PRIVATE);
     // The migration's own invalidation zeroed the requests: the driver retries (4.17 #27).
@@ -538,7 +538,7 @@ describe('docs/edge-cases-4.17.md rows 1-37', () => {
     const dev = new TestDevice(m);
     const a = anon(p, 2);
     p.writeU32(a, 9);
-    const d = dev.migrateToDevice(p.mm, a);
+    const d = dev.migratePageToDevice(p.mm, a);
     m.phys.trylockPage(d); // someone holds the device page lock
     const r = range417(p, a, a + 2 * P);
     r.pfns.fill(F_VALID | F_DP);
@@ -608,7 +608,7 @@ describe('docs/edge-cases-4.17.md rows 1-37', () => {
     const b = thp(p);
     p.fork();
     p.writeU8(a + P, 2);
-    dev.migrateToDevice(p.mm, a + P);
+    dev.migratePageToDevice(p.mm, a + P);
     const cases: Array<[number, number]> = [[a, F_VALID | F_WRITE], [b + 5 * P, F_VALID | F_WRITE], [a + P, F_VALID | F_DP]];
     for (const [addr, req] of cases) {
       const r = range417(p, addr, addr + P);
