@@ -9,6 +9,10 @@ import {
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { ANON, errnoOf, expectConsistent, P, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
+import {
+  PAGE_SIZE,
+} from '../../src/index.js';
+import { E_WRITE, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
 
 interface World { m: Machine; p: Process; a: number; s: number; h: number; f: TmpFile; fm: number }
 
@@ -161,3 +165,62 @@ describe('bad input: a typed errno and nothing changed', () => {
     expect(errnoOf(() => m.spawn())).toBe('ESRCH');
   });
 });
+
+describe('bad input: a typed errno and nothing changed', () => {
+  const cases: Array<[string, (p: Process, a: number) => void, string]> = [
+    ['munmap of an unaligned address', (p, a) => p.munmap(a + 1, PAGE_SIZE), 'EINVAL'],
+    ['munmap of length 0', (p, a) => p.munmap(a, 0), 'EINVAL'],
+    ['munmap of a negative length', (p, a) => p.munmap(a, -4096), 'EINVAL'],
+    ['munmap past the address space', (p) => p.munmap(2 ** 47 - PAGE_SIZE, 2 * PAGE_SIZE), 'EINVAL'],
+    ['mmap of length 0', (p) => p.mmap(0, 0, RW, ANON), 'EINVAL'],
+    ['mmap with unknown flags', (p) => p.mmap(0, PAGE_SIZE, RW, ANON | 0x800000), 'EINVAL'],
+    ['mmap with unknown prot', (p) => p.mmap(0, PAGE_SIZE, 0x40, ANON), 'EINVAL'],
+    ['mmap without SHARED or PRIVATE', (p) => p.mmap(0, PAGE_SIZE, RW, MAP_ANONYMOUS), 'EINVAL'],
+    ['MAP_FIXED at an unaligned address', (p, a) => p.mmap(a + 8, PAGE_SIZE, RW, ANON | MAP_FIXED), 'EINVAL'],
+    ['MAP_FIXED past the address space', (p) => p.mmap(2 ** 47 - PAGE_SIZE, 2 * PAGE_SIZE, RW, ANON | MAP_FIXED), 'ENOMEM'],
+    ['mprotect of a range with a hole', (p, a) => p.mprotect(a, 64 * PAGE_SIZE, PROT_READ), 'ENOMEM'],
+    ['mprotect with unknown prot', (p, a) => p.mprotect(a, PAGE_SIZE, 0x100), 'EINVAL'],
+    ['madvise with unknown advice', (p, a) => p.madvise(a, PAGE_SIZE, 999), 'EINVAL'],
+    ['madvise over a hole', (p, a) => p.madvise(a, 64 * PAGE_SIZE, MADV_DONTNEED), 'ENOMEM'],
+    ['mremap of an unmapped range', (p) => p.mremap(0x10000, PAGE_SIZE, 2 * PAGE_SIZE, 1), 'EFAULT'],
+    ['mremap with unknown flags', (p, a) => p.mremap(a, PAGE_SIZE, PAGE_SIZE, 64), 'EINVAL'],
+  ];
+  for (const [name, f, errno] of cases) {
+    it(`${name}: ${errno}`, () => {
+      const { m, p } = newProcess();
+      const a = p.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+      p.writeU32(a, 77);
+      const before = { vmas: vmaStrings(p), used: m.phys.usedRamFrames, pte: ptEntry(p, a) };
+      expect(() => f(p, a)).toThrow(expect.objectContaining({ errno }));
+      expect({ vmas: vmaStrings(p), used: m.phys.usedRamFrames, pte: ptEntry(p, a) }).toEqual(before);
+      expect(p.readU32(a)).toBe(77);
+      expect(checkInvariants(m)).toEqual([]);
+    });
+  }
+
+  it('use after exit: ESRCH', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.exit();
+    expect(() => p.readU32(a)).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
+    expect(() => p.fork()).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
+    expect(() => p.exit()).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
+  });
+});
+
+
+function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
+  const flg = s.node.flg[s.idx]!;
+  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
+}
+
+function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}
+
+function vmaStrings(p: Process): string[] {
+  return p.mm.vmas.all.map((v) => v.toString());
+}

@@ -5,6 +5,10 @@ import {
   MAP_PRIVATE, MAP_SHARED, PMD_SIZE, PROT_READ, swapOutPage,
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
+import {
+  MAP_ANONYMOUS, Machine, PAGE_SIZE, type Process,
+} from '../../src/index.js';
+import { E_WRITE, KIND_MASK, K_SWAP, type PtSlot } from '../../src/mm/pagetable.js';
 
 describe('MADV_DONTNEED (zap_page_range_single)', () => {
   it('private anonymous memory reads zero afterwards and its frames are freed', () => {
@@ -262,3 +266,41 @@ describe('errors', () => {
     expect(Array.from(f.pread(1, 0))).toEqual([3]);
   });
 });
+
+describe('MADV_PAGEOUT and MADV_DONTNEED', () => {
+  it('MADV_PAGEOUT swaps exclusive anon pages; the next access swaps them in with the data intact', () => {
+    const { m, p } = newProcess();
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < 4; i++) p.writeU32(a + i * PAGE_SIZE, 100 + i);
+    p.madvise(a, 4 * PAGE_SIZE, MADV_PAGEOUT);
+    expect(ptEntry(p, a).kind).toBe(K_SWAP);
+    expect(m.phys.usedRamFrames).toBe(0);
+    expect(m.swap.used).toBe(4);
+    for (let i = 0; i < 4; i++) expect(p.readU32(a + i * PAGE_SIZE)).toBe(100 + i);
+    expect(m.swap.used).toBe(0);
+  });
+
+  it('MADV_DONTNEED: private anon reads zero afterwards, shared memory refaults its data', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    const s = p.mmap(0, PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
+    p.writeU32(a, 3);
+    p.writeU32(s, 4);
+    p.madvise(a, PAGE_SIZE, MADV_DONTNEED);
+    p.madvise(s, PAGE_SIZE, MADV_DONTNEED);
+    expect(p.readU32(a)).toBe(0);
+    expect(p.readU32(s)).toBe(4);
+  });
+});
+
+function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
+  const flg = s.node.flg[s.idx]!;
+  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
+}
+
+function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}

@@ -5,6 +5,11 @@ import {
   PROT_NONE, PROT_READ, PROT_WRITE,
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
+import {
+  Machine, PAGE_SIZE, type Process, SignalError,
+} from '../../src/index.js';
+import { checkInvariants } from '../../src/mm/check.js';
+import { E_WRITE, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
 
 describe('mmap', () => {
   it('get_unmapped_area: top-down, each new mapping below the last; an anonymous 2 MiB mapping is PMD aligned', () => {
@@ -266,3 +271,60 @@ describe('mprotect', () => {
     expect(snapshot(m)).toEqual(before);
   });
 });
+
+describe('VMAs (mm/mmap.c, mm/mprotect.c)', () => {
+  it('mprotect in the middle splits one VMA in three; mprotect back merges them into one', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, 8 * PAGE_SIZE, RW, ANON);
+    p.mprotect(a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ);
+    expect(vmaStrings(p).length).toBe(3);
+    p.mprotect(a + 2 * PAGE_SIZE, 2 * PAGE_SIZE, RW);
+    expect(vmaStrings(p).length).toBe(1);
+  });
+
+  it('mprotect(PROT_READ) write-protects the entries; a write is then SIGSEGV and changes nothing', () => {
+    const { m, p } = newProcess();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 4);
+    p.mprotect(a, PAGE_SIZE, PROT_READ);
+    expect(ptEntry(p, a).write).toBe(false);
+    expect(() => p.writeU32(a, 5)).toThrow(SignalError);
+    expect(p.readU32(a)).toBe(4);
+    p.mprotect(a, PAGE_SIZE, PROT_NONE);
+    expect(() => p.readU32(a)).toThrow(/SIGSEGV/);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
+  it('MAP_FIXED replaces an existing mapping; MAP_FIXED_NOREPLACE fails with EEXIST', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 1);
+    expect(() => p.mmap(a, PAGE_SIZE, RW, ANON | MAP_FIXED_NOREPLACE)).toThrow(expect.objectContaining({ errno: 'EEXIST' }));
+    expect(p.readU32(a)).toBe(1);
+    p.mmap(a, PAGE_SIZE, RW, ANON | MAP_FIXED);
+    expect(p.readU32(a)).toBe(0);
+  });
+
+  it('MAP_POPULATE faults every page in up front (writable private: write faults)', () => {
+    const { m, p } = newProcess();
+    const a = p.mmap(0, 16 * PAGE_SIZE, RW, ANON | MAP_POPULATE);
+    expect(m.phys.usedRamFrames).toBe(16);
+    expect(ptEntry(p, a + 15 * PAGE_SIZE).write).toBe(true);
+  });
+});
+
+function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
+  const flg = s.node.flg[s.idx]!;
+  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
+}
+
+function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}
+
+function vmaStrings(p: Process): string[] {
+  return p.mm.vmas.all.map((v) => v.toString());
+}

@@ -11,6 +11,11 @@ import {
   migrateVmaFinalize, newMigrateVma, MIGRATE_VMA_SELECT_SYSTEM,
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
+import {
+  Machine, PAGE_SIZE,
+} from '../../src/index.js';
+import { checkInvariants } from '../../src/mm/check.js';
+import { E_WRITE, KIND_MASK, K_PRESENT, type PtSlot } from '../../src/mm/pagetable.js';
 
 /** A classic notifier that records each start/end with what the page table says at `watch` at that moment. */
 function watchEntry(p: Process, watch: number) {
@@ -633,3 +638,122 @@ describe('interval tree', () => {
     }), { numRuns: 200 });
   });
 });
+
+describe('MMU notifiers (mm/mmu_notifier.c)', () => {
+  function recorder(p: Process, addr: number) {
+    const log: string[] = [];
+    const sub = new MmuNotifier({
+      invalidateRangeStart: (_s, r) => void log.push(`start ${r.event} ${r.start - addr} ${r.end === MMU_RANGE_END_ALL ? 'all' : r.end - addr} pte=${ptEntry(p, addr).kind}`),
+      invalidateRangeEnd: (_s, r) => void log.push(`end ${r.event} pte=${ptEntry(p, addr).kind}`),
+      release: () => void log.push(`release vmas=${p.mm.vmas.size}`),
+    });
+    mmuNotifierRegister(sub, p.mm);
+    return log;
+  }
+
+  it('munmap of a subrange: one UNMAP for exactly the subrange; start before the entries change, end after', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, 8 * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < 8; i++) p.writeU32(a + i * PAGE_SIZE, i);
+    const log = recorder(p, a + 2 * PAGE_SIZE);
+    p.munmap(a + 2 * PAGE_SIZE, 3 * PAGE_SIZE);
+    expect(log).toEqual([`start UNMAP 0 ${3 * PAGE_SIZE} pte=${K_PRESENT}`, 'end UNMAP pte=0']);
+  });
+
+  it('event kinds: mprotect PROTECTION_VMA (either direction, change_pmd_range), DONTNEED CLEAR, fork PROTECTION_PAGE, COW CLEAR, exit release first', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 1);
+    const log = recorder(p, a);
+    p.mprotect(a, PAGE_SIZE, PROT_READ);
+    p.mprotect(a, PAGE_SIZE, RW);
+    const c = p.fork();
+    p.writeU32(a, 2);
+    p.madvise(a, PAGE_SIZE, MADV_DONTNEED);
+    p.exit();
+    const events = log.filter((l) => l.startsWith('start') || l.startsWith('release')).map((l) => l.split(' ').slice(0, 2).join(' '));
+    expect(events).toEqual(['start PROTECTION_VMA', 'start PROTECTION_VMA', 'start PROTECTION_PAGE', 'start CLEAR', 'start CLEAR', 'release vmas=1']);
+    c.exit();
+  });
+
+  it('interval notifier: only overlapping subscriptions are called; read_retry sees the change; exit sends RELEASE', () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 1);
+    const seen: Array<[string, string]> = [];
+    const mk = (name: string) => new MmuIntervalNotifier({ invalidate: (s, r: MmuNotifierRange, seq) => (mmuIntervalSetSeq(s, seq), seen.push([name, r.event]), true) });
+    const x = mk('x');
+    const y = mk('y');
+    mmuIntervalNotifierInsert(x, p.mm, a, PAGE_SIZE);
+    mmuIntervalNotifierInsert(y, p.mm, a + 2 * PAGE_SIZE, PAGE_SIZE);
+    const seq = mmuIntervalReadBegin(x);
+    expect(mmuIntervalReadRetry(x, seq)).toBe(false);
+    p.madvise(a, PAGE_SIZE, MADV_DONTNEED);
+    expect(seen).toEqual([['x', 'CLEAR']]);
+    expect(mmuIntervalReadRetry(x, seq)).toBe(true);
+    p.exit();
+    expect(seen.slice(1)).toEqual([['x', 'RELEASE'], ['y', 'RELEASE'], ['x', 'UNMAP'], ['y', 'UNMAP']]);
+  });
+
+  it('read_begin during an invalidation of the subscription sleeps until that invalidation ends', async () => {
+    const { p } = newProcess();
+    const a = p.mmap(0, PAGE_SIZE, RW, ANON);
+    p.writeU32(a, 1);
+    let waiter: Promise<number> | null = null;
+    let endedAt = -1;
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, _r, seq) => {
+        mmuIntervalSetSeq(s, seq);
+        expect(() => mmuIntervalReadBegin(s)).toThrow(WouldBlock);
+        waiter = blocking(() => mmuIntervalReadBegin(s));
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, PAGE_SIZE);
+    p.munmap(a, PAGE_SIZE);
+    endedAt = p.mm.notifiers.invalidateSeq;
+    const seq = await waiter!;
+    expect(seq % 2).toBe(1); // the subscription's sequence from that (odd) invalidation
+    expect(p.mm.notifiers.invalidateSeq).toBe(endedAt);
+    expect(endedAt % 2).toBe(0);
+  });
+});
+
+
+describe('non-blockable invalidations (__oom_reap_task_mm)', () => {
+  it('__oom_reap_task_mm: a subscriber refusing the non-blockable range keeps its VMA; the rest is reaped; EAGAIN', () => {
+    const { m, p } = newProcess();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    const b = p.mmap(0, 2 * PAGE_SIZE, PROT_READ, ANON);
+    p.writeU32(a, 1);
+    const seen: boolean[] = [];
+    const sub = new MmuIntervalNotifier({
+      invalidate: (s, r, seq) => {
+        const blockable = (r.flags & 1) !== 0;
+        seen.push(blockable);
+        if (!blockable) return false; // "could not take the driver lock without sleeping"
+        mmuIntervalSetSeq(s, seq);
+        return true;
+      },
+    });
+    mmuIntervalNotifierInsert(sub, p.mm, a, PAGE_SIZE);
+    p.read(b, 4);
+    expect(() => p.mm.oomReap()).toThrow(expect.objectContaining({ errno: 'EAGAIN' }));
+    expect(seen).toEqual([false]);
+    expect(p.readU32(a)).toBe(1); // the refused VMA was left alone
+    expect(m.phys.usedRamFrames).toBe(1);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+});
+
+function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
+  const flg = s.node.flg[s.idx]!;
+  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
+}
+
+function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}

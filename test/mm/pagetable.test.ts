@@ -5,6 +5,9 @@ import {
   MADV_DONTNEED, MADV_HUGEPAGE, MAP_FIXED, MAP_HUGETLB, PMD_SIZE, PROT_READ, TASK_SIZE_4LEVEL, TASK_SIZE_5LEVEL,
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup } from './helpers.js';
+import {
+  Machine, PAGE_SIZE,
+} from '../../src/index.js';
 
 describe('levels', () => {
   it('4-level: a first fault allocates PUD, PMD and PTE tables under the PGD; munmap frees all but the PGD', () => {
@@ -128,5 +131,23 @@ describe('huge leaves', () => {
     expect(pm(p, a)).toMatchObject({ order: 9, write: false });
     expect(() => p.writeU8(a, 2)).toThrow(/SIGSEGV/);
     expectConsistent(m);
+  });
+});
+
+describe('5-level paging', () => {
+  it('5-level paging: addresses above 2^47 map, fault and unmap like any other', () => {
+    const m = new Machine({ ramBytes: 16 << 20, levels: 5 });
+    const p = m.spawn();
+    const hi = 2 ** 52;
+    const a = p.mmap(hi, 2 * PAGE_SIZE, RW, ANON | MAP_FIXED);
+    expect(a).toBe(hi);
+    p.writeU32(a + PAGE_SIZE, 99);
+    expect(p.readU32(a + PAGE_SIZE)).toBe(99);
+    expect(p.mm.pt.root.level).toBe(4);
+    p.munmap(a, 2 * PAGE_SIZE);
+    expect(p.mm.pt.nodes).toBe(1); // every table below the root was freed
+    expect(m.phys.usedRamFrames).toBe(0);
+    const four = new Machine({ ramBytes: 16 << 20 }).spawn();
+    expect(() => four.mmap(hi, PAGE_SIZE, RW, ANON | MAP_FIXED)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
   });
 });

@@ -2,6 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { MAP_PRIVATE, MAP_SHARED, PROT_READ } from '../../src/index.js';
 import { errnoOf, expectConsistent, P, pm, RW, setup } from './helpers.js';
+import {
+  Machine, PAGE_SIZE, type Process,
+} from '../../src/index.js';
+import { checkInvariants } from '../../src/mm/check.js';
 
 function bytes(...v: number[]): Uint8Array {
   return Uint8Array.from(v);
@@ -106,3 +110,29 @@ describe('tmpfs', () => {
     expect(errnoOf(() => f.close())).toBe('EINVAL');
   });
 });
+
+describe('tmpfs through mappings', () => {
+  it('tmpfs: a store through a shared mapping is what pread and another process see; private maps COW', () => {
+    const { m, p } = newProcess();
+    const f = m.fs.open('data');
+    f.truncate(2 * PAGE_SIZE);
+    const q = m.spawn();
+    const a = p.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f);
+    const b = q.mmap(0, 2 * PAGE_SIZE, RW, MAP_SHARED, f);
+    const c = q.mmap(0, 2 * PAGE_SIZE, RW, MAP_PRIVATE, f);
+    p.writeU32(a + 8, 0xabcd);
+    expect(new DataView(f.pread(4, 8).buffer).getUint32(0, true)).toBe(0xabcd);
+    expect(q.readU32(b + 8)).toBe(0xabcd);
+    expect(q.readU32(c + 8)).toBe(0xabcd);
+    q.writeU32(c + 8, 1); // do_wp_page on a file page in a private mapping: a private copy
+    expect(p.readU32(a + 8)).toBe(0xabcd);
+    f.truncate(PAGE_SIZE);
+    expect(() => p.readU32(a + PAGE_SIZE)).toThrow(/SIGBUS/);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+});
+
+function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}
