@@ -225,6 +225,20 @@ describe('kfd: VRAM pressure, CPU faults, invalidation', () => {
     teardown(s);
   });
 
+  it('svm_migrate_to_ram from a forked child: the window comes back in the child\'s VMA ("COW mapping in child process")', () => {
+    const s = setup();
+    s.rig.gpu.launch({ name: 'k', warps: [seqProgram(s.base, 0, 512, ACCESS_WRITE, 10, 64)] }, s.vs);
+    s.rig.engine.run();
+    const child = s.p.fork();
+    expect(cpuKind(child, s.base + 64 * 4096)).toBe(K_DEVICE_PRIVATE);
+    expect(child.readU32(s.base + 64 * 4096 + 64)).toBe(s.data.ref.get(s.base + 64 * 4096 + 64));
+    expect(s.kfd.stats.cpuFaults).toBe(1);
+    expect(cpuKind(child, s.base + 128 * 4096)).not.toBe(K_DEVICE_PRIVATE); // the whole window, in the child
+    for (let pg = 0; pg < 512; pg += 64) expect(child.readU32(s.base + pg * 4096 + 64)).toBe(s.data.ref.get(s.base + pg * 4096 + 64));
+    child.exit();
+    teardown(s);
+  });
+
   it('atomics on system memory need PCIe AtomicOps: without them the fault is fatal, with them the page is mapped atomic', () => {
     for (const native of [false, true]) {
       const s = setup({}, { nativeSysmemAtomics: native });
