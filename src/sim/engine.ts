@@ -7,9 +7,11 @@ import type { EventQueue } from '../drivers/clock.js';
 export class Engine implements EventQueue {
   private time = 0;
   private seq = 0;
-  private readonly times: number[] = [];
-  private readonly seqs: number[] = [];
+  // The heap: times and sequence numbers in typed arrays grown by doubling, callbacks beside them.
+  private times = new Float64Array(1024);
+  private seqs = new Float64Array(1024);
   private readonly fns: Array<() => void> = [];
+  private n = 0;
   /** Events run so far. */
   executed = 0;
 
@@ -18,7 +20,7 @@ export class Engine implements EventQueue {
   }
 
   get pending(): number {
-    return this.fns.length;
+    return this.n;
   }
 
   at(timeNs: number, fn: () => void): void {
@@ -33,7 +35,7 @@ export class Engine implements EventQueue {
 
   /** Run the earliest event; false when there is none. */
   step(): boolean {
-    if (this.fns.length === 0) return false;
+    if (this.n === 0) return false;
     const t = this.times[0]!;
     const fn = this.fns[0]!;
     this.pop();
@@ -46,58 +48,66 @@ export class Engine implements EventQueue {
   /** Run events until none is left or the next one is later than `untilNs`; returns the events run. */
   run(untilNs = Infinity): number {
     const before = this.executed;
-    while (this.fns.length > 0 && this.times[0]! <= untilNs) this.step();
+    while (this.n > 0 && this.times[0]! <= untilNs) this.step();
     if (untilNs !== Infinity && untilNs > this.time) this.time = untilNs;
     return this.executed - before;
   }
 
-  private less(i: number, j: number): boolean {
-    const ti = this.times[i]!;
-    const tj = this.times[j]!;
-    return ti < tj || (ti === tj && this.seqs[i]! < this.seqs[j]!);
-  }
-
-  private swap(i: number, j: number): void {
-    const t = this.times[i]!;
-    this.times[i] = this.times[j]!;
-    this.times[j] = t;
-    const s = this.seqs[i]!;
-    this.seqs[i] = this.seqs[j]!;
-    this.seqs[j] = s;
-    const f = this.fns[i]!;
-    this.fns[i] = this.fns[j]!;
-    this.fns[j] = f;
-  }
-
+  // Sifts move a hole instead of swapping: each level costs one write per array.
   private push(t: number, s: number, fn: () => void): void {
-    let i = this.fns.length;
-    this.times.push(t);
-    this.seqs.push(s);
-    this.fns.push(fn);
+    if (this.n === this.times.length) {
+      const times = new Float64Array(this.n * 2);
+      times.set(this.times);
+      this.times = times;
+      const seqs = new Float64Array(this.n * 2);
+      seqs.set(this.seqs);
+      this.seqs = seqs;
+    }
+    const times = this.times;
+    const seqs = this.seqs;
+    const fns = this.fns;
+    let i = this.n++;
+    fns.push(fn);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.less(i, p)) break;
-      this.swap(i, p);
+      const tp = times[p]!;
+      if (tp < t || (tp === t && seqs[p]! < s)) break;
+      times[i] = tp;
+      seqs[i] = seqs[p]!;
+      fns[i] = fns[p]!;
       i = p;
     }
+    times[i] = t;
+    seqs[i] = s;
+    fns[i] = fn;
   }
 
   private pop(): void {
-    const last = this.fns.length - 1;
-    if (last > 0) this.swap(0, last);
-    this.times.pop();
-    this.seqs.pop();
-    this.fns.pop();
+    const last = --this.n;
+    const times = this.times;
+    const seqs = this.seqs;
+    const fns = this.fns;
+    const t = times[last]!;
+    const s = seqs[last]!;
+    const fn = fns[last]!;
+    fns.pop();
+    if (last === 0) return;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
+      if (l >= last) break;
       const r = l + 1;
-      let m = i;
-      if (l < last && this.less(l, m)) m = l;
-      if (r < last && this.less(r, m)) m = r;
-      if (m === i) break;
-      this.swap(i, m);
+      let m = l;
+      if (r < last && (times[r]! < times[l]! || (times[r] === times[l] && seqs[r]! < seqs[l]!))) m = r;
+      const tm = times[m]!;
+      if (t < tm || (t === tm && s < seqs[m]!)) break;
+      times[i] = tm;
+      seqs[i] = seqs[m]!;
+      fns[i] = fns[m]!;
       i = m;
     }
+    times[i] = t;
+    seqs[i] = s;
+    fns[i] = fn;
   }
 }

@@ -20,10 +20,11 @@ export class AccessChunk {
   /** With `storage`, the chunk's arrays are views into it at `index * capacity` (see AccessChunk.many). */
   constructor(readonly capacity = 256, storage?: { addr: Float64Array; type: Uint8Array; computeNs: Float32Array; index: number }) {
     if (storage) {
+      // views by constructor, not subarray (which looks up a species constructor each time)
       const from = storage.index * capacity;
-      this.addr = storage.addr.subarray(from, from + capacity);
-      this.type = storage.type.subarray(from, from + capacity);
-      this.computeNs = storage.computeNs.subarray(from, from + capacity);
+      this.addr = new Float64Array(storage.addr.buffer, from * 8, capacity);
+      this.type = new Uint8Array(storage.type.buffer, from, capacity);
+      this.computeNs = new Float32Array(storage.computeNs.buffer, from * 4, capacity);
     } else {
       this.addr = new Float64Array(capacity);
       this.type = new Uint8Array(capacity);
