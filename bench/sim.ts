@@ -16,7 +16,8 @@
 //                                says so); HMMSIM_BENCH_BFS_MIB=10240 runs the real thing
 //   host memory per page         peak RSS growth of that run over its pages (accesses carry no
 //                                bytes: this is all metadata)
-//   hmmsim run, no arguments     the whole command in a fresh process (node --import tsx), wall
+//   hmmsim run, no arguments     the whole command in a fresh process (node --import tsx; and
+//                                dist/cli/main.js, what npx hmmsim runs, when it is built), wall
 //
 // HMMSIM_BENCH_SIM=0 skips these rows. `node --import tsx bench/sim.ts CASE ARG` runs one case
 // once and prints its sample (the cold samples).
@@ -125,8 +126,8 @@ function coldSample(name: string, arg: number): SimSample {
 }
 
 /** `hmmsim run` with no arguments, the whole command in a fresh process (wall time; CPU time from /usr/bin/time where there is one). */
-function cliSample(): Sample {
-  const cmd = [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'run'];
+function cliSample(compiled = false): Sample {
+  const cmd = compiled ? [process.execPath, 'dist/cli/main.js', 'run'] : [process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'run'];
   const timeBin = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
   const w0 = performance.now();
   const res = timeBin
@@ -218,17 +219,20 @@ export function simRows(o: SimBenchOptions): Row[] {
       note: `peak RSS growth over ${i.pages} pages (no page data: accesses carry no bytes); the run's own estimate ${i.estimatePerPage!.toFixed(0)} B/page`,
     });
   }
-  const cliName = 'GPU sim: hmmsim run, no arguments, whole command (tsx)';
-  if (want(cliName)) {
-    o.log(`${cliName} ...`);
-    const cli = [cliSample()];
-    if (!o.tiny) cli.push(cliSample());
-    const f = figureOf(cli, 's');
+  const cli = (compiled: boolean): void => {
+    const name = `GPU sim: hmmsim run, no arguments, whole command (${compiled ? 'dist/, as npx hmmsim runs it' : 'tsx'})`;
+    if (!want(name)) return;
+    o.log(`${name} ...`);
+    const samples = [cliSample(compiled)];
+    if (!o.tiny) samples.push(cliSample(compiled));
+    const f = figureOf(samples, 's');
     rows.push({
-      name: cliName, unit: 's', hmmsim: { cold: f, steady: f }, target: '< 10 s wall', met: f.wall < 10, load: +loadavg()[0]!.toFixed(2),
-      note: 'each sample a fresh process, module loading and TypeScript transform included; CPU from /usr/bin/time where present; cold and steady are the same samples',
+      name, unit: 's', hmmsim: { cold: f, steady: f }, target: '< 10 s wall', met: f.wall < 10, load: +loadavg()[0]!.toFixed(2),
+      note: `each sample a fresh process, module loading${compiled ? ' (dist/ as built by npm run build: rebuild after changing src/)' : ' and TypeScript transform'} included; CPU from /usr/bin/time where present; cold and steady are the same samples`,
     });
-  }
+  };
+  cli(false);
+  if (existsSync(join(here, '..', 'dist', 'cli', 'main.js'))) cli(true);
   return rows;
 }
 
