@@ -12,7 +12,7 @@ import { ANON, errnoOf, expectConsistent, P, RW, setup, SHARED_ANON, snapshot } 
 import {
   PAGE_SIZE,
 } from '../../src/index.js';
-import { E_WRITE, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
+import { ptEntry, newProcess, vmaStrings } from './helpers.js';
 
 interface World { m: Machine; p: Process; a: number; s: number; h: number; f: TmpFile; fm: number }
 
@@ -207,20 +207,3 @@ describe('bad input: a typed errno and nothing changed', () => {
     expect(() => p.exit()).toThrow(expect.objectContaining({ errno: 'ESRCH' }));
   });
 });
-
-
-function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
-  const s: PtSlot = { node: null!, idx: 0, level: 0 };
-  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
-  const flg = s.node.flg[s.idx]!;
-  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
-}
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}
-
-function vmaStrings(p: Process): string[] {
-  return p.mm.vmas.all.map((v) => v.toString());
-}

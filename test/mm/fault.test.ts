@@ -2,11 +2,12 @@
 // fork, transparent huge pages and hugetlb leaves, each test named after the behaviour it pins.
 import { describe, expect, it } from 'vitest';
 import {
-  KernelError, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_SHARED, Machine, PAGE_SIZE, PMD_SIZE, type Process,
+  KernelError, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_SHARED, PAGE_SIZE, PMD_SIZE,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
-import { E_WRITE, KIND_MASK, K_PRESENT, type PtSlot } from '../../src/mm/pagetable.js';
+import { K_PRESENT } from '../../src/mm/pagetable.js';
 import { ANON, RW } from './helpers.js';
+import { ptEntry, newProcess } from './helpers.js';
 
 describe('faults (mm/memory.c)', () => {
   it('do_anonymous_page: a read maps the shared zero page, read-only, with no page allocated', () => {
@@ -82,16 +83,3 @@ describe('faults (mm/memory.c)', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 });
-
-
-function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
-  const s: PtSlot = { node: null!, idx: 0, level: 0 };
-  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
-  const flg = s.node.flg[s.idx]!;
-  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
-}
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}

@@ -11,7 +11,7 @@ import { checkInvariants } from '../../src/mm/check.js';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, totalMapcount } from '../../src/mm/memory.js';
 import { PG_anon, PG_anon_exclusive, PG_tail } from '../../src/mm/page.js';
 import { rmapKey } from '../../src/mm/rmap.js';
-import { E_SPECIAL, E_WRITE, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_PAGES } from '../../src/mm/pagetable.js';
+import { E_SPECIAL, E_WRITE, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_PAGES, type PtSlot } from '../../src/mm/pagetable.js';
 import { VM_SHARED, VM_WRITE } from '../../src/mm/vma.js';
 
 export const RW = PROT_READ | PROT_WRITE;
@@ -152,4 +152,23 @@ export function freeRange(p: Process, len: number, align = P): number {
   const a = p.mmap(0, len + align, PROT_READ, ANON);
   p.munmap(a, len + align);
   return Math.ceil(a / align) * align;
+}
+
+/** The entry that maps addr: its kind, whether it is writable, its value (a pfn) and its level. */
+export function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
+  const s: PtSlot = { node: null!, idx: 0, level: 0 };
+  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
+  const flg = s.node.flg[s.idx]!;
+  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
+}
+
+/** A machine with `ram` bytes of RAM and the default swap, and a process on it. */
+export function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
+  const m = new Machine({ ramBytes: ram });
+  return { m, p: m.spawn() };
+}
+
+/** The VMAs as their toString() (without the pgoff vmaList adds). */
+export function vmaStrings(p: Process): string[] {
+  return p.mm.vmas.all.map((v) => v.toString());
 }

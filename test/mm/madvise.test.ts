@@ -6,9 +6,10 @@ import {
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 import {
-  MAP_ANONYMOUS, Machine, PAGE_SIZE, type Process,
+  MAP_ANONYMOUS, PAGE_SIZE,
 } from '../../src/index.js';
-import { E_WRITE, KIND_MASK, K_SWAP, type PtSlot } from '../../src/mm/pagetable.js';
+import { K_SWAP } from '../../src/mm/pagetable.js';
+import { ptEntry, newProcess } from './helpers.js';
 
 describe('MADV_DONTNEED (zap_page_range_single)', () => {
   it('private anonymous memory reads zero afterwards and its frames are freed', () => {
@@ -292,15 +293,3 @@ describe('MADV_PAGEOUT and MADV_DONTNEED', () => {
     expect(p.readU32(s)).toBe(4);
   });
 });
-
-function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
-  const s: PtSlot = { node: null!, idx: 0, level: 0 };
-  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
-  const flg = s.node.flg[s.idx]!;
-  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
-}
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}

@@ -6,10 +6,10 @@ import {
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, rssOf, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 import {
-  Machine, PAGE_SIZE, type Process, SignalError,
+  PAGE_SIZE, SignalError,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
-import { E_WRITE, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
+import { ptEntry, newProcess, vmaStrings } from './helpers.js';
 
 describe('mmap', () => {
   it('get_unmapped_area: top-down, each new mapping below the last; an anonymous 2 MiB mapping is PMD aligned', () => {
@@ -312,19 +312,3 @@ describe('VMAs (mm/mmap.c, mm/mprotect.c)', () => {
     expect(ptEntry(p, a + 15 * PAGE_SIZE).write).toBe(true);
   });
 });
-
-function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
-  const s: PtSlot = { node: null!, idx: 0, level: 0 };
-  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
-  const flg = s.node.flg[s.idx]!;
-  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
-}
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}
-
-function vmaStrings(p: Process): string[] {
-  return p.mm.vmas.all.map((v) => v.toString());
-}

@@ -12,10 +12,11 @@ import {
 } from '../../src/index.js';
 import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, SHARED_ANON, snapshot } from './helpers.js';
 import {
-  Machine, PAGE_SIZE,
+  PAGE_SIZE,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
-import { E_WRITE, KIND_MASK, K_PRESENT, type PtSlot } from '../../src/mm/pagetable.js';
+import { K_PRESENT } from '../../src/mm/pagetable.js';
+import { ptEntry, newProcess } from './helpers.js';
 
 /** A classic notifier that records each start/end with what the page table says at `watch` at that moment. */
 function watchEntry(p: Process, watch: number) {
@@ -745,15 +746,3 @@ describe('non-blockable invalidations (__oom_reap_task_mm)', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 });
-
-function ptEntry(p: Process, addr: number): { kind: number; write: boolean; val: number; level: number } {
-  const s: PtSlot = { node: null!, idx: 0, level: 0 };
-  p.mm.pt.lookup(Math.floor(addr / PAGE_SIZE), s);
-  const flg = s.node.flg[s.idx]!;
-  return { kind: flg & KIND_MASK, write: (flg & E_WRITE) !== 0, val: s.node.val[s.idx]!, level: s.level };
-}
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}

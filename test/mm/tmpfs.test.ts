@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { MAP_PRIVATE, MAP_SHARED, PROT_READ } from '../../src/index.js';
 import { errnoOf, expectConsistent, P, pm, RW, setup } from './helpers.js';
 import {
-  Machine, PAGE_SIZE, type Process,
+  PAGE_SIZE,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
+import { newProcess } from './helpers.js';
 
 function bytes(...v: number[]): Uint8Array {
   return Uint8Array.from(v);
@@ -131,8 +132,3 @@ describe('tmpfs through mappings', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 });
-
-function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
-  const m = new Machine({ ramBytes: ram });
-  return { m, p: m.spawn() };
-}
