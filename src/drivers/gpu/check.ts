@@ -12,7 +12,8 @@
 
 import type { Machine } from '../../mm/machine.js';
 import {
-  E_PROTNONE, E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, KIND_MASK, LEVEL_PAGES, type PtSlot,
+  K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, LEVEL_PAGES, type PtSlot,
+  entryKind, ptFlags, ptVal, pteProtnone, pteWrite,
 } from '../../mm/pagetable.js';
 import type { Gpu } from './gpu.js';
 import { PROT_MASK, PTE_ATOMIC, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_PAGES, type GpuPtLeaf, type LeafSize } from './page_table.js';
@@ -51,18 +52,18 @@ export function checkGpuInvariants(machine: Machine, gpu: Gpu, opts: GpuCheckOpt
         if (vram === ((flags & PTE_SYSMEM) !== 0)) errors.push(`${where}: aperture ${flags & PTE_SYSMEM ? 'SYSMEM' : 'VRAM'} for a ${vram ? 'VRAM' : 'system'} frame`);
         if (flags & PTE_ATOMIC && !(flags & PTE_WRITE)) errors.push(`${where}: atomic without write`);
         mm.pt.lookup(vpn, slot);
-        const flg = slot.node.flg[slot.idx]!;
-        const kind = flg & KIND_MASK;
-        const cpuPfn = slot.node.val[slot.idx]! + (slot.level > 0 ? vpn % LEVEL_PAGES[slot.level]! : 0);
+        const flg = ptFlags(slot.node, slot.idx);
+        const kind = entryKind(flg);
+        const cpuPfn = ptVal(slot.node, slot.idx) + (slot.level > 0 ? vpn % LEVEL_PAGES[slot.level]! : 0);
         let ok = false;
-        if (kind === K_PRESENT) ok = !(flg & E_PROTNONE) && cpuPfn === pfn;
+        if (kind === K_PRESENT) ok = !pteProtnone(flg) && cpuPfn === pfn;
         else if (kind === K_DEVICE_PRIVATE) ok = cpuPfn === pfn && vram && phys.pagemapOf(pfn)?.owner === owner;
         else if (kind === K_DEVICE_EXCLUSIVE) ok = cpuPfn === pfn;
         if (!ok) {
           errors.push(`${where}: the CPU page table holds ${KIND_NAMES[kind] ?? kind}${kindHasFrame(kind) ? ` pfn ${cpuPfn}` : ''}`);
           continue;
         }
-        if (flags & PTE_WRITE && !(flg & E_WRITE)) errors.push(`${where}: GPU may write, the CPU entry is read-only`);
+        if (flags & PTE_WRITE && !pteWrite(flg)) errors.push(`${where}: GPU may write, the CPU entry is read-only`);
         if (flags & PTE_ATOMIC && kind === K_PRESENT && !vram && !gpu.config.nativeSysmemAtomics) {
           errors.push(`${where}: atomic on system memory over an interconnect without native atomics (needs device-exclusive)`);
         }

@@ -14,7 +14,8 @@ import type { Machine } from '../../mm/machine.js';
 import type { DevPagemap } from '../../mm/memremap.js';
 import type { Mm } from '../../mm/mm.js';
 import {
-  E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, KIND_MASK, LEVEL_PAGES, type PtSlot,
+  K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, LEVEL_PAGES, type PtSlot,
+  entryKind, ptFlags, ptKind, ptVal, pteWrite,
 } from '../../mm/pagetable.js';
 import { keyLevel, keyVpn } from '../../mm/rmap.js';
 import { flagString } from '../../mm/vma.js';
@@ -507,7 +508,7 @@ export class Recorder {
     let left = false;
     for (let i = 0; i < PMD_NR; i++) {
       if ((st[i]! & ST_KIND_MASK) !== ST_MIGRATION) continue;
-      const now = this.cpuState(pte.flg[i]!, pte.val[i]!);
+      const now = this.cpuState(ptFlags(pte, i), ptVal(pte, i));
       if ((now & ST_KIND_MASK) === ST_MIGRATION) left = true;
       if (now === st[i]) continue;
       st[i] = now;
@@ -696,12 +697,12 @@ export class Recorder {
 
   /** The state byte of a CPU entry. */
   private cpuState(flg: number, val: number): number {
-    switch (flg & KIND_MASK) {
+    switch (entryKind(flg)) {
       case K_NONE:
         return ST_NONE;
       case K_PRESENT:
         if (this.machine!.phys.isZeroPfn(val)) return stateOf(ST_ZERO, 0);
-        return stateOf(flg & E_WRITE ? ST_WRITE : ST_READ, this.memOf(val));
+        return stateOf(pteWrite(flg) ? ST_WRITE : ST_READ, this.memOf(val));
       case K_SWAP:
         return ST_SWAP;
       case K_MIGRATION:
@@ -728,12 +729,12 @@ export class Recorder {
     const pt = tab.mm.pt;
     const pte = pt.tableAt(base, 0);
     if (pte) {
-      for (let i = from; i < to; i++) out[i] = this.cpuState(pte.flg[i]!, pte.val[i]!);
+      for (let i = from; i < to; i++) out[i] = this.cpuState(ptFlags(pte, i), ptVal(pte, i));
       return;
     }
     // No PTE table: a huge leaf, a special entry or nothing covers the whole chunk.
     pt.lookup(base, this.slot);
-    const st = this.cpuState(this.slot.node.flg[this.slot.idx]!, this.slot.node.val[this.slot.idx]!);
+    const st = this.cpuState(ptFlags(this.slot.node, this.slot.idx), ptVal(this.slot.node, this.slot.idx));
     out.fill(st, from, to);
   }
 
@@ -750,7 +751,7 @@ export class Recorder {
       }
       const span = LEVEL_PAGES[node.level]!;
       for (let i = first; i <= last; i++) {
-        const k = node.flg[i]! & KIND_MASK;
+        const k = ptKind(node, i);
         if (k === K_NONE || k === K_TABLE) continue;
         const v0 = Math.max(s, base + i * span);
         const v1 = Math.min(e, base + (i + 1) * span);
