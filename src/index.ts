@@ -16,6 +16,7 @@ export { Machine, DEFAULT_CONFIG, type MachineConfig } from './mm/machine.js';
 export { Process } from './mm/process.js';
 export { Mm } from './mm/mm.js';
 export { type PhysMem } from './mm/physmem.js';
+export { type Lruvec, type VmStat } from './mm/lru.js';
 export { type SwapDevice } from './mm/swap.js';
 export {
   Vma, type VmaSet, type VmOperations, type SpecialVmFault, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_PFNMAP, VM_LOCKED, VM_IO,

@@ -7,7 +7,7 @@ import {
   badKind, entryKind, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, K_TABLE, pteSpecial,
   ptFlags, ptVal,
 } from './pagetable.js';
-import { PG_buddy, PG_device, PG_reserved, PG_tail } from './page.js';
+import { PG_anon, PG_buddy, PG_device, PG_hugetlb, PG_reserved, PG_tail } from './page.js';
 
 export interface CheckOptions {
   /** References held outside page tables and the page cache (a driver's, a migration's), by folio head. */
@@ -59,6 +59,10 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
       inc(refs, pfn);
       if (f.mapping[pfn] !== file.id || f.index[pfn] !== index) errors.push(`page-cache frame ${pfn} has mapping ${f.mapping[pfn]} index ${f.index[pfn]}, expected ${file.id}/${index}`);
     }
+    for (const [index, slot] of file.swapped) {
+      inc(swaps, slot);
+      if (file.pages.has(index)) errors.push(`file ${file.id} index ${index} is both cached and in swap slot ${slot}`);
+    }
   }
   for (const [head, n] of phys.pincount) inc(refs, head, n);
   for (const [head, n] of phys.gupcount) inc(refs, head, n);
@@ -107,6 +111,16 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
     if (phys.slotHolders(slot) !== n) errors.push(`data slot ${slot}: ${phys.slotHolders(slot)} holders recorded, ${n} found`);
   }
   if (phys.dataSlotsInUse !== holders.size) errors.push(`data: ${phys.dataSlotsInUse} slots in use, ${holders.size} held`);
+  // The LRU lists are well formed, and every folio of RAM that is mapped or cached is on one.
+  const onLru = phys.lru.check(errors);
+  const inUse = new Set<number>();
+  for (const pfn of rmaps.keys()) inUse.add(f.compoundHead(pfn));
+  for (const file of machine.fs.files) for (const pfn of file.pages.values()) inUse.add(pfn);
+  for (const head of inUse) {
+    const flags = f.flags[head]!;
+    if (head >= phys.ramFrames || flags & (PG_reserved | PG_hugetlb | PG_device) || !(flags & PG_anon || f.mapping[head] !== 0)) continue;
+    if (!onLru.has(head)) errors.push(`frame ${head} is mapped or cached but on no LRU list`);
+  }
   void used;
   return errors;
 }

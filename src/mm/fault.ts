@@ -215,9 +215,15 @@ function doWpPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, id
 /** wp_page_copy (and do_cow_fault's copy): map a private copy of `src` (-1: a zeroed page) under a CLEAR invalidation. */
 function wpPageCopy(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, idx: number, src: number, kind: FaultKind): number {
   const phys = mm.machine.phys;
+  // The source is held (folio_get) while the copy is allocated: reclaim may run in the
+  // allocation, and a page with a reference beyond its mappings is not taken.
+  if (src >= 0) phys.getPage(src);
   const pfn = newAnonPage(mm);
+  if (src >= 0) {
+    if (pfn >= 0) phys.copyPage(pfn, src);
+    phys.putPage(src);
+  }
   if (pfn < 0) return VM_FAULT_OOM;
-  if (src >= 0) phys.copyPage(pfn, src);
   const vpn = addr / PAGE_SIZE;
   const old = ptFlags(pte, idx);
   const present = entryKind(old) === K_PRESENT;

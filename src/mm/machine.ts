@@ -9,6 +9,7 @@ import { PhysMem } from './physmem.js';
 import { Process } from './process.js';
 import { Rmap } from './rmap.js';
 import { SwapDevice } from './swap.js';
+import { installReclaim } from './vmscan.js';
 
 export interface MachineConfig {
   /** System RAM in bytes (page aligned). Default 1 GiB. */
@@ -47,6 +48,7 @@ export class Machine {
     this.rmap = new Rmap(this.phys);
     this.swap = new SwapDevice(this.phys, Math.floor(c.swapBytes / 4096));
     this.fs = new Tmpfs(this);
+    installReclaim(this);
   }
 
   /**

@@ -57,6 +57,9 @@ export function addMapping(mm: Mm, pfn: number, vpn: number, level: number): voi
   else phys.entireMapcount.set(pfn, (phys.entireMapcount.get(pfn) ?? 0) + 1);
   mm.machine.rmap.add(pfn, mm.id, rmapKey(vpn, level));
   mm.rss[mmCounter(mm, pfn)]! += LEVEL_PAGES[level]!;
+  // folio_add_lru_vma / putback after migration: a folio of RAM that gets mapped is on the LRU.
+  const head = phys.frames.compoundHead(pfn);
+  if (phys.lru.evictable(head)) phys.lru.add(head);
   const events = mm.machine.events;
   if (events.on.map) events.emit({ type: 'map', mmId: mm.id, addr: vpn * PAGE_SIZE, pfn, nr: LEVEL_PAGES[level]! });
 }

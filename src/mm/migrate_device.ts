@@ -27,7 +27,9 @@ import {
   type PtSlot, ptVal,
 } from './pagetable.js';
 import { addMapping } from './memory.js';
-import { PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_reserved, PG_scratch, PG_swapbacked, PG_tail } from './page.js';
+import {
+  PG_active, PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_referenced, PG_reserved, PG_scratch, PG_swapbacked, PG_tail,
+} from './page.js';
 import {
   isPfnArray, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnFlags, migratePfnHas, migratePfnOf,
   migratePfnToPage, migratePfnWithout, type MigratePfnArray, type MigrateVma,
@@ -294,9 +296,10 @@ function migrateFolio(machine: Machine, old: number, d: number, extraCount: numb
   if (id !== 0 && target && !policy.fileMayMoveTo(target.type)) return false;
   const expected = 1 + (id !== 0 ? 1 : 0) + extraCount;
   if (f.refcount[old] !== expected) return false;
-  const tf = id !== 0 ? machine.fs.files.find((x) => x.id === id) : undefined;
+  const tf = id !== 0 ? machine.fs.fileById(id) : undefined;
   if (id !== 0 && (!tf || tf.pages.get(f.index[old]!) !== old)) return false;
-  const keep = PG_anon | PG_swapbacked | PG_anon_exclusive | PG_dirty;
+  // folio_migrate_flags: the new page is on the LRU list the old one was on once it is mapped.
+  const keep = PG_anon | PG_swapbacked | PG_anon_exclusive | PG_dirty | PG_active | PG_referenced;
   f.flags[d] = (f.flags[d]! & ~keep) | (f.flags[old]! & keep);
   // A large folio: each page's PageAnonExclusive goes to the page at the same index.
   for (let i = 1, n = 1 << f.order(old); i < n; i++) f.flags[d + i] = (f.flags[d + i]! & ~PG_anon_exclusive) | (f.flags[old + i]! & PG_anon_exclusive);
@@ -305,6 +308,7 @@ function migrateFolio(machine: Machine, old: number, d: number, extraCount: numb
     f.mapping[d] = id;
     f.index[d] = f.index[old]!;
     phys.getPage(d); // the page cache's reference moves to the new page
+    if (phys.lru.evictable(d)) phys.lru.add(d);
     phys.putPage(old);
   }
   return true;

@@ -16,6 +16,9 @@ export const PG_lazyfree = 1 << 10; // MADV_FREE: may be discarded instead of sw
 export const PG_hugetlb = 1 << 11;
 export const PG_anon_exclusive = 1 << 12;
 export const PG_scratch = 1 << 13; // transient marker for a single operation's bookkeeping; never left set
+export const PG_lru = 1 << 14; // on one of the LRU lists (lru.ts); cleared while reclaim has it isolated
+export const PG_active = 1 << 15; // on (or bound for) an active list
+export const PG_referenced = 1 << 16; // seen referenced once: the next reference activates it (folio_check_references)
 export const ORDER_SHIFT = 24; // order of a compound head or a free block, bits 24..28
 export const ORDER_MASK = 0x1f << ORDER_SHIFT;
 
@@ -49,8 +52,13 @@ export const FRAME_FIELDS = {
   mapping: field(Int32Array, 0, true),
   /** Page offset within the file. */
   index: field(Uint32Array, 0, false),
-  /** Head pfn of a tail frame. */
+  /**
+   * Head pfn of a tail frame. A head or small frame on an LRU list keeps its next link here
+   * instead (lru.ts), as struct page's lru.next shares its word with compound_head.
+   */
   head: field(Uint32Array, 0, false),
+  /** The previous link of a frame on an LRU list (lru.prev). */
+  lruPrev: field(Int32Array, -1, true),
   /** First reverse-map entry: mm id (0 = none) ... */
   rmapMm: field(Int32Array, 0, true),
   /** ... and its key (rmap.ts). */

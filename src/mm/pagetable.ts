@@ -138,6 +138,10 @@ export function pteMkclean(flags: number): number {
 export function pteMkyoung(flags: number): number {
   return flags | E_YOUNG;
 }
+/** pte_mkold (what ptep_clear_flush_young leaves) */
+export function pteMkold(flags: number): number {
+  return flags & ~E_YOUNG;
+}
 /** pte_mkyoung, and pte_mkdirty for a write. */
 export function pteMkaccessed(flags: number, write: boolean): number {
   return flags | E_YOUNG | (write ? E_DIRTY : 0);

@@ -10,11 +10,12 @@ import { fail } from './errno.js';
 import type { EventBus } from './events.js';
 import {
   Frames, ORDER_MASK, ORDER_SHIFT, PG_anon, PG_anon_exclusive, PG_buddy, PG_device, PG_dirty, PG_head,
-  PG_hugetlb, PG_lazyfree, PG_locked, PG_reserved, PG_swapbacked, PG_tail,
+  PG_hugetlb, PG_lazyfree, PG_locked, PG_lru, PG_active, PG_referenced, PG_reserved, PG_swapbacked, PG_tail,
 } from './page.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
 import { SlotArena } from './slot-arena.js';
+import { Lruvec } from './lru.js';
 
 export { setSlabPoolBytes } from './slot-arena.js';
 
@@ -25,6 +26,10 @@ export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hu
  * before anything is allocated.
  */
 export const MAX_FRAMES = 2 ** 26;
+/** Orders above this do not reclaim when the free lists are short (PAGE_ALLOC_COSTLY_ORDER). */
+export const PAGE_ALLOC_COSTLY_ORDER = 3;
+/** Direct reclaim passes that free pages without the allocation succeeding before it gives up (MAX_RECLAIM_RETRIES). */
+const MAX_RECLAIM_RETRIES = 16;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
 const PAGES_PER_SUBSECTION = 512;
 /** Metadata per data slot beyond its bytes: the holder count (the free list is only for freed slots). */
@@ -117,8 +122,55 @@ export class PhysMem {
     this.freeFrames += 1 << order;
   }
 
-  /** Allocate 2^order contiguous, naturally aligned RAM frames; -1 when none (the caller decides on ENOMEM). */
+  /**
+   * Allocate 2^order contiguous, naturally aligned RAM frames; -1 when none (the caller
+   * decides on ENOMEM). When the free lists are short, an allocation of at most
+   * PAGE_ALLOC_COSTLY_ORDER reclaims (__alloc_pages_slowpath's direct reclaim) and tries
+   * again, up to MAX_RECLAIM_RETRIES times without progress; larger ones (THPs, hugetlb
+   * pages) fail at once, as they would without compaction.
+   */
   tryAllocPages(order: number): number {
+    if (this.failTimes > 0) {
+      if (this.failAfter === 0) {
+        this.failTimes--;
+        return -1;
+      }
+      this.failAfter--;
+    }
+    const pfn = this.takeFree(order);
+    if (pfn >= 0 || !this.directReclaim || order > PAGE_ALLOC_COSTLY_ORDER || this.lru.reclaiming) return pfn;
+    for (let tries = 0; tries < MAX_RECLAIM_RETRIES; tries++) {
+      if (this.directReclaim(order) === 0) return this.takeFree(order);
+      const again = this.takeFree(order);
+      if (again >= 0) return again;
+    }
+    return -1;
+  }
+
+  /**
+   * Fault injection (the kernel's fail_page_alloc): once `after` more allocations have
+   * succeeded, the next `times` fail as if nothing could be reclaimed. For tests of the
+   * failure paths; failPageAlloc(0, 0) turns it off.
+   */
+  failPageAlloc(after: number, times = 1): void {
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(times) || times < 0) fail('EINVAL', 'after and times must be non-negative integers');
+    this.failAfter = after;
+    this.failTimes = times;
+  }
+  private failAfter = 0;
+  private failTimes = 0;
+
+  /**
+   * try_to_free_pages, installed by the machine (vmscan.ts): reclaims and returns the pages
+   * it freed, 0 when nothing could be reclaimed.
+   */
+  directReclaim: ((order: number) => number) | null = null;
+
+  /** The LRU lists of this node (lru.ts). */
+  readonly lru = new Lruvec(this);
+
+  /** The buddy allocator's fast path: a free block split down to the order, or -1. */
+  private takeFree(order: number): number {
     let o = order;
     while (o <= MAX_ORDER && this.free.heads[o]! < 0) o++;
     if (o > MAX_ORDER) return -1;
@@ -195,6 +247,7 @@ export class PhysMem {
       this.freeDevicePage(head, order);
       return;
     }
+    if (flags & PG_lru) this.lru.del(head);
     if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: false });
     this.freeBlock(head, order);
   }
@@ -256,15 +309,26 @@ export class PhysMem {
     const device = (flags & PG_device) !== 0;
     const keep = flags & (PG_anon | PG_swapbacked | PG_dirty | PG_lazyfree | PG_device);
     const locked = flags & PG_locked;
+    const lruFlags = flags & (PG_lru | PG_active | PG_referenced);
     const pgmap = device ? this.pagemapOf(head) : undefined;
     for (let i = 0; i < n; i++) {
       const p = head + i;
       const lock = lockAll || p === at ? locked : 0;
-      f.flags[p] = keep | lock | (f.flags[p]! & PG_anon_exclusive);
+      f.flags[p] = keep | lock | (f.flags[p]! & PG_anon_exclusive) | (i === 0 ? lruFlags : 0);
       f.refcount[p] = f.mapcount[p]! + each + (p === at ? extra : 0);
       if (i > 0) pgmap?.ops.folioSplit?.(head, p);
     }
     if (locked && !(f.flags[head]! & PG_locked)) this.wakeLockWaiters(head);
+    if (lruFlags & PG_lru) {
+      // lru_add_split_folio: the head keeps its place as one page, the pieces still in use follow it.
+      this.lru.shrunk(head, n);
+      for (let i = 1, prev = head; i < n; i++) {
+        if (f.refcount[head + i] === 0) continue;
+        this.lru.addAfter(prev, head + i);
+        prev = head + i;
+      }
+      if (f.refcount[head] === 0) this.lru.del(head);
+    }
     for (let i = 0; i < n; i++) {
       const p = head + i;
       if (f.refcount[p] !== 0) continue;

@@ -122,6 +122,28 @@ export class Rmap {
     return 2 + (this.more.get(pfn)?.length ?? 0) / 2;
   }
 
+  /**
+   * The entries of a frame as [mmId, key] pairs written into `out` from index 0 (grown if
+   * short; the caller keeps it for the next call), and their number: a snapshot with no
+   * allocation per frame, for reclaim's loops.
+   */
+  entriesInto(pfn: number, out: { buf: Float64Array }): number {
+    const n = this.count(pfn);
+    if (out.buf.length < 2 * n) out.buf = new Float64Array(Math.max(4 * n, 16));
+    const f = this.phys.frames;
+    const buf = out.buf;
+    if (n > 0) {
+      buf[0] = f.rmapMm[pfn]!;
+      buf[1] = f.rmapKey[pfn]!;
+    }
+    if (n > 1) {
+      buf[2] = f.rmapMm2[pfn]!;
+      buf[3] = f.rmapKey2[pfn]!;
+    }
+    if (n > 2) buf.set(this.more.get(pfn)!, 4);
+    return n;
+  }
+
   /** A snapshot of the entries of a frame as [mmId, key] pairs (safe to modify the rmap while iterating it). */
   entries(pfn: number): number[] {
     const f = this.phys.frames;

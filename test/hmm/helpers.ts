@@ -118,6 +118,7 @@ export function startMigration(mm: Mm, addr: number): PendingMigration {
         machine.rmap.remove(pfn, mm.id, rmapKey(base, 0));
         machine.rmap.add(to, mm.id, rmapKey(base, 0));
         phys.frames.mapcount[to]!++;
+        phys.lru.add(to); // the new folio goes on the LRU (migrate_folio_done's putback)
       } else if (level === 0) phys.frames.mapcount[pfn]!++;
       else phys.entireMapcount.set(pfn, 1);
       PageTable.set(node, idx, K_PRESENT | E_YOUNG | (flg & (E_WRITE | E_DIRTY)), to);

@@ -78,8 +78,8 @@ describe('CPU access', () => {
     expect(m.phys.usedRamFrames).toBe(0);
   });
 
-  it('out of memory on a write fault is ENOMEM, and the page stays unmapped', () => {
-    const { m, p } = setup({ ramBytes: 16 * P });
+  it('out of memory on a write fault, with nothing reclaimable (no swap), is ENOMEM, and the page stays unmapped', () => {
+    const { m, p } = setup({ ramBytes: 16 * P, swapBytes: 0 });
     const a = p.mmap(0, 32 * P, RW, ANON);
     let i = 0;
     while (m.phys.freeRamFrames > 0) p.writeU8(a + i++ * P, 1);

@@ -162,8 +162,8 @@ describe('fork', () => {
     expectConsistent(m);
   });
 
-  it('a failed fork (ENOMEM copying a pinned page) leaves no half-built child behind', () => {
-    const { m, p } = setup({ ramBytes: 64 * P });
+  it('a failed fork (ENOMEM copying a pinned page, nothing reclaimable) leaves no half-built child behind', () => {
+    const { m, p } = setup({ ramBytes: 64 * P, swapBytes: 0 });
     const a = p.mmap(0, P, RW, ANON);
     p.writeU32(a, 1);
     const [pfn] = getUserPages(p.mm, a, 1, { write: true, pin: true });

@@ -10,7 +10,8 @@
 //
 // Reproduce a failure with the seed (and path) fast-check prints:
 //   MM_PROP_SEED=<seed> MM_PROP_PATH=<path> npx vitest run test/mm/property.test.ts
-// MM_PROP_RUNS=<n> runs more (or fewer) sequences.
+// MM_PROP_RUNS=<n> runs more (or fewer) sequences. MM_PROP_OPS='[ops, thp, pressure]' (a
+// counterexample as printed, with the pressure flag) runs that one sequence.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
@@ -66,7 +67,9 @@ type Op =
   | { k: 'read'; p: number; page: number; off: number; len: number }
   | { k: 'pwrite'; off: number; len: number; v: number }
   | { k: 'pread'; off: number; len: number }
-  | { k: 'truncate'; pages: number };
+  | { k: 'truncate'; pages: number }
+  | { k: 'nomem'; after: number }
+  | { k: 'nested'; p: number; inner: number; page: number };
 
 /** A region page: mostly the small slots, sometimes the 2 MiB slots. */
 const pageArb = fc.oneof(
@@ -82,6 +85,8 @@ const lenArb = fc.oneof(
 const slotArb = fc.integer({ min: 0, max: SMALL_SLOTS + HUGE_SLOTS.length - 1 });
 const proc = fc.nat(3);
 const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
+/** How many different calls a 'nested' op may make (nestedCall). */
+const NESTED_CALLS = 8;
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   w(3, fc.record({ k: fc.constant('mmap' as const), p: proc, slot: slotArb, n: fc.integer({ min: 1, max: HUGE }), prot: fc.constantFrom(...PROTS), type: fc.constantFrom<MapType>('anon', 'anon', 'shared-anon', 'file', 'shared-file', 'hugetlb'), off: fc.nat(4), populate: fc.boolean() })),
   w(1, fc.record({ k: fc.constant('munmap' as const), p: proc, page: pageArb, n: lenArb })),
@@ -97,7 +102,26 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   w(1, fc.record({ k: fc.constant('pwrite' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }), v: fc.integer({ min: 1, max: 255 }) })),
   w(1, fc.record({ k: fc.constant('pread' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }) })),
   w(1, fc.record({ k: fc.constant('truncate' as const), pages: fc.nat(FILE_PAGES) })),
+  // fail_page_alloc: one of the next few allocations fails, reclaim or not.
+  w(1, fc.record({ k: fc.constant('nomem' as const), after: fc.nat(6) })),
+  // An mm operation from inside the next invalidate callback of this mm: EDEADLK, nothing changes.
+  w(1, fc.record({ k: fc.constant('nested' as const), p: proc, inner: fc.nat(NESTED_CALLS - 1), page: pageArb })),
 );
+
+/** The calls a 'nested' op makes from inside a callback, by number. */
+function nestedCall(p: Process, inner: number, vpn: number): () => unknown {
+  const addr = vpn * P;
+  switch (inner) {
+    case 0: return () => p.munmap(addr, P);
+    case 1: return () => p.mprotect(addr, P, PROT_READ);
+    case 2: return () => p.madvise(addr, P, MADV_DONTNEED);
+    case 3: return () => p.write(addr, Uint8Array.of(1));
+    case 4: return () => p.read(addr, 1);
+    case 5: return () => p.fork();
+    case 6: return () => p.mremap(addr, P, 2 * P, MREMAP_MAYMOVE);
+    default: return () => p.exit();
+  }
+}
 
 const vpnOf = (page: number) => BASE_VPN + page;
 const slotPage = (slot: number) => (slot < SMALL_SLOTS ? slot * SLOT : HUGE_SLOTS[slot - SMALL_SLOTS]!);
@@ -293,8 +317,12 @@ class NotifyAudit {
 
 // ---- the run ----
 
-function run(ops: Op[], thp: 'madvise' | 'always'): void {
-  const m = new Machine({ ramBytes: 24 << 20, swapBytes: 8 << 20, thp });
+/**
+ * `pressure`: RAM much smaller than what the processes touch, with swap, so that direct
+ * reclaim runs (hugetlb memory, which reclaim cannot free, is left out then).
+ */
+function run(ops: Op[], thp: 'madvise' | 'always', pressure = false): void {
+  const m = new Machine(pressure ? { ramBytes: 32 * P, swapBytes: 64 << 20, thp } : { ramBytes: 24 << 20, swapBytes: 8 << 20, thp });
   const file: TmpFile = m.fs.open('data');
   const rfile: RefFile = { size: 0, pages: new Map() };
   const procs: Array<Live | null> = [{ proc: m.spawn(), ref: new Map() }];
@@ -305,6 +333,30 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     return live.length ? live[i % live.length]! : null;
   };
   const allRefs = () => procs.filter((x): x is Live => x !== null).map((x) => x.ref);
+  // A 'nested' op arms its mm's probe; the next invalidate callback of that mm makes the call.
+  const probes = new Map<Mm, { call: (() => unknown) | null }>();
+  const nested: string[] = [];
+  const probe = (mm: Mm): void => {
+    const pr: { call: (() => unknown) | null } = { call: null };
+    probes.set(mm, pr);
+    mmuNotifierRegister(new MmuNotifier({
+      invalidateRangeStart: () => {
+        const call = pr.call;
+        if (!call) return;
+        pr.call = null;
+        const during = current;
+        const e = errnoOf(call);
+        // An mm that is exiting has no users left: ESRCH before EDEADLK.
+        if (e !== 'EDEADLK' && !(e === 'ESRCH' && during === 'exit')) nested.push(`${during}: a nested call gave ${e}`);
+      },
+    }), mm);
+  };
+  // Once a failure was injected, an allocation may fail where the reference cannot tell.
+  let injected = false;
+  // An allocation that failed: ENOMEM, or for hugetlb memory SIGBUS (hugetlb_wp and
+  // hugetlb_no_page: no huge page to be had), which the access reports as EFAULT.
+  const nomem = (e: unknown, hugetlb = false): boolean =>
+    e instanceof KernelError && (e.errno === 'ENOMEM' || (injected && hugetlb && e instanceof SignalError && e.signal === 'SIGBUS'));
 
   // Start from populated memory so that most operations meet pages: a private anonymous slot,
   // a shared anonymous slot, a private mapping of the file, and a THP.
@@ -334,23 +386,28 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
       }
     });
     const g = vpnOf(HUGE_SLOTS[1]!);
-    p.mmap(g * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
-    const gtok = token++;
-    for (let i = 0; i < HUGE; i++) ref.set(g + i, { b: { t: 'anon', data: null, lazy: false }, prot: PROT_READ | PROT_WRITE, token: gtok, pgoff: g + i, thp: 0, hugetlb: true });
-    p.writeU8((g + 5) * P, 0x42);
-    writable(ref.get(g + 5)!)[0] = 0x42;
+    if (!pressure) {
+      p.mmap(g * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB);
+      const gtok = token++;
+      for (let i = 0; i < HUGE; i++) ref.set(g + i, { b: { t: 'anon', data: null, lazy: false }, prot: PROT_READ | PROT_WRITE, token: gtok, pgoff: g + i, thp: 0, hugetlb: true });
+      p.writeU8((g + 5) * P, 0x42);
+      writable(ref.get(g + 5)!)[0] = 0x42;
+    }
     const h = vpnOf(HUGE_SLOTS[0]!);
     p.mmap(h * P, HUGE * P, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS);
     p.madvise(h * P, HUGE * P, MADV_HUGEPAGE);
     const tok = token++;
     for (let i = 0; i < HUGE; i++) ref.set(h + i, { b: { t: 'anon', data: null, lazy: false }, prot: PROT_READ | PROT_WRITE, token: tok, pgoff: h + i, thp: 1, hugetlb: false });
-    for (const i of [0, 1, 300, 511]) {
+    // Under pressure every page of it holds data: most of it lives in swap, and the operations
+    // that meet it swap pages in, so that reclaim runs all along.
+    for (const i of pressure ? Array.from({ length: HUGE }, (_, k) => k) : [0, 1, 300, 511]) {
       const data = new Uint8Array(P).fill(i & 0xff || 0x77);
       p.write((h + i) * P, data);
       writable(ref.get(h + i)!).set(data);
     }
-    expect(pagemap(p.mm, h * P).order).toBe(9);
+    if (!pressure) expect(pagemap(p.mm, h * P).order).toBe(9);
     audit.watch(p.mm);
+    probe(p.mm);
   }
 
   /** Resolve lazily freed pages in [vpn, vpn+n) by reading them (a write must know what the rest of the page holds). */
@@ -361,11 +418,25 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     }
   };
 
+  let stalls = m.phys.lru.stat.allocstall;
   for (const op of ops) {
     current = op.k === 'madvise' ? `madvise(${op.advice})` : op.k;
+    if (op.k === 'nomem') {
+      m.phys.failPageAlloc(op.after, 1);
+      injected = true;
+      continue;
+    }
+    if (op.k === 'nested') {
+      const t = pick(op.p);
+      if (t) probes.get(t.proc.mm)!.call = nestedCall(t.proc, op.inner, vpnOf(op.page));
+      continue;
+    }
     if (op.k === 'pwrite' || op.k === 'pread' || op.k === 'truncate') {
       if (op.k === 'truncate') {
-        file.truncate(op.pages * P);
+        if (errnoOf(() => file.truncate(op.pages * P)) === 'ENOMEM') {
+          expect(checkInvariants(m)).toEqual([]);
+          continue; // the partial last page could not come back from swap: nothing changed
+        }
         if (op.pages * P < rfile.size) {
           for (const idx of [...rfile.pages.keys()]) if (idx >= op.pages) rfile.pages.delete(idx);
           // unmap_mapping_range(even_cows): private copies past the end go too.
@@ -377,17 +448,21 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
         if (len <= 0) continue;
         if (op.k === 'pwrite') {
           const buf = new Uint8Array(len).map((_, i) => (op.v + i) & 0xff);
-          expect(file.pwrite(buf, op.off)).toBe(len);
-          for (let i = 0; i < len; i++) {
+          let wrote = 0;
+          if (errnoOf(() => (wrote = file.pwrite(buf, op.off))) === 'ENOMEM') wrote = 0;
+          else if (wrote < len) note('pwrite:short');
+          for (let i = 0; i < wrote; i++) {
             const idx = Math.floor((op.off + i) / P);
             let pg = rfile.pages.get(idx);
             if (!pg) rfile.pages.set(idx, (pg = new Uint8Array(P)));
             pg[(op.off + i) % P] = buf[i]!;
           }
         } else {
-          const got = file.pread(len, op.off);
-          const want = new Uint8Array(len).map((_, i) => rfile.pages.get(Math.floor((op.off + i) / P))?.[(op.off + i) % P] ?? 0);
-          expectBytes(got, want, 'pread');
+          let got: Uint8Array | null = null;
+          if (errnoOf(() => (got = file.pread(len, op.off))) !== 'ENOMEM') {
+            const want = new Uint8Array(len).map((_, i) => rfile.pages.get(Math.floor((op.off + i) / P))?.[(op.off + i) % P] ?? 0);
+            expectBytes(got!, want, 'pread');
+          }
         }
       }
       expect(checkInvariants(m)).toEqual([]);
@@ -401,7 +476,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
         const first = vpnOf(slotPage(op.slot));
         const room = op.slot < SMALL_SLOTS ? SLOT : HUGE;
         const n = op.type === 'hugetlb' ? HUGE : Math.min(op.n, room);
-        if (op.type === 'hugetlb' && op.slot < SMALL_SLOTS) break;
+        if (op.type === 'hugetlb' && (op.slot < SMALL_SLOTS || pressure)) break; // no huge page fits a small RAM
         const flags = MAP_FIXED | (op.populate ? MAP_POPULATE : 0) | (op.type === 'anon' || op.type === 'file' ? MAP_PRIVATE : MAP_SHARED) |
           (op.type === 'anon' || op.type === 'shared-anon' ? MAP_ANONYMOUS : 0) | (op.type === 'hugetlb' ? MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB : 0);
         const isFile = op.type === 'file' || op.type === 'shared-file';
@@ -419,7 +494,11 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
               : { t: 'file', file: rfile, index: op.off + i, shared: op.type === 'shared-file', cow: null };
           ref.set(first + i, { b, prot: op.prot, token: tok, pgoff: isFile ? op.off + i : shm ? i : first + i, thp: 0, hugetlb: op.type === 'hugetlb' });
           // MAP_POPULATE write-faults private writable memory (populate_vma_page_range): file pages are copied now.
-          if (op.populate && op.type === 'file' && op.prot & PROT_WRITE && b.t === 'file' && b.index < sizePages(rfile)) writable(ref.get(first + i)!);
+          // It is best effort (__mm_populate ignores errors): once an allocation may fail, what was copied is read back.
+          if (op.populate && op.type === 'file' && op.prot & PROT_WRITE && b.t === 'file' && b.index < sizePages(rfile)) {
+            const kind = pagemap(p.mm, (first + i) * P).kind;
+            if (!injected || kind === 'anon' || kind === 'swap') writable(ref.get(first + i)!);
+          }
         }
         break;
       }
@@ -557,6 +636,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
         for (const [v, rp] of ref) cref.set(v, clonePage(rp));
         procs.push({ proc: child, ref: cref });
         audit.watch(child.mm);
+        probe(child.mm);
         break;
       }
       case 'exit':
@@ -588,13 +668,52 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
           expect((err as SignalError).signal).toBe(sig);
           break;
         }
+        const huge = ref.get(vpn)!.hugetlb || ref.get(vpn + Math.floor((op.off + len - 1) / P))!.hugetlb;
         if (write) {
-          settle(t, vpn, Math.ceil((op.off + len) / P));
+          try {
+            settle(t, vpn, Math.ceil((op.off + len) / P));
+          } catch (e) {
+            if (!nomem(e)) throw e;
+            note(injected ? 'write:settle:ENOMEM (injected)' : 'write:settle:ENOMEM');
+            break;
+          }
           const buf = new Uint8Array(len).map((_, i) => (op.v + i) & 0xff);
-          p.write(addr, buf);
-          for (let i = 0; i < len; i++) writable(ref.get(vpn + Math.floor((op.off + i) / P))!)[(op.off + i) % P] = buf[i]!;
+          let failed = false;
+          try {
+            p.write(addr, buf);
+          } catch (e) {
+            if (!nomem(e, huge)) throw e;
+            failed = true;
+            note(injected ? 'write:ENOMEM (injected)' : 'write:ENOMEM');
+          }
+          if (!failed) {
+            for (let i = 0; i < len; i++) writable(ref.get(vpn + Math.floor((op.off + i) / P))!)[(op.off + i) % P] = buf[i]!;
+            break;
+          }
+          // Out of memory part way: page by page the store either went in or not, and it stopped
+          // at the first page it could not fault in.
+          let stopped = false;
+          for (let done = 0; done < len;) {
+            const v = vpn + Math.floor((op.off + done) / P);
+            const o = (op.off + done) % P;
+            const n = Math.min(P - o, len - done);
+            const got = p.read(v * P + o, n);
+            const want = buf.subarray(done, done + n);
+            if (!stopped && Buffer.compare(got, want) === 0) writable(ref.get(v)!).set(want, o);
+            else {
+              stopped = true;
+              checkRead(ref, v, o, got, 'after a failed write');
+            }
+            done += n;
+          }
         } else {
-          checkRead(ref, vpn, op.off, p.read(addr, len), 'read');
+          let got: Uint8Array | null = null;
+          try {
+            got = p.read(addr, len);
+          } catch (e) {
+            if (!nomem(e, huge)) throw e;
+          }
+          if (got) checkRead(ref, vpn, op.off, got, 'read');
         }
         break;
       }
@@ -603,6 +722,9 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
     expect(checkMappings(m)).toEqual([]);
     audit.check();
     expect(audit.errors).toEqual([]);
+    expect(nested).toEqual([]);
+    if (m.phys.lru.stat.allocstall > stalls) note(`${current}: reclaimed`);
+    stalls = m.phys.lru.stat.allocstall;
     if (process.env.MM_PROP_STATS) {
       note(`procs ${procs.filter(Boolean).length}`);
       if (m.swap.used) note('swap in use');
@@ -612,6 +734,7 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
 
   // Every readable page of every live process reads as the reference says (a page the
   // reference says is zero: 64 bytes of it, at an offset that depends on the page).
+  m.phys.failPageAlloc(0, 0);
   for (const t of procs) {
     if (!t) continue;
     for (const [v, rp] of t.ref) {
@@ -633,12 +756,12 @@ function run(ops: Op[], thp: 'madvise' | 'always'): void {
 }
 
 describe('mm property: random operations across processes against a flat reference', () => {
-  it('bytes, errors, refcounts, mapcounts, rmap, rss agree with the reference; nothing leaks after exit', () => {
+  const check = (pressure: boolean, runs: number): void => {
     const seed = process.env.MM_PROP_SEED ? Number(process.env.MM_PROP_SEED) : Date.now() ^ (Math.random() * 2 ** 31);
     const path = process.env.MM_PROP_PATH;
-    const numRuns = Number(process.env.MM_PROP_RUNS ?? 120);
+    const numRuns = Number(process.env.MM_PROP_RUNS ?? runs);
     const out = fc.check(
-      fc.property(fc.array(opArb, { minLength: 10, maxLength: 60, size: 'max' }), fc.constantFrom<'madvise' | 'always'>('madvise', 'always'), (ops, thp) => run(ops, thp)),
+      fc.property(fc.array(opArb, { minLength: 10, maxLength: 60, size: 'max' }), fc.constantFrom<'madvise' | 'always'>('madvise', 'always'), (ops, thp) => run(ops, thp, pressure)),
       { seed, numRuns, ...(path ? { path } : {}) },
     );
     if (process.env.MM_PROP_STATS) console.log([...stats].sort().map(([k, v]) => `${k}: ${v}`).join('\n'));
@@ -646,5 +769,16 @@ describe('mm property: random operations across processes against a flat referen
       const cause = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
       throw new Error(`mm property failed: reproduce with MM_PROP_SEED=${out.seed} MM_PROP_PATH=${out.counterexamplePath}\n${cause}\n${fc.defaultReportMessage(out)}`);
     }
-  });
+  };
+
+  it('bytes, errors, refcounts, mapcounts, rmap, rss agree with the reference; nothing leaks after exit', () => check(false, 120), 180_000);
+
+  it('the same with RAM pressure: small RAM and swap, so that direct reclaim runs all along', () => check(true, 40), 180_000);
 });
+
+if (process.env.MM_PROP_OPS) {
+  it('the sequence in MM_PROP_OPS', () => {
+    const [ops, thp, pressure] = JSON.parse(process.env.MM_PROP_OPS!) as [Op[], 'madvise' | 'always', boolean];
+    run(ops, thp, pressure);
+  });
+}

@@ -92,6 +92,74 @@ describe('dmirror driver', () => {
     expect(checkInvariants(m)).toEqual([]);
   });
 
+  it('reclaim (try_to_free_pages): RELEASE into a full system RAM with swap reclaims another process\'s pages and moves every page back', async () => {
+    const m = new Machine({ ramBytes: 1 << 20, swapBytes: 4 << 20 });
+    const driver = dmirrorInit(m, { chunkBytes: 2 << 20 });
+    const p = m.spawn();
+    const fd = hmmDmirrorOpen(p, 0);
+    const n = 32;
+    const a = p.mmap(0, n * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE, i + 1000);
+    await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a, new Uint8Array(n * PAGE_SIZE), n));
+    const hog = m.spawn();
+    const hogPages = m.phys.freeRamFrames;
+    const h = hog.mmap(0, hogPages * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < hogPages; i++) hog.writeU8(h + i * PAGE_SIZE, i & 0xff);
+    expect(m.phys.freeRamFrames).toBe(0);
+    expect(m.swap.used).toBe(0);
+    await fd.ioctl(HMM_DMIRROR_RELEASE, hmmDmirrorCmd(a, new Uint8Array(PAGE_SIZE), 1));
+    expect(m.swap.used).toBeGreaterThan(0); // the hog's pages made room
+    expect(driver.devices[0]!.usedPages).toBe(0);
+    for (let i = 0; i < n; i++) expect(pagemap(p.mm, a + i * PAGE_SIZE).kind).toBe('anon');
+    for (let i = 0; i < n; i++) expect(p.readU32(a + i * PAGE_SIZE)).toBe(i + 1000);
+    for (let i = 0; i < hogPages; i++) expect(hog.readU8(h + i * PAGE_SIZE)).toBe(i & 0xff);
+    expect(checkInvariants(m)).toEqual([]);
+    hog.exit();
+    p.exit();
+    expect(m.phys.usedRamFrames).toBe(0);
+    expect(m.swap.used).toBe(0);
+  });
+
+  it('reclaim never takes device-private pages, and a page it takes leaves the mirror (CLEAR: dmirror_interval_invalidate)', async () => {
+    const m = new Machine({ ramBytes: 1 << 20, swapBytes: 4 << 20 });
+    const driver = dmirrorInit(m, { chunkBytes: 2 << 20 });
+    const p = m.spawn();
+    const fd = hmmDmirrorOpen(p, 0);
+    const n = 16;
+    const a = p.mmap(0, 2 * n * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < 2 * n; i++) p.writeU32(a + i * PAGE_SIZE, i + 500);
+    // The first n pages go to the device; the device maps the other n (system memory) by READ.
+    await fd.ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, hmmDmirrorCmd(a, new Uint8Array(n * PAGE_SIZE), n));
+    const b = a + n * PAGE_SIZE;
+    await fd.ioctl(HMM_DMIRROR_READ, hmmDmirrorCmd(b, new Uint8Array(n * PAGE_SIZE), n));
+    const vpn = b / PAGE_SIZE;
+    for (let i = 0; i < n; i++) expect(fd.dmirror.pt.has(vpn + i)).toBe(true);
+    const clears: number[] = [];
+    mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => void (r.event === 'CLEAR' && clears.push(r.start)) }), p.mm);
+    // Another process fills RAM twice over: reclaim runs again and again.
+    const hog = m.spawn();
+    const hogPages = 2 * m.phys.ramFrames;
+    const h = hog.mmap(0, hogPages * PAGE_SIZE, RW, ANON);
+    for (let i = 0; i < hogPages; i++) hog.writeU8(h + i * PAGE_SIZE, 1);
+    expect(driver.devices[0]!.usedPages).toBe(n);
+    for (let i = 0; i < n; i++) expect(pagemap(p.mm, a + i * PAGE_SIZE).kind).toBe('device-private');
+    let swapped = 0;
+    for (let i = 0; i < n; i++) {
+      if (pagemap(p.mm, b + i * PAGE_SIZE).kind !== 'swap') continue;
+      swapped++;
+      expect(clears).toContain(b + i * PAGE_SIZE);
+      expect(fd.dmirror.pt.has(vpn + i)).toBe(false); // no device mapping of a page that is gone
+    }
+    expect(swapped).toBeGreaterThan(0);
+    expect(checkInvariants(m)).toEqual([]);
+    for (let i = 0; i < 2 * n; i++) expect(await p.readAsync(a + i * PAGE_SIZE, 4)).toEqual(new Uint8Array(new Uint32Array([i + 500]).buffer));
+    hog.exit();
+    p.exit();
+    expect(driver.devices[0]!.usedPages).toBe(0);
+    expect(m.phys.usedRamFrames).toBe(0);
+    expect(checkInvariants(m)).toEqual([]);
+  });
+
   it('RELEASE running out of system memory part way: ENOMEM, the pages it could not move are restored (migrate_device_finalize), nothing stuck or leaked', async () => {
     const m = new Machine({ ramBytes: 1 << 20, swapBytes: 0 });
     const driver = dmirrorInit(m, { chunkBytes: 2 << 20 });
