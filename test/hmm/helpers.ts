@@ -78,8 +78,8 @@ export function enc(pfn: number, flags: number, shift = SHIFT): number {
 // ---- device-private memory (a stand-in for the migration API when it is not there) ----
 
 // The test device (a dev_pagemap with private memory, migration through migrate_vma, a
-// migrate_to_ram that brings the page back) is test/migrate/device.ts's, shared by every test.
-export { TestDevice } from '../migrate/device.js';
+// migrate_to_ram that brings the page back) is test/mm/migrate/device.ts's, shared by every test.
+export { TestDevice } from '../mm/migrate/device.js';
 
 // ---- migration entries ----
 

@@ -1,7 +1,7 @@
 // The kernel's HMM selftests (tools/testing/selftests/mm/hmm-tests.c) as hmmsim's conformance
 // suite: every test under its kernel name, in its fixture (hmm, hmm2) and both variants
 // (device-private and device-coherent memory), run against the dmirror driver. `hmmsim
-// selftest` and the Vitest suite (test/selftests) both run these same bodies through
+// selftest` and the Vitest suite (test/drivers/dmirror) both run these same bodies through
 // runSelftests / runSelftestCase, so "N of M kernel HMM selftests pass" is one number.
 
 import {

@@ -11,7 +11,7 @@ import {
   IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_PFN_LOCKED,
   migrateVma as migrateVma417, type HmmDevmem, type HmmDevmemOps, type MigrateVmaOps as MigrateVmaOps417,
 } from '../../../src/hmm/v417/index.js';
-import { ANON, entry, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, K_SWAP, P, pattern, RW } from '../../migrate/helpers.js';
+import { ANON, entry, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, K_SWAP, P, pattern, RW } from '../../mm/migrate/helpers.js';
 
 /** A 4.17-style driver: hmm_devmem memory, a free list, migrate_vma with alloc_and_copy / finalize_and_map. */
 class Driver417 {

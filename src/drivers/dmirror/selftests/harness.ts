@@ -1,7 +1,7 @@
 // A small kselftest harness for the port of tools/testing/selftests/mm/hmm-tests.c: fixtures
 // with variants, TEST_F registration, ASSERT/EXPECT, SKIP, and a runner that sets a fixture up
 // on a fresh machine, runs one test body and tears it down. Both `hmmsim selftest` and the
-// Vitest suite (test/selftests) run the bodies through runSelftestCase, so they count the same.
+// Vitest suite (test/drivers/dmirror) run the bodies through runSelftestCase, so they count the same.
 
 import { Machine } from '../../../mm/machine.js';
 import type { Process } from '../../../mm/process.js';

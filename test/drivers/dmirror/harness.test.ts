@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Parser, type FinalResults } from 'tap-parser';
 import {
   ASSERT_EQ, formatKselftestTotals, runSelftestsKselftest, selftestCasesOf, selftestEnabled, TEST_F, type SelftestFilterOption,
-} from '../../src/drivers/dmirror/selftests/harness.js';
+} from '../../../src/drivers/dmirror/selftests/harness.js';
 
 const c = (fixture: 'hmm' | 'hmm2', variant: string, name: string) => ({ fixture, variant, name });
 const on = (opts: [SelftestFilterOption['opt'], string][], x = c('hmm', 'hmm_device_private', 'anon_read')): boolean =>

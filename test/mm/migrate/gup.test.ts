@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import {
   DevPagemap, getUserPages, Machine, MAP_ANONYMOUS, MAP_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migrateVmaFinalize,
   migrateVmaPages, migrateVmaSetup, newMigrateVma, PAGE_SIZE, PROT_READ, PROT_WRITE, putUserPages, unpinUserPages,
-} from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
+} from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
 import { TestDevice } from './device.js';
 
 const RW = PROT_READ | PROT_WRITE;

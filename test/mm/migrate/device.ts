@@ -10,7 +10,7 @@ import {
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma, PAGE_SIZE, VM_FAULT_OOM,
   VM_FAULT_SIGBUS, type MemoryType, type MigrateVma,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 
 export interface TestDeviceOptions {
   type?: MemoryType;

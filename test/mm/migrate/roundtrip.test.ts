@@ -2,7 +2,7 @@
 // a CPU fault (or migrated back explicitly) are exactly right; afterwards every frame is free
 // and page_free ran once per device page.
 import { describe, expect, it } from 'vitest';
-import { MADV_HUGEPAGE, MADV_PAGEOUT, Machine, PMD_SIZE } from '../../src/index.js';
+import { MADV_HUGEPAGE, MADV_PAGEOUT, Machine, PMD_SIZE } from '../../../src/index.js';
 import { TestDevice } from './device.js';
 import { ANON, entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, K_SWAP, P, pattern, RW, setup } from './helpers.js';
 

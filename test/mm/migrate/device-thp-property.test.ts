@@ -7,13 +7,13 @@
 // every step the mm's invariants hold; at the end every RAM frame and every device page is free.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { KernelError, MADV_COLLAPSE, MADV_HUGEPAGE, Machine, PMD_SIZE, PROT_READ, type Process } from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
-import { pagemap } from '../../src/mm/pagemap.js';
+import { KernelError, MADV_COLLAPSE, MADV_HUGEPAGE, Machine, PMD_SIZE, PROT_READ, type Process } from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
+import { pagemap } from '../../../src/mm/pagemap.js';
 import {
   dmirrorInit, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ,
   hmmDmirrorCmd, hmmDmirrorOpen, type DmirrorFile,
-} from '../../src/drivers/dmirror/index.js';
+} from '../../../src/drivers/dmirror/index.js';
 import { ANON, P, RW } from './helpers.js';
 
 type Kind = 'todev' | 'todevpmd' | 'tosys' | 'tosyspmd' | 'failalloc' | 'collapse' | 'cpuw' | 'cpur' | 'devr' | 'fork' | 'exit' | 'munmap' | 'ro' | 'rw';

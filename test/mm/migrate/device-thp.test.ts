@@ -11,15 +11,15 @@ import {
   MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_SYSTEM, migratePfnHas, migrateVmaFinalize, migrateVmaSetup, mmuIntervalNotifierInsert,
   mmuIntervalReadBegin, MmuIntervalNotifier, MREMAP_FIXED, MREMAP_MAYMOVE, newMigrateVma, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE,
   swapOutPage, type Process,
-} from '../../src/index.js';
-import { handleMmFault } from '../../src/mm/fault.js';
-import { pagemap } from '../../src/mm/pagemap.js';
-import { checkInvariants } from '../../src/mm/check.js';
+} from '../../../src/index.js';
+import { handleMmFault } from '../../../src/mm/fault.js';
+import { pagemap } from '../../../src/mm/pagemap.js';
+import { checkInvariants } from '../../../src/mm/check.js';
 import {
   dmirrorInit, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS,
   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_READ,
   HMM_DMIRROR_SNAPSHOT, hmmDmirrorCmd, hmmDmirrorOpen, type DmirrorFile,
-} from '../../src/drivers/dmirror/index.js';
+} from '../../../src/drivers/dmirror/index.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;

@@ -7,7 +7,7 @@ import {
   migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq,
   MAP_FIXED, mmapDevice, MREMAP_FIXED, MREMAP_MAYMOVE, newMigrateVma, remapPfnRange, unpinUserPages, VM_PFNMAP, type MigrateVma, type MmuNotifierRange,
   type Process,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 import { TestDevice } from './device.js';
 import {
   ANON, entry, expectAllFree, expectConsistent, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, P, pattern, RW, setup,

@@ -2,14 +2,14 @@
 // device's memory accounting, the device mmap, and the summary line of the selftest runner.
 
 import { describe, expect, it } from 'vitest';
-import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, MmuNotifier, mmuNotifierRegister, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
-import { pagemap } from '../../src/mm/pagemap.js';
-import { checkInvariants } from '../../src/mm/check.js';
+import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, MmuNotifier, mmuNotifierRegister, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../../src/index.js';
+import { pagemap } from '../../../src/mm/pagemap.js';
+import { checkInvariants } from '../../../src/mm/check.js';
 import {
   dmirrorDriverOf, dmirrorInit, HMM_DMIRROR_FLAGS, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_READ, HMM_DMIRROR_RELEASE,
   HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE, hmmDmirrorCmd, hmmDmirrorOpen, type HmmDmirrorCmd,
-} from '../../src/drivers/dmirror/index.js';
-import { formatSelftestSummary, runSelftestCase, selftestCases, type SelftestResult } from '../../src/drivers/dmirror/selftests.js';
+} from '../../../src/drivers/dmirror/index.js';
+import { formatSelftestSummary, runSelftestCase, selftestCases, type SelftestResult } from '../../../src/drivers/dmirror/selftests.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;

@@ -6,7 +6,7 @@ import {
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns, migratePfn,
   migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, MmuIntervalNotifier, mmuIntervalNotifierInsert,
   mmuIntervalSetSeq, newMigrateVma, PMD_SIZE, PROT_READ, putUserPages, splitFolio, WouldBlock, type MmuNotifierRange, type Process,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 import { TestDevice } from './device.js';
 import {
   ANON, entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, P, pattern, RW, setup,

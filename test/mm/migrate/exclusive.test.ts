@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import {
   Machine, makeDeviceExclusive, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MmuIntervalNotifier, mmuIntervalNotifierInsert,
   mmuIntervalSetSeq, PAGE_SIZE, PROT_READ, PROT_WRITE, WouldBlock, type MmuNotifierRange,
-} from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
-import { K_DEVICE_EXCLUSIVE, K_PRESENT, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
-import type { Process } from '../../src/index.js';
+} from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
+import { K_DEVICE_EXCLUSIVE, K_PRESENT, KIND_MASK, type PtSlot } from '../../../src/mm/pagetable.js';
+import type { Process } from '../../../src/index.js';
 import { TestDevice } from './device.js';
 
 function kind(p: Process, addr: number): number {

@@ -6,7 +6,7 @@ import {
   allocPages, DevPagemap, Machine, MAP_ANONYMOUS, mmapDevice, putPage, vmInsertPage, MAP_SHARED, memremapPages, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize,
   migrateDevicePages, migrateDeviceRange, migratePfn, migratePfnHas,
   migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, newMigrateVma, VM_MIXEDMAP, type MigrateVma, type Process,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 import { entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, P, pattern, setup, type Entry } from './helpers.js';
 import type { TestDevice } from './device.js';
 

@@ -1,8 +1,8 @@
 // Shared helpers of the migration tests.
 import { expect } from 'vitest';
-import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Process } from '../../src/index.js';
-import { checkInvariants } from '../../src/mm/check.js';
-import { E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, KIND_MASK, type PtSlot } from '../../src/mm/pagetable.js';
+import { Machine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Process } from '../../../src/index.js';
+import { checkInvariants } from '../../../src/mm/check.js';
+import { E_WRITE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP, KIND_MASK, type PtSlot } from '../../../src/mm/pagetable.js';
 import { TestDevice, type TestDeviceOptions } from './device.js';
 
 export const RW = PROT_READ | PROT_WRITE;

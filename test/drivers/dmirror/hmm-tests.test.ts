@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   formatSelftestSummary, runSelftestCase, selftestCases, type SelftestOptions, type SelftestResult,
-} from '../../src/drivers/dmirror/selftests.js';
+} from '../../../src/drivers/dmirror/selftests.js';
 
 const opts: SelftestOptions = { quick: true };
 const cases = selftestCases(opts);

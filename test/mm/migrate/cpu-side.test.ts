@@ -7,7 +7,7 @@ import {
   Machine, memremapPages, memunmapPages, MIGRATE_PFN_MIGRATE, migrateDeviceFinalize, migrateDevicePages, migrateDeviceRange,
   migratePfn, migratePfnHas, migratePfnToPage, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq, pagePgmap, PMD_SIZE,
   PROT_READ, type MmuNotifierRange,
-} from '../../src/index.js';
+} from '../../../src/index.js';
 import { TestDevice } from './device.js';
 import { ANON, entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_MIGRATION, K_PRESENT, P, pattern, RW, setup } from './helpers.js';
 

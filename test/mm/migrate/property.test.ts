@@ -5,7 +5,7 @@
 // free and every device page was freed once per use.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { MADV_HUGEPAGE, Machine, PROT_READ, type Process } from '../../src/index.js';
+import { MADV_HUGEPAGE, Machine, PROT_READ, type Process } from '../../../src/index.js';
 import { TestDevice } from './device.js';
 import { ANON, entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_PRESENT, P, RW } from './helpers.js';
 
