@@ -19,8 +19,34 @@ export function modPages(x: number, m: number): number {
   return r < 0 ? r + m : r >= m ? r - m : r;
 }
 
+/**
+ * The set a leaf (number `leaf` = base vpn / leaf pages) of address space asid lives in, for a
+ * TLB of 2^bits sets (`sets` of them, sets <= 2^bits < 2 * sets). The leaf number's bits are
+ * xor-folded in `bits`-wide fields, so a regular stride does not alias: indexing by `leaf mod
+ * sets` puts a grid-stride warp's pages (stride = warps x pages, 1792 warps = 7 x 256 sets) all
+ * in one set, where nearly every access misses. Real GPU TLBs hash higher address bits into the
+ * set index for this reason; UVMSmart, the validation reference, models a fully associative TLB
+ * (docs/cost-model.md). Within an aligned run of 2^bits leaves the fold is a bijection, so
+ * consecutive leaves still fill distinct sets.
+ */
+export function tlbSetIndex(leaf: number, asid: number, sets: number, bits: number): number {
+  // the low and high 32 bits (ToUint32 is exact modulo 2^32 for integers below 2^53)
+  let x = (leaf >>> 0) ^ ((leaf / 4294967296) >>> 0) ^ Math.imul(asid, 7919);
+  const mask = (1 << bits) - 1;
+  let r = 0;
+  if (bits > 0) {
+    for (let b = 0; b < 32; b += bits) {
+      r ^= x & mask;
+      x >>>= bits;
+    }
+  }
+  return r >= sets ? r - sets : r;
+}
+
 export class Tlb {
   readonly sets: number;
+  /** Width of the folded set index: 2^setBits >= sets. */
+  readonly setBits: number;
   /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf), -1 when empty. */
   readonly key: Float64Array;
   readonly asid: Uint16Array;
@@ -40,6 +66,9 @@ export class Tlb {
       throw new RangeError(`TLB of ${entries} entries cannot have ${ways} ways`);
     }
     this.sets = entries / ways;
+    let bits = 0;
+    while (2 ** bits < this.sets) bits++;
+    this.setBits = bits;
     this.key = new Float64Array(entries).fill(-1);
     this.asid = new Uint16Array(entries);
     this.pfn = new Uint32Array(entries);
@@ -49,20 +78,19 @@ export class Tlb {
   }
 
   private setOf(base: number, size: number, asid: number): number {
-    return modPages(base / L_SIZE_PAGES[size as LeafSize]! + asid * 7919, this.sets) * this.ways;
+    return tlbSetIndex(base / L_SIZE_PAGES[size as LeafSize]!, asid, this.sets, this.setBits) * this.ways;
   }
 
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
     const keys = this.key;
     const ways = this.ways;
-    const salt = asid * 7919;
     for (let s = 0; s < 3; s++) {
       if (this.validBySize[s] === 0) continue;
       const n = L_SIZE_PAGES[s as LeafSize]!;
       const q = Math.floor(vpn / n);
       const key = q * n * 4 + s;
-      const first = modPages(q + salt, this.sets) * ways;
+      const first = tlbSetIndex(q, asid, this.sets, this.setBits) * ways;
       for (let w = first, e = first + ways; w < e; w++) {
         if (keys[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
           this.stamp[w] = ++this.clock;

@@ -69,7 +69,7 @@ export const gtx1080tiPcie3: Preset = {
     'hardware.warpsPerSm': 'UVMSmart gpgpusim.config -gpgpu_shader_core_pipeline 2048:32 (2048 threads = 64 warps per SM)',
     'hardware.smsPerUtlb': 'UVMSmart: one TLB per SM (-tlb_size is per SM)',
     'hardware.utlbEntries': 'UVMSmart gpgpusim.config -tlb_size 4096 (per SM)',
-    'hardware.utlbWays': 'estimate: UVMSmart\'s TLB is fully associative; 16 ways keeps lookups cheap and differs from it only in conflict misses',
+    'hardware.utlbWays': 'estimate: UVMSmart\'s TLB is fully associative; 16 ways keeps lookups cheap and differs from it only in conflict misses, kept few by indexing sets with an xor-fold of the leaf number (tlb.ts tlbSetIndex: grid strides do not alias)',
     'hardware.l2TlbWays': 'estimate: as utlbWays',
     'hardware.copyEngines': 'UVMSmart: one PCIe read queue and one write queue, each serial (gmmu_t pcie_read/write_stage_queue)',
     'hardware.nativeSysmemAtomics': 'PCIe 3 carries no atomics to system memory for the GPU',

@@ -11,7 +11,7 @@ import {
   GpuPageTable, PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_BIG, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_2M, SIZE_4K, SIZE_64K,
   type GpuPtLeaf,
 } from '../../../src/drivers/gpu/page_table.js';
-import { Tlb } from '../../../src/drivers/gpu/tlb.js';
+import { Tlb, tlbSetIndex } from '../../../src/drivers/gpu/tlb.js';
 import { FaultBuffer, FAULT_BUFFER_ENTRY_SIZE } from '../../../src/drivers/gpu/fault_buffer.js';
 import { XLATE_HIT } from '../../../src/drivers/gpu/mmu.js';
 import { WARP_CANCELLED, WARP_DONE } from '../../../src/drivers/gpu/sm.js';
@@ -165,6 +165,39 @@ describe('TLB', () => {
     expect(t.lookup(1, 0x10)).toBeGreaterThanOrEqual(0);
     expect(t.lookup(0, 0x300)).toBe(-1);
     expect(t.valid).toBe(2);
+  });
+
+  // tlbSetIndex: with `leaf mod sets` a grid-stride warp's pages (1792 warps = 7 x 256 sets apart)
+  // all land in one set of 16 ways, and all but the last 16 miss.
+  it('a grid stride does not alias into one set: a warp\'s pages of three arrays all stay cached', () => {
+    const t = new Tlb(4096, 16);
+    const base = 0x7f0000000;
+    const pages: number[] = [];
+    for (let a = 0; a < 3; a++) for (let j = 0; j < 40; j++) pages.push(base + a * 65536 + 5 + 1792 * j);
+    for (const v of pages) t.fill(0, v, SIZE_4K, 1, PROT_READ);
+    expect(pages.filter((v) => t.lookup(0, v) < 0)).toEqual([]);
+  });
+
+  it('consecutive leaves fill distinct sets: any 3840 consecutive pages fit a 4096-entry TLB', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 45 }), fc.integer({ min: 0, max: 0xffff }), (start, asid) => {
+      const t = new Tlb(4096, 16);
+      for (let v = start; v < start + 3840; v++) t.fill(asid, v, SIZE_4K, 1, PROT_READ);
+      for (let v = start; v < start + 3840; v++) if (t.lookup(asid, v) < 0) return false;
+      return t.valid === 3840;
+    }), { numRuns: 20 });
+  });
+
+  it('the set index is in range for any set count, power of two or not', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.integer({ min: 0, max: 0xffff }), fc.integer({ min: 1, max: 5000 }), (leaf, asid, sets) => {
+      let bits = 0;
+      while (2 ** bits < sets) bits++;
+      const s = tlbSetIndex(leaf, asid, sets, bits);
+      return Number.isInteger(s) && s >= 0 && s < sets;
+    }));
+    const t = new Tlb(48 * 4, 4); // 48 sets: a fill and its lookup agree on the set
+    for (const v of [47, 63, 2 ** 40 + 5]) t.fill(3, v, SIZE_4K, 1, PROT_READ);
+    for (const v of [47, 63, 2 ** 40 + 5]) expect(t.lookup(3, v)).toBeGreaterThanOrEqual(0);
+    expect(t.lookup(3, 48)).toBe(-1);
   });
 });
 
