@@ -18,6 +18,17 @@ export interface Scenario {
 }
 
 const P = PAGE_SIZE;
+const R = false;
+const W = true;
+
+/** The device thread (thread a): its accesses in order, as (page of the buffer, write), then detach. */
+function spawnDevice(w: World, accesses: ReadonlyArray<readonly [page: number, write: boolean]>): void {
+  const m = w.mirrors[0]!;
+  w.sched.spawn('device', async (t) => {
+    for (const [page, write] of accesses) await w.deviceAccess(t, m, w.buf + page * P, write);
+    await w.detach(t, m);
+  });
+}
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -25,12 +36,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the CPU unmaps the buffer while the device faults it in, then maps fresh memory at the same place',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf + P, false);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [1, R]]);
       w.sched.spawn('cpu', async (t) => {
         await w.munmap(t, w.proc, w.buf, 2);
         await w.mmapFixed(t, w.proc, w.buf, 2);
@@ -43,13 +49,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the CPU makes the buffer read-only and writable again while the device reads and writes it',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf, true);
-        await w.deviceAccess(t, m, w.buf + P, true);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [0, W], [1, W]]);
       w.sched.spawn('cpu', async (t) => {
         await w.mprotect(t, w.proc, w.buf, 2, PROT_READ);
         await w.mprotect(t, w.proc, w.buf, 2, PROT_READ | PROT_WRITE);
@@ -61,12 +61,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the CPU drops the buffer\'s pages (madvise DONTNEED) and writes one again',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf + P, false);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [1, R]]);
       w.sched.spawn('cpu', async (t) => {
         await w.madviseDontneed(t, w.proc, w.buf, 2);
         await w.cpuWrite(t, w.proc, w.buf + P);
@@ -78,13 +73,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the process forks (its pages become copy-on-write), writes p0 (breaking COW) and the child exits',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf, true);
-        await w.deviceAccess(t, m, w.buf + P, false);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [0, W], [1, R]]);
       w.sched.spawn('cpu', async (t) => {
         const child = await w.fork(t, w.proc);
         await w.cpuWrite(t, w.proc, w.buf);
@@ -97,13 +86,8 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the CPU moves the buffer elsewhere (mremap MAYMOVE|FIXED) and writes it there',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
       const to = w.buf - 64 * P;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf + P, false);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [1, R]]);
       w.sched.spawn('cpu', async (t) => {
         await w.mremap(t, w.proc, w.buf, 2, to);
         await w.cpuWrite(t, w.proc, to);
@@ -115,12 +99,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'reclaim swaps the buffer out (try_to_unmap) and the CPU reads it back in',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf + P, true);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [1, W]]);
       w.sched.spawn('cpu', async (t) => {
         await w.swapOut(t, w.proc, w.buf);
         await w.swapOut(t, w.proc, w.buf + P);
@@ -134,13 +113,7 @@ export const SCENARIOS: readonly Scenario[] = [
     async build(w) {
       await w.boot();
       w.otherDevice();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf, true);
-        await w.deviceAccess(t, m, w.buf + P, false);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [0, W], [1, R]]);
       w.sched.spawn('other', async (t) => {
         await w.otherMigrate(t, w.proc, w.buf, 2);
       });
@@ -155,12 +128,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'the process exits while the device uses its memory',
     async build(w) {
       await w.boot();
-      const m = w.mirrors[0]!;
-      w.sched.spawn('device', async (t) => {
-        await w.deviceAccess(t, m, w.buf, false);
-        await w.deviceAccess(t, m, w.buf + P, true);
-        await w.detach(t, m);
-      });
+      spawnDevice(w, [[0, R], [1, W]]);
       w.sched.spawn('cpu', async (t) => {
         await w.exit(t, w.proc);
       });
