@@ -8,20 +8,12 @@ import {
 } from './colors.js';
 import { type ColourMode, type Highlight, type Layout, type View, PageGrid, chooseLayout, makeView } from './grid.js';
 import { type HistoryRow, Model, hexAddr, pageRange, sizeWords, upperBound } from './model.js';
+import { h } from './dom.js';
+import { HistoryPanel } from './history_panel.js';
+import { MemoryPanel } from './memory_panel.js';
 import { Timeline } from './timeline.js';
 
 const SPEEDS = [1, 5, 20, 100, 1000, 10000, 100000];
-
-type Child = Node | string | null | undefined | false;
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
-  return e;
-}
 
 /** What tests and the console can reach: `window.hmmsim`. */
 export interface ViewerHandle {
@@ -69,19 +61,13 @@ export class App {
   private readonly zoomBar = h('div', { id: 'zoom' });
   private readonly legendBox = h('div', { id: 'legend' });
   private readonly vmaBox = h('div', { id: 'vmas' });
-  private readonly memBox = h('div', { id: 'memory' });
   private readonly nowBox = h('div', { id: 'now' });
   private readonly logBox = h('ol', { id: 'log' });
-  private readonly historyBox = h('div', { id: 'history' });
   private readonly tooltip = h('div', { id: 'tooltip', class: 'tooltip' });
-  private memCanvases: HTMLCanvasElement[] = [];
-  private memSeries: Float64Array[] = [];
   private legendMode: ColourMode | null = null;
+  private readonly memory: MemoryPanel;
+  private readonly historyPanel: HistoryPanel;
   private vmaKey: unknown[] = [];
-  private historyItems: HTMLElement[] = [];
-  private historyPos = -1;
-  private memBars: HTMLElement[] = [];
-  private memLabels: HTMLElement[] = [];
 
   constructor(root: HTMLElement, model: Model) {
     this.root = root;
@@ -91,6 +77,8 @@ export class App {
     this.view = makeView(model.replay.space.total, 0, model.replay.space.total);
     this.grids = model.doc.tables.map((t) => new PageGrid(t));
     this.timeline = new Timeline(model, (p) => this.scrubTo(p));
+    this.memory = new MemoryPanel(model);
+    this.historyPanel = new HistoryPanel(model, (p) => this.seek(p));
     this.handle = {
       ready: false, position: 0, count: model.count, lastRenderMs: 0,
       seek: (p) => this.seek(p),
@@ -138,17 +126,15 @@ export class App {
     const left = h('aside', { class: 'left' },
       h('h2', {}, 'Colours'), this.legendBox,
       h('h2', {}, 'VMAs'), this.vmaBox,
-      h('h2', {}, 'Frames in use'), this.memBox,
+      h('h2', {}, 'Frames in use'), this.memory.el,
     );
     const center = h('main', { class: 'center' }, this.zoomBar, this.gridsBox);
     const right = h('aside', { class: 'right' },
       h('h2', {}, 'Now'), this.nowBox, this.logBox,
-      h('h2', {}, 'Page history'), this.historyBox,
+      h('h2', {}, 'Page history'), this.historyPanel.el,
     );
-    this.historyBox.append(h('p', { class: 'muted' }, 'Click a page (zoom in until cells are single pages) to see every event that touched it.'));
     this.root.innerHTML = '';
     this.root.append(title, controls, this.timeline.el, h('div', { class: 'body' }, left, center, right), this.tooltip);
-    this.buildMemory();
     for (const g of this.grids) {
       g.canvas.addEventListener('click', (e) => this.onGridClick(g, e));
       g.canvas.addEventListener('mousemove', (e) => this.onGridHover(g, e));
@@ -202,7 +188,7 @@ export class App {
     this.handle.ready = true;
     this.model.replay.refresh();
     this.model.seek(this.target);
-    this.memSeries = [];
+    this.memory.reset();
     if (this.selected) this.history = this.model.history(this.model.doc.tables[this.selected.table]!.mm, this.selected.vpn);
     this.render();
     document.body.dataset.ready = '1';
@@ -387,9 +373,9 @@ export class App {
     this.timeline.draw(p);
     this.renderLegend();
     this.renderVmas();
-    this.renderMemory();
+    this.memory.render();
     this.renderNow();
-    this.renderHistory();
+    if (this.selected && this.history) this.historyPanel.render(this.selected, this.history);
     this.handle.lastRenderMs = performance.now() - t0;
   }
 
@@ -502,70 +488,6 @@ export class App {
     this.vmaBox.replaceChildren(...rows);
   }
 
-  private buildMemory(): void {
-    const m = this.model;
-    this.memCanvases = [];
-    this.memBars = [];
-    this.memLabels = [];
-    const rows = m.doc.memories.map((mem) => {
-      const bar = h('div', { class: 'bar-fill', style: `background:${memorySwatch(mem.id).css}` });
-      const label = h('div', { class: 'mem-label' });
-      const cv = h('canvas', { class: 'spark', width: '220', height: '28' });
-      this.memBars.push(bar);
-      this.memLabels.push(label);
-      this.memCanvases.push(cv);
-      return h('div', { class: 'mem' }, label, h('div', { class: 'bar' }, bar), cv);
-    });
-    this.memBox.replaceChildren(...rows);
-  }
-
-  /** Frames in use per memory sampled at each x of the sparklines (the value at the end of each slice of the run). */
-  private memorySeries(width: number): Float64Array[] {
-    const m = this.model;
-    const f = m.rec.frames;
-    const count = Math.max(1, m.count);
-    return m.doc.memories.map((_, i) => {
-      const out = new Float64Array(width);
-      let last = 0;
-      let k = 0;
-      for (let x = 0; x < width; x++) {
-        const upto = ((x + 1) / width) * count;
-        while (k < f.count && f.event[k]! < upto) {
-          if (f.memory[k] === i) last = f.used[k]!;
-          k++;
-        }
-        out[x] = last;
-      }
-      return out;
-    });
-  }
-
-  private renderMemory(): void {
-    const m = this.model;
-    if (!this.memSeries.length) this.memSeries = this.memorySeries(this.memCanvases[0]?.width ?? 220);
-    m.doc.memories.forEach((mem, i) => {
-      const used = m.replay.frames[i] ?? 0;
-      this.memLabels[i]!.textContent = `${mem.name}: ${used.toLocaleString('en')} / ${mem.frames.toLocaleString('en')} frames (${sizeWords(used)})`;
-      this.memBars[i]!.style.width = `${mem.frames ? Math.min(100, (100 * used) / mem.frames) : 0}%`;
-      // The sparkline of this memory over the run, with the cursor.
-      const cv = this.memCanvases[i]!;
-      const ctx = cv.getContext('2d')!;
-      const W = cv.width;
-      const H = cv.height;
-      ctx.clearRect(0, 0, W, H);
-      ctx.fillStyle = memorySwatch(mem.id).css;
-      ctx.globalAlpha = 0.5;
-      const series = this.memSeries[i]!;
-      for (let x = 0; x < W; x++) {
-        const hgt = mem.frames ? (H * series[x]!) / mem.frames : 0;
-        if (hgt > 0) ctx.fillRect(x, H - hgt, 1, hgt);
-      }
-      ctx.globalAlpha = 1;
-      ctx.fillStyle = '#d62828';
-      ctx.fillRect((m.position / Math.max(1, m.count)) * W - 1, 0, 2, H);
-    });
-  }
-
   private renderNow(): void {
     const m = this.model;
     const p = m.position;
@@ -596,55 +518,5 @@ export class App {
       items.push(li);
     }
     this.logBox.replaceChildren(...items);
-  }
-
-  private renderHistory(): void {
-    const sel = this.selected;
-    if (!sel || !this.history) return;
-    const m = this.model;
-    const t = m.doc.tables[sel.table]!;
-    const related = m.doc.tables.filter((x) => x.mm === t.mm);
-    const now = h('ul', { class: 'state-now', id: 'state-now' },
-      ...related.map((x) => h('li', { 'data-table': String(x.id) }, `${x.name}: `, h('strong', {}, m.stateWords(m.replay.stateAt(x.id, sel.vpn), x.id)))));
-    const vma = m.vmas(t.id).find((v) => v.start <= sel.vpn && sel.vpn < v.start + v.pages);
-    const head = h('p', {}, h('strong', { id: 'history-page' }, `page ${hexAddr(sel.vpn)}`), ' ',
-      h('span', { class: 'muted' }, vma ? `in VMA ${hexAddr(vma.start)} ${vma.flags} ${vma.label}` : 'not in a VMA now'));
-    const rows = this.history.rows;
-    let list = this.historyBox.querySelector<HTMLElement>('#history-list');
-    if (!list || this.historyItems.length !== rows.length || list.dataset.vpn !== String(sel.vpn) || list.dataset.mm !== String(t.mm)) {
-      // A new selection: build the list once; moving through the run only restyles it.
-      list = h('ol', { class: 'history', id: 'history-list', 'data-vpn': String(sel.vpn), 'data-mm': String(t.mm) });
-      this.historyItems = rows.map((r) => {
-        const li = h('li', { class: 'future', 'data-event': String(r.event) },
-          h('span', { class: 'ev' }, `#${r.event}`), ' ', m.describe(r.event),
-          ...r.changes.map(([tb, st]) => h('div', { class: 'change' }, `→ ${m.tableName(tb)}: ${m.stateWords(st, tb)}`)));
-        li.addEventListener('click', () => this.seek(r.event + 1));
-        return li;
-      });
-      list.append(...this.historyItems);
-      this.historyPos = -1;
-    }
-    const total = this.history.total;
-    this.historyBox.replaceChildren(head, now,
-      h('p', { class: 'muted small' }, `${total} event${total === 1 ? '' : 's'} touched it${total > rows.length ? ` (the last ${rows.length} shown)` : ''}; click one to go there.`),
-      list);
-    // Restyle: rows before the position are past, the event just applied is current.
-    const p = m.position;
-    const events = rows.map((r) => r.event);
-    const k = upperBound(events, p - 1); // rows [0, k) have event <= p - 1
-    const prevK = this.historyPos < 0 ? 0 : upperBound(events, this.historyPos - 1);
-    const lo = this.historyPos < 0 ? 0 : Math.min(k, prevK);
-    const hi = this.historyPos < 0 ? rows.length : Math.max(k, prevK);
-    for (let i = Math.max(0, lo - 1); i < Math.min(rows.length, hi + 1); i++) {
-      const li = this.historyItems[i]!;
-      li.className = rows[i]!.event === p - 1 ? 'current' : i < k ? 'past' : 'future';
-    }
-    this.historyPos = p;
-    // Keep the row at the position in view (scrolling the list only, not the page).
-    const cur = list.querySelector<HTMLElement>('.current') ?? this.historyItems[Math.min(k, rows.length - 1)] ?? null;
-    if (cur) {
-      const top = cur.offsetTop - list.offsetTop;
-      if (top < list.scrollTop || top > list.scrollTop + list.clientHeight - cur.offsetHeight) list.scrollTop = Math.max(0, top - list.clientHeight / 2);
-    }
   }
 }
