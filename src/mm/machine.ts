@@ -4,6 +4,7 @@
 import { fail } from './errno.js';
 import { EventBus } from './events.js';
 import { Tmpfs } from './file.js';
+import { PAGE_SIZE } from './constants.js';
 import { Mm } from './mm.js';
 import { PhysMem } from './physmem.js';
 import { Process } from './process.js';
@@ -20,9 +21,15 @@ export interface MachineConfig {
   levels: 4 | 5;
   /** Transparent huge pages: 'always', 'madvise' (VM_HUGEPAGE only, the default) or 'never'. */
   thp: 'always' | 'madvise' | 'never';
+  /**
+   * Device memory in bytes the frame table makes room for from the start, above RAM: device
+   * memory added up to this much (memremap_pages) does not grow the table, which copies it.
+   * Default 0 (the table grows when device memory is added).
+   */
+  deviceBytes: number;
 }
 
-export const DEFAULT_CONFIG: MachineConfig = { ramBytes: 2 ** 30, swapBytes: 2 ** 30, levels: 4, thp: 'madvise' };
+export const DEFAULT_CONFIG: MachineConfig = { ramBytes: 2 ** 30, swapBytes: 2 ** 30, levels: 4, thp: 'madvise', deviceBytes: 0 };
 
 export class Machine {
   readonly config: MachineConfig;
@@ -43,8 +50,9 @@ export class Machine {
     if (c.levels !== 4 && c.levels !== 5) fail('EINVAL', 'levels must be 4 or 5');
     if (!['always', 'madvise', 'never'].includes(c.thp)) fail('EINVAL', `bad thp mode ${String(c.thp)}`);
     if (!Number.isSafeInteger(c.swapBytes) || c.swapBytes < 0) fail('EINVAL', 'bad swap size');
+    if (!Number.isSafeInteger(c.deviceBytes) || c.deviceBytes < 0) fail('EINVAL', 'bad device memory size');
     this.config = c;
-    this.phys = new PhysMem(c.ramBytes, this.events);
+    this.phys = new PhysMem(c.ramBytes, this.events, Math.ceil(c.deviceBytes / PAGE_SIZE));
     this.rmap = new Rmap(this.phys);
     this.swap = new SwapDevice(this.phys, Math.floor(c.swapBytes / 4096));
     this.fs = new Tmpfs(this);

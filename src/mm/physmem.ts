@@ -91,7 +91,8 @@ export class PhysMem {
   readonly zeroPfn: number;
   private hugeZero = -1;
 
-  constructor(ramBytes: number, readonly events: EventBus) {
+  /** `deviceFrames`: frames the table has room for above RAM from the start (MachineConfig.deviceBytes). */
+  constructor(ramBytes: number, readonly events: EventBus, deviceFrames = 0) {
     if (!Number.isSafeInteger(ramBytes) || ramBytes < 16 * PAGE_SIZE || ramBytes % PAGE_SIZE !== 0) {
       fail('EINVAL', `RAM size must be a page-aligned number of bytes >= 64 KiB, got ${ramBytes}`);
     }
@@ -101,7 +102,7 @@ export class PhysMem {
     // hotplugs ZONE_DEVICE ranges at subsection granularity (PAGES_PER_SUBSECTION), so a small
     // machine's frame table does not grow to a 128 MiB section for a few device pages.
     this.nextDevicePfn = Math.ceil(this.ramFrames / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
-    this.frames = new Frames(this.ramFrames);
+    this.frames = new Frames(deviceFrames > 0 ? Math.min(MAX_FRAMES, this.nextDevicePfn + deviceFrames) : this.ramFrames);
     this.free = new FreeLists(this.ramFrames);
     // Carve RAM into the largest naturally aligned blocks.
     for (let pfn = 0; pfn < this.ramFrames; ) {

@@ -3,8 +3,9 @@
 // instead of dying part way (a RangeError from an ArrayBuffer allocation, or the OOM killer).
 //
 // The estimate follows what the run allocates: per-frame metadata for all of RAM and device
-// memory, allocated up front (BYTES_PER_FRAME each, the frame table once grown to take the
-// device's frames, and the old table while it is copied); page data for every page written
+// memory, allocated up front (BYTES_PER_FRAME each; the demo's machine makes room for the
+// device's frames from the start, but the estimate still counts a table grown to take them and
+// the old one while it is copied, a margin); page data for every page written
 // (the fill, the copies COW and the device's writes make: about 1.1 times the size, in 8 MiB
 // slabs); small per-page arrays of the demo and the drivers; and the process's own baseline.
 // Page data and frame tables are ArrayBuffers, outside the V8 heap: they are checked against

@@ -153,6 +153,8 @@ describe('bad input: a typed errno and nothing changed', () => {
     expect(errnoOf(() => new Machine({ levels: 3 as 4 }))).toBe('EINVAL');
     expect(errnoOf(() => new Machine({ thp: 'sometimes' as 'never' }))).toBe('EINVAL');
     expect(errnoOf(() => new Machine({ swapBytes: -1 }))).toBe('EINVAL');
+    expect(errnoOf(() => new Machine({ deviceBytes: -1 }))).toBe('EINVAL');
+    expect(errnoOf(() => new Machine({ deviceBytes: 1.5 }))).toBe('EINVAL');
     expect(errnoOf(() => new Machine({ ramBytes: 1 << 20, bogus: 1 } as never))).toBe('EINVAL');
   });
 

@@ -61,6 +61,30 @@ describe('alloc_page_vma, get_page / put_page, trylock_page / unlock_page', () =
     expect(freed).toEqual([first]);
   });
 
+  it('memremap_pages within MachineConfig.deviceBytes keeps the frame table; beyond it the table grows, keeping every frame', () => {
+    const pgmapOf = () => new DevPagemap('private', {}, { pageFree: () => {}, migrateToRam: () => 0 });
+    const roomy = new Machine({ ramBytes: 8 << 20, deviceBytes: 16 * PAGE_SIZE });
+    const table = roomy.phys.frames;
+    expect(table.capacity).toBe(2048 + 16); // RAM, then 16 frames at the next 2 MiB boundary (here, RAM's end)
+    const first = memremapPages(roomy, pgmapOf(), 16);
+    expect(roomy.phys.frames).toBe(table); // no copy
+    expect(first).toBe(2048);
+    zoneDevicePageInit(roomy, first + 15);
+    expect(roomy.phys.frames.refcount[first + 15]).toBe(1);
+    // Past the room made for it, the table grows as without it, and keeps what it held.
+    const zeroRef = roomy.phys.frames.refcount[roomy.phys.zeroPfn];
+    memremapPages(roomy, pgmapOf(), 16);
+    expect(roomy.phys.frames).not.toBe(table);
+    expect(roomy.phys.frames.refcount[first + 15]).toBe(1);
+    expect(roomy.phys.frames.refcount[roomy.phys.zeroPfn]).toBe(zeroRef);
+    // Without deviceBytes the table holds RAM only and grows on the first device range.
+    const plain = new Machine({ ramBytes: 8 << 20 });
+    const before = plain.phys.frames;
+    expect(before.capacity).toBe(2048);
+    memremapPages(plain, pgmapOf(), 16);
+    expect(plain.phys.frames).not.toBe(before);
+  });
+
   it('locks: trylock fails on a locked page; unlock of an unlocked page is EINVAL', () => {
     const { m, vma, a } = world();
     const pfn = allocPageVma(vma, a);
