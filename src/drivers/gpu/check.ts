@@ -16,7 +16,7 @@ import {
   entryKind, ptFlags, ptVal, pteProtnone, pteWrite,
 } from '../../mm/pagetable.js';
 import type { Gpu } from './gpu.js';
-import { PROT_MASK, PTE_ATOMIC, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_PAGES, type GpuPtLeaf, type LeafSize } from './page_table.js';
+import { PROT_MASK, PTE_ATOMIC, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_PAGES, type GpuPtLeaf } from './page_table.js';
 import type { Tlb } from './tlb.js';
 
 export interface GpuCheckOptions {
@@ -76,7 +76,7 @@ export function checkGpuInvariants(machine: Machine, gpu: Gpu, opts: GpuCheckOpt
   // No TLB may hold a translation for an address space that is gone.
   for (const [name, t] of [['L2 TLB', gpu.mmu.l2] as const, ...gpu.mmu.utlbs.map((u, i) => [`uTLB ${i}`, u] as const)]) {
     for (let s = 0; s < t.entries; s++) {
-      if (t.flags[s]! & PTE_VALID && !gpu.mmu.vaSpace(t.asid[s]!)) errors.push(`${name} slot ${s}: translation of destroyed address space ${t.asid[s]}`);
+      if (t.flagsOf(s) & PTE_VALID && !gpu.mmu.vaSpace(t.asidOf(s))) errors.push(`${name} slot ${s}: translation of destroyed address space ${t.asidOf(s)}`);
     }
   }
   return errors;
@@ -89,15 +89,15 @@ function kindHasFrame(kind: number): boolean {
 function checkTlb(gpu: Gpu, asid: number, pt: { walk(vpn: number, out: GpuPtLeaf): void }, t: Tlb, name: string, errors: string[], limit: number): void {
   const leaf: GpuPtLeaf = { flags: 0, pfn: 0, size: 0, baseVpn: 0 };
   for (let s = 0; s < t.entries && errors.length < limit; s++) {
-    if (!(t.flags[s]! & PTE_VALID) || t.asid[s] !== asid) continue;
+    if (!(t.flagsOf(s) & PTE_VALID) || t.asidOf(s) !== asid) continue;
     const base = t.baseVpn(s);
-    const n = SIZE_PAGES[t.size[s]! as LeafSize];
+    const n = SIZE_PAGES[t.sizeOf(s)];
     // Every page the entry translates must still be mapped to the same frame with at least its permissions.
     for (let k = 0; k < n; k++) {
       pt.walk(base + k, leaf);
-      const need = t.flags[s]! & PROT_MASK;
-      if (!(leaf.flags & PTE_VALID) || leaf.pfn !== t.pfn[s]! + k || (leaf.flags & need) !== need) {
-        errors.push(`GPU ${gpu.id} ${name} slot ${s}: stale translation of 0x${((base + k) * 4096).toString(16)} -> pfn ${t.pfn[s]! + k} (page table: ${leaf.flags & PTE_VALID ? `pfn ${leaf.pfn} prot ${leaf.flags & PROT_MASK}` : 'unmapped'})`);
+      const need = t.flagsOf(s) & PROT_MASK;
+      if (!(leaf.flags & PTE_VALID) || leaf.pfn !== t.pfnOf(s) + k || (leaf.flags & need) !== need) {
+        errors.push(`GPU ${gpu.id} ${name} slot ${s}: stale translation of 0x${((base + k) * 4096).toString(16)} -> pfn ${t.pfnOf(s) + k} (page table: ${leaf.flags & PTE_VALID ? `pfn ${leaf.pfn} prot ${leaf.flags & PROT_MASK}` : 'unmapped'})`);
         break;
       }
     }

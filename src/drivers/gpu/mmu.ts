@@ -111,7 +111,7 @@ export class GpuMmu {
     const u = this.utlbs[utlbId]!;
     const s = u.lookup(asid, vpn);
     if (s >= 0) {
-      if ((u.flags[s]! & need) === need) {
+      if ((u.flagsOf(s) & need) === need) {
         this.stats.utlbHits++;
         this.slot = s;
         this.extraNs = 0;
@@ -125,13 +125,12 @@ export class GpuMmu {
     this.stats.utlbMisses++;
     const l = this.l2.lookup(asid, vpn);
     if (l >= 0) {
-      if ((this.l2.flags[l]! & need) !== need) {
+      if ((this.l2.flagsOf(l) & need) !== need) {
         this.l2.drop(l);
         return FAULT_TYPE_PROTECTION;
       }
       this.stats.l2Hits++;
-      const size = this.l2.size[l]! as LeafSize;
-      this.slot = u.fill(asid, this.l2.baseVpn(l), size, this.l2.pfn[l]!, this.l2.flags[l]!);
+      this.slot = u.fill(asid, this.l2.baseVpn(l), this.l2.sizeOf(l), this.l2.pfnOf(l), this.l2.flagsOf(l));
       this.extraNs = this.walkNs.l2TlbHitNs;
       return XLATE_HIT;
     }

@@ -13,8 +13,8 @@ import type { EventQueue } from '../clock.js';
 import { ACCESS_PREFETCH, AccessChunk, type AccessType, type GpuKernel, type WarpProgram } from './access.js';
 import type { Gpu } from './gpu.js';
 import { ACCESS_REQUIRED, XLATE_HIT } from './mmu.js';
-import { PTE_SYSMEM, SIZE_PAGES, type LeafSize } from './page_table.js';
-import type { Tlb } from './tlb.js';
+import { PTE_SYSMEM, SIZE_PAGES } from './page_table.js';
+import { META_ASID_SHIFT, META_SIZE_SHIFT, type Tlb } from './tlb.js';
 
 // Imported constants copied once: an import binding read in a hot loop costs a getter call under the test and bench loaders.
 const L_ACCESS_PREFETCH = ACCESS_PREFETCH;
@@ -22,6 +22,8 @@ const L_ACCESS_REQUIRED = ACCESS_REQUIRED;
 const L_XLATE_HIT = XLATE_HIT;
 const L_PTE_SYSMEM = PTE_SYSMEM;
 const L_SIZE_PAGES = SIZE_PAGES;
+const L_ASID_SHIFT = META_ASID_SHIFT;
+const L_SIZE_SHIFT = META_SIZE_SHIFT;
 
 export const WARP_WAITING = 0; // not yet on an SM
 export const WARP_RUNNING = 1;
@@ -150,6 +152,7 @@ export class SmArray {
     if (w.state !== WARP_RUNNING) return;
     const gpu = this.gpu;
     const mmu = gpu.mmu;
+    const mmuStats = mmu.stats;
     const costs = gpu.costs;
     const vramNs = costs.vramAccessNs;
     const remoteNs = costs.remoteAccessNs;
@@ -159,37 +162,46 @@ export class SmArray {
     const stats = this.stats;
     const asid = w.run.asid;
     const u = w.utlb!;
+    const keys = u.key;
+    const meta = u.meta;
     const chunk = w.chunk!;
+    const addrs = chunk.addr;
+    const types = chunk.type;
+    const computeNs = chunk.computeNs;
     let t = Math.max(w.time, this.queue.now());
     const horizon = t + gpu.quantumNs;
+    let idx = w.idx;
+    let len = w.len;
     for (;;) {
-      if (w.idx >= w.len) {
-        w.len = w.program.next(chunk);
-        w.idx = 0;
-        if (w.len === 0) {
+      if (idx >= len) {
+        len = w.len = w.program.next(chunk);
+        idx = w.idx = 0;
+        if (len === 0) {
           this.finishWarp(w, t, WARP_DONE);
           return;
         }
       }
-      const i = w.idx;
-      const addr = chunk.addr[i]!;
-      const type = chunk.type[i]! as AccessType;
-      t += chunk.computeNs[i]!;
+      const addr = addrs[idx]!;
+      const type = types[idx]! as AccessType;
+      t += computeNs[idx]!;
       const vpn = Math.floor(addr / 4096);
       const need = L_ACCESS_REQUIRED[type]!;
+      // the warp's last translation, if its slot still holds it (word 0 never satisfies need)
       let s = w.slot;
-      if (s >= 0 && vpn >= w.slotBase && vpn < w.slotEnd && u.key[s] === w.slotKey && u.asid[s] === asid && (u.flags[s]! & need) === need) {
+      let word = s >= 0 && vpn >= w.slotBase && vpn < w.slotEnd && keys[s] === w.slotKey ? meta[2 * s + 1]! : 0;
+      if (word >>> L_ASID_SHIFT === asid && (word & need) === need) {
         u.touch(s);
-        mmu.stats.utlbHits++;
+        mmuStats.utlbHits++;
       } else {
         const r = mmu.translate(asid, vpn, type, w.utlbId);
         if (r !== L_XLATE_HIT) {
+          w.idx = idx;
           if (type === L_ACCESS_PREFETCH) {
             if (gpu.prefetchFaultsEnabled) {
               stats.prefetchFaultsRaised++;
               gpu.raiseFault(w, addr, type, r, t);
             }
-            w.idx++;
+            idx++;
             continue;
           }
           stats.faultsRaised++;
@@ -203,18 +215,19 @@ export class SmArray {
         }
         s = mmu.slot;
         t += mmu.extraNs;
+        word = meta[2 * s + 1]!;
         w.slot = s;
-        w.slotKey = u.key[s]!;
+        w.slotKey = keys[s]!;
         w.slotBase = u.baseVpn(s);
-        w.slotEnd = w.slotBase + L_SIZE_PAGES[u.size[s]! as LeafSize];
+        w.slotEnd = w.slotBase + L_SIZE_PAGES[(word >>> L_SIZE_SHIFT) & 3]!;
       }
-      w.idx = i + 1;
+      idx++;
       w.accesses++;
       if (type === L_ACCESS_PREFETCH) continue;
       stats.accesses++;
       t += vramNs;
-      const pfn = u.pfn[s]! + (vpn - w.slotBase);
-      if (u.flags[s]! & L_PTE_SYSMEM) {
+      const pfn = meta[2 * s]! + (vpn - w.slotBase);
+      if (word & L_PTE_SYSMEM) {
         t += remoteNs;
         stats.remoteAccesses++;
         if (counters) counters.record(asid, vpn);
@@ -223,8 +236,12 @@ export class SmArray {
         chunkLast[c] = t;
         this.chunkCount![c]!++;
       }
-      if (observer) observer(w, addr, type, pfn);
+      if (observer) {
+        w.idx = idx;
+        observer(w, addr, type, pfn);
+      }
       if (t >= horizon) {
+        w.idx = idx;
         w.time = t;
         this.queue.at(t, w.step);
         return;

@@ -43,18 +43,26 @@ export function tlbSetIndex(leaf: number, asid: number, sets: number, bits: numb
   return r >= sets ? r - sets : r;
 }
 
+/** A slot's second meta word: asid << META_ASID_SHIFT | size << META_SIZE_SHIFT | PTE flags. */
+export const META_ASID_SHIFT = 16;
+export const META_SIZE_SHIFT = 8;
+export const META_FLAGS_MASK = 0xff;
+const ASID_SHIFT = META_ASID_SHIFT;
+const SIZE_SHIFT = META_SIZE_SHIFT;
+const FLAGS_MASK = META_FLAGS_MASK;
+
 export class Tlb {
   readonly sets: number;
   /** Width of the folded set index: 2^setBits >= sets. */
   readonly setBits: number;
-  /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf), -1 when empty. */
+  /** Tag of each slot: leaf base vpn * 4 + size code (unique per leaf); -1 when the slot is empty (and only then). */
   readonly key: Float64Array;
-  readonly asid: Uint16Array;
-  /** Frame of the leaf's first page. */
-  readonly pfn: Uint32Array;
-  /** PTE flags (PTE_VALID set while the slot holds a translation). */
-  readonly flags: Uint8Array;
-  readonly size: Uint8Array;
+  /**
+   * Two words per slot, so that a hit reads one cache line beside its tag: [2 * slot] the frame of
+   * the leaf's first page, [2 * slot + 1] asid << 16 | size << 8 | PTE flags (PTE_VALID set while
+   * the slot holds a translation). Read through pfnOf, asidOf, sizeOf, flagsOf.
+   */
+  readonly meta: Uint32Array;
   private readonly stamp: Float64Array;
   private clock = 0;
   /** Translations currently held, and per leaf size (an invalidation skips sizes it holds none of). */
@@ -70,11 +78,23 @@ export class Tlb {
     while (2 ** bits < this.sets) bits++;
     this.setBits = bits;
     this.key = new Float64Array(entries).fill(-1);
-    this.asid = new Uint16Array(entries);
-    this.pfn = new Uint32Array(entries);
-    this.flags = new Uint8Array(entries);
-    this.size = new Uint8Array(entries);
+    this.meta = new Uint32Array(2 * entries);
     this.stamp = new Float64Array(entries);
+  }
+
+  /** Frame of the first page of the leaf a slot holds. */
+  pfnOf(slot: number): number {
+    return this.meta[2 * slot]!;
+  }
+  /** PTE flags of a slot (0 when empty). */
+  flagsOf(slot: number): number {
+    return this.meta[2 * slot + 1]! & FLAGS_MASK;
+  }
+  asidOf(slot: number): number {
+    return this.meta[2 * slot + 1]! >>> ASID_SHIFT;
+  }
+  sizeOf(slot: number): LeafSize {
+    return ((this.meta[2 * slot + 1]! >>> SIZE_SHIFT) & 3) as LeafSize;
   }
 
   private setOf(base: number, size: number, asid: number): number {
@@ -84,15 +104,16 @@ export class Tlb {
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
     const keys = this.key;
+    const meta = this.meta;
     const ways = this.ways;
     for (let s = 0; s < 3; s++) {
       if (this.validBySize[s] === 0) continue;
       const n = L_SIZE_PAGES[s as LeafSize]!;
-      const q = Math.floor(vpn / n);
+      const q = n === 1 ? vpn : Math.floor(vpn / n);
       const key = q * n * 4 + s;
       const first = tlbSetIndex(q, asid, this.sets, this.setBits) * ways;
       for (let w = first, e = first + ways; w < e; w++) {
-        if (keys[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
+        if (keys[w] === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
           this.stamp[w] = ++this.clock;
           return w;
         }
@@ -110,39 +131,41 @@ export class Tlb {
   fill(asid: number, baseVpn: number, size: LeafSize, pfn: number, flags: number): number {
     const first = this.setOf(baseVpn, size, asid);
     const key = baseVpn * 4 + size;
+    const keys = this.key;
+    const meta = this.meta;
+    const stamp = this.stamp;
     let victim = -1;
     let empty = -1;
     let oldest = -1;
     for (let w = first, e = first + this.ways; w < e; w++) {
-      const valid = this.flags[w]! & L_PTE_VALID;
-      if (valid && this.key[w] === key && this.asid[w] === asid) {
+      const k = keys[w]!;
+      if (k === -1) {
+        if (empty < 0) empty = w;
+      } else if (k === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
         victim = w;
         break;
-      }
-      if (!valid) {
-        if (empty < 0) empty = w;
-      } else if (oldest < 0 || this.stamp[w]! < this.stamp[oldest]!) oldest = w;
+      } else if (oldest < 0 || stamp[w]! < stamp[oldest]!) oldest = w;
     }
     if (victim < 0) victim = empty >= 0 ? empty : oldest;
-    if (!(this.flags[victim]! & L_PTE_VALID)) this.valid++;
-    else this.validBySize[this.size[victim]!]!--;
+    const was = keys[victim]!;
+    if (was === -1) this.valid++;
+    else this.validBySize[was - Math.floor(was * 0.25) * 4]!--;
     this.validBySize[size]!++;
-    this.key[victim] = key;
-    this.asid[victim] = asid;
-    this.pfn[victim] = pfn;
-    this.flags[victim] = flags | L_PTE_VALID;
-    this.size[victim] = size;
-    this.stamp[victim] = ++this.clock;
+    keys[victim] = key;
+    meta[2 * victim] = pfn;
+    meta[2 * victim + 1] = (asid << ASID_SHIFT) | (size << SIZE_SHIFT) | flags | L_PTE_VALID;
+    stamp[victim] = ++this.clock;
     return victim;
   }
 
   /** Drop one slot. */
   drop(slot: number): void {
-    if (!(this.flags[slot]! & L_PTE_VALID)) return;
-    this.flags[slot] = 0;
+    const k = this.key[slot]!;
+    if (k === -1) return;
     this.key[slot] = -1;
+    this.meta[2 * slot + 1] = 0;
     this.valid--;
-    this.validBySize[this.size[slot]!]!--;
+    this.validBySize[k - Math.floor(k * 0.25) * 4]!--;
   }
 
   /**
@@ -162,7 +185,7 @@ export class Tlb {
         const key = base * 4 + s;
         const set = this.setOf(base, s, asid);
         for (let w = set, e = set + this.ways; w < e; w++) {
-          if (this.key[w] === key && this.asid[w] === asid && this.flags[w]! & L_PTE_VALID) {
+          if (this.key[w] === key && this.asidOf(w) === asid) {
             this.drop(w);
             n++;
           }
@@ -176,8 +199,8 @@ export class Tlb {
   private invalidateScan(asid: number, startVpn: number, endVpn: number, fromSize: number): number {
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
-      if (!(this.flags[w]! & L_PTE_VALID) || this.asid[w] !== asid) continue;
       const k = this.key[w]!;
+      if (k === -1 || this.asidOf(w) !== asid) continue;
       const size = k % 4;
       if (size < fromSize) continue;
       const base = (k - size) / 4;
@@ -193,7 +216,7 @@ export class Tlb {
   invalidateAll(asid = -1): number {
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
-      if (this.flags[w]! & L_PTE_VALID && (asid < 0 || this.asid[w] === asid)) {
+      if (this.key[w] !== -1 && (asid < 0 || this.asidOf(w) === asid)) {
         this.drop(w);
         n++;
       }
@@ -203,7 +226,6 @@ export class Tlb {
 
   /** The leaf base vpn held by a slot. */
   baseVpn(slot: number): number {
-    const k = this.key[slot]!;
-    return (k - (k % 4)) / 4;
+    return Math.floor(this.key[slot]! * 0.25);
   }
 }
