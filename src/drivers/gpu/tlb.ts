@@ -50,6 +50,7 @@ export const META_FLAGS_MASK = 0xff;
 const ASID_SHIFT = META_ASID_SHIFT;
 const SIZE_SHIFT = META_SIZE_SHIFT;
 const FLAGS_MASK = META_FLAGS_MASK;
+const STAMP_MAX = 0xffffffff;
 
 export class Tlb {
   readonly sets: number;
@@ -63,11 +64,14 @@ export class Tlb {
    * the slot holds a translation). Read through pfnOf, asidOf, sizeOf, flagsOf.
    */
   readonly meta: Uint32Array;
-  private readonly stamp: Float64Array;
-  private clock = 0;
+  /** LRU order within a set: the clock when the slot was last used (32 bits: a set's stamps fit one cache line). */
+  private readonly stamp: Uint32Array;
+  /** @internal The last stamp handed out; renumber() starts it again before it passes 2^32 - 1. */
+  clock = 0;
   /** Translations currently held, and per leaf size (an invalidation skips sizes it holds none of). */
   valid = 0;
   private readonly validBySize = new Int32Array(3);
+  private readonly rankScratch: Uint32Array;
 
   constructor(readonly entries: number, readonly ways: number) {
     if (!Number.isInteger(entries) || !Number.isInteger(ways) || entries <= 0 || ways <= 0 || entries % ways) {
@@ -79,7 +83,8 @@ export class Tlb {
     this.setBits = bits;
     this.key = new Float64Array(entries).fill(-1);
     this.meta = new Uint32Array(2 * entries);
-    this.stamp = new Float64Array(entries);
+    this.stamp = new Uint32Array(entries);
+    this.rankScratch = new Uint32Array(ways);
   }
 
   /** Frame of the first page of the leaf a slot holds. */
@@ -114,7 +119,7 @@ export class Tlb {
       const first = tlbSetIndex(q, asid, this.sets, this.setBits) * ways;
       for (let w = first, e = first + ways; w < e; w++) {
         if (keys[w] === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
-          this.stamp[w] = ++this.clock;
+          this.stamp[w] = this.tick();
           return w;
         }
       }
@@ -124,7 +129,31 @@ export class Tlb {
 
   /** Refresh a slot's LRU position (a hit through a warp's cached slot). */
   touch(slot: number): void {
-    this.stamp[slot] = ++this.clock;
+    this.stamp[slot] = this.tick();
+  }
+
+  private tick(): number {
+    if (this.clock >= STAMP_MAX) this.renumber();
+    return ++this.clock;
+  }
+
+  /**
+   * Before the clock passes 32 bits: number each set's slots 1..n in their LRU order (only the
+   * order within a set is ever compared), and start the clock again above them.
+   */
+  private renumber(): void {
+    const stamp = this.stamp;
+    const ways = this.ways;
+    for (let first = 0; first < this.entries; first += ways) {
+      // rank = how many ways of the set were used earlier (stamps are distinct)
+      for (let w = first; w < first + ways; w++) {
+        let rank = 1;
+        for (let v = first; v < first + ways; v++) if (stamp[v]! < stamp[w]!) rank++;
+        this.rankScratch[w - first] = rank;
+      }
+      for (let w = first; w < first + ways; w++) stamp[w] = this.rankScratch[w - first]!;
+    }
+    this.clock = ways;
   }
 
   /** Insert a translation (the leaf starting at baseVpn); returns its slot. Replaces the set's LRU slot. */
@@ -154,7 +183,7 @@ export class Tlb {
     keys[victim] = key;
     meta[2 * victim] = pfn;
     meta[2 * victim + 1] = (asid << ASID_SHIFT) | (size << SIZE_SHIFT) | flags | L_PTE_VALID;
-    stamp[victim] = ++this.clock;
+    stamp[victim] = this.tick();
     return victim;
   }
 

@@ -154,6 +154,27 @@ describe('TLB', () => {
     expect(t.lookup(0, 3)).toBeGreaterThanOrEqual(0);
   });
 
+  it('keeps exact LRU order when its 32-bit stamp clock runs out (renumber), against a model', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 9 })), { minLength: 1, maxLength: 120 }), fc.integer({ min: 1, max: 60 }), (ops, left) => {
+      const t = new Tlb(4, 4); // one set: fully associative, so the model is one recency list
+      t.clock = 2 ** 32 - 1 - left;
+      const recent: number[] = []; // most recent first
+      for (const [isFill, v] of ops) {
+        const at = recent.indexOf(v);
+        if (isFill) {
+          t.fill(0, v, SIZE_4K, v, PROT_READ);
+          if (at >= 0) recent.splice(at, 1);
+          else if (recent.length === 4) recent.pop();
+          recent.unshift(v);
+        } else {
+          if ((t.lookup(0, v) >= 0) !== at >= 0) return false;
+          if (at >= 0) recent.unshift(...recent.splice(at, 1));
+        }
+      }
+      return t.clock < 2 ** 32 && recent.every((v) => t.lookup(0, v) >= 0);
+    }), { numRuns: 200 });
+  });
+
   it('invalidates exactly the translations overlapping a range', () => {
     const t = new Tlb(64, 4);
     t.fill(0, 0x200, SIZE_2M, 0, PROT_READ);
