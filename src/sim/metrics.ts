@@ -17,7 +17,6 @@ export interface MetricsSnapshot {
 }
 
 export class Metrics {
-  private readonly faults = new Map<string, number>();
   private readonly cpuFaults = new Map<string, number>();
   private readonly deviceFaults = new Map<string, number>();
   private readonly invalidations = new Map<string, number>();
@@ -31,7 +30,7 @@ export class Metrics {
     const ev = machine.events;
     this.off.push(
       ev.subscribe('fault', (e) => {
-        this.faults.set(e.kind, (this.faults.get(e.kind) ?? 0) + 1);
+        // One count per fault; the totals by kind are the two added up (snapshot).
         const by = e.remote ? this.deviceFaults : this.cpuFaults;
         by.set(e.kind, (by.get(e.kind) ?? 0) + 1);
       }),
@@ -56,7 +55,8 @@ export class Metrics {
 
   snapshot(): MetricsSnapshot {
     return {
-      faults: Object.fromEntries([...this.faults].sort()),
+      faults: Object.fromEntries([...this.cpuFaults.keys(), ...this.deviceFaults.keys()].sort().filter((k, i, a) => k !== a[i - 1])
+        .map((k) => [k, (this.cpuFaults.get(k) ?? 0) + (this.deviceFaults.get(k) ?? 0)])),
       cpuFaults: Object.fromEntries([...this.cpuFaults].sort()),
       deviceFaults: Object.fromEntries([...this.deviceFaults].sort()),
       invalidations: Object.fromEntries([...this.invalidations].sort()),
