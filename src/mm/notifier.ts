@@ -140,14 +140,16 @@ class IntervalTree {
   }
   /** Subscriptions overlapping [start, last], in start order. */
   overlapping(start: number, last: number, out: MmuIntervalNotifier[]): void {
-    const walk = (n: ItNode | null): void => {
-      if (!n || n.maxLast < start) return;
-      walk(n.left);
+    IntervalTree.collect(this.root, start, last, out);
+  }
+  // A static recursion, not a closure: an invalidation runs per page in try_to_migrate.
+  private static collect(n: ItNode | null, start: number, last: number, out: MmuIntervalNotifier[]): void {
+    while (n && n.maxLast >= start) {
+      IntervalTree.collect(n.left, start, last, out);
       if (n.sub.start > last) return;
       if (n.sub.last >= start) out.push(n.sub);
-      walk(n.right);
-    };
-    walk(this.root);
+      n = n.right;
+    }
   }
   all(): MmuIntervalNotifier[] {
     return [...this.nodes.keys()];
@@ -187,7 +189,15 @@ export class MmuNotifierSubscriptions {
     try {
       for (; i < this.list.length; i++) {
         const sub = this.list[i]!;
-        const ok = this.call(() => sub.ops.invalidateRangeStart?.(sub, range));
+        let ok: boolean | void = true;
+        if (sub.ops.invalidateRangeStart) {
+          this.inCallback++;
+          try {
+            ok = sub.ops.invalidateRangeStart(sub, range);
+          } finally {
+            this.inCallback--;
+          }
+        }
         if (ok === false) {
           if (mmuNotifierRangeBlockable(range)) throw new Error('invalidate_range_start refused a blockable range');
           // Undo what already started, as mn_hlist_invalidate_range_start does.
@@ -204,10 +214,7 @@ export class MmuNotifierSubscriptions {
 
   /** The subscribers before index `started` get their end; the interval side ends. */
   private undoStart(range: MmuNotifierRange, started: number): void {
-    for (let j = 0; j < started && j < this.list.length; j++) {
-      const sub = this.list[j]!;
-      this.call(() => sub.ops.invalidateRangeEnd?.(sub, range));
-    }
+    for (let j = 0; j < started && j < this.list.length; j++) this.callEnd(this.list[j]!, range);
     this.itreeInvEnd();
   }
 
@@ -215,9 +222,9 @@ export class MmuNotifierSubscriptions {
   invalidateRangeEnd(range: MmuNotifierRange): void {
     this.itreeInvEnd();
     let error: unknown = null;
-    for (const sub of this.list) {
+    for (let j = 0; j < this.list.length; j++) {
       try {
-        this.call(() => sub.ops.invalidateRangeEnd?.(sub, range));
+        this.callEnd(this.list[j]!, range);
       } catch (e) {
         error ??= e;
       }
@@ -232,10 +239,21 @@ export class MmuNotifierSubscriptions {
    */
   inCallback = 0;
 
-  private call<T>(fn: () => T): T {
+  // The callbacks are called in place (no closure per call): invalidations run per page.
+  private callEnd(sub: MmuNotifier, range: MmuNotifierRange): void {
+    if (!sub.ops.invalidateRangeEnd) return;
     this.inCallback++;
     try {
-      return fn();
+      sub.ops.invalidateRangeEnd(sub, range);
+    } finally {
+      this.inCallback--;
+    }
+  }
+
+  private callInvalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): boolean {
+    this.inCallback++;
+    try {
+      return sub.ops.invalidate(sub, range, seq);
     } finally {
       this.inCallback--;
     }
@@ -250,11 +268,16 @@ export class MmuNotifierSubscriptions {
     if (subs.length === 0) return true;
     this.invalidateSeq |= 1;
     const seq = this.invalidateSeq;
-    const hit = subs.slice();
+    // A callback may start another invalidation (of another mm, reusing its own scratch): keep a
+    // copy of several hits; one (the common case) is held in a local.
+    const one = subs.length === 1 ? subs[0]! : null;
+    const hit = one ? null : subs.slice();
+    const n = one ? 1 : hit!.length;
     try {
-      for (const sub of hit) {
+      for (let k = 0; k < n; k++) {
+        const sub = one ?? hit![k]!;
         if (sub.deferred === 'remove') continue;
-        const ok = this.call(() => sub.ops.invalidate(sub, range, seq));
+        const ok = this.callInvalidate(sub, range, seq);
         if (!ok) {
           if (mmuNotifierRangeBlockable(range)) throw new Error('interval invalidate refused a blockable range');
           this.itreeInvEnd();
@@ -358,7 +381,13 @@ export class MmuNotifierSubscriptions {
     const subs = this.list.slice();
     for (const sub of subs) {
       // One that an earlier release unregistered got its release from mmu_notifier_unregister.
-      if (sub.mm === this.mm) this.call(() => sub.ops.release?.(sub, this.mm));
+      if (sub.mm !== this.mm || !sub.ops.release) continue;
+      this.inCallback++;
+      try {
+        sub.ops.release(sub, this.mm);
+      } finally {
+        this.inCallback--;
+      }
     }
     for (const sub of this.list) sub.mm = null;
     this.list.length = 0;
