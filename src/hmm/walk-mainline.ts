@@ -2,7 +2,7 @@
 // dev_private_owner, per-VMA test, orders), on the shared PageWalker (walk.ts).
 
 import { HPAGE_PMD_ORDER, PAGE_SHIFT, PAGE_SIZE } from '../mm/constants.js';
-import { LEVEL_ORDER } from '../mm/pagetable.js';
+import { E_PROTNONE, E_SPECIAL, E_WRITE, K_NONE, K_PRESENT, KIND_MASK, LEVEL_ORDER, ptFlagsArray, type PtNode, ptValArray } from '../mm/pagetable.js';
 import type { Mm } from '../mm/mm.js';
 import { VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, type Vma } from '../mm/vma.js';
 import { FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, faultRetryWait, handleMmFault, newFaultRetry, VM_FAULT_ERROR, VM_FAULT_RETRY } from '../mm/fault.js';
@@ -94,6 +94,43 @@ export class PolicyMainline implements WalkOps {
     if (this.rangeNeedFault(i0, n, 0)) return EFAULT;
     this.fill(i0, n, HMM_PFN_ERROR);
     return 0;
+  }
+
+  /**
+   * hmm_vma_walk_pmd's loop over one PTE table, for the two common entries: a present one with
+   * a struct page (not special, not protnone) whose request it satisfies, and a none one with
+   * no fault requested. It stops at any other entry, which `pte` then handles. The flags are
+   * tested with pagetable.ts's masks in place: this loop runs before V8 has optimized it.
+   */
+  ptes(node: PtNode, idx: number, addr: number, chunkEnd: number): number {
+    const range = this.range;
+    const flagsOut = range.hmmFlags;
+    const pfnsOut = range.hmmPfns;
+    const mask = range.pfnFlagsMask;
+    const dflt = range.defaultFlags;
+    const flgs = ptFlagsArray(node);
+    const vals = ptValArray(node);
+    // Indices, not addresses, in the loop: an address is past the small-integer range.
+    const k0 = (addr - range.start) / PAGE_SIZE - idx;
+    const stop = idx + (chunkEnd - addr) / PAGE_SIZE;
+    let i = idx;
+    for (; i < stop; i++) {
+      const flg = flgs[i]!;
+      const req = (flagsOut[k0 + i]! & mask) | dflt;
+      if ((flg & (KIND_MASK | E_SPECIAL | E_PROTNONE)) === K_PRESENT) {
+        const w = (flg & E_WRITE) !== 0;
+        // hmm_pte_need_fault: a write requested of a read-only entry faults.
+        if (!w && (req & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) === (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) break;
+        flagsOut[k0 + i] = w ? HMM_PFN_VALID | HMM_PFN_WRITE : HMM_PFN_VALID;
+        pfnsOut[k0 + i] = vals[i]!;
+      } else if ((flg & KIND_MASK) === K_NONE && !(req & HMM_PFN_REQ_FAULT)) {
+        flagsOut[k0 + i] = 0;
+        pfnsOut[k0 + i] = 0;
+      } else {
+        break;
+      }
+    }
+    return addr + (i - idx) * PAGE_SIZE;
   }
 
   pte(vma: Vma, addr: number, chunkEnd: number, e: CpuEntry): number {

@@ -26,7 +26,7 @@ import { PAGE_SIZE, PUD_SHIFT } from '../mm/constants.js';
 import type { Mm } from '../mm/mm.js';
 import {
   badKind, entryKind, isTableEntry, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION, K_NONE, K_PRESENT, K_SWAP,
-  K_TABLE, LEVEL_PAGES, PageTable, pteDevmap, pteProtnone, pteSpecial, pteWrite, ptFlags, ptVal,
+  K_TABLE, LEVEL_PAGES, PageTable, type PtNode, pteDevmap, pteProtnone, pteSpecial, pteWrite, ptFlags, ptVal,
 } from '../mm/pagetable.js';
 import type { Vma } from '../mm/vma.js';
 
@@ -90,6 +90,12 @@ export interface WalkOps {
   span(vma: Vma, start: number, end: number, e: CpuEntry): number;
   /** One PTE at addr; chunkEnd is the end of its PTE table or of the walk, whichever is first. */
   pte(vma: Vma, addr: number, chunkEnd: number, e: CpuEntry): number;
+  /**
+   * Optional: the PTEs of one table from entry idx (at addr) up to chunkEnd, in one loop over
+   * the table's arrays (hmm_vma_walk_pmd's loop), for the entries whose outcome needs no
+   * CpuEntry; returns the address of the first entry it left to `pte` (chunkEnd when none).
+   */
+  ptes?(node: PtNode, idx: number, addr: number, chunkEnd: number): number;
 }
 
 export class PageWalker {
@@ -160,8 +166,14 @@ export class PageWalker {
         idx = PageTable.index(vpn, node.level);
       }
       if (node.level === 0) {
-        const chunkEnd = Math.min(end, (vpn - (vpn % 512) + 512) * PAGE_SIZE);
-        for (let i = idx; addr < chunkEnd; addr += PAGE_SIZE, i++) {
+        const chunkEnd = Math.min(end, (vpn - idx + 512) * PAGE_SIZE);
+        let i = idx;
+        if (ops.ptes) {
+          const to = ops.ptes(node, idx, addr, chunkEnd);
+          i += (to - addr) / PAGE_SIZE;
+          addr = to;
+        }
+        for (; addr < chunkEnd; addr += PAGE_SIZE, i++) {
           this.classify(ptFlags(node, i), ptVal(node, i), 0, 0);
           const r = ops.pte(vma, addr, chunkEnd, e);
           if (r !== 0) return r;

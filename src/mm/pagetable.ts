@@ -45,6 +45,18 @@ export function ptFlags(node: PtNode, idx: number): number {
 export function ptVal(node: PtNode, idx: number): number {
   return node.val[idx]!;
 }
+/**
+ * The flags words of all of a table's entries, for a loop over a whole table (the kernel's
+ * ptep++ in zap_pte_range, copy_pte_range, hmm_vma_walk_pmd): index it, then test each word
+ * with the functions below. Writes go through setPtFlags / PageTable.set.
+ */
+export function ptFlagsArray(node: PtNode): Readonly<Uint16Array> {
+  return node.flg;
+}
+/** The values of all of a table's entries, for the same loops (read only). */
+export function ptValArray(node: PtNode): Readonly<Uint32Array> {
+  return node.val;
+}
 /** The kind of entry idx. */
 export function ptKind(node: PtNode, idx: number): EntryKind {
   return (node.flg[idx]! & KIND_MASK) as EntryKind;
