@@ -418,16 +418,15 @@ function migrateCluster(
   }
   migrateVmaPages(args);
   const now = uvm.gpu.queue.now();
+  // Runs of pages migrated for the same cause, each one thrashing event (no closure: this is per page).
+  const thrashing = uvm.thrashing;
   let runStart = -1;
   let runCause: MakeResidentCause = cause;
-  const flushRun = (end: number): void => {
-    if (runStart >= 0) uvm.thrashing.onMigration(block, runStart, end - runStart, UVM_ID_GPU, runCause, now);
-    runStart = -1;
-  };
   for (let k = 0; k < b - a; k++) {
     const p = a + k;
     if (!used[k] || !migratePfnHas(args.src[k]!, MIGRATE_PFN_MIGRATE)) {
-      flushRun(p);
+      if (runStart >= 0) thrashing.onMigration(block, runStart, p - runStart, UVM_ID_GPU, runCause, now);
+      runStart = -1;
       continue;
     }
     const frame = migratePfnToPage(args.dst[k]!);
@@ -442,13 +441,16 @@ function migrateCluster(
     uvm.stats.pagesMigratedToDevice++;
     const c: MakeResidentCause = faulted[p] ? cause : 'prefetch';
     if (!faulted[p]) uvm.stats.pagesPrefetched++;
-    if (runStart >= 0 && c !== runCause) flushRun(p);
+    if (runStart >= 0 && c !== runCause) {
+      thrashing.onMigration(block, runStart, p - runStart, UVM_ID_GPU, runCause, now);
+      runStart = -1;
+    }
     if (runStart < 0) {
       runStart = p;
       runCause = c;
     }
   }
-  flushRun(b);
+  if (runStart >= 0) thrashing.onMigration(block, runStart, b - runStart, UVM_ID_GPU, runCause, now);
   migrateVmaFinalize(args);
 }
 
@@ -508,9 +510,9 @@ export function devmemFault(uvm: UvmDriver, vmf: VmFault): number {
   const block = uvm.blocks[pmm.owner[f]!]!;
   const page = pmm.page[f]!;
   uvm.stats.cpuFaults++;
-  const [lo, hi] = block.vaSpace.policyExtent(vmf.address, Math.max(block.start, vmf.vma.start), Math.min(block.end, vmf.vma.end));
-  const first = block.pageIndex(lo);
-  const outer = block.pageIndex(hi - 1) + 1;
+  const vs = block.vaSpace;
+  const first = block.pageIndex(vs.policyStart(vmf.address, Math.max(block.start, vmf.vma.start)));
+  const outer = block.pageIndex(vs.policyEnd(vmf.address, Math.min(block.end, vmf.vma.end)) - 1) + 1;
   const pages = uvm.prefetchForCpuFault(block, page, first, outer);
   const before = uvm.machine.phys.freeRamFrames;
   try {

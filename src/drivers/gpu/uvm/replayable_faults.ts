@@ -17,7 +17,7 @@ import { accessAllowed } from '../../../mm/access.js';
 import { VM_WRITE, type Vma } from '../../../mm/vma.js';
 import type { GpuPtLeaf } from '../page_table.js';
 import { blockFindCreate, RANK_PREFETCH, RANK_READ, RANK_WRITE } from './hmm.js';
-import { THRASHING_HINT_THROTTLE, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type ProcessorId, type ThrashingHint } from './policy_types.js';
+import { THRASHING_HINT_THROTTLE, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type ProcessorId, type ResidencyInput, type ThrashingHint } from './policy_types.js';
 import { blockService, commitPlan } from './service.js';
 import type { UvmVaBlock, UvmVaSpace } from './va_space.js';
 import type { UvmDriver } from './uvm.js';
@@ -174,6 +174,11 @@ export class FaultBatch {
 
 const hint: ThrashingHint = { type: 0, residency: UVM_ID_INVALID, endNs: 0 };
 const leaf: GpuPtLeaf = { flags: 0, pfn: 0, size: 0, baseVpn: 0 };
+/** The residency policy's input, filled per fault (a policy reads it during select only). */
+const residencyInput: { -readonly [K in keyof ResidencyInput]: ResidencyInput[K] } = {
+  requester: UVM_ID_GPU, accessMask: 0, preferred: UVM_ID_INVALID, accessedBy: false, closestResident: UVM_ID_INVALID, mustUseSysmem: false,
+  thrashing: hint,
+};
 
 function markFatal(batch: FaultBatch, e: number): void {
   if (!batch.fatal[e]) {
@@ -198,6 +203,7 @@ function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBloc
   const writeOk = (vma.flags & VM_WRITE) !== 0;
   const now = uvm.gpu.queue.now();
   const gpuVs = vs.gpuVaSpace;
+  const sysmemOnly = uvm.mustUseSysmem(vma);
   let k = i;
   let any = false;
   for (; k < batch.numCoalesced; k++) {
@@ -245,10 +251,13 @@ function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBloc
       batch.numThrottled++;
       continue;
     }
-    const res = uvm.residency.select({
-      requester: UVM_ID_GPU, accessMask: batch.mask[e]!, preferred, accessedBy: pol?.accessedBy ?? false, closestResident: closest,
-      mustUseSysmem: uvm.mustUseSysmem(vma), thrashing: hint,
-    });
+    const sel = residencyInput;
+    sel.accessMask = batch.mask[e]!;
+    sel.preferred = preferred;
+    sel.accessedBy = pol?.accessedBy ?? false;
+    sel.closestResident = closest;
+    sel.mustUseSysmem = sysmemOnly;
+    const res = uvm.residency.select(sel);
     dest[page] = res;
     if (sr > rank[page]!) rank[page] = sr;
     any = true;
@@ -304,7 +313,7 @@ export function* serviceReplayableFaults(uvm: UvmDriver): KThreadBody {
         continue;
       }
       const block = blockFindCreate(uvm, vs, addr);
-      const [, end] = vs.policyExtent(addr, Math.max(block.start, vma.start), Math.min(block.end, vma.end));
+      const end = vs.policyEnd(addr, Math.min(block.end, vma.end));
       const r = serviceFaultBatchBlock(uvm, vs, block, vma, end, batch, i);
       const cpuNs = costs.perFaultNs * (r.next - i);
       if (r.plan && r.plan.length > 0) block.pending = r.plan;

@@ -33,29 +33,41 @@ export function blockService(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, dest: 
   const cpuPages: number[] = [];
   let gpuCount = 0;
   for (let p = first; p < outer; p++) {
-    if (dest[p] === UVM_ID_GPU) {
+    const d = dest[p];
+    if (d === UVM_ID_GPU) {
       gpuFaulted[p] = 1;
       gpuCount++;
-    } else if (dest[p] === UVM_ID_CPU) cpuPages.push(p);
+    } else if (d === UVM_ID_CPU) cpuPages.push(p);
   }
   if (gpuCount > 0) {
-    const [lo, hi] = block.vaSpace.policyExtent(block.pageAddr(first), Math.max(block.start, vma.start), Math.min(block.end, vma.end));
-    const prefetch = cause === 'api' ? [] : uvm.computePrefetch(block, UVM_ID_GPU, gpuFaulted, block.pageIndex(lo), block.pageIndex(hi - 1) + 1);
     // Faulted pages already in VRAM need only a mapping, writable if the CPU entry is.
     const resident: number[] = [];
     const toMigrate: number[] = [];
+    const vram = block.vramPfn;
     for (let p = first; p < outer; p++) {
       if (!gpuFaulted[p]) continue;
-      if (block.vramPfn[p]! >= 0) resident.push(p);
+      if (vram[p]! >= 0) resident.push(p);
       else toMigrate.push(p);
     }
+    if (cause !== 'api') {
+      const vs = block.vaSpace;
+      const at = block.pageAddr(first);
+      const lo = block.pageIndex(vs.policyStart(at, Math.max(block.start, vma.start)));
+      const hi = block.pageIndex(vs.policyEnd(at, Math.min(block.end, vma.end)) - 1) + 1;
+      // The prefetcher's pages follow the faulted ones (sorted below); they are in none of them.
+      let sorted = true;
+      for (const p of uvm.computePrefetch(block, UVM_ID_GPU, gpuFaulted, gpuCount, lo, hi)) {
+        if (vram[p]! >= 0) continue;
+        if (toMigrate.length > 0 && p < toMigrate[toMigrate.length - 1]!) sorted = false;
+        toMigrate.push(p);
+      }
+      if (!sorted) toMigrate.sort((a, b) => a - b);
+    }
     if (resident.length > 0) mapResident(uvm, block, resident, rank, plan, cpuPages);
-    for (const p of prefetch) if (block.vramPfn[p]! < 0) toMigrate.push(p);
-    toMigrate.sort((a, b) => a - b);
     const r = migrateToGpu(uvm, block, vma, toMigrate, gpuFaulted, plan, cause);
     result.doneAt = Math.max(result.doneAt, r.doneAt);
     for (const p of r.fallback) cpuPages.push(p);
-    cpuPages.sort((a, b) => a - b);
+    if (cpuPages.length > 1) cpuPages.sort((a, b) => a - b);
   }
   if (cpuPages.length > 0) {
     uvm.lastCopyDoneAt = uvm.gpu.queue.now();
@@ -95,9 +107,10 @@ export function commitPlan(uvm: UvmDriver, block: UvmVaBlock, plan: PendingMaps)
   if (vs.dead) return 0;
   let mapped = 0;
   const base = block.start / 4096;
+  const stale = plan.stale;
   for (let i = 0; i < plan.length; i++) {
     const p = plan.page[i]!;
-    if (plan.stale[p]) {
+    if (stale && stale[p]) {
       uvm.stats.mapsDropped++;
       continue;
     }

@@ -18,7 +18,7 @@ import { serviceAccessCounters } from './access_counters.js';
 import { UvmThrashing, type ThrashingParams } from './perf_thrashing.js';
 import { chooseEviction, choosePrefetch, chooseReplay, chooseResidency, chooseThrashing } from './policies.js';
 import {
-  PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type EvictionPolicy, type PrefetchPolicy, type ProcessorId,
+  PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type EvictionPolicy, type PrefetchInput, type PrefetchPolicy, type ProcessorId,
   type ReplayPolicy, type ResidencyPolicy, type ThrashingPolicy,
 } from './policy_types.js';
 import { FRAME_ALLOCATED, FRAME_PINNED, UvmPmm } from './pmm.js';
@@ -160,7 +160,11 @@ export class UvmDriver implements GpuDriver {
   readonly scratchUsed = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   readonly scratchWant = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   private readonly prefetchOut = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
+  private readonly prefetchOut32 = new Uint32Array(this.prefetchOut.buffer);
   private readonly residentMask = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
+  /** computePrefetch's input and result, reused from call to call (valid until the next call). */
+  private readonly prefetchInput: { -readonly [K in keyof PrefetchInput]: PrefetchInput[K] };
+  private readonly prefetchPages: number[] = [];
 
   constructor(readonly gpu: Gpu, options: Partial<UvmOptions> = {}) {
     for (const k of Object.keys(options)) if (!(k in DEFAULT_UVM_OPTIONS)) fail('EINVAL', `unknown UVM option ${k}`);
@@ -179,6 +183,10 @@ export class UvmDriver implements GpuDriver {
     this.options = o;
     this.machine = gpu.machine;
     this.random = mulberry32(o.seed);
+    this.prefetchInput = {
+      first: 0, outer: 0, faulted: this.scratchFaulted, resident: this.residentMask, thrashing: null, firstTouchAtPreferred: false,
+      dest: UVM_ID_GPU, threshold: o.prefetchThreshold, random: this.random,
+    };
     this.prefetcher = choosePrefetch(o.prefetch);
     this.eviction = chooseEviction(o.evict);
     this.replayPolicy = chooseReplay(o.replay);
@@ -304,37 +312,52 @@ export class UvmDriver implements GpuDriver {
   }
 
   /**
-   * uvm_perf_prefetch_get_hint_va_block: the pages the prefetcher adds to the faulted ones
-   * (moving to `dest`) within the max prefetch region [first, outer).
+   * uvm_perf_prefetch_get_hint_va_block: the pages the prefetcher adds to the `faultedCount`
+   * faulted ones (moving to `dest`) within the max prefetch region [first, outer), in order.
+   * The array is reused by the next call.
    */
-  computePrefetch(block: UvmVaBlock, dest: ProcessorId, faulted: Uint8Array, first: number, outer: number): number[] {
+  computePrefetch(block: UvmVaBlock, dest: ProcessorId, faulted: Uint8Array, faultedCount: number, first: number, outer: number): number[] {
     if (block.lastMigrationProc !== dest) {
       block.lastMigrationProc = dest;
       block.faultMigrationsToLastProc = 0;
     }
     const pol = block.vaSpace.policyAt(block.pageAddr(first));
     const preferred = pol ? pol.preferredLocation : UVM_ID_INVALID;
+    // The resident mask over the region only: prefetchers read [first, outer) (PrefetchInput).
     const resident = this.residentMask;
-    for (let p = 0; p < PAGES_PER_UVM_VA_BLOCK; p++) resident[p] = dest === UVM_ID_GPU ? (block.vramPfn[p]! >= 0 ? 1 : 0) : block.cpuResident[p]!;
+    if (dest !== UVM_ID_GPU) resident.set(block.cpuResident.subarray(first, outer), first);
+    else if (block.gpuResidentPages === 0) resident.fill(0, first, outer);
+    else {
+      const vram = block.vramPfn;
+      for (let p = first; p < outer; p++) resident[p] = vram[p]! >= 0 ? 1 : 0;
+    }
     const out = this.prefetchOut;
     out.fill(0);
     const thrashing = this.thrashing.thrashingPages(block);
-    const firstTouch = !block.hasResident && dest === preferred;
+    const firstTouch = dest === preferred && !block.hasResident;
     // should_apply_prefetch_logic: with a preferred location, prefetch only toward it.
     if (firstTouch || preferred === UVM_ID_INVALID || preferred === dest) {
-      this.prefetcher.compute({
-        first, outer, faulted, resident, thrashing, firstTouchAtPreferred: firstTouch, dest, threshold: this.options.prefetchThreshold,
-        random: this.random,
-      }, out);
+      const input = this.prefetchInput;
+      input.first = first;
+      input.outer = outer;
+      input.faulted = faulted;
+      input.thrashing = thrashing;
+      input.firstTouchAtPreferred = firstTouch;
+      input.dest = dest;
+      this.prefetcher.compute(input, out);
     }
-    let faultedCount = 0;
-    for (let p = first; p < outer; p++) if (faulted[p]) faultedCount++;
     block.faultMigrationsToLastProc += faultedCount;
-    const pages: number[] = [];
+    const pages = this.prefetchPages;
+    pages.length = 0;
     if (block.faultMigrationsToLastProc < this.options.prefetchMinFaults) return pages;
-    for (let p = first; p < outer; p++) {
-      if (!out[p] || faulted[p] || (thrashing && thrashing[p]) || resident[p]) continue;
-      pages.push(p);
+    // Scan the marks four at a time: most of a block is usually unmarked.
+    const out32 = this.prefetchOut32;
+    for (let w = first >> 2, wEnd = (outer + 3) >> 2; w < wEnd; w++) {
+      if (out32[w] === 0) continue;
+      for (let p = Math.max(first, w << 2), e = Math.min(outer, (w << 2) + 4); p < e; p++) {
+        if (!out[p] || faulted[p] || (thrashing && thrashing[p]) || resident[p]) continue;
+        pages.push(p);
+      }
     }
     return pages;
   }
@@ -345,7 +368,7 @@ export class UvmDriver implements GpuDriver {
     faulted.fill(0);
     faulted[page] = 1;
     const pages = [page];
-    for (const p of this.computePrefetch(block, UVM_ID_CPU, faulted, first, outer)) if (block.vramPfn[p]! >= 0) pages.push(p);
+    for (const p of this.computePrefetch(block, UVM_ID_CPU, faulted, 1, first, outer)) if (block.vramPfn[p]! >= 0) pages.push(p);
     return pages.sort((a, b) => a - b);
   }
 

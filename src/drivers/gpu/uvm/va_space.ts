@@ -30,8 +30,8 @@ export class PendingMaps {
   readonly pfn: number[] = [];
   readonly prot: number[] = [];
   readonly sysmem: boolean[] = [];
-  /** Pages whose plan an invalidation or a migration made stale since it was made. */
-  readonly stale = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
+  /** Pages whose plan an invalidation or a migration made stale since it was made (made on the first such). */
+  stale: Uint8Array | null = null;
   add(page: number, pfn: number, prot: number, sysmem: boolean): void {
     this.page.push(page);
     this.pfn.push(pfn);
@@ -81,7 +81,7 @@ export class UvmVaBlock implements ThrashingBlock {
   /** Mark planned mappings of pages [first, outer) stale: an invalidation or a migration changed them. */
   stalePending(first: number, outer: number): void {
     const p = this.pending;
-    if (p) p.stale.fill(1, Math.max(0, first), Math.min(PAGES_PER_UVM_VA_BLOCK, outer));
+    if (p) (p.stale ??= new Uint8Array(PAGES_PER_UVM_VA_BLOCK)).fill(1, Math.max(0, first), Math.min(PAGES_PER_UVM_VA_BLOCK, outer));
   }
 }
 
@@ -120,19 +120,30 @@ export class UvmVaSpace {
    * [lo, hi) (uvm_hmm_find_policy_end / the hole search of uvm_hmm_get_prefetch_region).
    */
   policyExtent(addr: number, lo: number, hi: number): [number, number] {
+    return [this.policyStart(addr, lo), this.policyEnd(addr, hi)];
+  }
+
+  /** The start of policyExtent(addr, lo, hi), without the pair. */
+  policyStart(addr: number, lo: number): number {
     let s = lo;
-    let e = hi;
     for (const r of this.policies) {
       if (r.end <= addr) {
         if (r.end > s) s = r.end;
-      } else if (r.start > addr) {
-        if (r.start < e) e = r.start;
-      } else {
-        s = Math.max(s, r.start);
-        e = Math.min(e, r.end);
-      }
+      } else if (r.start <= addr && r.start > s) s = r.start;
     }
-    return [s, e];
+    return s;
+  }
+
+  /** The end of policyExtent(addr, lo, hi), without the pair. */
+  policyEnd(addr: number, hi: number): number {
+    let e = hi;
+    for (const r of this.policies) {
+      if (r.end <= addr) continue;
+      if (r.start > addr) {
+        if (r.start < e) e = r.start;
+      } else if (r.end < e) e = r.end;
+    }
+    return e;
   }
 
   /** Set fields of the policy over [start, end), splitting ranges as needed (uvm_va_policy_set_range). */
