@@ -25,6 +25,14 @@ export function nonNegativeNumber(v: string): number {
   return n;
 }
 
+/** on / off (also true / false, 1 / 0) as a boolean. */
+export function onOff(v: string): boolean {
+  const s = v.toLowerCase();
+  if (s === 'on' || s === 'true' || s === '1') return true;
+  if (s === 'off' || s === 'false' || s === '0') return false;
+  throw new InvalidArgumentError('on or off is required');
+}
+
 export function positiveInteger(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('a positive integer is required');
@@ -48,6 +56,7 @@ export function addRunOptions(cmd: Command, list: boolean): Command {
     .option('--compute-ns <ns>', 'compute per page access (default: the workload\'s); for a trace, a scale on its recorded compute', p(nonNegativeNumber))
     .option('--iterations <n>', 'outer iterations of the workload (time steps, passes)', p(positiveInteger))
     .option('--graph <kind>', 'bfs and sssp: random or powerlaw (default random)', p(str))
+    .option('--xnack <on|off>', 'kfd only: XNACK on (retry faults, the default) or off (memory registered first, every fault fatal)', p(onOff))
     .option('--seed <n>', 'seed (default 1)', p(parseSeed))
     .option('--config <file>', 'a JSON or YAML file: preset, run options, cost-model overrides (docs/cost-model.md)');
 }
@@ -57,6 +66,7 @@ export function cliRunOptions(o: Record<string, unknown>): Partial<RunOptions> {
   const map: Array<[string, keyof RunOptions]> = [
     ['workload', 'workload'], ['trace', 'trace'], ['driver', 'driver'], ['preset', 'preset'], ['oversub', 'oversub'], ['footprint', 'footprintMiB'],
     ['prefetch', 'prefetch'], ['evict', 'evict'], ['computeNs', 'computeNs'], ['iterations', 'iterations'], ['graph', 'graph'], ['seed', 'seed'],
+    ['xnack', 'xnack'],
   ];
   const out: Record<string, unknown> = {};
   for (const [cli, key] of map) if (o[cli] !== undefined) out[key] = o[cli];

@@ -27,7 +27,7 @@ export function sweepGrid(o: Record<string, unknown>): { grid: Grid; base: Parti
     configPath ??= g.config;
   }
   const cli = cliRunOptions(o) as Record<string, unknown>;
-  for (const k of GRID_KEYS) if (cli[k] !== undefined) grid[k] = cli[k] as Array<string | number>;
+  for (const k of GRID_KEYS) if (cli[k] !== undefined) grid[k] = cli[k] as Array<string | number | boolean>;
   const base = configPath ? configRunOptions(configPath, loadConfigFile(configPath)) : {};
   return { grid, base };
 }

@@ -18,6 +18,8 @@ const runSection = z.object({
   computeNs: z.number().finite().nonnegative().optional(),
   iterations: z.number().int().positive().optional(),
   graph: z.enum(['random', 'powerlaw']).optional(),
+  /** kfd's XNACK: true (retry faults, the default) or false (memory registered first; a fault is fatal). */
+  xnack: z.boolean().optional(),
 }).strict();
 
 export function configFileSchema() {

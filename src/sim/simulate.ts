@@ -7,6 +7,7 @@
 import { totalmem } from 'node:os';
 import { AccessChunk, ACCESS_ATOMIC, ACCESS_WRITE } from '../drivers/gpu/access.js';
 import type { GpuCosts } from '../drivers/gpu/costs.js';
+import { KfdDriver } from '../drivers/gpu/kfd/kfd_svm.js';
 import { createGpuSystem, type GpuDriverName, type GpuSystem } from '../drivers/gpu/system.js';
 import { faultInPage, followPage } from '../mm/access.js';
 import { MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
@@ -43,6 +44,8 @@ export interface RunOptions {
   iterations: number | null;
   /** bfs and sssp: 'random' or 'powerlaw'. */
   graph: string | null;
+  /** kfd's XNACK (HSA_XNACK): true retries faults, false needs the memory registered first; null: the driver's default (on). */
+  xnack: boolean | null;
   /** The config file the costs came from (recorded in the output), and its overrides. */
   config: string | null;
   costs: CostOverride | null;
@@ -50,7 +53,7 @@ export interface RunOptions {
 
 export const DEFAULT_RUN_OPTIONS: RunOptions = {
   workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 64, prefetch: null, evict: null,
-  seed: 1, computeNs: null, iterations: null, graph: null, config: null, costs: null,
+  seed: 1, computeNs: null, iterations: null, graph: null, xnack: null, config: null, costs: null,
 };
 
 /** The run's configuration as its record reports it. */
@@ -68,6 +71,8 @@ export interface RunConfigRecord {
   computeNs: number;
   iterations: number | null;
   graph: string | null;
+  /** kfd's XNACK setting when one was asked for (null: the driver's default). */
+  xnack: boolean | null;
   warps: number;
   config: string | null;
   /** Cost-model overrides applied over the preset (from a config file), or null. */
@@ -188,6 +193,11 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
   const driverOpts: Record<string, unknown> = o.driver === 'nouveau' ? {} : { seed: o.seed };
   if (o.prefetch !== null) driverOpts.prefetch = o.prefetch;
   if (o.evict !== null) driverOpts.evict = o.evict;
+  if (o.xnack !== null) {
+    if (o.driver !== 'kfd') throw new RunError(`--xnack applies to the kfd driver only, not ${o.driver}`);
+    if (typeof o.xnack !== 'boolean') throw new RunError(`--xnack must be on or off, not ${String(o.xnack)}`);
+    driverOpts.xnack = o.xnack;
+  }
   let system: GpuSystem;
   try {
     system = createGpuSystem(machine, engine, {
@@ -226,6 +236,7 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
     computeNs: workload.params.computeNs,
     iterations: o.iterations,
     graph: o.graph,
+    xnack: o.xnack,
     warps,
     config: o.config,
     costs: o.costs,
@@ -241,6 +252,9 @@ export function executeRun(s: RunSetup, hooks: RunHooks = {}): RunResult {
   const { gpu, driver } = system;
   hooks.onSetup?.(s);
   const vs = driver.attach(s.process).gpuVaSpace;
+  // XNACK off: no retry faults, so the workload's memory is registered with GPU access first,
+  // as hipMallocManaged does (KfdDriver.register: svm_range_set_attr with ACCESS).
+  if (s.options.xnack === false && driver instanceof KfdDriver) driver.register(s.process, s.base, Math.ceil(s.workload.mappingBytes / 4096) * 4096);
   const phases = s.workload.phases(s.base)[Symbol.iterator]();
   let finished = false;
   let endNs = 0;

@@ -3,6 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from 'commander';
 import { parseSeed } from '../../src/cli/options.js';
+import { cliRunOptions, onOff } from '../../src/cli/run.js';
+import { configRunOptions, loadConfigFile } from '../../src/sim/run-config.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SEED_MAX } from '../../src/sched/random.js';
 import { hmmsim } from './run-cli.js';
 
@@ -31,5 +36,37 @@ describe('--seed', () => {
     const bad = hmmsim('demo', '--seed', '9007199254740992');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toContain('a seed is an integer from 0 to 2^53-1');
+  });
+});
+
+describe('--xnack (kfd)', () => {
+  it('takes on or off, and nothing else', () => {
+    expect(onOff('on')).toBe(true);
+    expect(onOff('OFF')).toBe(false);
+    expect(onOff('0')).toBe(false);
+    for (const bad of ['', 'yes', 'of', '2']) expect(() => onOff(bad), bad).toThrow(InvalidArgumentError);
+    expect(cliRunOptions({ xnack: false })).toEqual({ xnack: false });
+  });
+
+  it('a config file sets it under run: (a boolean; anything else is named in the error)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hmmsim-xnack-'));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(good, 'run:\n  driver: kfd\n  xnack: false\n');
+    expect(configRunOptions(good, loadConfigFile(good))).toMatchObject({ driver: 'kfd', xnack: false });
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'run:\n  xnack: sometimes\n');
+    expect(() => loadConfigFile(bad)).toThrow(/xnack/);
+  });
+
+  it('hmmsim run --driver kfd --xnack off: no GPU fault, the record says so; --xnack with uvm is refused', () => {
+    const r = hmmsim('run', '--driver', 'kfd', '--xnack', 'off', '--workload', 'stream', '--footprint', '4', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.config.xnack).toBe(false);
+    expect(j.gpu.faults).toBe(0);
+    expect(j.error).toBeNull();
+    const bad = hmmsim('run', '--driver', 'uvm', '--xnack', 'off', '--footprint', '4');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--xnack applies to the kfd driver only');
   });
 });

@@ -34,6 +34,30 @@ describe('runSimulation --driver kfd and nouveau', () => {
     expect(r.gpu.avgBatchSize).toBeGreaterThan(1);
   });
 
+  it('kfd with XNACK off (--xnack off): the memory is registered first, no fault is raised, every access is remote', () => {
+    const o = { driver: 'kfd', workload: 'stream', footprintMiB: 4, oversub: 1.25, iterations: 2, costs: SMALL } as const;
+    const on = runSimulation(o).record;
+    const off = runSimulation({ ...o, xnack: false }).record;
+    expect(on.config.xnack).toBeNull();
+    expect(on.gpu.faults).toBeGreaterThan(0);
+    expect(on.gpu.pagesMigratedToDevice).toBeGreaterThan(0);
+    expect(off.config.xnack).toBe(false);
+    // unregistered memory would make the first fault fatal: the kernel would be killed
+    expect(off.error).toBeNull();
+    expect(off.gpu.faults).toBe(0);
+    expect(off.gpu.pagesMigratedToDevice).toBe(0);
+    expect(off.gpu.accesses).toBe(on.gpu.accesses);
+    expect(off.gpu.remoteAccesses).toBe(off.gpu.accesses);
+    // xnack: true is the driver's default, asked for explicitly
+    const onExplicit = runSimulation({ ...o, xnack: true }).record;
+    expect({ ...onExplicit, wallMs: 0, cpuMs: 0, config: null }).toEqual({ ...on, wallMs: 0, cpuMs: 0, config: null });
+  });
+
+  it('--xnack is kfd\'s: refused for uvm and nouveau', () => {
+    expect(() => setupRun({ driver: 'uvm', xnack: false })).toThrow(/--xnack applies to the kfd driver only/);
+    expect(() => setupRun({ driver: 'nouveau', xnack: true })).toThrow(RunError);
+  });
+
   it('refuses what a driver does not have: a prefetcher for kfd or nouveau, an eviction order for nouveau', () => {
     expect(() => setupRun({ driver: 'kfd', prefetch: 'tree' })).toThrow(RunError);
     expect(() => setupRun({ driver: 'nouveau', evict: 'lru' })).toThrow(RunError);
