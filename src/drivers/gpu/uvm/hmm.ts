@@ -60,6 +60,20 @@ export function gpuUnmapBlock(uvm: UvmDriver, block: UvmVaBlock, first: number, 
 }
 
 /**
+ * Unmap `pages` (sorted page indices) of a block from the GPU a contiguous run at a time, one
+ * TLB invalidation per run: UVM unmaps by page mask (block_unmap_gpu over a region).
+ */
+export function gpuUnmapRuns(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[], reason: string): void {
+  let i = 0;
+  while (i < pages.length) {
+    let j = i + 1;
+    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
+    gpuUnmapBlock(uvm, block, pages[i]!, pages[j - 1]! + 1, reason);
+    i = j;
+  }
+}
+
+/**
  * hmm_invalidate: the CPU page table of the block's window is about to change. Invalidations
  * UVM started itself (MIGRATE or EXCLUSIVE with its owner, or an eviction of this block) are
  * ignored: UVM updates its GPU mappings itself around its own migrations.
@@ -158,7 +172,7 @@ export function evictRootChunk(uvm: UvmDriver, chunk: number): void {
   for (const [id, pfns] of byBlock) {
     const block = uvm.blocks[id]!;
     const pages = pfns.map((pfn) => pmm.page[pfn - pmm.firstPfn]!).sort((a, b) => a - b);
-    for (const p of pages) gpuUnmapBlock(uvm, block, p, p + 1, 'evict');
+    gpuUnmapRuns(uvm, block, pages, 'evict');
     const n = pfns.length;
     const src = new Float64Array(pfns);
     const dst = new Float64Array(n);
@@ -466,7 +480,7 @@ export function migrateToCpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
   const phys = machine.phys;
   const a = pages[0]!;
   const b = pages[pages.length - 1]! + 1;
-  for (const p of pages) gpuUnmapBlock(uvm, block, p, p + 1, 'migrate to system memory');
+  gpuUnmapRuns(uvm, block, pages, 'migrate to system memory');
   const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_DEVICE_PRIVATE, uvm.owner, faultPage);
   migrateVmaSetup(args);
   const want = uvm.scratchWant;
