@@ -57,7 +57,10 @@ export interface DemoReport {
   ok: boolean;
 }
 
-/** RAM the demo gives its machine for a process of sizeBytes: half as much again, at least 256 MiB, whole 2 MiB. */
+/**
+ * RAM the demo gives its machine for a process of sizeBytes: three times as much (the fill, and a
+ * COW copy of every page after fork, with no reclaim), at least 256 MiB, whole 2 MiB.
+ */
 export function demoRamBytes(sizeBytes: number): number {
   return Math.max(256 << 20, Math.ceil((3 * sizeBytes) / (2 << 20)) * (2 << 20));
 }
