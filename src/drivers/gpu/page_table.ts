@@ -34,6 +34,8 @@ export const SIZE_PAGES = [1, 16, 512] as const;
 export type LeafSize = typeof SIZE_4K | typeof SIZE_64K | typeof SIZE_2M;
 
 const LEVEL_PAGES = [1, 512, 262144, 134217728, 68719476736];
+/** 1 / LEVEL_PAGES: exact (powers of two), and a multiplication is cheaper than a division on every walk. */
+const LEVEL_INV = LEVEL_PAGES.map((n) => 1 / n);
 
 export class GpuPtNode {
   readonly val = new Uint32Array(512);
@@ -57,7 +59,7 @@ export interface GpuPtLeaf {
 }
 
 export function index(vpn: number, level: number): number {
-  return level === 0 ? vpn & 511 : Math.floor(vpn / LEVEL_PAGES[level]!) & 511;
+  return level === 0 ? vpn & 511 : Math.floor(vpn * LEVEL_INV[level]!) & 511;
 }
 
 export class GpuPageTable {

@@ -34,7 +34,16 @@ export function tlbSetIndex(leaf: number, asid: number, sets: number, bits: numb
   let x = (leaf >>> 0) ^ ((leaf / 4294967296) >>> 0) ^ Math.imul(asid, 7919);
   const mask = (1 << bits) - 1;
   let r = 0;
-  if (bits > 0) {
+  if (bits >= 8) {
+    // at most four fields: unrolled (a shift past the last field leaves 0)
+    r = x & mask;
+    x >>>= bits;
+    r ^= x & mask;
+    x >>>= bits;
+    r ^= x & mask;
+    x >>>= bits;
+    r ^= x & mask;
+  } else if (bits > 0) {
     for (let b = 0; b < 32; b += bits) {
       r ^= x & mask;
       x >>>= bits;
@@ -163,19 +172,28 @@ export class Tlb {
     const keys = this.key;
     const meta = this.meta;
     const stamp = this.stamp;
+    const end = first + this.ways;
     let victim = -1;
     let empty = -1;
-    let oldest = -1;
-    for (let w = first, e = first + this.ways; w < e; w++) {
+    for (let w = first; w < end; w++) {
       const k = keys[w]!;
-      if (k === -1) {
-        if (empty < 0) empty = w;
-      } else if (k === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
+      if (k === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
         victim = w;
         break;
-      } else if (oldest < 0 || stamp[w]! < stamp[oldest]!) oldest = w;
+      }
+      if (k === -1 && empty < 0) empty = w;
     }
-    if (victim < 0) victim = empty >= 0 ? empty : oldest;
+    if (victim < 0) {
+      if (empty >= 0) victim = empty;
+      else {
+        // every way valid: the least recently used (stamps are distinct); Math.min keeps the
+        // scan free of data-dependent branches
+        let m = stamp[first]!;
+        for (let w = first + 1; w < end; w++) m = Math.min(m, stamp[w]!);
+        victim = first;
+        while (stamp[victim] !== m) victim++;
+      }
+    }
     const was = keys[victim]!;
     if (was === -1) this.valid++;
     else this.validBySize[was - Math.floor(was * 0.25) * 4]!--;
