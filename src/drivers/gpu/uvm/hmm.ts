@@ -291,13 +291,19 @@ export function makeResidentCpuAndMap(uvm: UvmDriver, block: UvmVaBlock, vma: Vm
   }
   const phys = uvm.machine.phys;
   const native = uvm.gpu.config.nativeSysmemAtomics;
+  let foreign: number[] | null = null;
   for (const p of pages) {
     const f = range.hmmFlags[p - a]!;
     if (!(f & HMM_PFN_VALID)) continue;
     let pfn = range.hmmPfns[p - a]!;
     if (uvm.gpu.vram.contains(pfn)) {
-      // Still (or again) in VRAM: map it there.
-      plan.add(p, pfn, f & HMM_PFN_WRITE ? PROT_READ_WRITE_ATOMIC : PROT_READ, false);
+      // Still (or again) in VRAM: map it there, if the page is this block's. A VRAM page of
+      // another block is one a fork left in both processes' page tables (copy-on-write); it
+      // is the other VA space's, and a mapping of it here would be dropped at commit (and the
+      // warp would fault on it for ever): this process gets its own copy in system memory,
+      // and the next fault maps or migrates that (docs/api.md, UVM deviations).
+      if (block.vramPfn[p] === pfn) plan.add(p, pfn, f & HMM_PFN_WRITE ? PROT_READ_WRITE_ATOMIC : PROT_READ, false);
+      else (foreign ??= []).push(p);
       continue;
     }
     let prot = f & HMM_PFN_WRITE ? PROT_READ_WRITE : PROT_READ;
@@ -327,6 +333,7 @@ export function makeResidentCpuAndMap(uvm: UvmDriver, block: UvmVaBlock, vma: Vm
     block.cpuResident[p] = 1;
     uvm.stats.remoteMaps++;
   }
+  if (foreign) migrateToCpu(uvm, block, vma, foreign, -1, cause);
   return fatal;
 }
 

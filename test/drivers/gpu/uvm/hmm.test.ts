@@ -143,6 +143,38 @@ describe('invalidations', () => {
     expectConsistent(rig);
   });
 
+  for (const ro of [true, false]) {
+    it(`fork, then the child's own VA space reads on the GPU a page the parent has in VRAM${ro ? ' (read-only mapping)' : ''}: the child gets its own copy; no fault loop`, () => {
+      // Before the fix the child's block planned a mapping of the parent's VRAM page, dropped it
+      // at commit (not its page), and the warp faulted for ever.
+      const { rig, uvm, p, base, vs, data } = setup({ prefetch: 'none' });
+      data.cpuWrite(p, base + 64);
+      rig.gpu.launch({ name: 'k', warps: [listProgram([[base + 64, ACCESS_READ]])] }, vs.gpuVaSpace);
+      rig.engine.run();
+      const parentVram = gpuLeaf(vs, base).pfn;
+      expect(rig.gpu.vram.contains(parentVram)).toBe(true);
+      if (ro) p.mprotect(base, 8 << 20, PROT_READ);
+      const child = p.fork();
+      const vc = uvm.attach(child);
+      const run = rig.gpu.launch({ name: 'child', warps: [listProgram([[base + 64, ACCESS_READ]])] }, vc.gpuVaSpace);
+      for (let steps = 0; run.endNs < 0 && steps < 10_000; steps++) if (!rig.engine.step()) break;
+      expect(run.endNs).toBeGreaterThan(0);
+      expect(run.error).toBeNull();
+      expect(uvm.stats.faults).toBeLessThan(10);
+      expect(data.errors).toEqual([]); // the child's GPU read the parent's value
+      const lc = gpuLeaf(vc, base);
+      expect(lc.flags & PTE_VALID).toBeTruthy();
+      expect(lc.pfn).not.toBe(parentVram); // its own page, not the parent's
+      expectConsistent(rig);
+      data.cpuRead(child, base + 64);
+      data.cpuRead(p, base + 64);
+      expect(data.errors).toEqual([]);
+      expectConsistent(rig);
+      child.exit();
+      expectConsistent(rig);
+    });
+  }
+
   it('mprotect read-only downgrades the GPU; reads go on, a write is fatal', () => {
     const { rig, p, base, vs } = setup();
     rig.gpu.launch({ name: 'k', warps: [seqProgram(base, 0, 8, ACCESS_WRITE)] }, vs.gpuVaSpace);
