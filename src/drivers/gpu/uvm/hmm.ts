@@ -452,8 +452,7 @@ function migrateCluster(
     }
     const frame = migratePfnToPage(args.dst[k]!);
     const write = migratePfnHas(args.dst[k]!, MIGRATE_PFN_WRITE);
-    block.vramPfn[p] = frame;
-    block.gpuResidentPages++;
+    block.setVram(p, frame);
     block.cpuResident[p] = 0;
     uvm.pmm.unpinAllocated(frame, block.id, p, now);
     plan.add(p, frame, write ? PROT_READ_WRITE_ATOMIC : PROT_READ, false);

@@ -21,7 +21,7 @@ export interface PrefetchInput {
   readonly outer: number;
   /** 1 for each page whose fault is being serviced to `dest`. */
   readonly faulted: Uint8Array;
-  /** 1 for each page already resident at `dest` (meaningful over [first, outer) only). The input is valid during compute only. */
+  /** 1 for each page already resident at `dest` (the block's own mask: read it, never write it). The input is valid during compute only. */
   readonly resident: Uint8Array;
   /** 1 for each page the thrashing detector reports, or null. */
   readonly thrashing: Uint8Array | null;

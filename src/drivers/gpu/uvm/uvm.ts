@@ -161,7 +161,6 @@ export class UvmDriver implements GpuDriver {
   readonly scratchWant = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   private readonly prefetchOut = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   private readonly prefetchOut32 = new Uint32Array(this.prefetchOut.buffer);
-  private readonly residentMask = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   /** computePrefetch's input and result, reused from call to call (valid until the next call). */
   private readonly prefetchInput: { -readonly [K in keyof PrefetchInput]: PrefetchInput[K] };
   private readonly prefetchPages: number[] = [];
@@ -184,7 +183,7 @@ export class UvmDriver implements GpuDriver {
     this.machine = gpu.machine;
     this.random = mulberry32(o.seed);
     this.prefetchInput = {
-      first: 0, outer: 0, faulted: this.scratchFaulted, resident: this.residentMask, thrashing: null, firstTouchAtPreferred: false,
+      first: 0, outer: 0, faulted: this.scratchFaulted, resident: this.scratchFaulted, thrashing: null, firstTouchAtPreferred: false,
       dest: UVM_ID_GPU, threshold: o.prefetchThreshold, random: this.random,
     };
     this.prefetcher = choosePrefetch(o.prefetch);
@@ -291,8 +290,7 @@ export class UvmDriver implements GpuDriver {
       const block = this.blocks[pmm.owner[f]!]!;
       const p = pmm.page[f]!;
       if (block.vramPfn[p] === pfn) {
-        block.vramPfn[p] = -1;
-        block.gpuResidentPages--;
+        block.clearVram(p);
         block.stalePending(p, p + 1);
       }
     } else if (pmm.state[f] !== FRAME_PINNED) {
@@ -323,14 +321,8 @@ export class UvmDriver implements GpuDriver {
     }
     const pol = block.vaSpace.policyAt(block.pageAddr(first));
     const preferred = pol ? pol.preferredLocation : UVM_ID_INVALID;
-    // The resident mask over the region only: prefetchers read [first, outer) (PrefetchInput).
-    const resident = this.residentMask;
-    if (dest !== UVM_ID_GPU) resident.set(block.cpuResident.subarray(first, outer), first);
-    else if (block.gpuResidentPages === 0) resident.fill(0, first, outer);
-    else {
-      const vram = block.vramPfn;
-      for (let p = first; p < outer; p++) resident[p] = vram[p]! >= 0 ? 1 : 0;
-    }
+    // The block's own residency masks, read-only to the prefetcher (PrefetchInput).
+    const resident = dest === UVM_ID_GPU ? block.gpuResident : block.cpuResident;
     const out = this.prefetchOut;
     out.fill(0);
     const thrashing = this.thrashing.thrashingPages(block);
@@ -341,6 +333,7 @@ export class UvmDriver implements GpuDriver {
       input.first = first;
       input.outer = outer;
       input.faulted = faulted;
+      input.resident = resident;
       input.thrashing = thrashing;
       input.firstTouchAtPreferred = firstTouch;
       input.dest = dest;

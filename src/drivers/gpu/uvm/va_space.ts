@@ -46,8 +46,10 @@ export class PendingMaps {
 export class UvmVaBlock implements ThrashingBlock {
   readonly end: number;
   readonly notifier: MmuIntervalNotifier;
-  /** The VRAM page backing each page of the block, or -1. */
+  /** The VRAM page backing each page of the block, or -1 (set and cleared through setVram/clearVram). */
   readonly vramPfn = new Int32Array(PAGES_PER_UVM_VA_BLOCK).fill(-1);
+  /** 1 where vramPfn is set: the GPU resident mask, kept as it changes (the prefetcher reads it). */
+  readonly gpuResident = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   /** Pages UVM has seen resident in system memory (its CPU residency knowledge). */
   readonly cpuResident = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   gpuResidentPages = 0;
@@ -62,6 +64,20 @@ export class UvmVaBlock implements ThrashingBlock {
   constructor(readonly id: number, readonly vaSpace: UvmVaSpace, readonly start: number, notifier: (block: UvmVaBlock) => MmuIntervalNotifier) {
     this.end = start + UVM_VA_BLOCK_SIZE;
     this.notifier = notifier(this);
+  }
+
+  /** The page is now backed by VRAM page pfn. */
+  setVram(page: number, pfn: number): void {
+    this.vramPfn[page] = pfn;
+    this.gpuResident[page] = 1;
+    this.gpuResidentPages++;
+  }
+
+  /** The page's VRAM page went. */
+  clearVram(page: number): void {
+    this.vramPfn[page] = -1;
+    this.gpuResident[page] = 0;
+    this.gpuResidentPages--;
   }
 
   pageIndex(addr: number): number {
