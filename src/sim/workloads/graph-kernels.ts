@@ -69,9 +69,18 @@ class ExpandWarp implements WarpProgram {
         this.maskRead = true;
         if (frontier.words[this.g] === 0) { this.advanceGroup(); continue; }
       }
+      if (this.k < 0) {
+        // the next lane in the frontier (lanes not in it issue nothing): skip to its bit
+        const rest = this.lane >= 32 ? 0 : frontier.words[this.g]! >>> this.lane;
+        const lane = rest === 0 ? 32 : this.lane + 31 - Math.clz32(rest & -rest);
+        if (lane !== this.lane) {
+          this.lane = lane;
+          // the chunk ends where it would have ended lane by lane
+          if (ch.capacity - ch.length < 4) return ch.length;
+        }
+      }
       const v = v0 + this.lane;
       if (this.lane >= 32 || v >= V) { this.advanceGroup(); continue; }
-      if (!frontier.has(v)) { this.lane++; continue; }
       if (this.k < 0) {
         const np = pageOf(b.nodes, v * 8);
         if (np !== this.lastNode) { ch.push(np, ACCESS_READ, cns); this.lastNode = np; }
