@@ -2,34 +2,43 @@
 // machine has it: a run that cannot fit is refused with what it needs and what there is,
 // instead of dying part way (a RangeError from an ArrayBuffer allocation, or the OOM killer).
 //
-// The estimate follows what the run allocates: per-frame metadata for all of RAM and device
-// memory, allocated up front (BYTES_PER_FRAME each; the demo's machine makes room for the
-// device's frames from the start, but the estimate still counts a table grown to take them and
-// the old one while it is copied, a margin); page data for every page written
-// (the fill, the copies COW and the device's writes make: about 1.1 times the size, in 8 MiB
-// slabs); small per-page arrays of the demo and the drivers; and the process's own baseline.
-// Page data and frame tables are ArrayBuffers, outside the V8 heap: they are checked against
-// the machine's memory; the JS objects (ranges, VMAs) against the V8 heap limit.
+// The estimate follows what the run allocates: per-frame metadata for all of RAM and the
+// device's memory, allocated up front (BYTES_PER_FRAME each; the demo's machine makes room for
+// the device's frames from the start: MachineConfig.deviceBytes), and RAM's free lists; page
+// data for every page written (the fill, the copies COW and the device's writes make: about
+// 1.1 times the pages), each page a 64-byte head slot since the demo's stamp fits in one (a
+// page written past HEAD_BYTES would take 4 KiB); small per-page arrays of the demo and the
+// drivers; a margin for what the V8 heap and the host add; and the process's own baseline.
+// Measured maximum RSS (seed 1): 96 MiB at --size 16, 126 MiB at 256, 196 MiB at 1024, 422 MiB
+// at 4096; the estimate is 10-30% above each. Page data and frame tables are ArrayBuffers,
+// outside the V8 heap: they are checked against the machine's memory; the JS objects (ranges,
+// VMAs) against the V8 heap limit.
 
 import os from 'node:os';
 import v8 from 'node:v8';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { BYTES_PER_FRAME } from '../mm/page.js';
-import { demoRamBytes } from './demo.js';
+import { HEAD_BYTES } from '../mm/physmem.js';
+import { SLAB_BYTES } from '../mm/slot-arena.js';
+import { STAMP, demoRamBytes } from './demo.js';
 
-/** Node, tsx and the loaded modules, measured on an empty run. */
-const BASELINE_BYTES = 96 << 20;
-/**
- * Distinct page data at the peak of a run, relative to its size: the fill, then the COW copies
- * of an eighth (measured: 1.12 at 4096 MiB, maximum RSS 5000 MiB), with some margin.
- */
+/** Node, tsx and the loaded modules, measured on an empty run, with a margin. */
+const BASELINE_BYTES = 110 << 20;
+/** Distinct pages of data at the peak of a run, relative to its pages: the fill, then the COW copies of an eighth, with some margin. */
 const DATA_FACTOR = 1.25;
 /** Per-page arrays beyond the frame table: the demo's reference, the device table, gpusvm's range pages, rmap and swap maps. */
 const BYTES_PER_PAGE_OTHER = 40;
+/** What the V8 heap and the host add to the typed arrays above, as a share of them (measured 5-10%). */
+const MARGIN = 1.15;
 /** JS heap per 2 MiB of the run (range, notifier and VMA objects) and the heap baseline. */
 const HEAP_PER_2M = 4096;
 const HEAP_BASELINE = 64 << 20;
-const SLAB_BYTES = 8 << 20;
+/** Bytes of page data a written page holds: a head slot while nothing is written past it (physmem.ts). */
+const DATA_PER_PAGE = STAMP <= HEAD_BYTES ? HEAD_BYTES : PAGE_SIZE;
+/** Per RAM frame: the buddy free lists' next and prev links. */
+const FREE_LIST_BYTES = 8;
+/** Device memory starts at the 2 MiB subsection boundary above RAM (PhysMem). */
+const SUBSECTION_FRAMES = 512;
 
 export interface DemoMemoryEstimate {
   /** Bytes outside the V8 heap (typed arrays: frames, page data) plus the baseline. */
@@ -41,14 +50,12 @@ export interface DemoMemoryEstimate {
 export function estimateDemoMemory(sizeBytes: number): DemoMemoryEstimate {
   const pages = sizeBytes / PAGE_SIZE;
   const ramFrames = demoRamBytes(sizeBytes) / PAGE_SIZE;
-  // The frame table grows once, when the device memory is registered above RAM.
-  const deviceEnd = Math.ceil(ramFrames / 32768) * 32768 + pages;
-  const capacity = Math.max(deviceEnd, 2 * ramFrames);
-  const frames = (capacity + ramFrames) * BYTES_PER_FRAME + ramFrames * 8;
-  const data = Math.ceil((DATA_FACTOR * sizeBytes) / SLAB_BYTES) * SLAB_BYTES;
+  const tableFrames = Math.ceil(ramFrames / SUBSECTION_FRAMES) * SUBSECTION_FRAMES + pages;
+  const frames = tableFrames * BYTES_PER_FRAME + ramFrames * FREE_LIST_BYTES;
+  const data = Math.ceil((DATA_FACTOR * pages * DATA_PER_PAGE) / SLAB_BYTES) * SLAB_BYTES;
   const other = pages * BYTES_PER_PAGE_OTHER;
   return {
-    totalBytes: BASELINE_BYTES + frames + data + other,
+    totalBytes: BASELINE_BYTES + Math.ceil(MARGIN * (frames + data + other)),
     heapBytes: HEAP_BASELINE + Math.ceil(sizeBytes / (2 << 20)) * HEAP_PER_2M,
   };
 }

@@ -72,7 +72,7 @@ export function cpuNowMs(): number {
 }
 
 /** Bytes each page carries: a stamp of (page, version, seed); the rest of the page is zero. */
-const STAMP = 32;
+export const STAMP = 32;
 
 export function runDemo(opts: DemoOptions): DemoReport {
   const { sizeBytes, seed } = opts;
