@@ -6,8 +6,9 @@
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
-  badKind, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
-  K_PRESENT, K_SWAP, LEVEL_ORDER, LEVEL_PAGES, PageTable, pteSpecial, pteWrite, pteWrprotect, ptFlags, type PtNode, ptVal, setPtFlags,
+  badKind, E_SPECIAL, E_WRITE, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE,
+  K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_ORDER, LEVEL_PAGES, PageTable, pteSpecial, pteWrite, pteWrprotect,
+  ptFlags, ptFlagsArray, type PtNode, ptVal, ptValArray, setPtFlags,
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
@@ -53,35 +54,57 @@ function copyVmas(parent: Mm, child: Mm): void {
 }
 
 function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boolean): void {
-  const machine = parent.machine;
   for (const { node, first, last, base } of parent.pt.tables(v.start / PAGE_SIZE, v.end / PAGE_SIZE)) {
-    const level = node.level;
-    const dst = child.pt.ensureTable(base, level)!;
-    const span = LEVEL_PAGES[level]!;
-    const phys = machine.phys;
-    const f = phys.frames;
-    const zero = phys.zeroPfn;
-    const anyPins = phys.pincount.size > 0;
-    for (let i = first; i <= last; i++) {
-      let flg = ptFlags(node, i);
-      if (!isLeafEntry(flg)) continue;
-      const val = ptVal(node, i);
-      const pflags = f.flags[val]!;
-      if (level === 0 && entryKind(flg) === K_PRESENT && !pteSpecial(flg) && val !== zero && !(pflags & (PG_head | PG_tail)) && !anyPins) {
-        // The common case, inline: a small page shared with the child (copy_present_pte).
-        f.refcount[val]!++;
-        f.mapcount[val]!++;
-        if (pflags & PG_anon) f.flags[val] = pflags & ~PG_anon_exclusive;
-        if (cow && pteWrite(flg)) setPtFlags(node, i, (flg = pteWrprotect(flg)));
-        machine.rmap.add(val, child.id, rmapKey(base + i, 0));
-        child.rss[pflags & PG_anon ? MM_ANONPAGES : f.mapping[val] !== 0 ? MM_SHMEMPAGES : MM_FILEPAGES]!++;
-        PageTable.set(dst, i, flg, val);
-        if (mapEvents) machine.events.emit({ type: 'map', mmId: child.id, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
-        continue;
-      }
-      copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
-    }
+    const dst = child.pt.ensureTable(base, node.level)!;
+    if (node.level === 0) copyPteRange(parent, child, node, first, last, base, dst, cow, mapEvents);
+    else for (let i = first; i <= last; i++) if (isLeafEntry(ptFlags(node, i))) copyEntry(parent, child, node, i, dst, node.level, base + i * LEVEL_PAGES[node.level]!, cow);
   }
+}
+
+/**
+ * copy_pte_range: entries first..last of one PTE table into the child's. The common case, a
+ * small page with a struct page and no pins, is done inline in one loop over the table's
+ * arrays (copy_present_pte, the page shared with the child); every other entry goes to
+ * copyEntry. The child's rss is counted per table and added once (add_mm_rss_vec).
+ */
+function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: number, base: number, dst: PtNode, cow: boolean, mapEvents: boolean): void {
+  const machine = parent.machine;
+  const phys = machine.phys;
+  const f = phys.frames;
+  const rmap = machine.rmap;
+  const zero = phys.zeroPfn;
+  const anyPins = phys.pincount.size > 0;
+  const flgs = ptFlagsArray(node);
+  const vals = ptValArray(node);
+  const childId = child.id;
+  let anon = 0;
+  let file = 0;
+  let shmem = 0;
+  for (let i = first; i <= last; i++) {
+    let flg = flgs[i]!;
+    if ((flg & KIND_MASK) === K_NONE) continue;
+    const val = vals[i]!;
+    const present = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT;
+    const pflags = present ? f.flags[val]! : 0;
+    if (!present || val === zero || pflags & (PG_head | PG_tail) || anyPins) {
+      copyEntry(parent, child, node, i, dst, 0, base + i, cow);
+      continue;
+    }
+    f.refcount[val]!++;
+    f.mapcount[val]!++;
+    if (pflags & PG_anon) {
+      f.flags[val] = pflags & ~PG_anon_exclusive;
+      anon++;
+    } else if (f.mapping[val] !== 0) shmem++;
+    else file++;
+    if (cow && flg & E_WRITE) setPtFlags(node, i, (flg = pteWrprotect(flg)));
+    rmap.add(val, childId, rmapKey(base + i, 0));
+    PageTable.set(dst, i, flg, val);
+    if (mapEvents) machine.events.emit({ type: 'map', mmId: childId, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
+  }
+  child.rss[MM_ANONPAGES]! += anon;
+  child.rss[MM_SHMEMPAGES]! += shmem;
+  child.rss[MM_FILEPAGES]! += file;
 }
 
 /**

@@ -3,11 +3,11 @@
 // bookkeeping, and splitting huge PMD leaves.
 
 import {
-  badKind, E_SPECIAL, entryKind, isLeafEntry, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
+  badKind, E_DIRTY, E_SPECIAL, entryKind, isLeafEntry, KIND_MASK, ptFlagsArray, ptValArray, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
   K_NONE, K_PRESENT, K_SWAP, K_TABLE, LEVEL_PAGES, PageTable, pteDirty, pteSpecial, ptFlags, PtNode, ptVal,
 } from './pagetable.js';
 import { rmapKey } from './rmap.js';
-import { PG_anon } from './page.js';
+import { PG_anon, PG_head, PG_tail } from './page.js';
 import type { Mm } from './mm.js';
 import type { Vma } from './vma.js';
 import { PAGE_SIZE, PMD_NR } from './constants.js';
@@ -130,11 +130,56 @@ export function zapRange(mm: Mm, start: number, end: number, gather: PageGather)
   // Table by table, with the loop here: no callback on the hottest path of munmap, exit and
   // MADV_DONTNEED.
   for (const { node, first, last, base } of mm.pt.tables(start / PAGE_SIZE, end / PAGE_SIZE)) {
+    if (node.level === 0) {
+      zapPteRange(mm, node, first, last, base, gather);
+      continue;
+    }
     const span = LEVEL_PAGES[node.level]!;
     for (let i = first; i <= last; i++) {
       if (isLeafEntry(ptFlags(node, i))) zapEntry(mm, node, i, node.level, base + i * span, gather);
     }
   }
+}
+
+/**
+ * zap_pte_range: entries first..last of one PTE table. The common entry, a present small page
+ * with a struct page, is zapped inline in one loop over the table's arrays (as zapEntry would:
+ * dirty to the page, mapcount, reverse map, the reference to the gather); every other goes to
+ * zapEntry. rss is counted per table and taken off once (add_mm_rss_vec).
+ */
+function zapPteRange(mm: Mm, node: PtNode, first: number, last: number, base: number, gather: PageGather): void {
+  const machine = mm.machine;
+  const f = machine.phys.frames;
+  const rmap = machine.rmap;
+  const zero = machine.phys.zeroPfn;
+  const flgs = ptFlagsArray(node);
+  const vals = ptValArray(node);
+  const mmId = mm.id;
+  let anon = 0;
+  let file = 0;
+  let shmem = 0;
+  for (let i = first; i <= last; i++) {
+    const flg = flgs[i]!;
+    if ((flg & KIND_MASK) === K_NONE) continue;
+    const val = vals[i]!;
+    const present = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT;
+    const pflags = present ? f.flags[val]! : 0;
+    if (!present || val === zero || pflags & (PG_head | PG_tail)) {
+      zapEntry(mm, node, i, 0, base + i, gather);
+      continue;
+    }
+    if (flg & E_DIRTY) machine.phys.setDirty(val);
+    f.mapcount[val]!--;
+    rmap.remove(val, mmId, rmapKey(base + i, 0));
+    if (pflags & PG_anon) anon++;
+    else if (f.mapping[val] !== 0) shmem++;
+    else file++;
+    gather.add(val);
+    PageTable.clear(node, i);
+  }
+  mm.rss[MM_ANONPAGES]! -= anon;
+  mm.rss[MM_SHMEMPAGES]! -= shmem;
+  mm.rss[MM_FILEPAGES]! -= file;
 }
 
 /**

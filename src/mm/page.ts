@@ -92,14 +92,23 @@ const FrameArraysBase = class {
 
 /** Per-frame metadata (BYTES_PER_FRAME a frame). */
 export class Frames extends FrameArraysBase {
-  /** The arrays reset when a frame is freed, and their values: reset() loops over these, with no lookup by name. */
-  private readonly freeArrays: (Int32Array | Uint32Array | Float64Array)[];
-  private readonly freeValues: number[];
+  /**
+   * The arrays reset when a frame is freed, and their values: reset() loops over these, with no
+   * lookup by name; one list per array type, so that each loop's stores see one kind of array.
+   */
+  private readonly freeI32: Int32Array[];
+  private readonly freeI32Values: number[];
+  private readonly freeOther: (Uint32Array | Float64Array)[];
+  private readonly freeOtherValues: number[];
 
   constructor(readonly capacity: number) {
     super(capacity);
-    this.freeArrays = RESET_ON_FREE.map((k) => this[k]);
-    this.freeValues = RESET_ON_FREE.map((k) => FRAME_FIELDS[k].initial);
+    const i32 = RESET_ON_FREE.filter((k) => FRAME_FIELDS[k].type === Int32Array);
+    const other = RESET_ON_FREE.filter((k) => FRAME_FIELDS[k].type !== Int32Array);
+    this.freeI32 = i32.map((k) => this[k] as Int32Array);
+    this.freeI32Values = i32.map((k) => FRAME_FIELDS[k].initial);
+    this.freeOther = other.map((k) => this[k] as Uint32Array | Float64Array);
+    this.freeOtherValues = other.map((k) => FRAME_FIELDS[k].initial);
   }
 
   /** Grow to `capacity` frames (device memory being added), keeping every field. */
@@ -111,12 +120,17 @@ export class Frames extends FrameArraysBase {
 
   /** The frames [pfn, pfn + n) are free again: every field that says so goes back to its initial value. */
   reset(pfn: number, n: number): void {
-    const arrays = this.freeArrays;
-    const values = this.freeValues;
-    for (let j = 0; j < arrays.length; j++) {
-      if (n === 1) arrays[j]![pfn] = values[j]!;
-      else arrays[j]!.fill(values[j]!, pfn, pfn + n);
+    const i32 = this.freeI32;
+    const i32Values = this.freeI32Values;
+    const other = this.freeOther;
+    const otherValues = this.freeOtherValues;
+    if (n === 1) {
+      for (let j = 0; j < i32.length; j++) i32[j]![pfn] = i32Values[j]!;
+      for (let j = 0; j < other.length; j++) other[j]![pfn] = otherValues[j]!;
+      return;
     }
+    for (let j = 0; j < i32.length; j++) i32[j]!.fill(i32Values[j]!, pfn, pfn + n);
+    for (let j = 0; j < other.length; j++) other[j]!.fill(otherValues[j]!, pfn, pfn + n);
   }
 
   order(pfn: number): number {

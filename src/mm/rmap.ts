@@ -16,7 +16,7 @@ export function keyVpn(key: number): number {
   return Math.floor(key / 4);
 }
 export function keyLevel(key: number): number {
-  return key % 4;
+  return key - Math.floor(key / 4) * 4; // not `%`: a key is past the small-integer range, where `%` is a slow floating-point remainder
 }
 
 export class Rmap {
@@ -24,12 +24,19 @@ export class Rmap {
 
   constructor(private readonly phys: PhysMem) {}
 
+  // add and remove are small, so that V8 inlines them into the per-page loops (a key is past
+  // the small-integer range: a call that is not inlined boxes it); the rare cases are apart.
   add(pfn: number, mmId: number, key: number): void {
     const f = this.phys.frames;
     if (f.rmapMm[pfn] === 0) {
       f.rmapMm[pfn] = mmId;
       f.rmapKey[pfn] = key;
-    } else if (f.rmapMm2[pfn] === 0) {
+    } else this.addMore(pfn, mmId, key);
+  }
+
+  private addMore(pfn: number, mmId: number, key: number): void {
+    const f = this.phys.frames;
+    if (f.rmapMm2[pfn] === 0) {
       f.rmapMm2[pfn] = mmId;
       f.rmapKey2[pfn] = key;
     } else {
@@ -57,6 +64,12 @@ export class Rmap {
   private readonly last = [0, 0];
 
   remove(pfn: number, mmId: number, key: number): void {
+    const f = this.phys.frames;
+    if (f.rmapMm2[pfn] === 0 && f.rmapMm[pfn] === mmId && f.rmapKey[pfn] === key) f.rmapMm[pfn] = 0; // the only entry
+    else this.removeMore(pfn, mmId, key);
+  }
+
+  private removeMore(pfn: number, mmId: number, key: number): void {
     const f = this.phys.frames;
     if (f.rmapMm[pfn] === mmId && f.rmapKey[pfn] === key) {
       if (f.rmapMm2[pfn] === 0) {
