@@ -89,11 +89,17 @@ export class Machine {
   }
 
   mmById(id: number): Mm | undefined {
-    return this.mms.get(id);
+    // The reverse map names the same mm page after page: the last one found is kept.
+    if (id === this.lastMm?.id) return this.lastMm;
+    const mm = this.mms.get(id);
+    if (mm) this.lastMm = mm;
+    return mm;
   }
+  private lastMm: Mm | null = null;
 
   forgetMm(mm: Mm): void {
     this.mms.delete(mm.id);
+    if (this.lastMm === mm) this.lastMm = null;
   }
 
   forgetProcess(p: Process): void {

@@ -363,11 +363,15 @@ function tryToMigrate(machine: Machine, head: number): void {
   const f = machine.phys.frames;
   for (let p = head, end = head + (1 << f.order(head)); p < end; p++) {
     if (f.mapcount[p] === 0 && p !== head) continue;
-    const entries = machine.rmap.entries(p);
-    for (let e = 0; e < entries.length; e += 2) {
-      const key = entries[e + 1]!;
+    // One entry (the common case) is read from the frame itself, with no array built.
+    const count = machine.rmap.count(p);
+    if (count === 0) continue;
+    const list = count === 1 ? null : machine.rmap.entries(p);
+    const n = list ? list.length / 2 : 1;
+    for (let e = 0; e < n; e++) {
+      const key = list ? list[2 * e + 1]! : f.rmapKey[p]!;
       const level = keyLevel(key);
-      const mm = machine.mmById(entries[e]!);
+      const mm = machine.mmById(list ? list[2 * e]! : f.rmapMm[p]!);
       if (!mm) continue;
       const vpn = keyVpn(key);
       mm.pt.lookup(vpn, slot);

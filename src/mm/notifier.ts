@@ -304,6 +304,7 @@ export class MmuNotifierSubscriptions {
       sub.deferred = null;
     }
     this.deferredList.length = 0;
+    if (this.waiters.length === 0) return;
     const w = this.waiters;
     this.waiters = [];
     for (const wake of w) wake();

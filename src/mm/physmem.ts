@@ -243,7 +243,7 @@ export class PhysMem {
     const flags = f.flags[head]!;
     if (flags & PG_reserved) throw new Error(`reserved frame ${head} lost its last reference`);
     const order = f.order(head);
-    this.entireMapcount.delete(head);
+    if (order > 0) this.entireMapcount.delete(head); // only a folio of PMD size or more has huge mappings
     if (flags & PG_device) {
       this.freeDevicePage(head, order);
       return;
@@ -363,6 +363,7 @@ export class PhysMem {
     this.wakeLockWaiters(h);
   }
   private wakeLockWaiters(h: number): void {
+    if (this.lockWaiters.size === 0) return; // no map lookup per unlock when nobody waits
     const w = this.lockWaiters.get(h);
     if (w) {
       this.lockWaiters.delete(h);

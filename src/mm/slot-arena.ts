@@ -11,6 +11,10 @@
 
 /** Bytes of one slab: large enough for the host to back it with huge pages. */
 export const SLAB_BYTES = 8 << 20;
+/** Slots of at most this many bytes (head slots) are copied word by word. */
+const SMALL_COPY_BYTES = 256;
+const EMPTY_SLAB = new Uint8Array(0);
+const EMPTY_WORDS = new Int32Array(0);
 /** The first slab's size while it is still growing. */
 const FIRST_SLAB_BYTES = 16 << 10;
 
@@ -92,6 +96,22 @@ export class SlotArena {
   slab(slot: number): Uint8Array {
     return this.slabs[slot >> this.shift]!;
   }
+  /** The slab holding `slot` as 32-bit words (kept beside slabs, for small copies). */
+  private words(slot: number): Int32Array {
+    const k = slot >> this.shift;
+    const slab = this.slabs[k]!;
+    if (k >= this.slabWordsOf.length || this.slabWordsOf[k] !== slab) {
+      while (this.slabWordsOf.length <= k) {
+        this.slabWordsOf.push(EMPTY_SLAB);
+        this.slabWords.push(EMPTY_WORDS);
+      }
+      this.slabWords[k] = new Int32Array(slab.buffer, slab.byteOffset, slab.length >> 2);
+      this.slabWordsOf[k] = slab;
+    }
+    return this.slabWords[k]!;
+  }
+  private readonly slabWords: Int32Array[] = [];
+  private readonly slabWordsOf: Uint8Array[] = [];
   offset(slot: number): number {
     return (slot & (this.perSlab - 1)) * this.slotBytes;
   }
@@ -105,6 +125,13 @@ export class SlotArena {
   copy(to: number, from: number): void {
     const f = this.offset(from);
     const t = this.offset(to);
+    if (this.slotBytes <= SMALL_COPY_BYTES) {
+      // A head slot: a few words in a loop cost less than a call into copyWithin or set.
+      const s32 = this.words(from);
+      const d32 = this.words(to);
+      for (let i = f >> 2, j = t >> 2, end = (f + this.slotBytes) >> 2; i < end; i++, j++) d32[j] = s32[i]!;
+      return;
+    }
     const src = this.slab(from);
     if (from >> this.shift === to >> this.shift) src.copyWithin(t, f, f + this.slotBytes);
     else this.slab(to).set(src.subarray(f, f + this.slotBytes), t);
@@ -134,6 +161,8 @@ export class SlotArena {
 
   /** Give the slabs back to the pool, as they are (whoever takes a slot from them zeroes it). */
   release(): void {
+    this.slabWords.length = 0;
+    this.slabWordsOf.length = 0;
     for (const slab of this.slabs.splice(0)) {
       if (slabPool.length >= slabPoolMax) break;
       if (slab.length < SLAB_BYTES) continue; // a first slab that never grew to full size
