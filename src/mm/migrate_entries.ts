@@ -305,8 +305,9 @@ export function splitUnmappedFolio(machine: Machine, head: number, faultPage: nu
 function folioMapcount(machine: Machine, head: number): number {
   const phys = machine.phys;
   const f = phys.frames;
-  let n = phys.entireMapcount.get(head) ?? 0;
-  for (let i = 0, nr = 1 << f.order(head); i < nr; i++) n += f.mapcount[head + i]!;
+  const nr = 1 << f.order(head);
+  let n = nr > 1 ? (phys.entireMapcount.get(head) ?? 0) : 0; // only a large folio has huge mappings
+  for (let i = 0; i < nr; i++) n += f.mapcount[head + i]!;
   return n;
 }
 

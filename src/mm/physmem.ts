@@ -407,6 +407,7 @@ export class PhysMem {
   // ---- pins (FOLL_PIN) ----
 
   pinned(pfn: number): number {
+    if (this.pincount.size === 0) return 0; // no map lookup per page while nothing is pinned
     return this.pincount.get(this.frames.compoundHead(pfn)) ?? 0;
   }
 
