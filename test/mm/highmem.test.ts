@@ -4,9 +4,10 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  clearHighpage, copyHighpage, DevPagemap, HPAGE_PMD_ORDER, KernelError, Machine, MAP_ANONYMOUS, MAP_PRIVATE, memcpyFromPage, memcpyToPage,
+  clearHighpage, copyHighpage, DevPagemap, HPAGE_PMD_ORDER, Machine, MAP_ANONYMOUS, MAP_PRIVATE, memcpyFromPage, memcpyToPage,
   memremapPages, PAGE_SIZE, pagemap, PMD_NR, PROT_READ, PROT_WRITE, zoneDevicePageInit,
 } from '../../src/index.js';
+import { errnoOf } from './helpers.js';
 
 function world() {
   const m = new Machine({ ramBytes: 16 << 20 });
@@ -20,15 +21,6 @@ function world() {
   return { m, pgmap, first, p, a, sys, freed };
 }
 
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KernelError) return e.errno;
-    throw e;
-  }
-  return 'ok';
-}
 
 const bytesOf = (m: Machine, pfn: number, off = 0, len = 8): number[] => {
   const out = new Uint8Array(len);
@@ -51,18 +43,18 @@ describe('zone_device_page_init', () => {
   it('refuses a page in use, system RAM, a bad order, an unaligned folio, one past the pagemap, one overlapping a page in use: EINVAL, nothing changed', () => {
     const { m, first, sys } = world();
     zoneDevicePageInit(m, first + 5);
-    expect(errno(() => zoneDevicePageInit(m, first + 5))).toBe('EINVAL');
+    expect(errnoOf(() => zoneDevicePageInit(m, first + 5))).toBe('EINVAL');
     expect(m.phys.frames.refcount[first + 5]).toBe(1);
-    expect(errno(() => zoneDevicePageInit(m, sys))).toBe('EINVAL');
-    expect(errno(() => zoneDevicePageInit(m, -1))).toBe('EINVAL');
-    expect(errno(() => zoneDevicePageInit(m, first + PMD_NR, 3))).toBe('EINVAL');
-    expect(errno(() => zoneDevicePageInit(m, first + 1, HPAGE_PMD_ORDER))).toBe('EINVAL');
-    expect(errno(() => zoneDevicePageInit(m, first, HPAGE_PMD_ORDER))).toBe('EINVAL'); // page 5 of it is in use
+    expect(errnoOf(() => zoneDevicePageInit(m, sys))).toBe('EINVAL');
+    expect(errnoOf(() => zoneDevicePageInit(m, -1))).toBe('EINVAL');
+    expect(errnoOf(() => zoneDevicePageInit(m, first + PMD_NR, 3))).toBe('EINVAL');
+    expect(errnoOf(() => zoneDevicePageInit(m, first + 1, HPAGE_PMD_ORDER))).toBe('EINVAL');
+    expect(errnoOf(() => zoneDevicePageInit(m, first, HPAGE_PMD_ORDER))).toBe('EINVAL'); // page 5 of it is in use
     expect(m.phys.frames.refcount[first]).toBe(0);
     expect(m.phys.frames.order(first)).toBe(0);
     const small = new DevPagemap('coherent', { dev: 2 }, { pageFree: () => {} });
     const f2 = memremapPages(m, small, 16);
-    expect(errno(() => zoneDevicePageInit(m, f2, HPAGE_PMD_ORDER))).toBe('EINVAL'); // runs past its 16 pages
+    expect(errnoOf(() => zoneDevicePageInit(m, f2, HPAGE_PMD_ORDER))).toBe('EINVAL'); // runs past its 16 pages
   });
 });
 
@@ -91,9 +83,9 @@ describe('highmem: memcpy_to_page, memcpy_from_page, copy_highpage, clear_highpa
     const { m, sys } = world();
     const z = m.phys.zeroPfn;
     expect(bytesOf(m, z, 0, 4)).toEqual([0, 0, 0, 0]);
-    expect(errno(() => memcpyToPage(m, z, 0, new Uint8Array([1])))).toBe('EFAULT');
-    expect(errno(() => clearHighpage(m, z))).toBe('EFAULT');
-    expect(errno(() => copyHighpage(m, z, sys))).toBe('EFAULT');
+    expect(errnoOf(() => memcpyToPage(m, z, 0, new Uint8Array([1])))).toBe('EFAULT');
+    expect(errnoOf(() => clearHighpage(m, z))).toBe('EFAULT');
+    expect(errnoOf(() => copyHighpage(m, z, sys))).toBe('EFAULT');
     copyHighpage(m, sys, z);
     expect(bytesOf(m, sys, 0, 4)).toEqual([0, 0, 0, 0]);
   });
@@ -102,18 +94,18 @@ describe('highmem: memcpy_to_page, memcpy_from_page, copy_highpage, clear_highpa
     const { m, first, sys } = world();
     const idle = first + 9; // device page never taken into use
     const before = bytesOf(m, sys);
-    expect(errno(() => memcpyToPage(m, idle, 0, new Uint8Array([1])))).toBe('EINVAL');
-    expect(errno(() => memcpyFromPage(m, new Uint8Array(1), idle, 0))).toBe('EINVAL');
-    expect(errno(() => copyHighpage(m, sys, idle))).toBe('EINVAL');
-    expect(errno(() => copyHighpage(m, idle, sys))).toBe('EINVAL');
-    expect(errno(() => clearHighpage(m, idle))).toBe('EINVAL');
-    expect(errno(() => memcpyToPage(m, 1 << 30, 0, new Uint8Array([1])))).toBe('EINVAL');
-    expect(errno(() => memcpyToPage(m, 1.5, 0, new Uint8Array([1])))).toBe('EINVAL');
-    expect(errno(() => memcpyToPage(m, sys, PAGE_SIZE - 1, new Uint8Array([1, 2])))).toBe('EINVAL');
-    expect(errno(() => memcpyToPage(m, sys, -1, new Uint8Array([1])))).toBe('EINVAL');
-    expect(errno(() => memcpyToPage(m, sys, 0, new Uint8Array([1]), 2))).toBe('EINVAL');
-    expect(errno(() => memcpyFromPage(m, new Uint8Array(2), sys, 0, 3))).toBe('EINVAL');
-    expect(errno(() => memcpyFromPage(m, new Uint8Array(8), sys, PAGE_SIZE - 4))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, idle, 0, new Uint8Array([1])))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyFromPage(m, new Uint8Array(1), idle, 0))).toBe('EINVAL');
+    expect(errnoOf(() => copyHighpage(m, sys, idle))).toBe('EINVAL');
+    expect(errnoOf(() => copyHighpage(m, idle, sys))).toBe('EINVAL');
+    expect(errnoOf(() => clearHighpage(m, idle))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, 1 << 30, 0, new Uint8Array([1])))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, 1.5, 0, new Uint8Array([1])))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, sys, PAGE_SIZE - 1, new Uint8Array([1, 2])))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, sys, -1, new Uint8Array([1])))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyToPage(m, sys, 0, new Uint8Array([1]), 2))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyFromPage(m, new Uint8Array(2), sys, 0, 3))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyFromPage(m, new Uint8Array(8), sys, PAGE_SIZE - 4))).toBe('EINVAL');
     expect(bytesOf(m, sys)).toEqual(before);
     // A freed RAM page: no reference held.
     const p2 = m.spawn();
@@ -121,6 +113,6 @@ describe('highmem: memcpy_to_page, memcpy_from_page, copy_highpage, clear_highpa
     p2.write(b, new Uint8Array([1]));
     const gone = pagemap(p2.mm, b).pfn;
     p2.exit();
-    expect(errno(() => memcpyFromPage(m, new Uint8Array(1), gone, 0))).toBe('EINVAL');
+    expect(errnoOf(() => memcpyFromPage(m, new Uint8Array(1), gone, 0))).toBe('EINVAL');
   });
 });

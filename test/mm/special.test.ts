@@ -4,24 +4,16 @@
 
 import { describe, expect, it } from 'vitest';
 import {
-  allocPages, getUserPages, putUserPages, KernelError, Machine, MAP_PRIVATE, MAP_SHARED, memcpyFromPage, memcpyToPage, mmapDevice, PAGE_SIZE, pagemap,
+  allocPages, getUserPages, putUserPages, Machine, MAP_PRIVATE, MAP_SHARED, memcpyFromPage, memcpyToPage, mmapDevice, PAGE_SIZE, pagemap,
   PROT_READ, PROT_WRITE, putPage, remapPfnRange, VM_DONTDUMP, VM_DONTEXPAND, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, VM_IO, VM_MIXEDMAP,
   VM_PFNMAP, vmfInsertMixed, vmfInsertPfn, vmInsertPage, type Vma,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
+import { errnoOf } from './helpers.js';
 
 const P = PAGE_SIZE;
 const RW = PROT_READ | PROT_WRITE;
 
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KernelError) return e.errno;
-    throw e;
-  }
-  return 'ok';
-}
 
 /** A driver's buffer of n pages, each filled with its index + seed. */
 function driverPages(m: Machine, n: number, seed = 1): number[] {
@@ -65,7 +57,7 @@ describe('remap_pfn_range', () => {
     memcpyFromPage(m, out, contiguous + 3, 0);
     expect([...out]).toEqual([7]);
     expect(clean(m, contiguous, ...buf)).toEqual([]);
-    expect(errno(() => getUserPages(p.mm, a, 1))).toBe('EFAULT'); // check_vma_flags
+    expect(errnoOf(() => getUserPages(p.mm, a, 1))).toBe('EFAULT'); // check_vma_flags
     const c = p.fork(); // the child maps the same pfns, still without references
     expect(pagemap(c.mm, a + 2 * P)).toMatchObject({ kind: 'special', pfn: contiguous + 2 });
     expect([...c.read(a + 2 * P, 1)]).toEqual([42]);
@@ -96,7 +88,7 @@ describe('remap_pfn_range', () => {
     const m = new Machine({ ramBytes: 8 << 20 });
     const p = m.spawn();
     const [pfn] = driverPages(m, 1, 5);
-    expect(errno(() => mmapDevice(p.mm, 0, 2 * P, RW, MAP_PRIVATE, 0, { mmap: (vma) => remapPfnRange(vma, vma.start, pfn!, P) }))).toBe('EINVAL');
+    expect(errnoOf(() => mmapDevice(p.mm, 0, 2 * P, RW, MAP_PRIVATE, 0, { mmap: (vma) => remapPfnRange(vma, vma.start, pfn!, P) }))).toBe('EINVAL');
     const a = mmapDevice(p.mm, 0, P, RW, MAP_PRIVATE, 0, { mmap: (vma) => remapPfnRange(vma, vma.start, pfn!, P) });
     expect(p.mm.findVma(a)!.pgoff).toBe(pfn);
     expect(pagemap(p.mm, a)).toMatchObject({ kind: 'special', write: false });
@@ -111,20 +103,20 @@ describe('remap_pfn_range', () => {
     let vma: Vma | null = null;
     const a = mmapDevice(p.mm, 0, 4 * P, RW, MAP_SHARED, 0, { mmap: (v) => { vma = v; } });
     const v = vma!;
-    expect(errno(() => remapPfnRange(v, a + 1, pfn!, P))).toBe('EINVAL');
-    expect(errno(() => remapPfnRange(v, a, pfn!, 0))).toBe('EINVAL');
-    expect(errno(() => remapPfnRange(v, a + 3 * P, pfn!, 2 * P))).toBe('EINVAL');
-    expect(errno(() => remapPfnRange(v, a - P, pfn!, P))).toBe('EINVAL');
-    expect(errno(() => remapPfnRange(v, a, -1, P))).toBe('EINVAL');
-    expect(errno(() => remapPfnRange(v, a, 0.5, P))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a + 1, pfn!, P))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a, pfn!, 0))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a + 3 * P, pfn!, 2 * P))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a - P, pfn!, P))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a, -1, P))).toBe('EINVAL');
+    expect(errnoOf(() => remapPfnRange(v, a, 0.5, P))).toBe('EINVAL');
     expect(v.flags & VM_PFNMAP).toBe(0);
     remapPfnRange(v, a + P, pfn!, P);
-    expect(errno(() => remapPfnRange(v, a, pfn!, 3 * P))).toBe('EBUSY');
+    expect(errnoOf(() => remapPfnRange(v, a, pfn!, 3 * P))).toBe('EBUSY');
     expect(kindAt(p, a)).toBe('none'); // the range before the mapped page was left alone
     const anonVma = p.mm.findVma(p.mmap(0, P, RW, MAP_PRIVATE | 0x20))!;
-    expect(errno(() => remapPfnRange(anonVma, anonVma.start, pfn!, P))).toBe('EINVAL'); // not a device mapping
+    expect(errnoOf(() => remapPfnRange(anonVma, anonVma.start, pfn!, P))).toBe('EINVAL'); // not a device mapping
     const before = p.mm.vmas.size;
-    expect(errno(() => mmapDevice(p.mm, 0, 2 * P, RW, MAP_SHARED, 0, { mmap: (w) => { remapPfnRange(w, w.start, pfn!, P); remapPfnRange(w, w.start, pfn!, P); } }))).toBe('EBUSY');
+    expect(errnoOf(() => mmapDevice(p.mm, 0, 2 * P, RW, MAP_SHARED, 0, { mmap: (w) => { remapPfnRange(w, w.start, pfn!, P); remapPfnRange(w, w.start, pfn!, P); } }))).toBe('EBUSY');
     expect(p.mm.vmas.size).toBe(before);
     expect(clean(m, pfn!)).toEqual([]);
   });
@@ -177,25 +169,25 @@ describe('vm_insert_page', () => {
     let v: Vma | null = null;
     const a = mmapDevice(p.mm, 0, 2 * P, RW, MAP_SHARED, 0, { mmap: (vma) => { v = vma; } });
     const vma = v!;
-    expect(errno(() => vmInsertPage(vma, a + 2 * P, pg!))).toBe('EFAULT');
-    expect(errno(() => vmInsertPage(vma, a - P, pg!))).toBe('EFAULT');
-    expect(errno(() => vmInsertPage(vma, a + 1, pg!))).toBe('EINVAL');
+    expect(errnoOf(() => vmInsertPage(vma, a + 2 * P, pg!))).toBe('EFAULT');
+    expect(errnoOf(() => vmInsertPage(vma, a - P, pg!))).toBe('EFAULT');
+    expect(errnoOf(() => vmInsertPage(vma, a + 1, pg!))).toBe('EINVAL');
     const freed = allocPages(m, 0);
     putPage(m, freed);
-    expect(errno(() => vmInsertPage(vma, a, freed))).toBe('EINVAL');
+    expect(errnoOf(() => vmInsertPage(vma, a, freed))).toBe('EINVAL');
     const anon = p.mmap(0, P, RW, MAP_PRIVATE | 0x20);
     p.write(anon, new Uint8Array([1]));
-    expect(errno(() => vmInsertPage(vma, a, pagemap(p.mm, anon).pfn))).toBe('EINVAL');
+    expect(errnoOf(() => vmInsertPage(vma, a, pagemap(p.mm, anon).pfn))).toBe('EINVAL');
     const thp = allocPages(m, 9);
-    expect(errno(() => vmInsertPage(vma, a, thp + 1))).toBe('EINVAL');
+    expect(errnoOf(() => vmInsertPage(vma, a, thp + 1))).toBe('EINVAL');
     expect(vma.flags & VM_MIXEDMAP).toBe(0);
     expect(kindAt(p, a)).toBe('none');
     vmInsertPage(vma, a, pg!);
-    expect(errno(() => vmInsertPage(vma, a, pg!))).toBe('EBUSY');
+    expect(errnoOf(() => vmInsertPage(vma, a, pg!))).toBe('EBUSY');
     expect(m.phys.frames.refcount[pg!]).toBe(2);
     let w: Vma | null = null;
     mmapDevice(p.mm, 0, P, RW, MAP_SHARED, 0, { mmap: (vv) => { w = vv; remapPfnRange(vv, vv.start, pg!, P); } });
-    expect(errno(() => vmInsertPage(w!, w!.start, pg!))).toBe('EINVAL'); // VM_PFNMAP
+    expect(errnoOf(() => vmInsertPage(w!, w!.start, pg!))).toBe('EINVAL'); // VM_PFNMAP
     expect(clean(m, pg!, thp)).toEqual([]);
   });
 });
@@ -228,7 +220,7 @@ describe('vmf_insert_mixed and vmf_insert_pfn from a fault handler', () => {
     const vma = p.mm.findVma(a)!;
     expect(vmfInsertMixed(vma, a + 2 * P, pg!)).toBe(VM_FAULT_SIGBUS);
     expect(vmfInsertPfn(vma, a, io)).toBe(VM_FAULT_SIGBUS); // not VM_PFNMAP
-    expect(errno(() => getUserPages(p.mm, a + P, 1))).toBe('EFAULT'); // no struct page behind it
+    expect(errnoOf(() => getUserPages(p.mm, a + P, 1))).toBe('EFAULT'); // no struct page behind it
     expect(clean(m, pg!)).toEqual([]);
     putPage(m, pg!);
     p.exit();
