@@ -7,7 +7,8 @@ import type { EventQueue } from '../clock.js';
 import type { GpuCosts } from './costs.js';
 import type { HmmGpuDriver } from './driver.js';
 import { Gpu, type GpuConfig } from './gpu.js';
-import { KfdDriver, type KfdOptions } from './kfd/kfd_svm.js';
+import type { KfdOptions } from './kfd/kfd_options.js';
+import { KfdDriver } from './kfd/kfd_svm.js';
 import { NouveauDriver, type NouveauOptions } from './nouveau/nouveau_svm.js';
 import { UvmDriver, type UvmOptions } from './uvm/uvm.js';
 

@@ -8,49 +8,24 @@
 // CPU invalidation and the restore worker 1 ms later. kfd does not use drm_gpusvm
 // (src/drivers/gpusvm): it keeps its own ranges, as here.
 
-import { fail, KernelError } from '../../../mm/errno.js';
-import { VM_FAULT_SIGBUS, type VmFault } from '../../../mm/fault.js';
+import { fail } from '../../../mm/errno.js';
 import type { Machine } from '../../../mm/machine.js';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalSetSeq, type MmuNotifierRange } from '../../../mm/notifier.js';
 import type { Process } from '../../../mm/process.js';
 import { VM_WRITE, type Vma } from '../../../mm/vma.js';
 import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
 import { ACCESS_ATOMIC, ACCESS_PREFETCH, ACCESS_WRITE } from '../access.js';
-import { copyPages, evictDeviceRange, gpuMapPage, hmmRangeFaultRetry, migrateVmaToRam, migrateVmaToVram } from '../devmem.js';
+import { evictDeviceRange, gpuMapPage, hmmRangeFaultRetry } from '../devmem.js';
 import type { HmmGpuDriver } from '../driver.js';
-import type { GpuMigrateCause } from '../events.js';
 import type { Gpu, GpuDriver } from '../gpu.js';
 import { KThread, type KThreadBody } from '../kthread.js';
 import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM } from '../page_table.js';
+import { SeededRandom } from '../../../sched/random.js';
+import { GmcFaultFilter } from './gmc_filter.js';
+import { KfdMigrate } from './kfd_migrate.js';
+import { kfdOptions, type KfdOptions } from './kfd_options.js';
 import { chooseKfdEviction, SvmVram, type KfdEvictionPolicy, type SvmBo } from './svm_bo.js';
 import { SvmRange, SvmRangeList, type SvmAttrs, type SvmLocation } from './svm_range.js';
-
-export interface KfdOptions {
-  /** XNACK (HSA_XNACK=1): the GPU retries faulting accesses and the driver services them. */
-  xnack: boolean;
-  /** svm_default_granularity: log2 of the migration window in pages (9: 2 MiB; at most 0x1B). */
-  granularity: number;
-  /** AMDGPU_SVM_RANGE_RETRY_FAULT_PENDING: faults on a range validated this recently are dropped (2 ms). */
-  retryFaultPendingMs: number;
-  /** AMDGPU_SVM_RANGE_RESTORE_DELAY_MS: the restore worker runs this long after a queue eviction (1 ms). */
-  restoreDelayMs: number;
-  /**
-   * amdgpu_gmc_filter_faults: a fault on a page already pending within this window is dropped.
-   * AMDGPU_GMC_FAULT_TIMEOUT is 5000 IH timestamp ticks; 50 us assumes a 100 MHz timestamp.
-   */
-  faultFilterNs: number;
-  /** The order TTM evicts SVM BOs in: 'ttm' (default), 'lru', 'random', or your own. */
-  evict: string | KfdEvictionPolicy;
-  /** Seed of the random eviction order. */
-  seed: number;
-}
-
-export const DEFAULT_KFD_OPTIONS: KfdOptions = {
-  xnack: true, granularity: 9, retryFaultPendingMs: 2, restoreDelayMs: 1, faultFilterNs: 50_000, evict: 'ttm', seed: 1,
-};
-
-/** AMDGPU_GTT_MAX_TRANSFER_SIZE: one SDMA copy moves at most 512 pages. */
-export const AMDGPU_GTT_MAX_TRANSFER_SIZE = 512;
 
 export interface KfdStats {
   /** Fault entries read from the IH ring, and those amdgpu_gmc_filter_faults dropped. */
@@ -87,17 +62,6 @@ export class KfdOwner {
   constructor(readonly gpuId: number) {}
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * svm_range_set_max_pages: ranges registered through the ioctl are split to at most 1/32 of
  * VRAM, between 2 MiB and 1 GiB, rounded down to a power of two (in pages).
@@ -121,14 +85,11 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     migrationsToDevice: 0, migrationsToSystem: 0, pagesMigratedToDevice: 0, pagesMigratedToSystem: 0, vramFallbacks: 0, pagesMapped: 0,
     remotePagesMapped: 0, cpuFaults: 0, bosEvicted: 0, pagesEvicted: 0, queueEvictions: 0, restores: 0, restoreRetries: 0, tlbInvalidateNs: 0,
   };
-  /** The range and page index each VRAM frame backs (svm_bo and the page's zone_device_data). */
-  private readonly frameRange: (SvmRange | null)[];
-  private readonly framePage: Int32Array;
+  private readonly migration: KfdMigrate;
   private readonly byProcess = new Map<Process, SvmRangeList>();
   private readonly byAsid = new Map<number, SvmRangeList>();
   private readonly faultThread: KThread;
-  /** amdgpu_gmc_filter_faults: (asid, page) -> when it was last let through. */
-  private readonly filter = new Map<number, number>();
+  private readonly filter: GmcFaultFilter;
   /** The soft IH ring: (key, access) pairs the interrupt side let through. */
   private readonly pending: number[] = [];
   private readonly random: () => number;
@@ -137,25 +98,20 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
   private shutDown = false;
 
   constructor(readonly gpu: Gpu, options: Partial<KfdOptions> = {}) {
-    for (const k of Object.keys(options)) if (!(k in DEFAULT_KFD_OPTIONS)) fail('EINVAL', `unknown kfd option ${k}`);
-    const o: KfdOptions = { ...DEFAULT_KFD_OPTIONS, ...options };
-    if (typeof o.xnack !== 'boolean') fail('EINVAL', 'kfd option xnack must be a boolean');
-    if (!Number.isInteger(o.granularity) || o.granularity < 0 || o.granularity > 0x1b) fail('EINVAL', `kfd granularity must be an integer in 0..27, got ${String(o.granularity)}`);
-    for (const k of ['retryFaultPendingMs', 'restoreDelayMs', 'faultFilterNs'] as const) {
-      if (!(o[k] >= 0 && Number.isFinite(o[k]))) fail('EINVAL', `kfd option ${k} must be a finite number >= 0`);
-    }
+    const o = kfdOptions(options);
     if (gpu.config.vramType !== 'private') fail('EINVAL', 'kfd: device-coherent VRAM (MEMORY_DEVICE_COHERENT) is not modelled');
     this.options = o;
     this.machine = gpu.machine;
     this.eviction = chooseKfdEviction(o.evict);
-    this.random = mulberry32(o.seed);
+    const random = SeededRandom.of(o.seed);
+    this.random = () => random.float();
     this.owner = new KfdOwner(gpu.id);
     this.maxSvmRangePages = svmRangeMaxPages(gpu.config.vramBytes);
     gpu.bindDriver(this);
-    const first = gpu.vram.register(this.owner, { pageFree: (pfn) => this.pageFree(pfn), migrateToRam: (vmf) => this.migrateToRam(vmf) });
+    const first = gpu.vram.register(this.owner, { pageFree: (pfn) => this.migration.pageFree(pfn), migrateToRam: (vmf) => this.migration.migrateToRam(vmf) });
     this.vram = new SvmVram(first, gpu.vram.frames);
-    this.frameRange = new Array<SvmRange | null>(gpu.vram.frames).fill(null);
-    this.framePage = new Int32Array(gpu.vram.frames);
+    this.migration = new KfdMigrate(gpu, this.owner, this.vram, this.stats, (n, keep) => this.evictFor(n, keep));
+    this.filter = new GmcFaultFilter(o.faultFilterNs);
     this.faultThread = new KThread(gpu.queue, `kfd-faults-${gpu.id}`);
   }
 
@@ -184,7 +140,7 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     if (!svms) fail('EINVAL', `process ${process.pid} is not attached`);
     if (svms.quiesced) this.gpu.resumeQueues(svms.asid);
     for (const r of [...svms.ranges]) {
-      if (r.vramPages > 0 && !svms.mm.dead) this.migrateRangeToRam(r, r.start, r.end, 'teardown');
+      if (r.vramPages > 0 && !svms.mm.dead) this.migration.toRam(r, r.start, r.end, 'teardown');
       this.removeRange(r);
     }
     svms.dead = true;
@@ -279,8 +235,8 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     for (const r of svms.overlapping(addr, end)) {
       // Attributes apply to whole ranges here (the kernel splits ranges at the request's edges).
       Object.assign(r.attrs, attrs);
-      if (r.attrs.prefetchLoc === 'gpu') done = Math.max(done, this.migrateRangeToVram(r, r.start, r.end, 'explicit'));
-      else if (r.attrs.prefetchLoc === 'sysmem' && r.vramPages > 0) done = Math.max(done, this.migrateRangeToRam(r, r.start, r.end, 'explicit'));
+      if (r.attrs.prefetchLoc === 'gpu') done = Math.max(done, this.migration.toVram(r, r.start, r.end, 'explicit'));
+      else if (r.attrs.prefetchLoc === 'sysmem' && r.vramPages > 0) done = Math.max(done, this.migration.toRam(r, r.start, r.end, 'explicit'));
       if (r.attrs.access) this.validateAndMap(r, r.start, r.end);
     }
     return done;
@@ -390,7 +346,7 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
       for (const r of [...svms.ranges]) {
         if (r.bo !== bo) continue;
         const before = r.vramPages;
-        if (r.vramPages > 0) this.migrateRangeToRam(r, r.start, r.end, 'eviction');
+        if (r.vramPages > 0) this.migration.toRam(r, r.start, r.end, 'eviction');
         this.stats.pagesEvicted += before - r.vramPages;
         if (r.bo === bo) {
           r.bo = null;
@@ -401,149 +357,6 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     }
     const ev = this.gpu.events;
     if (ev.on.evict) ev.emit({ type: 'evict', gpu: this.gpu.id, chunk: bo.id, pages: bo.size, timeNs: this.gpu.queue.now() });
-  }
-
-  /**
-   * svm_migrate_to_vram over [start, end) of the range (each VMA in it): the range's BO is
-   * created on its first migration (svm_range_vram_node_new, the whole range's size, evicting
-   * other BOs if VRAM is short); pages move with migrate_vma (untouched pages are populated, not
-   * copied), the copies go through SDMA in runs of at most 512 pages. Returns when the copies
-   * complete, or -1 if no VRAM could be had (the caller falls back to system memory).
-   */
-  private migrateRangeToVram(r: SvmRange, start: number, end: number, cause: GpuMigrateCause): number {
-    const svms = r.svms;
-    const now = this.gpu.queue.now();
-    if (!r.bo) {
-      if (r.npages > this.vram.frames) return -1;
-      this.evictFor(r.npages, null);
-      const bo = this.vram.create(r.npages, now);
-      if (!bo) return -1; // -ENOSPC: amdgpu_amdkfd_reserve_mem_limit / TTM could not place it
-      bo.rangeRefs++;
-      r.bo = bo;
-    }
-    const bo = r.bo;
-    let done = now;
-    let moved = 0;
-    for (let a = Math.max(start, r.start); a < Math.min(end, r.end); ) {
-      const vma = svms.mm.vmas.findVma(a);
-      if (!vma || vma.start >= end) break;
-      const s = Math.max(a, vma.start);
-      const e = Math.min(end, r.end, vma.end);
-      a = e;
-      if (!vma.isAnonymous() || vma.isHugetlb()) continue; // migrate_vma moves anonymous memory only
-      const base = r.pageIndex(s);
-      const res = migrateVmaToVram(this.gpu, vma, s, e, this.owner, (k) => r.vramPfn[base + k]! < 0, () => this.vram.allocPage(bo));
-      const copied: number[] = [];
-      for (let i = 0; i < res.pages.length; i++) {
-        const p = base + res.pages[i]!;
-        const pfn = res.frames[i]!;
-        const f = pfn - this.vram.firstPfn;
-        r.vramPfn[p] = pfn;
-        r.vramPages++;
-        this.frameRange[f] = r;
-        this.framePage[f] = p;
-        if (res.copied[i]) copied.push(res.pages[i]!);
-      }
-      moved += res.pages.length;
-      done = Math.max(done, copyPages(this.gpu, svms.asid, s, copied, 'htod', cause, AMDGPU_GTT_MAX_TRANSFER_SIZE, now));
-    }
-    if (moved > 0) {
-      r.actualLoc = 'gpu';
-      this.stats.migrationsToDevice++;
-      this.stats.pagesMigratedToDevice += moved;
-    }
-    return done;
-  }
-
-  /**
-   * svm_migrate_vram_to_ram over [start, end) of the range: its VRAM pages come back through
-   * migrate_vma (MIGRATE_VMA_SELECT_DEVICE_PRIVATE), in `vma` if given (a CPU fault, maybe a
-   * forked child's) or in each VMA of the process. With no VRAM page left, the range lets go
-   * of its BO (svm_range_vram_node_free). Returns when the copies complete.
-   */
-  private migrateRangeToRam(r: SvmRange, start: number, end: number, cause: GpuMigrateCause, faultPage = -1, vmaOf: Vma | null = null): number {
-    const now = this.gpu.queue.now();
-    let done = now;
-    let moved = 0;
-    const mm = vmaOf?.mm ?? r.svms.mm;
-    for (let a = Math.max(start, r.start); a < Math.min(end, r.end); ) {
-      const vma = vmaOf ?? mm.vmas.findVma(a);
-      if (!vma || vma.start >= end || vma.end <= a) break;
-      const s = Math.max(a, vma.start);
-      const e = Math.min(end, r.end, vma.end);
-      a = e;
-      const sources: number[] = [];
-      const pages = migrateVmaToRam(this.gpu, vma, s, e, this.owner, faultPage, () => true, null, sources);
-      moved += pages.length;
-      // vram_pages counts what the migration moved; a page another process still maps (a
-      // forked child's COW copy) stays the range's until its page_free.
-      const base = r.pageIndex(s);
-      const mapcount = this.machine.phys.frames.mapcount;
-      for (let i = 0; i < pages.length; i++) {
-        const p = base + pages[i]!;
-        if (r.vramPfn[p] === sources[i] && mapcount[sources[i]!] === 0) {
-          r.vramPfn[p] = -1;
-          r.vramPages--;
-        }
-      }
-      done = Math.max(done, copyPages(this.gpu, r.svms.asid, s, pages, 'dtoh', cause, AMDGPU_GTT_MAX_TRANSFER_SIZE, now));
-      if (vmaOf) break;
-    }
-    if (moved > 0) {
-      this.stats.migrationsToSystem++;
-      this.stats.pagesMigratedToSystem += moved;
-    }
-    this.maybeReleaseBo(r);
-    return done;
-  }
-
-  private maybeReleaseBo(r: SvmRange): void {
-    if (r.vramPages > 0) return;
-    r.actualLoc = 'sysmem';
-    if (r.bo) {
-      const bo = r.bo;
-      r.bo = null;
-      this.vram.unrefRange(bo);
-    }
-  }
-
-  // ---- dev_pagemap_ops ----
-
-  /** svm_migrate_page_free: the page's frame goes back to its BO. */
-  pageFree(pfn: number): void {
-    const f = pfn - this.vram.firstPfn;
-    const r = this.frameRange[f];
-    if (r) {
-      const p = this.framePage[f]!;
-      if (r.vramPfn[p] === pfn) {
-        r.vramPfn[p] = -1;
-        r.vramPages--;
-      }
-      this.frameRange[f] = null;
-    }
-    this.vram.freePage(pfn);
-  }
-
-  /**
-   * svm_migrate_to_ram: the CPU touched a VRAM page. The granularity window around it (clipped
-   * to its range and the faulting VMA) comes back, in the faulting process's VMA (a forked
-   * child's COW mapping included). A page whose range is gone cannot be placed: SIGBUS.
-   */
-  migrateToRam(vmf: VmFault): number {
-    const f = vmf.page - this.vram.firstPfn;
-    const r = f >= 0 && f < this.vram.frames ? this.frameRange[f] : null;
-    if (!r || r.removed) return VM_FAULT_SIGBUS;
-    this.stats.cpuFaults++;
-    const [ws, we] = r.window(vmf.address);
-    const s = Math.max(ws, vmf.vma.start);
-    const e = Math.min(we, vmf.vma.end);
-    try {
-      this.migrateRangeToRam(r, s, e, 'cpu-fault', vmf.page, vmf.vma);
-    } catch (err) {
-      if (err instanceof KernelError) return VM_FAULT_SIGBUS;
-      throw err;
-    }
-    return 0;
   }
 
   // ---- CPU invalidations ----
@@ -653,15 +466,11 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
         get = get + 1 === fb.maxFaults ? 0 : get + 1;
         this.stats.faults++;
         if (access === ACCESS_PREFETCH) continue; // a prefetch never stalls a warp: nothing waits on it
-        const key = asid * 2 ** 36 + addr / 4096;
-        const seen = this.filter.get(key);
-        if (seen !== undefined && now - seen < this.options.faultFilterNs) {
+        const key = GmcFaultFilter.key(asid, addr);
+        if (!this.filter.pass(key, now)) {
           this.stats.faultsFiltered++;
           continue;
         }
-        this.filter.delete(key);
-        this.filter.set(key, now);
-        if (this.filter.size > 256) this.filter.delete(this.filter.keys().next().value!); // AMDGPU_GMC_FAULT_RING_ORDER 8
         pending.push(key);
         pending.push(access);
       }
@@ -672,13 +481,13 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
       for (let i = 0; i < work.length; i += 2) {
         const key = work[i]!;
         const access = work[i + 1]!;
-        const asid = Math.floor(key / 2 ** 36);
-        const addr = (key - asid * 2 ** 36) * 4096;
+        const asid = GmcFaultFilter.asidOf(key);
+        const addr = GmcFaultFilter.addrOf(key);
         const t0 = this.gpu.queue.now();
         const fatal = this.stats.fatalFaults;
         yield costs.perFaultNs;
         yield* this.restorePages(asid, addr, access === ACCESS_WRITE || access === ACCESS_ATOMIC, access === ACCESS_ATOMIC);
-        this.filter.delete(key); // amdgpu_gmc_filter_faults_remove: the next retry of this page gets through
+        this.filter.remove(key);
         // A "batch" of one: kfd services faults one at a time.
         const ev = this.gpu.events;
         if (ev.on.batch) {
@@ -727,7 +536,7 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     const best = r.attrs.preferredLoc === 'sysmem' ? 'sysmem' : 'gpu';
     const [ws, we] = r.window(addr);
     if (r.actualLoc !== best) {
-      let done = best === 'gpu' ? this.migrateRangeToVram(r, ws, we, 'fault') : this.migrateRangeToRam(r, ws, we, 'fault');
+      let done = best === 'gpu' ? this.migration.toVram(r, ws, we, 'fault') : this.migration.toRam(r, ws, we, 'fault');
       if (done < 0) {
         this.stats.vramFallbacks++;
         done = gpu.queue.now();
@@ -740,7 +549,7 @@ export class KfdDriver implements GpuDriver, HmmGpuDriver {
     // take the fault again, forever.
     const p = r.pageIndex(addr);
     if (write && r.vramPfn[p]! >= 0 && !this.cpuWritable(svms, addr)) {
-      const done = this.migrateRangeToRam(r, addr, addr + 4096, 'fault');
+      const done = this.migration.toRam(r, addr, addr + 4096, 'fault');
       if (done > gpu.queue.now()) yield done - gpu.queue.now();
       if (r.removed) return;
     }

@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../../../src/mm/constants.js';
 import { K_DEVICE_PRIVATE, KIND_MASK, type PtSlot } from '../../../../src/mm/pagetable.js';
 import { ACCESS_ATOMIC, ACCESS_READ, ACCESS_WRITE } from '../../../../src/drivers/gpu/access.js';
-import { KfdDriver, svmRangeMaxPages, type KfdOptions } from '../../../../src/drivers/gpu/kfd/kfd_svm.js';
+import type { KfdOptions } from '../../../../src/drivers/gpu/kfd/kfd_options.js';
+import { KfdDriver, svmRangeMaxPages } from '../../../../src/drivers/gpu/kfd/kfd_svm.js';
 import { PTE_SYSMEM, PTE_VALID, type GpuPtLeaf } from '../../../../src/drivers/gpu/page_table.js';
 import type { GpuConfig } from '../../../../src/drivers/gpu/gpu.js';
 import type { Process } from '../../../../src/mm/process.js';
+import { errnoOf } from '../../../mm/helpers.js';
 import { DataCheck, expectConsistent, listProgram, makeRig, seqProgram, sweepKernel } from '../helpers.js';
 
 const MiB = 1 << 20;
@@ -45,6 +47,22 @@ function teardown(s: ReturnType<typeof setup>): void {
   expect(s.rig.machine.phys.usedRamFrames).toBe(0);
   expect(s.kfd.vram.usedFrames).toBe(0);
 }
+
+describe('kfd: options', () => {
+  it('a bad option is EINVAL naming it, before the driver binds to the GPU', () => {
+    const rig = makeRig({});
+    const bad: [Partial<KfdOptions>, RegExp][] = [
+      [{ granularity: 28 }, /granularity/], [{ xnack: 1 as unknown as boolean }, /xnack/], [{ faultFilterNs: -1 }, /faultFilterNs/],
+      [{ seed: -1 }, /seed/], [{ seed: 0.5 }, /seed/], [{ nope: 1 } as Partial<KfdOptions>, /unknown kfd option nope/],
+    ];
+    for (const [o, msg] of bad) {
+      expect(() => new KfdDriver(rig.gpu, o)).toThrow(msg);
+      expect(errnoOf(() => new KfdDriver(rig.gpu, o))).toBe('EINVAL');
+    }
+    // Nothing was bound: a good driver still binds.
+    expect(new KfdDriver(rig.gpu, { seed: 2 ** 53 - 1 }).options.seed).toBe(2 ** 53 - 1);
+  });
+});
 
 describe('kfd: ranges and the granularity window', () => {
   it('svm_range_restore_pages: the first GPU touch creates a 2 MiB range and migrates its 2 MiB window (svm_default_granularity 9)', () => {
