@@ -194,7 +194,7 @@ export function simRows(o: SimBenchOptions): Row[] {
     row.met = row.hmmsim.cold!.median >= 20e6 && row.hmmsim.steady.median >= 20e6;
     const i = cold[0]!.info as Record<string, number>;
     const pct = (x: number): string => `${((100 * x) / i.accesses!).toFixed(0)}%`;
-    row.note = `kernels 2-6 of stream, all resident: ${i.accesses} accesses per run, ${pct(i.utlbHits!)} uTLB hits, ${pct(i.walks!)} walk the page table (4 KiB leaves; a warp runs on another SM's uTLB from one kernel to the next)`;
+    row.note = `kernels 2-6 of stream, all resident: ${i.accesses} accesses per run, ${pct(i.utlbHits!)} uTLB hits, ${pct(i.walks!)} walk the page table`;
   });
   measure(`GPU sim: faults serviced end to end (ra ${size} MiB, 100%, no prefetch)`, 'faults/s', 'faults', size, true, (row, cold) => {
     const i = cold[0]!.info;

@@ -66,6 +66,8 @@ export class Warp {
 export class KernelRun {
   readonly warps: Warp[] = [];
   remaining = 0;
+  /** The SM the kernel's next warp tries first (SmArray.dispatch). */
+  nextSm = 0;
   endNs = -1;
   error: string | null = null;
   private readonly waiters: Array<(run: KernelRun) => void> = [];
@@ -99,8 +101,11 @@ export interface SmStats {
 export class SmArray {
   private nextWarpId = 0;
   /** Warps waiting for an SM slot, in launch order. */
-  private readonly waiting: Warp[] = [];
-  private readonly freeSlots: number[];
+  private waiting: Warp[] = [];
+  private waitHead = 0;
+  /** Free warp slots per SM, and in all. */
+  private readonly freeSlots: Int32Array;
+  private freeTotal: number;
   /** Access buffers of warps that finished, for the next warps to get a slot. */
   private readonly chunkPool: AccessChunk[] = [];
   /** Warps stalled on a fault, woken by the next replay. */
@@ -113,8 +118,8 @@ export class SmArray {
   readonly stats: SmStats = { accesses: 0, remoteAccesses: 0, faultsRaised: 0, prefetchFaultsRaised: 0, stallNs: 0, stalls: 0 };
 
   constructor(private readonly gpu: Gpu, private readonly queue: EventQueue, readonly sms: number, readonly warpsPerSm: number, readonly smsPerUtlb: number) {
-    this.freeSlots = [];
-    for (let w = warpsPerSm - 1; w >= 0; w--) for (let s = sms - 1; s >= 0; s--) this.freeSlots.push(s);
+    this.freeSlots = new Int32Array(sms).fill(warpsPerSm);
+    this.freeTotal = sms * warpsPerSm;
   }
 
   launch(kernel: GpuKernel, asid: number): KernelRun {
@@ -131,12 +136,33 @@ export class SmArray {
     return run;
   }
 
-  /** Put waiting warps on free SM slots. */
+  /**
+   * Put waiting warps on free SM slots, in launch order. A kernel's warps go round-robin over
+   * the SMs from SM 0, skipping SMs with no free slot: on an idle GPU warp i lands on SM
+   * i mod sms, launch after launch (the block scheduler's fixed issue order; GPGPU-Sim's
+   * issue_block2core visits the cores round-robin); while slots are busy a waiting warp takes
+   * whichever SM frees one.
+   */
   private dispatch(): void {
-    while (this.waiting.length > 0 && this.freeSlots.length > 0) {
-      const w = this.waiting.shift()!;
+    const free = this.freeSlots;
+    const sms = this.sms;
+    while (this.waitHead < this.waiting.length && this.freeTotal > 0) {
+      const w = this.waiting[this.waitHead++]!;
+      if (this.waitHead === this.waiting.length) {
+        this.waiting = [];
+        this.waitHead = 0;
+      } else if (this.waitHead >= 4096 && this.waitHead * 2 >= this.waiting.length) {
+        this.waiting = this.waiting.slice(this.waitHead);
+        this.waitHead = 0;
+      }
       if (w.state !== WARP_WAITING) continue;
-      w.sm = this.freeSlots.pop()!;
+      const run = w.run;
+      let sm = run.nextSm;
+      while (free[sm] === 0) sm = sm + 1 === sms ? 0 : sm + 1;
+      run.nextSm = sm + 1 === sms ? 0 : sm + 1;
+      free[sm]!--;
+      this.freeTotal--;
+      w.sm = sm;
       w.utlbId = Math.floor(w.sm / this.smsPerUtlb);
       w.utlb = this.gpu.mmu.utlbs[w.utlbId]!;
       if (this.chunkPool.length === 0) this.chunkPool.push(...AccessChunk.many(64));
@@ -253,7 +279,8 @@ export class SmArray {
     w.state = state;
     w.time = t;
     if (w.sm >= 0) {
-      this.freeSlots.push(w.sm);
+      this.freeSlots[w.sm]!++;
+      this.freeTotal++;
       w.sm = -1;
     }
     if (w.chunk) {

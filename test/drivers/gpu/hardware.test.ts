@@ -369,6 +369,40 @@ describe('SMs: fault and stall, replay, cancel', () => {
     expect(run.endNs).toBeLessThan(3 * 100 * 120);
   });
 
+  it('on an idle GPU warp i of every launch runs on SM i mod sms (the block scheduler\'s round-robin issue), however the last launch\'s warps ended', () => {
+    const { engine, gpu, vs } = rig({ sms: 4, warpsPerSm: 2, smsPerUtlb: 1 });
+    gpu.mmu.map(vs, 1, 1001, SIZE_4K, PROT_READ);
+    const seen: number[][] = [];
+    gpu.observeAccesses((w) => {
+      (seen[w.run.warps.indexOf(w) + 8 * (gpu.sms.runs.indexOf(w.run))] ??= []).push(w.sm);
+    });
+    for (let k = 0; k < 3; k++) {
+      // warp i ends before warp i + 1 (the order that put warp 0 of the next launch on the last SM freed)
+      const warps = Array.from({ length: 8 }, (_, i) => listProgram(Array.from({ length: (i + 1) * 10 }, () => [1, ACCESS_READ] as [number, AccessType])));
+      const run = gpu.launch({ name: `k${k}`, warps }, vs);
+      engine.run();
+      expect(run.done).toBe(true);
+    }
+    for (let k = 0; k < 3; k++) {
+      for (let i = 0; i < 8; i++) expect(new Set(seen[8 * k + i]), `launch ${k} warp ${i}`).toEqual(new Set([i % 4]));
+    }
+    // so a grid-stride warp finds its translations in its own uTLB again: all but the first launch's walks hit
+    expect(gpu.mmu.stats.walks).toBe(1);
+  });
+
+  it('while slots are busy a waiting warp takes the SM that frees one', () => {
+    const { engine, gpu, vs } = rig({ sms: 2, warpsPerSm: 1, smsPerUtlb: 1 });
+    gpu.mmu.map(vs, 1, 1001, SIZE_4K, PROT_READ);
+    const sms = new Map<number, number>();
+    gpu.observeAccesses((w) => sms.set(w.id, w.sm));
+    // 100 ns an access: warp 1 ends (and frees SM 1) several quanta before warp 0
+    const len = [1000, 100, 100];
+    const run = gpu.launch({ name: 'k', warps: len.map((n) => listProgram(Array.from({ length: n }, () => [1, ACCESS_READ] as [number, AccessType]), 100)) }, vs);
+    engine.run();
+    expect(run.done).toBe(true);
+    expect(run.warps.map((w) => sms.get(w.id))).toEqual([0, 1, 1]);
+  });
+
   it('costs: a uTLB miss pays the L2 hit, an L2 miss the walk; remote accesses pay the interconnect', () => {
     const { engine, gpu, vs } = rig({ sms: 1, smsPerUtlb: 1 });
     gpu.mmu.map(vs, 1, 1001, SIZE_4K, PROT_READ | PTE_SYSMEM);
