@@ -32,8 +32,7 @@ export class PageGather {
   }
   /** tlb_finish_mmu: drop the references. */
   flush(mm: Mm): void {
-    const phys = mm.machine.phys;
-    for (let i = 0; i < this.n; i++) phys.putPage(this.pfns[i]!);
+    mm.machine.phys.releasePages(this.pfns, this.n);
     this.n = 0;
   }
 }

@@ -207,6 +207,28 @@ export class PhysMem {
     for (let p = pfn; p < pfn + n; p++) if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
     f.reset(pfn, n);
     f.refcount[pfn] = 0;
+    this.mergeFree(pfn, order);
+  }
+
+  /**
+   * A run of frames [s, e) whose last references went (data released, off the LRU), to the
+   * buddy allocator as its naturally aligned blocks, largest first. The free lists end as
+   * freeing the frames one by one in order leaves them: the frames of an aligned block are
+   * freed one after another, so their merges stay inside it until the block is whole.
+   */
+  private freeRun(s: number, e: number): void {
+    this.frames.reset(s, e - s);
+    for (let p = s; p < e; ) {
+      let order = 0;
+      while (order < MAX_ORDER && (p & ((2 << order) - 1)) === 0 && p + (2 << order) <= e) order++;
+      this.mergeFree(p, order);
+      p += 1 << order;
+    }
+  }
+
+  /** __free_one_page: a free block of frames already reset, merged with its free buddies. */
+  private mergeFree(pfn: number, order: number): void {
+    const f = this.frames;
     while (order < MAX_ORDER) {
       const buddy = pfn ^ (1 << order);
       if (buddy >= this.ramFrames || !(f.flags[buddy]! & PG_buddy) || f.order(buddy) !== order) break;
@@ -251,6 +273,41 @@ export class PhysMem {
     if (flags & PG_lru) this.lru.del(head);
     if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: false });
     this.freeBlock(head, order);
+  }
+
+  /**
+   * release_pages (free_pages_and_swap_cache, as tlb_finish_mmu frees a gather): put_page on
+   * pfns[0..n). A small RAM page whose last reference goes leaves its LRU list and its data at
+   * once, and joins a run of consecutive freed frames that goes to the buddy allocator whole
+   * (freeRun); folios, device pages and a listened-to `free` event take put_page's path.
+   */
+  releasePages(pfns: Int32Array, n: number): void {
+    const f = this.frames;
+    const refcount = f.refcount;
+    const flags = f.flags;
+    const dataSlot = f.dataSlot;
+    const slow = this.events.on.free ? -1 : PG_head | PG_tail | PG_device | PG_reserved;
+    let runStart = 0;
+    let runEnd = 0; // [runStart, runEnd): freed frames not yet given to the buddy allocator
+    for (let i = 0; i < n; i++) {
+      const pfn = pfns[i]!;
+      const fl = flags[pfn]!;
+      if (fl & slow || refcount[pfn]! <= 0) {
+        if (runEnd > runStart) this.freeRun(runStart, runEnd);
+        runStart = runEnd = 0;
+        this.putPage(pfn);
+        continue;
+      }
+      if (--refcount[pfn]! > 0) continue;
+      if (fl & PG_lru) this.lru.del(pfn);
+      if (dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
+      if (pfn !== runEnd) {
+        if (runEnd > runStart) this.freeRun(runStart, runEnd);
+        runStart = pfn;
+      }
+      runEnd = pfn + 1;
+    }
+    if (runEnd > runStart) this.freeRun(runStart, runEnd);
   }
 
   private freeDevicePage(head: number, order: number): void {
