@@ -107,21 +107,31 @@ export class GpuMmu {
    * kept: the retried access walks again after the replay.
    */
   translate(asid: number, vpn: number, type: AccessType, utlbId: number): number {
-    const need = ACCESS_REQUIRED[type]!;
     const u = this.utlbs[utlbId]!;
     const s = u.lookup(asid, vpn);
-    if (s >= 0) {
-      if ((u.flagsOf(s) & need) === need) {
-        this.stats.utlbHits++;
-        this.slot = s;
-        this.extraNs = 0;
-        return XLATE_HIT;
-      }
-      u.drop(s);
-      const l = this.l2.lookup(asid, vpn);
-      if (l >= 0) this.l2.drop(l);
-      return FAULT_TYPE_PROTECTION;
-    }
+    if (s < 0) return this.translateMiss(asid, vpn, type, utlbId);
+    if ((u.flagsOf(s) & ACCESS_REQUIRED[type]!) !== ACCESS_REQUIRED[type]!) return this.protectionFault(utlbId, s, asid, vpn);
+    this.stats.utlbHits++;
+    this.slot = s;
+    this.extraNs = 0;
+    return XLATE_HIT;
+  }
+
+  /**
+   * uTLB slot s of utlbId translates vpn without the permission the access needs: drop it (and
+   * the L2 entry), so that the retried access walks again. Returns FAULT_TYPE_PROTECTION.
+   */
+  protectionFault(utlbId: number, s: number, asid: number, vpn: number): number {
+    this.utlbs[utlbId]!.drop(s);
+    const l = this.l2.lookup(asid, vpn);
+    if (l >= 0) this.l2.drop(l);
+    return FAULT_TYPE_PROTECTION;
+  }
+
+  /** translate after a uTLB miss (the SMs look their uTLB up themselves): the L2 TLB, then the walk. */
+  translateMiss(asid: number, vpn: number, type: AccessType, utlbId: number): number {
+    const need = ACCESS_REQUIRED[type]!;
+    const u = this.utlbs[utlbId]!;
     this.stats.utlbMisses++;
     const l = this.l2.lookup(asid, vpn);
     if (l >= 0) {

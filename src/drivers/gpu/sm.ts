@@ -187,6 +187,7 @@ export class SmArray {
     const chunkLast = this.chunkLastNs;
     const stats = this.stats;
     const asid = w.run.asid;
+    const utlbId = w.utlbId;
     const u = w.utlb!;
     const keys = u.key;
     const meta = u.meta;
@@ -198,61 +199,63 @@ export class SmArray {
     const horizon = t + gpu.quantumNs;
     let idx = w.idx;
     let len = w.len;
+    // the warp's last translation: its uTLB slot, valid while the slot's tag is still slotKey
+    let slot = w.slot;
+    let slotKey = w.slotKey;
+    let slotBase = w.slotBase;
+    let slotEnd = w.slotEnd;
     for (;;) {
       if (idx >= len) {
         len = w.len = w.program.next(chunk);
-        idx = w.idx = 0;
-        if (len === 0) {
-          this.finishWarp(w, t, WARP_DONE);
-          return;
-        }
+        idx = 0;
+        if (len === 0) break;
       }
       const addr = addrs[idx]!;
-      const type = types[idx]! as AccessType;
+      const type = types[idx]!;
       t += computeNs[idx]!;
-      const vpn = Math.floor(addr / 4096);
+      const vpn = Math.floor(addr * (1 / 4096));
       const need = L_ACCESS_REQUIRED[type]!;
-      // the warp's last translation, if its slot still holds it (word 0 never satisfies need)
-      let s = w.slot;
-      let word = s >= 0 && vpn >= w.slotBase && vpn < w.slotEnd && keys[s] === w.slotKey ? meta[2 * s + 1]! : 0;
+      let s = slot;
+      // word 0 (an empty slot, or not the last translation) never satisfies need
+      let word = vpn >= slotBase && vpn < slotEnd && keys[s] === slotKey ? meta[2 * s + 1]! : 0;
       if (word >>> L_ASID_SHIFT === asid && (word & need) === need) {
         u.touch(s);
         mmuStats.utlbHits++;
       } else {
-        const r = mmu.translate(asid, vpn, type, w.utlbId);
-        if (r !== L_XLATE_HIT) {
-          w.idx = idx;
-          if (type === L_ACCESS_PREFETCH) {
+        s = u.lookup(asid, vpn);
+        if (s >= 0 && ((word = meta[2 * s + 1]!) & need) === need) {
+          mmuStats.utlbHits++;
+        } else {
+          const r = s >= 0 ? mmu.protectionFault(utlbId, s, asid, vpn) : mmu.translateMiss(asid, vpn, type as AccessType, utlbId);
+          if (r !== L_XLATE_HIT) {
+            if (type !== L_ACCESS_PREFETCH) {
+              this.stall(w, idx, t, slot, slotKey, slotBase, slotEnd);
+              gpu.raiseFault(w, addr, type as AccessType, r, t);
+              return;
+            }
+            w.idx = idx;
             if (gpu.prefetchFaultsEnabled) {
               stats.prefetchFaultsRaised++;
-              gpu.raiseFault(w, addr, type, r, t);
+              gpu.raiseFault(w, addr, type as AccessType, r, t);
             }
             idx++;
             continue;
           }
-          stats.faultsRaised++;
-          stats.stalls++;
-          w.state = WARP_STALLED;
-          w.time = t;
-          w.stallSince = t;
-          this.stalled.push(w);
-          gpu.raiseFault(w, addr, type, r, t);
-          return;
+          s = mmu.slot;
+          t += mmu.extraNs;
+          word = meta[2 * s + 1]!;
         }
-        s = mmu.slot;
-        t += mmu.extraNs;
-        word = meta[2 * s + 1]!;
-        w.slot = s;
-        w.slotKey = keys[s]!;
-        w.slotBase = u.baseVpn(s);
-        w.slotEnd = w.slotBase + L_SIZE_PAGES[(word >>> L_SIZE_SHIFT) & 3]!;
+        slot = s;
+        slotKey = keys[s]!;
+        slotBase = Math.floor(slotKey * 0.25);
+        slotEnd = slotBase + L_SIZE_PAGES[(word >>> L_SIZE_SHIFT) & 3]!;
       }
       idx++;
       w.accesses++;
       if (type === L_ACCESS_PREFETCH) continue;
       stats.accesses++;
       t += vramNs;
-      const pfn = meta[2 * s]! + (vpn - w.slotBase);
+      const pfn = meta[2 * s]! + (vpn - slotBase);
       if (word & L_PTE_SYSMEM) {
         t += remoteNs;
         stats.remoteAccesses++;
@@ -264,15 +267,36 @@ export class SmArray {
       }
       if (observer) {
         w.idx = idx;
-        observer(w, addr, type, pfn);
+        observer(w, addr, type as AccessType, pfn);
       }
       if (t >= horizon) {
+        w.slot = slot;
+        w.slotKey = slotKey;
+        w.slotBase = slotBase;
+        w.slotEnd = slotEnd;
         w.idx = idx;
         w.time = t;
         this.queue.at(t, w.step);
         return;
       }
     }
+    w.idx = idx;
+    this.finishWarp(w, t, WARP_DONE);
+  }
+
+  /** Warp w stalls on the fault of its access idx at time t (it retries that access after a replay). */
+  private stall(w: Warp, idx: number, t: number, slot: number, slotKey: number, slotBase: number, slotEnd: number): void {
+    w.slot = slot;
+    w.slotKey = slotKey;
+    w.slotBase = slotBase;
+    w.slotEnd = slotEnd;
+    w.idx = idx;
+    this.stats.faultsRaised++;
+    this.stats.stalls++;
+    w.state = WARP_STALLED;
+    w.time = t;
+    w.stallSince = t;
+    this.stalled.push(w);
   }
 
   private finishWarp(w: Warp, t: number, state: number): void {

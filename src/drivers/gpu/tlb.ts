@@ -117,21 +117,28 @@ export class Tlb {
 
   /** The slot translating vpn in address space asid, or -1. A hit refreshes the slot's LRU position. */
   lookup(asid: number, vpn: number): number {
+    // one probe per leaf size the TLB holds, smallest first (a leaf's tag is its base vpn * 4 + size)
+    const vb = this.validBySize;
+    let w = -1;
+    if (vb[0] !== 0) w = this.probe(vpn, vpn * 4, asid);
+    if (w < 0 && vb[1] !== 0) {
+      const q = Math.floor(vpn * 0.0625);
+      w = this.probe(q, q * 64 + 1, asid);
+    }
+    if (w < 0 && vb[2] !== 0) {
+      const q = Math.floor(vpn * 0.001953125);
+      w = this.probe(q, q * 2048 + 2, asid);
+    }
+    if (w >= 0) this.stamp[w] = this.tick();
+    return w;
+  }
+
+  /** The slot of leaf number `leaf`'s set holding tag `key` for asid, or -1. */
+  private probe(leaf: number, key: number, asid: number): number {
     const keys = this.key;
-    const meta = this.meta;
-    const ways = this.ways;
-    for (let s = 0; s < 3; s++) {
-      if (this.validBySize[s] === 0) continue;
-      const n = L_SIZE_PAGES[s as LeafSize]!;
-      const q = n === 1 ? vpn : Math.floor(vpn / n);
-      const key = q * n * 4 + s;
-      const first = tlbSetIndex(q, asid, this.sets, this.setBits) * ways;
-      for (let w = first, e = first + ways; w < e; w++) {
-        if (keys[w] === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
-          this.stamp[w] = this.tick();
-          return w;
-        }
-      }
+    const first = tlbSetIndex(leaf, asid, this.sets, this.setBits) * this.ways;
+    for (let w = first, e = first + this.ways; w < e; w++) {
+      if (keys[w] === key && this.meta[2 * w + 1]! >>> ASID_SHIFT === asid) return w;
     }
     return -1;
   }
