@@ -366,29 +366,42 @@ function tryToMigrate(machine: Machine, head: number): void {
     if (f.mapcount[p] === 0 && p !== head) continue;
     // One entry (the common case) is read from the frame itself, with no array built.
     const count = machine.rmap.count(p);
-    if (count === 0) continue;
-    const list = count === 1 ? null : machine.rmap.entries(p);
-    const n = list ? list.length / 2 : 1;
-    for (let e = 0; e < n; e++) {
-      const key = list ? list[2 * e + 1]! : f.rmapKey[p]!;
-      const level = keyLevel(key);
-      const mm = machine.mmById(list ? list[2 * e]! : f.rmapMm[p]!);
-      if (!mm) continue;
-      const vpn = keyVpn(key);
-      mm.pt.lookup(vpn, slot);
-      if (slot.level !== level) continue;
-      const node = slot.node;
-      const idx = slot.idx;
-      const flg = ptFlags(node, idx);
-      const kind = entryKind(flg);
-      if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || ptVal(node, idx) !== p) continue;
-      const r = mm.invalidateStart('CLEAR', vpn * PAGE_SIZE, (vpn + LEVEL_PAGES[level]!) * PAGE_SIZE);
-      if (pteDirty(flg)) machine.phys.setDirty(p);
-      if (level === 0) installMigrationEntry(mm, node, idx, p, pteWrite(flg));
-      else installPmdMigrationEntry(mm, node, idx, p, pteWrite(flg));
-      mm.invalidateEnd(r);
+    if (count === 1) tryToMigrateOne(machine, p, f.rmapMm[p]!, f.rmapKey[p]!);
+    else if (count > 1) {
+      const list = machine.rmap.entries(p);
+      for (let e = 0; e < list.length; e += 2) tryToMigrateOne(machine, p, list[e]!, list[e + 1]!);
     }
   }
+}
+
+/** try_to_migrate_one for the entry of page p at `key` in mm `mmId`, if it still maps p. */
+function tryToMigrateOne(machine: Machine, p: number, mmId: number, key: number): void {
+  const mm = machine.mmById(mmId);
+  if (!mm) return;
+  const level = keyLevel(key);
+  const vpn = keyVpn(key);
+  const node = entryTable(mm, vpn, level);
+  if (!node) return;
+  const idx = level === 0 ? vpn & 511 : slot.idx;
+  const flg = ptFlags(node, idx);
+  const kind = entryKind(flg);
+  if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || ptVal(node, idx) !== p) return;
+  const r = mm.invalidateStart('CLEAR', vpn * PAGE_SIZE, (vpn + LEVEL_PAGES[level]!) * PAGE_SIZE);
+  if (pteDirty(flg)) machine.phys.setDirty(p);
+  if (level === 0) installMigrationEntry(mm, node, idx, p, pteWrite(flg));
+  else installPmdMigrationEntry(mm, node, idx, p, pteWrite(flg));
+  mm.invalidateEnd(r);
+}
+
+/**
+ * The table holding the entry at `level` for vpn, or null if the walk ends above it. A PTE
+ * table comes from the page table's last-table cache (a range's pages share theirs); for a
+ * higher level the entry's index is left in `slot`.
+ */
+function entryTable(mm: Mm, vpn: number, level: number): PtNode | null {
+  if (level === 0) return mm.pt.pteTable(vpn) ?? null;
+  mm.pt.lookup(vpn, slot);
+  return slot.level === level ? slot.node : null;
 }
 
 /**
@@ -420,41 +433,43 @@ export function removeMigrationPtes(machine: Machine, old: number, folio: number
   const nr = 1 << f.order(old);
   for (let k = 0; k < nr; k++) {
     const o = old + k;
-    const page = folio + k;
     // One entry (the common case) is read from the frame itself, with no array built.
     const count = machine.rmap.count(o);
-    if (count === 0) continue;
-    const list = count === 1 ? null : machine.rmap.entries(o);
-    const n = list ? list.length / 2 : count;
-    for (let e = 0; e < n; e++) {
-      const mmId = list ? list[2 * e]! : f.rmapMm[o]!;
-      const key = list ? list[2 * e + 1]! : f.rmapKey[o]!;
-      const level = keyLevel(key);
-      const mm = machine.mmById(mmId);
-      if (!mm) continue;
-      const vpn = keyVpn(key);
-      mm.pt.lookup(vpn, slot);
-      const node = slot.node;
-      const idx = slot.idx;
-      const flg = ptFlags(node, idx);
-      if (slot.level !== level || !isMigrationEntry(flg) || ptVal(node, idx) !== o) continue;
-      const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
-      const write = pteWrite(flg) && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
-      const keep = entryKeepBits(flg);
-      const entry = devicePrivate
-        ? mkDevicePrivateEntry(write, keep)
-        : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : pteDirty(flg) ? E_DIRTY : 0) | keep;
-      PageTable.set(node, idx, entry, page);
-      phys.getPage(page);
-      if (page === o) {
-        if (level === 0) f.mapcount[page]!++;
-        else phys.entireMapcount.set(page, (phys.entireMapcount.get(page) ?? 0) + 1);
-      } else {
-        machine.rmap.remove(o, mm.id, key);
-        // addMapping counts rss again: take back the migration entry's count first.
-        mm.rss[mmCounter(mm, o)]! -= LEVEL_PAGES[level]!;
-        addMapping(mm, page, vpn, level);
-      }
+    if (count === 1) removeMigrationPte(machine, o, folio + k, f.rmapMm[o]!, f.rmapKey[o]!, devicePrivate);
+    else if (count > 1) {
+      const list = machine.rmap.entries(o);
+      for (let e = 0; e < list.length; e += 2) removeMigrationPte(machine, o, folio + k, list[e]!, list[e + 1]!, devicePrivate);
     }
+  }
+}
+
+/** remove_migration_pte for the entry of page o at `key` in mm `mmId`: if it is still o's migration entry, map `page` there. */
+function removeMigrationPte(machine: Machine, o: number, page: number, mmId: number, key: number, devicePrivate: boolean): void {
+  const mm = machine.mmById(mmId);
+  if (!mm) return;
+  const level = keyLevel(key);
+  const vpn = keyVpn(key);
+  const node = entryTable(mm, vpn, level);
+  if (!node) return;
+  const idx = level === 0 ? vpn & 511 : slot.idx;
+  const flg = ptFlags(node, idx);
+  if (!isMigrationEntry(flg) || ptVal(node, idx) !== o) return;
+  const phys = machine.phys;
+  const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
+  const write = pteWrite(flg) && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
+  const keep = entryKeepBits(flg);
+  const entry = devicePrivate
+    ? mkDevicePrivateEntry(write, keep)
+    : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : pteDirty(flg) ? E_DIRTY : 0) | keep;
+  PageTable.set(node, idx, entry, page);
+  phys.getPage(page);
+  if (page === o) {
+    if (level === 0) phys.frames.mapcount[page]!++;
+    else phys.entireMapcount.set(page, (phys.entireMapcount.get(page) ?? 0) + 1);
+  } else {
+    machine.rmap.remove(o, mm.id, key);
+    // addMapping counts rss again: take back the migration entry's count first.
+    mm.rss[mmCounter(mm, o)]! -= LEVEL_PAGES[level]!;
+    addMapping(mm, page, vpn, level);
   }
 }

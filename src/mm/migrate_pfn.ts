@@ -1,8 +1,10 @@
 // The encoding and the struct of a migration (include/linux/migrate.h): MIGRATE_PFN_* entries,
 // one per page, in src and dst, and struct migrate_vma.
 //
-// Encoded values (pfn * 64 + flags) exceed 32 bits: they are tested and built with arithmetic,
-// never with 32-bit bitwise operators, and stored in Float64Arrays (or plain number arrays).
+// Encoded values (pfn * 64 + flags) exceed 32 bits: they are built and split with arithmetic,
+// never with 32-bit shifts, and stored in Float64Arrays (or plain number arrays). A flag is
+// tested with `&` all the same: ToInt32 keeps an integer's low 32 bits exactly, and it is a
+// machine instruction where `%` of a double is a call to fmod.
 
 import { PAGE_SIZE } from './constants.js';
 import type { Vma } from './vma.js';
@@ -35,7 +37,7 @@ export function migratePfnToPage(v: number): number {
 }
 /** Whether an encoded entry has a MIGRATE_PFN_* bit (use this, not `&`: entries exceed 32 bits). */
 export function migratePfnHas(v: number, bit: number): boolean {
-  return v % (2 * bit) >= bit;
+  return v >= 0 && (v & bit) !== 0; // a negative value (no entry) has no bit, as with the remainder
 }
 /** @internal The MIGRATE_PFN_* bits of an entry (its low MIGRATE_PFN_SHIFT bits). */
 export function migratePfnFlags(v: number): number {

@@ -262,16 +262,17 @@ export class MmuNotifierSubscriptions {
   /** mn_itree_invalidate: make the sequence odd and call every overlapping subscription. */
   private itreeInvalidate(range: MmuNotifierRange): boolean {
     this.activeInvalidateRanges++;
-    const subs = this.scratch;
-    subs.length = 0;
+    const subs = this.scratch; // empty between invalidations
     this.itree.overlapping(range.start, range.end - 1, subs);
     if (subs.length === 0) return true;
     this.invalidateSeq |= 1;
     const seq = this.invalidateSeq;
-    // A callback may start another invalidation (of another mm, reusing its own scratch): keep a
-    // copy of several hits; one (the common case) is held in a local.
-    const one = subs.length === 1 ? subs[0]! : null;
+    // A callback may start another invalidation (of another mm, reusing its own scratch): the
+    // hits are taken out of it first, one (the common case) into a local, several as a copy.
+    // (pop, not `length = 0`: setting the length is a call into the runtime, per page here.)
+    const one = subs.length === 1 ? subs.pop()! : null;
     const hit = one ? null : subs.slice();
+    if (hit) subs.length = 0;
     const n = one ? 1 : hit!.length;
     try {
       for (let k = 0; k < n; k++) {
@@ -303,7 +304,7 @@ export class MmuNotifierSubscriptions {
       else this.itree.remove(sub);
       sub.deferred = null;
     }
-    this.deferredList.length = 0;
+    if (this.deferredList.length > 0) this.deferredList.length = 0;
     if (this.waiters.length === 0) return;
     const w = this.waiters;
     this.waiters = [];

@@ -274,6 +274,31 @@ export class PageTable {
     }
   }
 
+  // The last PTE table pteTable found, and the vpn its first entry maps (-1: none).
+  private cachedBase = -1;
+  private cachedPte: PtNode | undefined = undefined;
+
+  /**
+   * tableAt(vpn, 0), keeping the table found for the next call: reverse-map walks over a
+   * range's pages (migration's unmap and remap) look up the same table page after page. A
+   * table freed drops it.
+   */
+  pteTable(vpn: number): PtNode | undefined {
+    const base = vpn - (vpn & 511);
+    if (base === this.cachedBase) return this.cachedPte;
+    const t = this.tableAt(vpn, 0);
+    if (t) {
+      this.cachedBase = base;
+      this.cachedPte = t;
+    }
+    return t;
+  }
+
+  private forgetPteTable(): void {
+    this.cachedBase = -1;
+    this.cachedPte = undefined;
+  }
+
   /** The table at `level` covering vpn, or undefined if a level above it is not a table. */
   tableAt(vpn: number, level: number): PtNode | undefined {
     let node = this.root;
@@ -324,6 +349,7 @@ export class PageTable {
     parent.child![idx] = undefined;
     PageTable.clear(parent, idx);
     this.nodes--;
+    this.forgetPteTable();
   }
 
   /** Set an entry, keeping the node's used count. */
@@ -364,6 +390,7 @@ export class PageTable {
         node.flg[i] = 0;
         node.used--;
         this.nodes--;
+        this.forgetPteTable();
       }
     }
   }
