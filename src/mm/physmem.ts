@@ -315,6 +315,9 @@ export class PhysMem {
     const pgmap = this.pagemapOf(head)!;
     for (let i = 0, n = 1 << order; i < n; i++) {
       const p = head + i;
+      // The host memory holding the page's bytes goes back to the pool, as a RAM page's does:
+      // the driver writes a device page (copy or clear) before it hands it out again.
+      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
       f.mapping[p] = 0;
       f.mapcount[p] = 0;
       f.flags[p] = PG_device | (i === 0 ? f.flags[p]! & (PG_head | ORDER_MASK) : f.flags[p]! & PG_tail);
