@@ -118,6 +118,16 @@ export class Frames extends FrameArraysBase {
     return g;
   }
 
+  /**
+   * Every field of the frames [pfn, pfn + n) written with its initial value, as
+   * memmap_init_zone_device writes each struct page of device memory being added: the host
+   * backs the arrays' pages now, not in the first operation that touches the frames.
+   */
+  init(pfn: number, n: number): void {
+    const self = this as unknown as Record<FieldName, FrameArrays[FieldName]>;
+    for (const k of FIELD_NAMES) self[k].fill(FRAME_FIELDS[k].initial, pfn, pfn + n);
+  }
+
   /** The frames [pfn, pfn + n) are free again: every field that says so goes back to its initial value. */
   reset(pfn: number, n: number): void {
     const i32 = this.freeI32;

@@ -481,6 +481,7 @@ export class PhysMem {
     if (end > MAX_FRAMES) fail('ENOMEM', `${nframes} device frames do not fit in the frame table (${MAX_FRAMES} frames)`);
     this.nextDevicePfn = Math.ceil(end / PAGES_PER_SUBSECTION) * PAGES_PER_SUBSECTION;
     if (end > this.frames.capacity) this.frames = this.frames.grow(Math.min(MAX_FRAMES, Math.max(end, this.frames.capacity * 2)));
+    this.frames.init(first, nframes);
     for (let p = first; p < end; p++) this.frames.flags[p] = PG_device;
     pgmap.firstPfn = first;
     pgmap.nframes = nframes;

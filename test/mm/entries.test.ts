@@ -102,4 +102,14 @@ describe('the frame table follows its field list', () => {
       }
     }), { numRuns: 50 });
   });
+
+  it('init writes every field of exactly its frames with the initial value (memmap_init_zone_device)', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 4 }), (pfn, n) => {
+      const f = new Frames(16);
+      for (const k of names) for (let i = 0; i < 16; i++) f[k][i] = i + 3;
+      const end = Math.min(16, pfn + n);
+      f.init(pfn, end - pfn);
+      for (const k of names) for (let i = 0; i < 16; i++) expect(f[k][i]).toBe(i >= pfn && i < end ? FRAME_FIELDS[k].initial : i + 3);
+    }), { numRuns: 50 });
+  });
 });
