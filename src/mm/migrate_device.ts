@@ -247,22 +247,39 @@ function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: num
  * memory).
  */
 function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
+  // The common case in one pass: destinations in rising order are distinct, and sources
+  // outside their span are none of them. Anything else is decided by marking (checkDstMarked),
+  // which gives the same answer, the same first problem included.
+  const phys = machine.phys;
+  let last = -1;
+  for (let i = 0; i < npages; i++) {
+    const d = migratePfnToPage(dst[i]!);
+    if (d < 0) continue;
+    if (d <= last) return checkDstMarked(machine, src, dst, npages);
+    const bad = dstProblem(phys, dst[i]!, d, i, npages);
+    if (bad) fail('EINVAL', bad);
+    last = d;
+  }
+  if (last < 0) return;
+  let first = 0;
+  while (migratePfnToPage(dst[first]!) < 0) first++;
+  const lo = migratePfnToPage(dst[first]!);
+  for (let i = 0; i < npages; i++) {
+    const s = migratePfnToPage(src[i]!);
+    if (s >= lo && s <= last) return checkDstMarked(machine, src, dst, npages);
+  }
+}
+
+/** checkDst for any order: a scratch page flag marks the destinations seen, so the check allocates nothing. */
+function checkDstMarked(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
   const phys = machine.phys;
   const f = phys.frames;
   let bad = '';
   let marked = 0;
-  // A scratch page flag marks the pages seen, so the check allocates nothing.
   for (; marked < npages; marked++) {
     const d = migratePfnToPage(dst[marked]!);
     if (d < 0) continue;
-    if (!Number.isSafeInteger(d) || d >= f.capacity) bad = `destination pfn ${d} does not exist`;
-    else if (f.flags[d]! & PG_scratch) bad = `destination page ${d} given twice`;
-    else if (f.refcount[d]! <= 0 || f.flags[d]! & (PG_buddy | PG_tail | PG_reserved)) bad = `destination page ${d} is not allocated`;
-    else if (f.flags[d]! & PG_head && !(migratePfnHas(dst[marked]!, MIGRATE_PFN_COMPOUND) && f.order(d) === HPAGE_PMD_ORDER)) {
-      bad = `destination page ${d} is a compound page without MIGRATE_PFN_COMPOUND`;
-    } else if (migratePfnHas(dst[marked]!, MIGRATE_PFN_COMPOUND) && !(f.flags[d]! & PG_head)) bad = `destination page ${d} has MIGRATE_PFN_COMPOUND but is a small page`;
-    else if (f.flags[d]! & PG_head && marked + PMD_NR > npages) bad = `destination folio ${d} at entry ${marked} does not fit the range`;
-    else if (d < phys.ramFrames ? false : !phys.pagemapOf(d)) bad = `destination pfn ${d} is not memory`;
+    bad = d < f.capacity && f.flags[d]! & PG_scratch ? `destination page ${d} given twice` : dstProblem(phys, dst[marked]!, d, marked, npages);
     if (bad) break;
     f.flags[d]! |= PG_scratch;
   }
@@ -280,6 +297,20 @@ function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, 
     if (d >= 0 && d < f.capacity) f.flags[d]! &= ~PG_scratch;
   }
   if (bad) fail('EINVAL', bad);
+}
+
+/** What is wrong with destination page d (dst entry `entry`, at index i) on its own, or ''. */
+function dstProblem(phys: Machine['phys'], entry: number, d: number, i: number, npages: number): string {
+  const f = phys.frames;
+  if (!Number.isSafeInteger(d) || d >= f.capacity) return `destination pfn ${d} does not exist`;
+  const flags = f.flags[d]!;
+  const compound = migratePfnHas(entry, MIGRATE_PFN_COMPOUND);
+  if (f.refcount[d]! <= 0 || flags & (PG_buddy | PG_tail | PG_reserved)) return `destination page ${d} is not allocated`;
+  if (flags & PG_head && !(compound && f.order(d) === HPAGE_PMD_ORDER)) return `destination page ${d} is a compound page without MIGRATE_PFN_COMPOUND`;
+  if (compound && !(flags & PG_head)) return `destination page ${d} has MIGRATE_PFN_COMPOUND but is a small page`;
+  if (flags & PG_head && i + PMD_NR > npages) return `destination folio ${d} at entry ${i} does not fit the range`;
+  if (d >= phys.ramFrames && !phys.pagemapOf(d)) return `destination pfn ${d} is not memory`;
+  return '';
 }
 
 /**

@@ -407,7 +407,8 @@ function entryTable(mm: Mm, vpn: number, level: number): PtNode | null {
 /**
  * migrate_vma_check_page: false if the folio has references nobody can account for (a pin).
  * Expected: the migration's, the fault's (for fault_page), one more for a ZONE_DEVICE page
- * (as the kernel's check allows), the page cache's for a file page. A policy may let
+ * (as the kernel's check allows), the page cache's for a file page. Called only for an
+ * unmapped folio, whose mapcount (which the kernel's check adds) is 0. A policy may let
  * device-private pages pass unchecked.
  */
 function checkPage(machine: Machine, pfn: number, faultPage: number, policy: MigratePolicy): boolean {
@@ -417,7 +418,7 @@ function checkPage(machine: Machine, pfn: number, faultPage: number, policy: Mig
   if (policy.devicePrivateSkipsRefCheck && pgmap?.type === 'private') return true;
   if (f.flags[pfn]! & PG_tail) return false;
   const extra = 1 + (pfn === faultPage ? 1 : 0) + (pgmap ? 1 : 0) + (f.mapping[pfn] !== 0 ? 1 : 0);
-  return f.refcount[pfn]! - extra <= folioMapcount(machine, pfn);
+  return f.refcount[pfn]! - extra <= 0;
 }
 
 /**

@@ -121,6 +121,7 @@ describe('migration: bad input', () => {
     const bad = [
       [migratePfn(d0!), migratePfn(d0!)],
       [migratePfn(d0!), args.src[0]! - MIGRATE_PFN_MIGRATE],
+      [args.src[1]! - MIGRATE_PFN_MIGRATE, migratePfn(d0!)], // rising order (system page, then device page): a source all the same
       [migratePfn(d0!), migratePfn(dev.pgmap.firstPfn + 200)], // never handed out
       [migratePfn(d0!), migratePfn(m.phys.ramFrames - 1)], // free RAM
       [migratePfn(d0!), migratePfn(2 ** 31)], // no such frame
