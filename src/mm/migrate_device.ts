@@ -247,26 +247,32 @@ function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: num
  * memory).
  */
 function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  // The common case in one pass: destinations in rising order are distinct, and sources
-  // outside their span are none of them. Anything else is decided by marking (checkDstMarked),
-  // which gives the same answer, the same first problem included.
+  // The common case in one pass: destinations in rising (or falling) order are distinct, and
+  // sources outside their span are none of them. Anything else is decided by marking
+  // (checkDstMarked), which gives the same answer, the same first problem included.
   const phys = machine.phys;
+  let first = -1;
   let last = -1;
+  let dir = 0;
   for (let i = 0; i < npages; i++) {
     const d = migratePfnToPage(dst[i]!);
     if (d < 0) continue;
-    if (d <= last) return checkDstMarked(machine, src, dst, npages);
+    if (last < 0) first = d;
+    else {
+      const step = d > last ? 1 : d < last ? -1 : 0;
+      if (step === 0 || step === -dir) return checkDstMarked(machine, src, dst, npages);
+      dir = step;
+    }
     const bad = dstProblem(phys, dst[i]!, d, i, npages);
     if (bad) fail('EINVAL', bad);
     last = d;
   }
   if (last < 0) return;
-  let first = 0;
-  while (migratePfnToPage(dst[first]!) < 0) first++;
-  const lo = migratePfnToPage(dst[first]!);
+  const lo = Math.min(first, last);
+  const hi = Math.max(first, last);
   for (let i = 0; i < npages; i++) {
     const s = migratePfnToPage(src[i]!);
-    if (s >= lo && s <= last) return checkDstMarked(machine, src, dst, npages);
+    if (s >= lo && s <= hi) return checkDstMarked(machine, src, dst, npages);
   }
 }
 
