@@ -295,7 +295,7 @@ export class Gpu {
       accesses: s.accesses, remoteAccesses: s.remoteAccesses, faultsRaised: s.faultsRaised, prefetchFaultsRaised: s.prefetchFaultsRaised,
       faultsDropped: this.faultBuffer.dropped, stallNs: s.stallNs, replays: this.replays, cancels: this.cancels, utlbHits: m.utlbHits,
       utlbMisses: m.utlbMisses, l2TlbHits: m.l2Hits, pageWalks: m.walks, tlbInvalidates: m.tlbInvalidates, htodBytes: htod, dtohBytes: dtoh,
-      copies, copyBusyNs: busy, kernels: this.sms.runs.length,
+      copies, copyBusyNs: busy, kernels: this.sms.launched,
     };
   }
 }

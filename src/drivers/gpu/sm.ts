@@ -110,7 +110,10 @@ export class SmArray {
   private readonly chunkPool: AccessChunk[] = [];
   /** Warps stalled on a fault, woken by the next replay. */
   stalled: Warp[] = [];
+  /** Kernels not yet ended, in launch order (an ended kernel is dropped: its warps are garbage once its launcher lets go). */
   readonly runs: KernelRun[] = [];
+  /** Kernels launched. */
+  launched = 0;
   observer: GpuAccessObserver | null = null;
   /** Per VRAM root chunk (2 MiB): last access time and access count, when tracking is on. */
   chunkLastNs: Float64Array | null = null;
@@ -125,13 +128,14 @@ export class SmArray {
   launch(kernel: GpuKernel, asid: number): KernelRun {
     const run = new KernelRun(kernel.name, asid, this.queue.now());
     this.runs.push(run);
+    this.launched++;
     for (const p of kernel.warps) {
       const w = new Warp(this.nextWarpId++, run, p, this);
       run.warps.push(w);
       this.waiting.push(w);
     }
     run.remaining = run.warps.length;
-    if (run.remaining === 0) run.finish(this.queue.now());
+    if (run.remaining === 0) this.endRun(run, this.queue.now());
     this.dispatch();
     return run;
   }
@@ -315,10 +319,16 @@ export class SmArray {
     if (--run.remaining === 0) {
       let end = t;
       for (const x of run.warps) if (x.time > end) end = x.time;
-      run.finish(end);
+      this.endRun(run, end);
       this.gpu.kernelEnded(run);
     }
     this.dispatch();
+  }
+
+  private endRun(run: KernelRun, t: number): void {
+    const i = this.runs.indexOf(run);
+    if (i >= 0) this.runs.splice(i, 1);
+    run.finish(t);
   }
 
   /** A replay took effect: every stalled warp retries its access now. */
@@ -343,7 +353,8 @@ export class SmArray {
   cancel(asid: number, reason: string): number {
     const now = this.queue.now();
     let n = 0;
-    for (const run of this.runs) {
+    // a copy: a run whose last warp is killed leaves this.runs
+    for (const run of this.runs.slice()) {
       if (run.asid !== asid || run.done) continue;
       if (run.error === null) run.error = reason;
       for (const w of run.warps) {
@@ -403,7 +414,7 @@ export class SmArray {
   /** Kernels still running. */
   get active(): number {
     let n = 0;
-    for (const r of this.runs) if (!r.done) n++;
+    for (const r of this.runs) if (!r.done) n++; // all of them: an ended run leaves the list
     return n;
   }
 }

@@ -373,13 +373,15 @@ describe('SMs: fault and stall, replay, cancel', () => {
     const { engine, gpu, vs } = rig({ sms: 4, warpsPerSm: 2, smsPerUtlb: 1 });
     gpu.mmu.map(vs, 1, 1001, SIZE_4K, PROT_READ);
     const seen: number[][] = [];
+    const runs: unknown[] = [];
     gpu.observeAccesses((w) => {
-      (seen[w.run.warps.indexOf(w) + 8 * (gpu.sms.runs.indexOf(w.run))] ??= []).push(w.sm);
+      (seen[w.run.warps.indexOf(w) + 8 * runs.indexOf(w.run)] ??= []).push(w.sm);
     });
     for (let k = 0; k < 3; k++) {
       // warp i ends before warp i + 1 (the order that put warp 0 of the next launch on the last SM freed)
       const warps = Array.from({ length: 8 }, (_, i) => listProgram(Array.from({ length: (i + 1) * 10 }, () => [1, ACCESS_READ] as [number, AccessType])));
       const run = gpu.launch({ name: `k${k}`, warps }, vs);
+      runs.push(run);
       engine.run();
       expect(run.done).toBe(true);
     }
