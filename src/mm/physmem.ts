@@ -520,7 +520,9 @@ export class PhysMem {
   }
 
   isDevicePrivate(pfn: number): boolean {
-    return this.pagemapOf(pfn)?.type === 'private';
+    if (pfn < this.ramFrames) return false;
+    const pgmap = this.pagemapOf(pfn);
+    return pgmap !== undefined && pgmap.type === 'private';
   }
 
   /** A device driver takes an idle device frame (or folio) into use: refcount 1, as zone_device_page_init. */
