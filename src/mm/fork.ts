@@ -8,7 +8,7 @@ import type { Mm } from './mm.js';
 import {
   badKind, E_SPECIAL, E_WRITE, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE,
   K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_ORDER, LEVEL_PAGES, PageTable, pteSpecial, pteWrite, pteWrprotect,
-  ptFlags, ptFlagsArray, type PtNode, ptVal, ptValArray, setPtFlags,
+  ptFlags, ptFlagsArrayMut, type PtNode, ptVal, ptValArray, ptValArrayMut, setPtFlags,
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
@@ -65,43 +65,68 @@ function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boole
  * copy_pte_range: entries first..last of one PTE table into the child's. The common case, a
  * small page with a struct page and no pins, is done inline in one loop over the table's
  * arrays (copy_present_pte, the page shared with the child); every other entry goes to
- * copyEntry. The child's rss is counted per table and added once (add_mm_rss_vec).
+ * copyEntry. The child's rss is counted per table and added once (add_mm_rss_vec); a page the
+ * parent alone maps gets the child's reverse-map entry a run of consecutive frames at a time
+ * (Rmap.addForkRun), as they come from a populated range.
  */
 function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: number, base: number, dst: PtNode, cow: boolean, mapEvents: boolean): void {
   const machine = parent.machine;
   const phys = machine.phys;
   const f = phys.frames;
+  const refcount = f.refcount;
+  const mapcount = f.mapcount;
+  const flags = f.flags;
+  const mapping = f.mapping;
+  const rmapMm = f.rmapMm;
+  const rmapMm2 = f.rmapMm2;
   const rmap = machine.rmap;
   const zero = phys.zeroPfn;
   const anyPins = phys.pincount.size > 0;
-  const flgs = ptFlagsArray(node);
-  const vals = ptValArray(node);
+  const wp = cow ? ~E_WRITE : -1; // pte_wrprotect of a COW mapping's entries, parent and child
   const childId = child.id;
+  const flgs = ptFlagsArrayMut(node);
+  const vals = ptValArray(node);
+  const dflgs = ptFlagsArrayMut(dst);
+  const dvals = ptValArrayMut(dst);
   let anon = 0;
   let file = 0;
   let shmem = 0;
+  let copied = 0;
+  let runStart = 0;
+  let runEnd = 0; // [runStart, runEnd): frames whose child entry Rmap.addForkRun adds
   for (let i = first; i <= last; i++) {
     let flg = flgs[i]!;
     if ((flg & KIND_MASK) === K_NONE) continue;
     const val = vals[i]!;
-    const present = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT;
-    const pflags = present ? f.flags[val]! : 0;
-    if (!present || val === zero || pflags & (PG_head | PG_tail) || anyPins) {
+    const pflags = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT ? flags[val]! : -1;
+    if (pflags < 0 || pflags & (PG_head | PG_tail) || anyPins || val === zero) {
       copyEntry(parent, child, node, i, dst, 0, base + i, cow);
       continue;
     }
-    f.refcount[val]!++;
-    f.mapcount[val]!++;
+    refcount[val]!++;
+    mapcount[val]!++;
     if (pflags & PG_anon) {
-      f.flags[val] = pflags & ~PG_anon_exclusive;
+      flags[val] = pflags & ~PG_anon_exclusive;
       anon++;
-    } else if (f.mapping[val] !== 0) shmem++;
+    } else if (mapping[val] !== 0) shmem++;
     else file++;
-    if (cow && flg & E_WRITE) setPtFlags(node, i, (flg = pteWrprotect(flg)));
-    rmap.add(val, childId, rmapKey(base + i, 0));
-    PageTable.set(dst, i, flg, val);
-    if (mapEvents) machine.events.emit({ type: 'map', mmId: childId, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
+    flgs[i] = flg &= wp;
+    dflgs[i] = flg; // the child's table is new: none before
+    dvals[i] = val;
+    copied++;
+    if (rmapMm2[val] !== 0 || rmapMm[val] === 0 || mapEvents) {
+      rmap.add(val, childId, rmapKey(base + i, 0));
+      if (mapEvents) machine.events.emit({ type: 'map', mmId: childId, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
+      continue;
+    }
+    if (val !== runEnd) {
+      if (runEnd > runStart) rmap.addForkRun(runStart, runEnd, childId);
+      runStart = val;
+    }
+    runEnd = val + 1;
   }
+  if (runEnd > runStart) rmap.addForkRun(runStart, runEnd, childId);
+  dst.used += copied;
   child.rss[MM_ANONPAGES]! += anon;
   child.rss[MM_SHMEMPAGES]! += shmem;
   child.rss[MM_FILEPAGES]! += file;

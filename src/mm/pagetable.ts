@@ -57,6 +57,18 @@ export function ptFlagsArray(node: PtNode): Readonly<Uint16Array> {
 export function ptValArray(node: PtNode): Readonly<Uint32Array> {
   return node.val;
 }
+/**
+ * A table's flags and values, writable, for a loop that rewrites a table's entries as a whole
+ * (copy_pte_range's write-protect of the parent and fill of the child, zap_pte_range's
+ * clear): the caller keeps the node's `used` count right for the entries it turns from none
+ * to something or back.
+ */
+export function ptFlagsArrayMut(node: PtNode): Uint16Array {
+  return node.flg;
+}
+export function ptValArrayMut(node: PtNode): Uint32Array {
+  return node.val;
+}
 /** The kind of entry idx. */
 export function ptKind(node: PtNode, idx: number): EntryKind {
   return (node.flg[idx]! & KIND_MASK) as EntryKind;
