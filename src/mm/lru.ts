@@ -6,7 +6,7 @@
 // compound_head shares its word with lru.next in struct page; `lruPrev`), so the lists cost
 // no allocation. Device, reserved and hugetlb frames never join them.
 
-import { PG_active, PG_anon, PG_device, PG_hugetlb, PG_lru, PG_referenced, PG_reserved, PG_swapbacked, PG_tail } from './page.js';
+import { ORDER_MASK, ORDER_SHIFT, PG_active, PG_anon, PG_device, PG_hugetlb, PG_lru, PG_referenced, PG_reserved, PG_swapbacked, PG_tail } from './page.js';
 import type { PhysMem } from './physmem.js';
 
 export const LRU_INACTIVE_ANON = 0;
@@ -104,19 +104,22 @@ export class Lruvec {
 
   /** lruvec_del_folio: off its list (PG_lru cleared: isolated, or about to be freed). */
   del(head: number): void {
+    // No call inside: release_pages runs this once a freed page, in a fresh process's first
+    // pass as baseline code.
     const f = this.phys.frames;
     const flags = f.flags[head]!;
-    const lru = Lruvec.listOf(flags);
+    const lru = (flags & PG_swapbacked ? LRU_INACTIVE_ANON : LRU_INACTIVE_FILE) + (flags & PG_active ? 1 : 0); // listOf
     const prev = f.lruPrev[head]!;
-    const next = this.nextOf(head);
-    if (prev >= 0) f.head[prev] = next < 0 ? 0xffffffff : next;
+    const link = f.head[head]!;
+    const next = link === 0xffffffff ? -1 : link; // nextOf
+    if (prev >= 0) f.head[prev] = link;
     else this.first[lru] = next;
     if (next >= 0) f.lruPrev[next] = prev;
     else this.last[lru] = prev;
     f.lruPrev[head] = -1;
     f.head[head] = 0;
     f.flags[head] = flags & ~PG_lru;
-    this.pages[lru]! -= 1 << f.order(head);
+    this.pages[lru]! -= 1 << ((flags & ORDER_MASK) >>> ORDER_SHIFT);
   }
 
   /** The folio after this one on its list (towards the tail), or -1. */

@@ -3,11 +3,11 @@
 // bookkeeping, and splitting huge PMD leaves.
 
 import {
-  badKind, E_DIRTY, E_SPECIAL, entryKind, isLeafEntry, KIND_MASK, ptFlagsArray, ptValArray, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
+  badKind, E_DIRTY, E_SPECIAL, entryKind, isLeafEntry, KIND_MASK, ptFlagsArrayMut, ptValArrayMut, K_BAD, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_HWPOISON, K_MIGRATION,
   K_NONE, K_PRESENT, K_SWAP, K_TABLE, LEVEL_PAGES, PageTable, pteDirty, pteSpecial, ptFlags, PtNode, ptVal,
 } from './pagetable.js';
 import { rmapKey } from './rmap.js';
-import { PG_anon, PG_head, PG_tail } from './page.js';
+import { PG_anon, PG_dirty, PG_head, PG_lazyfree, PG_tail } from './page.js';
 import type { Mm } from './mm.js';
 import type { Vma } from './vma.js';
 import { PAGE_SIZE, PMD_NR } from './constants.js';
@@ -20,15 +20,25 @@ export const MM_SHMEMPAGES = 3;
 
 /** Pages whose last reference is dropped only after the invalidation ends (the mmu_gather). */
 export class PageGather {
-  private pfns = new Int32Array(256);
-  private n = 0;
+  /** @internal The gathered pfns, pfns[0..n); a table-at-a-time loop stores into them after reserve(). */
+  pfns = new Int32Array(256);
+  /** @internal */
+  n = 0;
   add(pfn: number): void {
-    if (this.n === this.pfns.length) {
-      const g = new Int32Array(this.n * 2);
-      g.set(this.pfns);
-      this.pfns = g;
-    }
+    if (this.n === this.pfns.length) this.grow(this.n + 1);
     this.pfns[this.n++] = pfn;
+  }
+  /** Room for `more` pfns past n (a whole table's), without a check per page. */
+  reserve(more: number): Int32Array {
+    if (this.n + more > this.pfns.length) this.grow(this.n + more);
+    return this.pfns;
+  }
+  private grow(need: number): void {
+    let len = this.pfns.length * 2;
+    while (len < need) len *= 2;
+    const g = new Int32Array(len);
+    g.set(this.pfns.subarray(0, this.n));
+    this.pfns = g;
   }
   /** tlb_finish_mmu: drop the references. */
   flush(mm: Mm): void {
@@ -142,40 +152,58 @@ export function zapRange(mm: Mm, start: number, end: number, gather: PageGather)
 
 /**
  * zap_pte_range: entries first..last of one PTE table. The common entry, a present small page
- * with a struct page, is zapped inline in one loop over the table's arrays (as zapEntry would:
- * dirty to the page, mapcount, reverse map, the reference to the gather); every other goes to
- * zapEntry. rss is counted per table and taken off once (add_mm_rss_vec).
+ * with a struct page, is zapped inline in one loop over the table's arrays with no call (as
+ * zapEntry would: dirty to the page, mapcount, reverse map, the reference to the gather, the
+ * entry cleared); every other goes to zapEntry. rss is counted per table and taken off once
+ * (add_mm_rss_vec).
  */
 function zapPteRange(mm: Mm, node: PtNode, first: number, last: number, base: number, gather: PageGather): void {
   const machine = mm.machine;
   const f = machine.phys.frames;
+  const flags = f.flags;
+  const mapcount = f.mapcount;
+  const mapping = f.mapping;
+  const rmapMm = f.rmapMm;
+  const rmapMm2 = f.rmapMm2;
   const rmap = machine.rmap;
   const zero = machine.phys.zeroPfn;
-  const flgs = ptFlagsArray(node);
-  const vals = ptValArray(node);
+  const flgs = ptFlagsArrayMut(node);
+  const vals = ptValArrayMut(node);
   const mmId = mm.id;
+  let out = gather.reserve(last - first + 1);
+  let n = gather.n;
   let anon = 0;
   let file = 0;
   let shmem = 0;
+  let cleared = 0;
   for (let i = first; i <= last; i++) {
     const flg = flgs[i]!;
     if ((flg & KIND_MASK) === K_NONE) continue;
     const val = vals[i]!;
-    const present = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT;
-    const pflags = present ? f.flags[val]! : 0;
-    if (!present || val === zero || pflags & (PG_head | PG_tail)) {
+    const pflags = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT ? flags[val]! : -1;
+    if (pflags < 0 || pflags & (PG_head | PG_tail) || val === zero) {
+      gather.n = n;
       zapEntry(mm, node, i, 0, base + i, gather);
+      out = gather.pfns;
+      n = gather.n;
       continue;
     }
-    if (flg & E_DIRTY) machine.phys.setDirty(val);
-    f.mapcount[val]!--;
-    rmap.remove(val, mmId, rmapKey(base + i, 0));
+    if (flg & E_DIRTY) flags[val] = (pflags | PG_dirty) & ~PG_lazyfree; // set_page_dirty: a small page is its own head
+    mapcount[val]!--;
+    // A frame with one reverse-map entry, this mm's, is mapped by this entry alone: clear it
+    // in place (Rmap.remove's fast case, with no key to box); any other goes to Rmap.remove.
+    if (rmapMm2[val] === 0 && rmapMm[val] === mmId) rmapMm[val] = 0;
+    else rmap.remove(val, mmId, rmapKey(base + i, 0));
     if (pflags & PG_anon) anon++;
-    else if (f.mapping[val] !== 0) shmem++;
+    else if (mapping[val] !== 0) shmem++;
     else file++;
-    gather.add(val);
-    PageTable.clear(node, i);
+    out[n++] = val;
+    flgs[i] = 0;
+    vals[i] = 0;
+    cleared++;
   }
+  gather.n = n;
+  node.used -= cleared;
   mm.rss[MM_ANONPAGES]! -= anon;
   mm.rss[MM_SHMEMPAGES]! -= shmem;
   mm.rss[MM_FILEPAGES]! -= file;

@@ -300,7 +300,11 @@ export class PhysMem {
       }
       if (--refcount[pfn]! > 0) continue;
       if (fl & PG_lru) this.lru.del(pfn);
-      if (dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
+      const slot = dataSlot[pfn]!;
+      if (slot >= 0) {
+        this.freeSlot(slot);
+        dataSlot[pfn] = -1;
+      }
       if (pfn !== runEnd) {
         if (runEnd > runStart) this.freeRun(runStart, runEnd);
         runStart = pfn;
