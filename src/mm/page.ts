@@ -83,8 +83,11 @@ const FrameArraysBase = class {
     const self = this as unknown as Record<FieldName, FrameArrays[FieldName]>;
     for (const k of FIELD_NAMES) {
       const { type, initial } = FRAME_FIELDS[k];
-      const a = new type(capacity);
-      if (initial !== 0) a.fill(initial);
+      // Every frame's fields are written now, zeros included, as memmap_init initialises
+      // every struct page at boot: a fresh array is untouched host memory, and the first
+      // operation to write a field (a free resetting `mapping`, fork's second reverse-map
+      // slot) would otherwise pay the host's page faults inside its own time.
+      const a = new type(capacity).fill(initial);
       self[k] = a;
     }
   }

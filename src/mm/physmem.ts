@@ -46,8 +46,9 @@ class FreeLists {
   readonly heads = new Int32Array(MAX_ORDER + 1).fill(-1);
   readonly counts = new Int32Array(MAX_ORDER + 1);
   constructor(n: number) {
-    this.next = new Int32Array(n);
-    this.prev = new Int32Array(n);
+    // Written through at once, as the links of every struct page are at boot (page.ts Frames).
+    this.next = new Int32Array(n).fill(-1);
+    this.prev = new Int32Array(n).fill(-1);
   }
   push(order: number, pfn: number): void {
     const h = this.heads[order]!;
