@@ -7,8 +7,9 @@
 // NVIDIA's MMU keeps 64 KiB PTEs in a second ("big") table beside the 4 KiB one under each
 // PDE; here a 64 KiB leaf is its 16 aligned 4 KiB slots, each marked PTE_BIG and holding its
 // own frame (leaf base + index). A walk then always ends in one slot, and splitting a big leaf
-// (to unmap or remap part of it) is rewriting the marks. Mapping or unmapping part of a
-// larger leaf splits it first, as the driver's page-tree code does (uvm_page_tree).
+// (to unmap or remap part of it) is rewriting the marks. Mapping, unmapping or downgrading
+// part of a larger leaf splits it first, as UVM does (block_gpu_split_2m, block_gpu_split_big):
+// a 2 MiB leaf into 64 KiB leaves, the touched 64 KiB leaf into 4 KiB PTEs.
 
 export const PTE_VALID = 1;
 export const PTE_WRITE = 2;
@@ -110,7 +111,7 @@ export class GpuPageTable {
     }
   }
 
-  /** The table at `level` (0 or 1) covering vpn, allocating tables above it; splits a 2 MiB leaf when level 0 is asked for. */
+  /** The table at `level` (0 or 1) covering vpn, allocating tables above it; splits a 2 MiB leaf (into 64 KiB leaves) when level 0 is asked for. */
   private ensure(vpn: number, level: number): GpuPtNode {
     let node = this.root;
     while (node.level > level) {
@@ -123,9 +124,10 @@ export class GpuPageTable {
       const c = new GpuPtNode(node.level - 1);
       this.tables++;
       if (node.level === 1 && f & PTE_VALID) {
-        // Split a 2 MiB leaf into 512 PTEs with its permissions.
+        // Split a 2 MiB leaf into 32 64 KiB leaves with its permissions (block_gpu_split_2m:
+        // the big-page regions the caller does not touch stay big).
         const base = node.val[i]!;
-        const keep = f & ~PTE_BIG;
+        const keep = f | PTE_BIG;
         for (let k = 0; k < 512; k++) {
           c.flg[k] = keep;
           c.val[k] = base + k;
@@ -197,6 +199,42 @@ export class GpuPageTable {
       pt.flg[k] = f | PTE_BIG;
       pt.val[k] = pfn + (k - i);
     }
+  }
+
+  /**
+   * Whether the `SIZE_PAGES[size]` pages from vpn (aligned to that size) are all mapped with the
+   * same flags to consecutive frames from one aligned to the size: one leaf of that size could
+   * map them. Fills `out` (flags without PTE_BIG, the first frame, size, vpn) when they are.
+   */
+  uniform(vpn: number, size: LeafSize, out: GpuPtLeaf): boolean {
+    const n = SIZE_PAGES[size];
+    let node = this.root;
+    while (node.level > 1) {
+      const i = index(vpn, node.level);
+      if (!(node.flg[i]! & PTE_TABLE)) return false;
+      node = node.child![i]!;
+    }
+    const pi = index(vpn, 1);
+    const pf = node.flg[pi]!;
+    let flags: number;
+    let pfn: number;
+    if (!(pf & PTE_TABLE)) {
+      if (!(pf & PTE_VALID)) return false;
+      flags = pf;
+      pfn = node.val[pi]! + (vpn & 511);
+    } else {
+      const pt = node.child![pi]!;
+      const i = vpn & 511;
+      flags = pt.flg[i]! & ~PTE_BIG;
+      pfn = pt.val[i]!;
+      if (!(flags & PTE_VALID) || pfn % n) return false;
+      for (let k = 1; k < n; k++) if ((pt.flg[i + k]! & ~PTE_BIG) !== flags || pt.val[i + k] !== pfn + k) return false;
+    }
+    out.flags = flags;
+    out.pfn = pfn;
+    out.size = size;
+    out.baseVpn = vpn;
+    return true;
   }
 
   private countTable(pt: GpuPtNode): number {
@@ -273,7 +311,7 @@ export class GpuPageTable {
           pt.val[i] = 0;
           pt.used--;
           this.mappedPages--;
-        } else pt.flg[i] = nf | (pt.flg[i]! & PTE_BIG);
+        } else pt.flg[i] = (nf & ~PTE_BIG) | (pt.flg[i]! & PTE_BIG); // a slot of a big leaf split above is no longer big
       }
       if (pt.used === 0) {
         node.child![pi] = undefined;

@@ -72,6 +72,47 @@ describe('GPU page table (4 KiB, 64 KiB and 2 MiB leaves)', () => {
     pt.walk(0x1004, l);
     expect([l.flags, l.pfn, l.size]).toEqual([PROT_READ, 4100, SIZE_4K]);
     expect(pt.mappedPages).toBe(511 + 15);
+    // block_gpu_split_2m: the 64 KiB regions the unmap did not touch stay 64 KiB leaves.
+    pt.walk(0x410, l);
+    expect([l.flags & ~PTE_BIG, l.pfn, l.size, l.baseVpn]).toEqual([PROT_READ_WRITE, 9216 + 0x10, SIZE_64K, 0x410]);
+    pt.walk(0x40f, l);
+    expect(l.size).toBe(SIZE_4K);
+  });
+
+  it('downgrading part of a 2 MiB leaf splits it: the touched 64 KiB region to 4 KiB PTEs, the rest 64 KiB leaves', () => {
+    const pt = new GpuPageTable();
+    const l = leaf();
+    pt.map(0x400, 9216, SIZE_2M, PROT_READ_WRITE_ATOMIC);
+    expect(pt.protect(0x423, 0x425, PROT_READ)).toBe(2);
+    pt.walk(0x423, l);
+    expect([l.flags, l.pfn, l.size]).toEqual([PROT_READ, 9216 + 0x23, SIZE_4K]);
+    pt.walk(0x420, l);
+    expect([l.flags, l.size]).toEqual([PROT_READ_WRITE_ATOMIC, SIZE_4K]);
+    pt.walk(0x5f0, l);
+    expect([l.flags & ~PTE_BIG, l.size, l.baseVpn]).toEqual([PROT_READ_WRITE_ATOMIC, SIZE_64K, 0x5f0]);
+    expect(pt.mappedPages).toBe(512);
+    // A whole 64 KiB leaf downgraded stays one leaf.
+    expect(pt.protect(0x430, 0x440, PROT_READ)).toBe(16);
+    pt.walk(0x43f, l);
+    expect([l.flags & ~PTE_BIG, l.size]).toEqual([PROT_READ, SIZE_64K]);
+  });
+
+  it('uniform: whether a run of pages could be one leaf (same flags, consecutive frames from an aligned one)', () => {
+    const pt = new GpuPageTable();
+    const l = leaf();
+    for (let k = 0; k < 16; k++) pt.map(0x20 + k, 1600 + k, SIZE_4K, PROT_READ_WRITE);
+    expect(pt.uniform(0x20, SIZE_64K, l)).toBe(true);
+    expect([l.flags, l.pfn]).toEqual([PROT_READ_WRITE, 1600]);
+    pt.map(0x25, 1605, SIZE_4K, PROT_READ);
+    expect(pt.uniform(0x20, SIZE_64K, l)).toBe(false); // mixed permissions
+    pt.map(0x25, 1705, SIZE_4K, PROT_READ_WRITE);
+    expect(pt.uniform(0x20, SIZE_64K, l)).toBe(false); // not contiguous
+    for (let k = 0; k < 16; k++) pt.map(0x30 + k, 1601 + k, SIZE_4K, PROT_READ_WRITE);
+    expect(pt.uniform(0x30, SIZE_64K, l)).toBe(false); // contiguous, misaligned
+    expect(pt.uniform(0x40, SIZE_64K, l)).toBe(false); // unmapped
+    pt.map(0x400, 9216, SIZE_2M, PROT_READ);
+    expect(pt.uniform(0x400, SIZE_2M, l) && pt.uniform(0x470, SIZE_64K, l)).toBe(true);
+    expect(l.pfn).toBe(9216 + 0x70);
   });
 
   it('protect downgrades, unmaps with PROT_NONE, and an empty table is freed', () => {
@@ -122,6 +163,8 @@ describe('GPU page table (4 KiB, 64 KiB and 2 MiB leaves)', () => {
         pt.walk(v, l);
         const e = model.get(v);
         if (e ? l.pfn !== e[0] || (l.flags & ~PTE_BIG) !== e[1] : l.flags & PTE_VALID) wrong.push(v);
+        // A larger leaf is one: its pages alike, its frames consecutive (else a TLB would cache a wrong leaf).
+        if (l.flags & PTE_VALID && l.size !== SIZE_4K && !pt.uniform(l.baseVpn, l.size as 1 | 2, leaf())) wrong.push(-v);
       }
       expect(wrong).toEqual([]);
       let seen = 0;
