@@ -57,6 +57,7 @@ export function addRunOptions(cmd: Command, list: boolean): Command {
     .option('--iterations <n>', 'outer iterations of the workload (time steps, passes)', p(positiveInteger))
     .option('--graph <kind>', 'bfs and sssp: random or powerlaw (default random)', p(str))
     .option('--xnack <on|off>', 'kfd only: XNACK on (retry faults, the default) or off (memory registered first, every fault fatal)', p(onOff))
+    .option('--large-pages <on|off>', 'uvm only: map resident VRAM with 2 MiB and 64 KiB leaves as for managed memory (default off, as UVM on HMM)', p(onOff))
     .option('--seed <n>', 'seed (default 1)', p(parseSeed))
     .option('--config <file>', 'a JSON or YAML file: preset, run options, cost-model overrides (docs/cost-model.md)');
 }
@@ -66,7 +67,7 @@ export function cliRunOptions(o: Record<string, unknown>): Partial<RunOptions> {
   const map: Array<[string, keyof RunOptions]> = [
     ['workload', 'workload'], ['trace', 'trace'], ['driver', 'driver'], ['preset', 'preset'], ['oversub', 'oversub'], ['footprint', 'footprintMiB'],
     ['prefetch', 'prefetch'], ['evict', 'evict'], ['computeNs', 'computeNs'], ['iterations', 'iterations'], ['graph', 'graph'], ['seed', 'seed'],
-    ['xnack', 'xnack'],
+    ['xnack', 'xnack'], ['largePages', 'largePages'],
   ];
   const out: Record<string, unknown> = {};
   for (const [cli, key] of map) if (o[cli] !== undefined) out[key] = o[cli];

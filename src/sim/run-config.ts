@@ -20,6 +20,8 @@ const runSection = z.object({
   graph: z.enum(['random', 'powerlaw']).optional(),
   /** kfd's XNACK: true (retry faults, the default) or false (memory registered first; a fault is fatal). */
   xnack: z.boolean().optional(),
+  /** uvm's largePages: 2 MiB and 64 KiB GPU leaves as for managed memory (default false, as on HMM). */
+  largePages: z.boolean().optional(),
 }).strict();
 
 export function configFileSchema() {

@@ -46,6 +46,8 @@ export interface RunOptions {
   graph: string | null;
   /** kfd's XNACK (HSA_XNACK): true retries faults, false needs the memory registered first; null: the driver's default (on). */
   xnack: boolean | null;
+  /** uvm's largePages: 2 MiB and 64 KiB GPU leaves as for managed memory (null: the driver's default, off as on HMM). */
+  largePages: boolean | null;
   /** The config file the costs came from (recorded in the output), and its overrides. */
   config: string | null;
   costs: CostOverride | null;
@@ -53,7 +55,7 @@ export interface RunOptions {
 
 export const DEFAULT_RUN_OPTIONS: RunOptions = {
   workload: 'hotspot', trace: null, driver: 'uvm', preset: DEFAULT_PRESET, oversub: 1.25, footprintMiB: 64, prefetch: null, evict: null,
-  seed: 1, computeNs: null, iterations: null, graph: null, xnack: null, config: null, costs: null,
+  seed: 1, computeNs: null, iterations: null, graph: null, xnack: null, largePages: null, config: null, costs: null,
 };
 
 /** The run's configuration as its record reports it. */
@@ -73,6 +75,8 @@ export interface RunConfigRecord {
   graph: string | null;
   /** kfd's XNACK setting when one was asked for (null: the driver's default). */
   xnack: boolean | null;
+  /** uvm's largePages when asked for (null: the driver's default, off). */
+  largePages: boolean | null;
   warps: number;
   config: string | null;
   /** Cost-model overrides applied over the preset (from a config file), or null. */
@@ -198,6 +202,11 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
     if (typeof o.xnack !== 'boolean') throw new RunError(`--xnack must be on or off, not ${String(o.xnack)}`);
     driverOpts.xnack = o.xnack;
   }
+  if (o.largePages !== null) {
+    if (o.driver !== 'uvm') throw new RunError(`--large-pages applies to the uvm driver only, not ${o.driver}`);
+    if (typeof o.largePages !== 'boolean') throw new RunError(`--large-pages must be on or off, not ${String(o.largePages)}`);
+    driverOpts.largePages = o.largePages;
+  }
   let system: GpuSystem;
   try {
     system = createGpuSystem(machine, engine, {
@@ -237,6 +246,7 @@ export function setupRun(options: Partial<RunOptions> = {}, memoryLimitBytes = t
     iterations: o.iterations,
     graph: o.graph,
     xnack: o.xnack,
+    largePages: o.largePages,
     warps,
     config: o.config,
     costs: o.costs,

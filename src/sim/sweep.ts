@@ -7,7 +7,7 @@ import { ConfigError, readConfigFile, zodToConfigError } from './cost-model.js';
 import type { RunOptions, RunRecord } from './simulate.js';
 
 /** The options a grid varies, in the order the product is taken (the last varies fastest). */
-export const GRID_KEYS = ['workload', 'trace', 'driver', 'preset', 'prefetch', 'evict', 'graph', 'footprintMiB', 'oversub', 'computeNs', 'iterations', 'seed', 'xnack'] as const;
+export const GRID_KEYS = ['workload', 'trace', 'driver', 'preset', 'prefetch', 'evict', 'graph', 'footprintMiB', 'oversub', 'computeNs', 'iterations', 'seed', 'xnack', 'largePages'] as const;
 export type GridKey = typeof GRID_KEYS[number];
 export type Grid = Partial<Record<GridKey, Array<string | number | boolean>>>;
 export type GridPoint = Partial<RunOptions>;
@@ -50,7 +50,7 @@ export function gridFileSchema() {
     workload: listOf(z.string()), trace: listOf(z.string()), driver: listOf(z.string()), preset: listOf(z.string()), prefetch: listOf(z.string()),
     evict: listOf(z.string()), graph: listOf(z.enum(['random', 'powerlaw'])), footprintMiB: listOf(pos), oversub: listOf(pos),
     computeNs: listOf(z.number().finite().nonnegative()), iterations: listOf(z.number().int().positive()), seed: listOf(z.number().int().min(0)),
-    xnack: listOf(z.boolean()),
+    xnack: listOf(z.boolean()), largePages: listOf(z.boolean()),
   };
   return z.object({ ...Object.fromEntries(Object.entries(axes).map(([k, v]) => [k, v.optional()])), config: z.string().optional() }).strict();
 }

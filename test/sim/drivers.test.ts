@@ -53,6 +53,19 @@ describe('runSimulation --driver kfd and nouveau', () => {
     expect({ ...onExplicit, wallMs: 0, cpuMs: 0, config: null }).toEqual({ ...on, wallMs: 0, cpuMs: 0, config: null });
   });
 
+  it('uvm --large-pages on: the same run with 2 MiB and 64 KiB leaves misses the TLBs less; off is the default', () => {
+    const o = { driver: 'uvm', workload: 'stream', footprintMiB: 8, oversub: 1, iterations: 3, costs: SMALL } as const;
+    const def = runSimulation(o).record;
+    const on = runSimulation({ ...o, largePages: true }).record;
+    expect([def.error, on.error]).toEqual([null, null]);
+    expect([def.config.largePages, on.config.largePages]).toEqual([null, true]);
+    expect(on.gpu.accesses).toBe(def.gpu.accesses);
+    expect(on.gpu.tlbMisses).toBeLessThan(def.gpu.tlbMisses / 2);
+    const off = runSimulation({ ...o, largePages: false }).record;
+    expect({ ...off, wallMs: 0, cpuMs: 0, config: null }).toEqual({ ...def, wallMs: 0, cpuMs: 0, config: null });
+    expect(() => setupRun({ driver: 'kfd', largePages: true })).toThrow(/--large-pages applies to the uvm driver only/);
+  });
+
   it('--xnack is kfd\'s: refused for uvm and nouveau', () => {
     expect(() => setupRun({ driver: 'uvm', xnack: false })).toThrow(/--xnack applies to the kfd driver only/);
     expect(() => setupRun({ driver: 'nouveau', xnack: true })).toThrow(RunError);

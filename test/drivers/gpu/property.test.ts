@@ -157,6 +157,7 @@ function scenario(v: Variant, seed: number, ops: Op[]): void {
 const variants: Variant[] = [
   { name: 'uvm defaults', system: { driver: 'uvm' } },
   { name: 'uvm prefetch none, evict lru', system: { driver: 'uvm', uvm: { prefetch: 'none', evict: 'lru' } } },
+  { name: 'uvm largePages (2 MiB and 64 KiB leaves, a root chunk per block)', system: { driver: 'uvm', uvm: { largePages: true } } },
   { name: 'kfd defaults (XNACK on, 2 MiB, ttm)', system: { driver: 'kfd' } },
   { name: 'kfd evict lru, granularity 4', system: { driver: 'kfd', kfd: { evict: 'lru', granularity: 4 } } },
   { name: 'kfd evict random, native sysmem atomics', system: { driver: 'kfd', kfd: { evict: 'random' }, config: { nativeSysmemAtomics: true } } },

@@ -150,6 +150,31 @@ export function reserveVram(uvm: UvmDriver, n: number): number[] {
 }
 
 /**
+ * largePages: pin the frames of `pages` (sorted) in the block's root chunk, page p at frame p
+ * of it, taking a root chunk first if the block has none (evicting one if none is free), as
+ * block_populate_pages_gpu allocates a managed block's chunk. Returns a frame per page, -1
+ * where none could be had.
+ */
+export function reserveBlockVram(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[]): number[] {
+  const pmm = uvm.pmm;
+  let c = pmm.chunkOfBlock(block.id, block.gpuChunk);
+  while (c < 0) {
+    c = pmm.allocChunk(block.id);
+    if (c >= 0) break;
+    const victim = pmm.pickVictim();
+    if (victim < 0) break;
+    const before = pmm.freeFrames;
+    evictRootChunk(uvm, victim);
+    if (pmm.freeFrames === before) break; // nothing could move: give up rather than spin
+  }
+  block.gpuChunk = c;
+  const out = new Array<number>(pages.length);
+  for (let i = 0; i < pages.length; i++) out[i] = c >= 0 ? pmm.allocPinnedAt(c, pages[i]!) : -1;
+  if (c >= 0) pmm.releaseChunk(c); // only if nothing was pinned
+  return out;
+}
+
+/**
  * evict_root_chunk: move every allocated page of a 2 MiB root chunk to system memory, one VA
  * block at a time (migrate_device_pfns, the HMM form of uvm_hmm_va_block_evict_chunks).
  * The GPU mappings go first; afterwards the pages may be mapped remotely
@@ -346,8 +371,9 @@ export function makeResidentCpuAndMap(uvm: UvmDriver, block: UvmVaBlock, vma: Vm
 export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages: number[], faulted: Uint8Array, plan: PendingMaps, cause: MakeResidentCause): ResidencyResult {
   const result: ResidencyResult = { doneAt: uvm.gpu.queue.now(), fallback: [] };
   if (pages.length === 0) return result;
-  const frames = reserveVram(uvm, pages.length);
-  const cursor = { next: 0 };
+  // largePages: frames[i] is pages[i]'s (or -1); otherwise they are handed out in order.
+  const frames = uvm.largePages ? reserveBlockVram(uvm, block, pages) : reserveVram(uvm, pages.length);
+  const cursor = { next: uvm.largePages ? -1 : 0 };
   const copied: number[] = [];
   // One migrate_vma per cluster of nearby pages: UVM migrates the whole service region
   // [first, outer) at once and restores the pages it does not want; clusters collect fewer
@@ -359,7 +385,7 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
     c0 = k;
   }
   // Pages reserved and never handed to a migration go back.
-  for (let fi = cursor.next; fi < frames.length; fi++) uvm.pmm.free(frames[fi]!);
+  for (let fi = Math.max(0, cursor.next); fi < frames.length; fi++) if (frames[fi]! >= 0) uvm.pmm.free(frames[fi]!);
   const now = uvm.gpu.queue.now();
   result.doneAt = Math.max(now, copyRuns(uvm, block, copied, 'htod', cause === 'api' ? 'explicit' : cause === 'access-counter' ? 'access-counter' : 'fault', Math.max(now, uvm.evictionDoneAt)));
   return result;
@@ -414,8 +440,11 @@ function migrateCluster(
     return;
   }
   const writable = (vma.flags & VM_WRITE) !== 0;
+  const inOrder = cursor.next >= 0;
+  let at = from;
   for (let k = 0; k < b - a; k++) {
     if (!want[k]) continue;
+    const i = at++;
     const s = args.src[k]!;
     // A faulted page migrate_vma did not collect (device-exclusive, locked, pinned) is served
     // where it is, mapped remotely: left alone, its warp would fault on it forever.
@@ -423,11 +452,12 @@ function migrateCluster(
       if (faulted[a + k]) result.fallback.push(a + k);
       continue;
     }
-    if (cursor.next === frames.length) {
+    const frame = inOrder ? (cursor.next < frames.length ? frames[cursor.next++]! : -1) : frames[i]!;
+    if (frame < 0) {
       if (faulted[a + k]) result.fallback.push(a + k);
       continue;
     }
-    const frame = frames[cursor.next++]!;
+    if (!inOrder) frames[i] = -1; // handed out
     const spage = migratePfnToPage(s);
     phys.deviceFrameInit(frame);
     phys.trylockPage(frame);

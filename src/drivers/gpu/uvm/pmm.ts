@@ -5,6 +5,12 @@
 // to the tail of the USED list), and freed when the kernel calls page_free. Root chunks with a
 // pinned page are never picked for eviction. When no page is free, the eviction policy picks
 // a root chunk and the driver evicts all of it. Per-frame state in typed arrays.
+//
+// With `largePages` (UvmOptions) a VA block instead takes a whole root chunk and its page p
+// always lives at frame p of it, as UVM allocates managed memory (block_gpu_chunk_size: the
+// largest chunk that fits the 2 MiB block, a root chunk), so that its resident pages can be
+// mapped by 64 KiB and 2 MiB leaves. The chunk goes back to the free list when its last page
+// is freed.
 
 import type { EvictionPolicy, EvictionView } from './policy_types.js';
 import { ChunkList } from './pmm_eviction.js';
@@ -31,11 +37,18 @@ export class UvmPmm {
   /** Root chunks entirely free. */
   private readonly freeChunks: ChunkList;
   freeFrames: number;
+  /** largePages: the VA block (id) owning each root chunk, or -1. */
+  readonly chunkOwner: Int32Array | null;
   readonly view: EvictionView;
   allocs = 0;
   frees = 0;
 
-  constructor(readonly firstPfn: number, frames: number, readonly policy: EvictionPolicy, random: () => number, access: { lastNs: Float64Array | null; count: Float64Array | null }) {
+  constructor(
+    readonly firstPfn: number, frames: number, readonly policy: EvictionPolicy, random: () => number, access: { lastNs: Float64Array | null; count: Float64Array | null },
+    largePages = false,
+  ) {
+    // A root chunk is 2 MiB of physically contiguous, aligned VRAM (UVM_CHUNK_SIZE_MAX): what a 2 MiB leaf needs.
+    if (largePages && (firstPfn % CHUNK_PAGES || frames % CHUNK_PAGES)) throw new RangeError(`VRAM at pfn ${firstPfn} (${frames} frames) is not in aligned 2 MiB root chunks`);
     this.frames = frames;
     this.chunks = Math.ceil(frames / CHUNK_PAGES);
     this.state = new Uint8Array(frames);
@@ -47,6 +60,7 @@ export class UvmPmm {
     this.freeTop = new Uint16Array(this.chunks);
     this.partial = new ChunkList(this.chunks);
     this.freeChunks = new ChunkList(this.chunks);
+    this.chunkOwner = largePages ? new Int32Array(this.chunks).fill(-1) : null;
     for (let c = 0; c < this.chunks; c++) {
       const n = Math.min(CHUNK_PAGES, frames - c * CHUNK_PAGES);
       // Lowest page on top of the stack.
@@ -78,6 +92,7 @@ export class UvmPmm {
 
   /** A free page, pinned for a migration in flight; -1 when none is free (evict first). */
   allocPinned(): number {
+    if (this.chunkOwner) throw new Error('largePages: VRAM is allocated by root chunk (allocChunk, allocPinnedAt)');
     let c = this.partial.head;
     if (c < 0) c = this.freeChunks.head;
     if (c < 0) return -1;
@@ -92,6 +107,39 @@ export class UvmPmm {
     if (this.freeTop[c] === 0) this.partial.remove(c);
     else if (!this.partial.has(c)) this.partial.pushTail(c);
     return this.firstPfn + f;
+  }
+
+  /** largePages: a free root chunk for VA block `block` (its pages then come from allocPinnedAt), or -1 when none is free (evict first). */
+  allocChunk(block: number): number {
+    const c = this.freeChunks.head;
+    if (c < 0) return -1;
+    this.freeChunks.remove(c);
+    this.chunkOwner![c] = block;
+    return c;
+  }
+
+  /** largePages: root chunk `chunk`'s page `page`, pinned for a migration in flight; -1 when that frame is in use. */
+  allocPinnedAt(chunk: number, page: number): number {
+    const f = chunk * CHUNK_PAGES + page;
+    if (this.state[f] !== FRAME_FREE) return -1;
+    this.state[f] = FRAME_PINNED;
+    this.chunkUsed[chunk]!++;
+    this.chunkPinned[chunk]!++;
+    this.freeFrames--;
+    this.allocs++;
+    return this.firstPfn + f;
+  }
+
+  /** largePages: the root chunk VA block `block` holds, or -1 (`hint`: the chunk it last had). */
+  chunkOfBlock(block: number, hint: number): number {
+    return hint >= 0 && this.chunkOwner![hint] === block ? hint : -1;
+  }
+
+  /** largePages: give back a root chunk allocChunk handed out and nothing was allocated from. */
+  releaseChunk(chunk: number): void {
+    if (this.chunkUsed[chunk] !== 0 || this.chunkOwner![chunk]! < 0) return;
+    this.chunkOwner![chunk] = -1;
+    this.freeChunks.pushTail(chunk);
   }
 
   /** uvm_pmm_gpu_unpin_allocated: the page now backs page `page` of VA block `block`. */
@@ -116,10 +164,19 @@ export class UvmPmm {
     if (s === FRAME_PINNED) this.chunkPinned[c]!--;
     this.state[f] = FRAME_FREE;
     this.owner[f] = -1;
-    this.freeStack[c * CHUNK_PAGES + this.freeTop[c]!++] = f - c * CHUNK_PAGES;
     this.chunkUsed[c]!--;
     this.freeFrames++;
     this.frees++;
+    if (this.chunkOwner) {
+      // The block's root chunk: free again with its last page.
+      if (this.chunkUsed[c] === 0) {
+        this.chunkOwner[c] = -1;
+        this.freeChunks.pushTail(c);
+        this.policy.onFree(c);
+      }
+      return;
+    }
+    this.freeStack[c * CHUNK_PAGES + this.freeTop[c]!++] = f - c * CHUNK_PAGES;
     if (this.chunkUsed[c] === 0) {
       this.partial.remove(c);
       this.freeChunks.pushTail(c);

@@ -8,6 +8,7 @@
 import type { Vma } from '../../../mm/vma.js';
 import { HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
 import { PROT_READ, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, SIZE_4K } from '../page_table.js';
+import { stagePte, writeStaged } from './block_ptes.js';
 import { makeResidentCpuAndMap, migrateToGpu, RANK_WRITE, snapshot } from './hmm.js';
 import { UVM_ID_CPU, UVM_ID_GPU, type MakeResidentCause, type ProcessorId } from './policy_types.js';
 import { PendingMaps, type UvmVaBlock } from './va_space.js';
@@ -99,7 +100,8 @@ function mapResident(uvm: UvmDriver, block: UvmVaBlock, pages: number[], rank: U
 
 /**
  * Apply a plan's mappings (the block lock is taken again after the copies): a page whose plan
- * went stale, or whose VRAM page changed, is left unmapped and will fault again.
+ * went stale, or whose VRAM page changed, is left unmapped and will fault again. With
+ * largePages, with the largest leaves the block's mappings then allow (block_ptes.ts).
  */
 export function commitPlan(uvm: UvmDriver, block: UvmVaBlock, plan: PendingMaps): number {
   if (block.pending === plan) block.pending = null;
@@ -108,6 +110,7 @@ export function commitPlan(uvm: UvmDriver, block: UvmVaBlock, plan: PendingMaps)
   let mapped = 0;
   const base = block.start / 4096;
   const stale = plan.stale;
+  const large = uvm.largePages;
   for (let i = 0; i < plan.length; i++) {
     const p = plan.page[i]!;
     if (stale && stale[p]) {
@@ -119,9 +122,12 @@ export function commitPlan(uvm: UvmDriver, block: UvmVaBlock, plan: PendingMaps)
       uvm.stats.mapsDropped++;
       continue;
     }
-    uvm.gpu.mmu.map(vs.gpuVaSpace, base + p, pfn, SIZE_4K, plan.prot[i]! | (plan.sysmem[i] ? PTE_SYSMEM : 0));
+    const flags = plan.prot[i]! | (plan.sysmem[i] ? PTE_SYSMEM : 0);
+    if (large) stagePte(p, pfn, flags);
+    else uvm.gpu.mmu.map(vs.gpuVaSpace, base + p, pfn, SIZE_4K, flags);
     mapped++;
   }
+  if (large && mapped > 0) writeStaged(uvm, block);
   return mapped;
 }
 

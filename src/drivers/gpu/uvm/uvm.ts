@@ -60,6 +60,12 @@ export interface UvmOptions {
   mapRemoteOnEviction: boolean;
   /** uvm_perf_access_counter_migration_enable: -1 (default) means on only with ATS; here: false. */
   accessCounterMigrations: boolean;
+  /**
+   * Map resident VRAM with 2 MiB and 64 KiB leaves and give each VA block a whole root chunk,
+   * as UVM does for managed memory (block_gpu_compute_new_pte_state). Off by default, as UVM
+   * on HMM with 4 KiB kernel pages: it allocates and maps PAGE_SIZE only (Bug 3368756).
+   */
+  largePages: boolean;
   /** Seed of the policies' random numbers. */
   seed: number;
 }
@@ -68,7 +74,7 @@ export const DEFAULT_UVM_OPTIONS: UvmOptions = {
   prefetch: 'tree', evict: 'uvm', replay: 'batch_flush', thrashing: 'uvm', residency: 'uvm', faultBatchCount: 256,
   replayUpdatePutRatio: 50, maxBatchesPerService: 20, maxThrottlePerService: 5, faultCoalesce: true, prefetchThreshold: 51,
   prefetchMinFaults: 1, reenablePrefetchFaultsLapseMs: 1000, thrashingParams: {}, mapRemoteOnEviction: true, accessCounterMigrations: false,
-  seed: 1,
+  largePages: false, seed: 1,
 };
 
 /** UVM's counters. */
@@ -151,6 +157,7 @@ export class UvmDriver implements GpuDriver {
   lastHmmError: string | null = null;
   prefetchFaultsDisabledAt = 0;
   readonly mapRemoteOnEviction: boolean;
+  readonly largePages: boolean;
   private shutDown = false;
   // Scratch masks of one block service (the kernel's service context).
   readonly scratchDest = new Int8Array(PAGES_PER_UVM_VA_BLOCK);
@@ -197,6 +204,7 @@ export class UvmDriver implements GpuDriver {
       };
     }
     this.mapRemoteOnEviction = o.mapRemoteOnEviction && o.accessCounterMigrations;
+    this.largePages = !!o.largePages;
     this.owner = new UvmOwner(gpu.id);
     gpu.bindDriver(this);
     if (this.eviction.needsAccessTracking) gpu.enableAccessTracking();
@@ -212,7 +220,7 @@ export class UvmDriver implements GpuDriver {
       get count() {
         return sms.chunkCount;
       },
-    });
+    }, this.largePages);
     this.batch = new FaultBatch(o.faultBatchCount, gpu.mmu.utlbs.length);
     this.faultThread = new KThread(gpu.queue, `uvm-faults-${gpu.id}`);
     this.counterThread = new KThread(gpu.queue, `uvm-access-counters-${gpu.id}`);

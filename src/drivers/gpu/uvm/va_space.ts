@@ -58,6 +58,8 @@ export class UvmVaBlock implements ThrashingBlock {
   faultMigrationsToLastProc = 0;
   /** The thrashing detector's state. */
   thrashing: unknown = null;
+  /** largePages: the root chunk the block's VRAM pages were last allocated from (valid while the PMM says it owns it). */
+  gpuChunk = -1;
   /** The service plan whose mappings are waiting for their copies. */
   pending: PendingMaps | null = null;
 

@@ -147,6 +147,8 @@ const variants: Array<[string, Partial<UvmOptions>]> = [
   ['replay batch', { replay: 'batch' }],
   ['replay once', { replay: 'once' }],
   ['thrashing none, residency sysmem', { thrashing: 'none', residency: 'sysmem' }],
+  ['largePages (2 MiB and 64 KiB leaves, a root chunk per block)', { largePages: true }],
+  ['largePages, prefetch none, evict lru', { largePages: true, prefetch: 'none', evict: 'lru' }],
 ];
 
 describe('uvm property: invariants after every event, data intact, nothing leaked', () => {
