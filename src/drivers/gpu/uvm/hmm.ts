@@ -12,7 +12,7 @@ import { makeDeviceExclusive } from '../../../mm/exclusive.js';
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize,
   migrateDevicePages, migrateDevicePfns, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages,
-  migrateVmaSetup, newMigrateVma,
+  migrateVmaSetup,
 } from '../../../mm/migrate.js';
 import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq, type MmuNotifierRange } from '../../../mm/notifier.js';
 import { VM_HUGETLB, VM_SHARED, VM_SPECIAL, VM_WRITE, type Vma } from '../../../mm/vma.js';
@@ -20,6 +20,7 @@ import { HmmRange, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_
 import { hmmRangeFault } from '../../../hmm/hmm.js';
 import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, PTE_VALID, SIZE_4K, type GpuPtLeaf } from '../page_table.js';
 import type { GpuMigrateCause } from '../events.js';
+import { blockMigrateVma, releaseMigrateVma } from './migrate_args.js';
 import { FRAME_ALLOCATED } from './pmm.js';
 import { PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, type MakeResidentCause } from './policy_types.js';
 import { UvmVaBlock, UVM_VA_BLOCK_SIZE, type PendingMaps, type UvmVaSpace } from './va_space.js';
@@ -424,7 +425,7 @@ function migrateCluster(
   const phys = uvm.machine.phys;
   const a = pages[from]!;
   const b = pages[to - 1]! + 1;
-  const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_SYSTEM, uvm.owner);
+  const args = blockMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_SYSTEM, uvm.owner);
   const used = uvm.scratchUsed;
   used.fill(0, 0, b - a);
   const want = uvm.scratchWant;
@@ -435,6 +436,7 @@ function migrateCluster(
   try {
     migrateVmaSetup(args);
   } catch (e) {
+    releaseMigrateVma(args);
     if (!(e instanceof KernelError)) throw e;
     for (let i = from; i < to; i++) if (faulted[pages[i]!]) result.fallback.push(pages[i]!);
     return;
@@ -502,6 +504,7 @@ function migrateCluster(
   }
   if (runStart >= 0) thrashing.onMigration(block, runStart, b - runStart, UVM_ID_GPU, runCause, now);
   migrateVmaFinalize(args);
+  releaseMigrateVma(args);
 }
 
 /**
@@ -517,8 +520,13 @@ export function migrateToCpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
   const a = pages[0]!;
   const b = pages[pages.length - 1]! + 1;
   gpuUnmapRuns(uvm, block, pages, 'migrate to system memory');
-  const args = newMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_DEVICE_PRIVATE, uvm.owner, faultPage);
-  migrateVmaSetup(args);
+  const args = blockMigrateVma(vma, block.pageAddr(a), block.pageAddr(b), MIGRATE_VMA_SELECT_DEVICE_PRIVATE, uvm.owner, faultPage);
+  try {
+    migrateVmaSetup(args);
+  } catch (e) {
+    releaseMigrateVma(args);
+    throw e;
+  }
   const want = uvm.scratchWant;
   want.fill(0, 0, b - a);
   for (const p of pages) want[p - a] = 1;
@@ -541,6 +549,7 @@ export function migrateToCpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
     if (migratePfnHas(args.src[k]!, MIGRATE_PFN_MIGRATE) && migratePfnToPage(args.dst[k]!) >= 0) moved.push(a + k);
   }
   migrateVmaFinalize(args);
+  releaseMigrateVma(args);
   for (const p of moved) block.cpuResident[p] = 1;
   uvm.stats.pagesMigratedToSystem += moved.length;
   const now = uvm.gpu.queue.now();
