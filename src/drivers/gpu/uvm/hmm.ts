@@ -156,7 +156,7 @@ export function reserveVram(uvm: UvmDriver, n: number): number[] {
  * block_populate_pages_gpu allocates a managed block's chunk. Returns a frame per page, -1
  * where none could be had.
  */
-export function reserveBlockVram(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[]): number[] {
+export function reserveBlockVram(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[], fault: boolean): number[] {
   const pmm = uvm.pmm;
   let c = pmm.chunkOfBlock(block.id, block.gpuChunk);
   while (c < 0) {
@@ -169,6 +169,7 @@ export function reserveBlockVram(uvm: UvmDriver, block: UvmVaBlock, pages: reado
     if (pmm.freeFrames === before) break; // nothing could move: give up rather than spin
   }
   block.gpuChunk = c;
+  if (c >= 0 && fault) pmm.hold(c);
   const out = new Array<number>(pages.length);
   for (let i = 0; i < pages.length; i++) out[i] = c >= 0 ? pmm.allocPinnedAt(c, pages[i]!) : -1;
   if (c >= 0) pmm.releaseChunk(c); // only if nothing was pinned
@@ -373,7 +374,7 @@ export function migrateToGpu(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, pages:
   const result: ResidencyResult = { doneAt: uvm.gpu.queue.now(), fallback: [] };
   if (pages.length === 0) return result;
   // largePages: frames[i] is pages[i]'s (or -1); otherwise they are handed out in order.
-  const frames = uvm.largePages ? reserveBlockVram(uvm, block, pages) : reserveVram(uvm, pages.length);
+  const frames = uvm.largePages ? reserveBlockVram(uvm, block, pages, cause === 'fault') : reserveVram(uvm, pages.length);
   const cursor = { next: uvm.largePages ? -1 : 0 };
   const copied: number[] = [];
   // One migrate_vma per cluster of nearby pages: UVM migrates the whole service region

@@ -39,6 +39,9 @@ export class UvmPmm {
   freeFrames: number;
   /** largePages: the VA block (id) owning each root chunk, or -1. */
   readonly chunkOwner: Int32Array | null;
+  /** largePages: root chunks a block of the fault batch being serviced got (not evicted until its replay), and their list. */
+  private readonly held: Uint8Array;
+  private readonly heldList: number[] = [];
   readonly view: EvictionView;
   allocs = 0;
   frees = 0;
@@ -61,6 +64,7 @@ export class UvmPmm {
     this.partial = new ChunkList(this.chunks);
     this.freeChunks = new ChunkList(this.chunks);
     this.chunkOwner = largePages ? new Int32Array(this.chunks).fill(-1) : null;
+    this.held = new Uint8Array(largePages ? this.chunks : 0);
     for (let c = 0; c < this.chunks; c++) {
       const n = Math.min(CHUNK_PAGES, frames - c * CHUNK_PAGES);
       // Lowest page on top of the stack.
@@ -71,9 +75,10 @@ export class UvmPmm {
     this.freeFrames = frames;
     const used = this.chunkUsed;
     const pinned = this.chunkPinned;
+    const held = this.held;
     this.view = {
       chunks: this.chunks,
-      evictable: (c) => used[c]! > 0 && pinned[c] === 0,
+      evictable: largePages ? (c) => used[c]! > 0 && pinned[c] === 0 && held[c] === 0 : (c) => used[c]! > 0 && pinned[c] === 0,
       used: (c) => used[c]!,
       get lastAccessNs() {
         return access.lastNs;
@@ -133,6 +138,23 @@ export class UvmPmm {
   /** largePages: the root chunk VA block `block` holds, or -1 (`hint`: the chunk it last had). */
   chunkOfBlock(block: number, hint: number): number {
     return hint >= 0 && this.chunkOwner![hint] === block ? hint : -1;
+  }
+
+  /**
+   * largePages: keep a root chunk a faulting block holds from being evicted for another block
+   * of the same fault batch before the warps are replayed. UVM would evict it, and with fewer
+   * root chunks than blocks in a batch the blocks would evict each other for ever.
+   */
+  hold(chunk: number): void {
+    if (this.held[chunk]) return;
+    this.held[chunk] = 1;
+    this.heldList.push(chunk);
+  }
+
+  /** The batch was replayed: its root chunks may be evicted again. */
+  releaseHeld(): void {
+    for (const c of this.heldList) this.held[c] = 0;
+    this.heldList.length = 0;
   }
 
   /** largePages: give back a root chunk allocChunk handed out and nothing was allocated from. */

@@ -290,6 +290,7 @@ export function* serviceReplayableFaults(uvm: UvmDriver): KThreadBody {
   uvm.stats.serviceRuns++;
   for (;;) {
     if (numThrottled >= o.maxThrottlePerService || numBatches >= o.maxBatchesPerService) break;
+    uvm.pmm.releaseHeld(); // the last batch's warps have been replayed
     const start = gpu.queue.now();
     batch.fetch(uvm, o.faultBatchCount, o.faultCoalesce);
     if (batch.numCached === 0) break;
@@ -379,6 +380,7 @@ export function* serviceReplayableFaults(uvm: UvmDriver): KThreadBody {
     numReplays++;
   }
   uvm.stats.replays += numReplays;
+  uvm.pmm.releaseHeld();
   gpu.enableFaultInterrupt();
 }
 
