@@ -6,7 +6,8 @@
 //   resident GPU page accesses   stream at 100% (everything fits): the accesses of kernels 2..n,
 //                                timed from the launch of the second kernel to the end of the
 //                                last, when every page is resident and mapped (TLB misses and
-//                                walks included; the window must see no fault)
+//                                walks included; the window must see no fault); again with
+//                                --large-pages on (2 MiB and 64 KiB leaves), reported only
 //   GPU faults serviced          ra at 100%, no prefetch: the whole executeRun (warps raising
 //                                faults, fault buffer, batches, HMM calls, migrate_vma, copies'
 //                                bookkeeping, replays); and the default run's hotspot at 125%,
