@@ -202,7 +202,7 @@ export class Gpu {
 
   /** @internal the MMU writes a fault entry (the address aligned to 4 KiB) and interrupts the driver. */
   raiseFault(w: Warp, addr: number, type: AccessType, faultType: number, t: number): void {
-    const page = addr - (addr % 4096);
+    const page = Math.floor(addr / 4096) * 4096; // not addr % 4096: past 2^31 a double % is a call into C
     const ok = this.faultBuffer.write(page, type, faultType, w.utlbId, w.run.asid, w.id, t);
     if (this.events.on.fault) {
       this.events.emit({ type: 'fault', gpu: this.id, asid: w.run.asid, addr: page, access: type, utlb: w.utlbId, warp: w.id, timeNs: t, dropped: !ok });
