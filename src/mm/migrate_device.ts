@@ -429,6 +429,12 @@ export function migrateVmaFinalize(args: MigrateVma): void {
 /** The remap, unlock and release of migrate_vma_finalize and migrate_device_finalize. */
 function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number, faultPage: number, mmId: number, start: number): void {
   const phys = machine.phys;
+  // The sources' references to system memory go in one release_pages at the end (the kernel
+  // frees them in batches too: folio_putback_lru's per-CPU LRU batch holds them until it
+  // drains), unless someone listens to frees: then each goes at its page, in event order.
+  // Device pages go back to their driver at once.
+  const batch = phys.events.on.free ? null : new Int32Array(npages);
+  let batched = 0;
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
     const old = migratePfnToPage(s);
@@ -447,12 +453,14 @@ function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnAr
       machine.events.emit({ type: 'migrate', mmId, addr: start < 0 ? -1 : start + i * PAGE_SIZE, from: old, to: d, toDevice: phys.pagemapOf(d) !== undefined });
     }
     if (old !== faultPage) phys.unlockPage(old);
-    phys.putPage(old);
+    if (batch && old < phys.ramFrames) batch[batched++] = old;
+    else phys.putPage(old);
     if (d >= 0) {
       phys.unlockPage(d);
       phys.putPage(d);
     }
   }
+  if (batched > 0) phys.releasePages(batch!, batched);
 }
 
 // ---- device pages by pfn (6.1+) ----

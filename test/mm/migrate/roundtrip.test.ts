@@ -7,6 +7,25 @@ import { TestDevice } from './device.js';
 import { ANON, entry, expectAllFree, expectConsistent, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, K_SWAP, P, pattern, RW, setup } from './helpers.js';
 
 describe('round trips through device memory', () => {
+  it('migrate_vma_finalize releases the system pages it leaves as put_page on each in turn would: the same pages come from later allocations, listened-to frees or not', () => {
+    const allocAfter = (listen: boolean): number[] => {
+      const { m, dev, p, a } = setup(64);
+      const frees: number[] = [];
+      if (listen) m.events.subscribe('free', (e) => void (e.device || frees.push(e.pfn)));
+      // Pages written out of order, so that their frames are not one run.
+      for (let i = 0; i < 64; i++) p.write(a + ((i * 37) % 64) * P, pattern(i, 8));
+      const hole = p.mmap(0, 4 * P, RW, ANON); // frames taken between theirs
+      p.write(hole, pattern(99, 8));
+      expect(dev.migrateToDevice(p.mm, a, a + 64 * P)).toBe(64);
+      if (listen) expect(frees.length).toBe(64); // one event per page, at its page
+      expectConsistent(m);
+      const got: number[] = [];
+      for (let i = 0; i < 80; i++) got.push(m.phys.allocPages(0));
+      return got;
+    };
+    expect(allocAfter(false)).toEqual(allocAfter(true));
+  });
+
   it('a single page: CPU bytes -> device page -> device changes them -> a CPU read faults them back exactly', () => {
     const { m, dev, p, a } = setup(4);
     const data = pattern(1);
