@@ -81,7 +81,9 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
   const rmapMm2 = f.rmapMm2;
   const rmap = machine.rmap;
   const zero = phys.zeroPfn;
-  const anyPins = phys.pincount.size > 0;
+  // With a pin anywhere, or a listener for `map` events, every entry takes copyEntry's path
+  // (copy_present_page's pin check, addMapping's event).
+  const slowAll = phys.pincount.size > 0 || mapEvents;
   const wp = cow ? ~E_WRITE : -1; // pte_wrprotect of a COW mapping's entries, parent and child
   const childId = child.id;
   const flgs = ptFlagsArrayMut(node);
@@ -91,7 +93,6 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
   let anon = 0;
   let file = 0;
   let shmem = 0;
-  let copied = 0;
   let runStart = 0;
   let runEnd = 0; // [runStart, runEnd): frames whose child entry Rmap.addForkRun adds
   for (let i = first; i <= last; i++) {
@@ -99,7 +100,7 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
     if ((flg & KIND_MASK) === K_NONE) continue;
     const val = vals[i]!;
     const pflags = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT ? flags[val]! : -1;
-    if (pflags < 0 || pflags & (PG_head | PG_tail) || anyPins || val === zero) {
+    if (pflags < 0 || pflags & (PG_head | PG_tail) || slowAll || val === zero) {
       copyEntry(parent, child, node, i, dst, 0, base + i, cow);
       continue;
     }
@@ -113,10 +114,8 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
     flgs[i] = flg &= wp;
     dflgs[i] = flg; // the child's table is new: none before
     dvals[i] = val;
-    copied++;
-    if (rmapMm2[val] !== 0 || rmapMm[val] === 0 || mapEvents) {
+    if (rmapMm2[val] !== 0 || rmapMm[val] === 0) {
       rmap.add(val, childId, rmapKey(base + i, 0));
-      if (mapEvents) machine.events.emit({ type: 'map', mmId: childId, addr: (base + i) * PAGE_SIZE, pfn: val, nr: 1 });
       continue;
     }
     if (val !== runEnd) {
@@ -126,7 +125,7 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
     runEnd = val + 1;
   }
   if (runEnd > runStart) rmap.addForkRun(runStart, runEnd, childId);
-  dst.used += copied;
+  dst.used += anon + shmem + file;
   child.rss[MM_ANONPAGES]! += anon;
   child.rss[MM_SHMEMPAGES]! += shmem;
   child.rss[MM_FILEPAGES]! += file;
