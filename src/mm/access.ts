@@ -108,9 +108,10 @@ function accessChecked(mm: Mm, addr: number, buf: Uint8Array, write: boolean): v
   while (done < buf.length) {
     const at = addr + done;
     if (!vma || at >= vma.end) vma = mm.vmas.lookup(at)!;
-    const off = at % PAGE_SIZE;
+    const vpn = Math.floor(at / PAGE_SIZE);
+    const off = at - vpn * PAGE_SIZE; // not at % PAGE_SIZE: past 2^31 that is a call to fmod
     const n = Math.min(PAGE_SIZE - off, buf.length - done);
-    let pfn = followPage(mm, Math.floor(at / PAGE_SIZE), write);
+    let pfn = followPage(mm, vpn, write);
     if (pfn < 0) pfn = faultInPage(mm, vma, at, write, false);
     if (pfn >= phys.frames.capacity) {
       if (!write) buf.fill(0, done, done + n); // I/O memory a driver remapped (special.ts): reads 0, writes dropped

@@ -144,7 +144,7 @@ export class SvmDevice {
         pfn = this.pt.lookup(vpn);
         if (pfn < 0) fail('EFAULT', `device read of unmapped address 0x${a.toString(16)}`);
       }
-      const off = a % PAGE_SIZE;
+      const off = a - vpn * PAGE_SIZE; // not a % PAGE_SIZE: past 2^31 that is a call to fmod
       const n = Math.min(PAGE_SIZE - off, len - done);
       phys.readPage(pfn, off, out, outOff + done, n);
       done += n;
@@ -168,7 +168,7 @@ export class SvmDevice {
         this.faultAt(vpn * PAGE_SIZE, true);
         if (!(this.pt.flagsOf(vpn) & DPTE_WRITE)) fail('EFAULT', `device write to 0x${a.toString(16)} not allowed`);
       }
-      const o = a % PAGE_SIZE;
+      const o = a - vpn * PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - o, len - done);
       phys.writePage(this.pt.lookup(vpn), o, data, off + done, n);
       done += n;
