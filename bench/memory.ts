@@ -93,7 +93,7 @@ function measure(populateBytes: number): MemoryFigures {
   for (let i = 0; i < pages; i++) p.write(a + i * PAGE_SIZE, one);
   settle();
   const measuredPerPage = (external() - t0) / pages;
-  const data = m.phys.dataBytesInUse / pages;
+  const data = m.phys.data.bytesInUse / pages;
   const pageTables = ptBytes(countNodes(m)) / pages;
   m.dispose();
 
@@ -108,7 +108,7 @@ function measure(populateBytes: number): MemoryFigures {
   for (let i = 0; i < 1000; i++) sp.write(base + rand.below(tib / PAGE_SIZE) * PAGE_SIZE, one);
   settle();
   const heapGrowthBytes = external() - before;
-  const modelBytes = ptBytes(countNodes(sm)) + sm.phys.dataBytesInUse + 1000 * BYTES_PER_DATA_SLOT + (sm.config.ramBytes / PAGE_SIZE) * accounted;
+  const modelBytes = ptBytes(countNodes(sm)) + sm.phys.data.bytesInUse + 1000 * BYTES_PER_DATA_SLOT + (sm.config.ramBytes / PAGE_SIZE) * accounted;
   sm.dispose();
   return {
     perFrame: { accounted, measured: measuredPerFrame, perGiBOfRam: accounted * (2 ** 30 / PAGE_SIZE) },

@@ -108,9 +108,9 @@ export function checkInvariants(machine: Machine, opts: CheckOptions = {}): stri
   for (let pfn = 0; pfn < f.capacity; pfn++) if (f.dataSlot[pfn]! >= 0) inc(holders, f.dataSlot[pfn]!);
   for (const slot of swaps.keys()) if (machine.swap.dataOf(slot) >= 0) inc(holders, machine.swap.dataOf(slot));
   for (const [slot, n] of holders) {
-    if (phys.slotHolders(slot) !== n) errors.push(`data slot ${slot}: ${phys.slotHolders(slot)} holders recorded, ${n} found`);
+    if (phys.data.slotHolders(slot) !== n) errors.push(`data slot ${slot}: ${phys.data.slotHolders(slot)} holders recorded, ${n} found`);
   }
-  if (phys.dataSlotsInUse !== holders.size) errors.push(`data: ${phys.dataSlotsInUse} slots in use, ${holders.size} held`);
+  if (phys.data.slotsInUse !== holders.size) errors.push(`data: ${phys.data.slotsInUse} slots in use, ${holders.size} held`);
   // The LRU lists are well formed, and every folio of RAM that is mapped or cached is on one.
   const onLru = phys.lru.check(errors);
   const inUse = new Set<number>();

@@ -288,7 +288,7 @@ function doSwapPage(mm: Mm, vma: Vma, addr: number, flags: number, pte: PtNode, 
   const pfn = newAnonPage(mm);
   if (pfn < 0) return VM_FAULT_OOM;
   const data = mm.machine.swap.takeData(ptVal(pte, idx));
-  if (data >= 0) phys.giveSlot(pfn, data);
+  if (data >= 0) phys.data.giveSlot(pfn, data);
   phys.frames.flags[pfn]! |= PG_dirty;
   const write = (flags & FAULT_FLAG_WRITE) !== 0 && (vma.flags & VM_WRITE) !== 0;
   PageTable.set(pte, idx, K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : 0), pfn);
@@ -433,7 +433,7 @@ function hugetlbFault(mm: Mm, vma: Vma, addr: number, flags: number, retry: Faul
       if (copy < 0) return VM_FAULT_SIGBUS;
       phys.markHugetlb(copy);
       phys.setAnon(copy);
-      for (let i = 0; i < 1 << order; i++) if (phys.hasData(pfn + i)) phys.copyPage(copy + i, pfn + i);
+      for (let i = 0; i < 1 << order; i++) if (phys.data.hasData(pfn + i)) phys.copyPage(copy + i, pfn + i);
       const range = mm.invalidateStart('CLEAR', base, base + size);
       removeMapping(mm, pfn, vpn, level);
       PageTable.set(node, idx, K_PRESENT | E_YOUNG | E_WRITE | E_DIRTY, copy);

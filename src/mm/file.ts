@@ -49,7 +49,7 @@ export class TmpFile {
       if (slot !== undefined) {
         this.swapped.delete(index);
         const data = machine.swap.takeData(slot);
-        if (data >= 0) phys.giveSlot(pfn, data);
+        if (data >= 0) phys.data.giveSlot(pfn, data);
         phys.frames.flags[pfn]! |= PG_dirty;
       }
       phys.frames.mapping[pfn] = this.id;

@@ -146,7 +146,7 @@ function copyPinnedHuge(parent: Mm, child: Mm, node: PtNode, idx: number, dst: P
     const copy = phys.allocPages(LEVEL_ORDER[level]!);
     phys.markHugetlb(copy);
     phys.setAnon(copy);
-    for (let i = 0; i < n; i++) if (phys.hasData(val + i)) phys.copyPage(copy + i, val + i);
+    for (let i = 0; i < n; i++) if (phys.data.hasData(val + i)) phys.copyPage(copy + i, val + i);
     PageTable.set(dst, idx, ptFlags(node, idx), copy);
     addMapping(child, copy, vpn, level);
     return;

@@ -65,7 +65,7 @@ export class Machine {
    */
   dispose(): void {
     for (const p of this.processes) if (p.alive) p.exit();
-    this.phys.releaseSlabs();
+    this.phys.data.releaseSlabs();
     this.disposed = true;
   }
   disposed = false;

@@ -14,10 +14,11 @@ import {
 } from './page.js';
 import { HPAGE_PMD_ORDER, HPAGE_PUD_ORDER, PAGE_SIZE } from './constants.js';
 import type { DevPagemap } from './memremap.js';
-import { SlotArena } from './slot-arena.js';
+import { PageData } from './page_data.js';
 import { Lruvec } from './lru.js';
 
 export { setSlabPoolBytes } from './slot-arena.js';
+export { BYTES_PER_DATA_SLOT, HEAD_BYTES } from './page_data.js';
 
 export const MAX_ORDER = HPAGE_PUD_ORDER; // up to 1 GiB blocks, for gigantic hugetlb pages
 /**
@@ -32,12 +33,6 @@ export const PAGE_ALLOC_COSTLY_ORDER = 3;
 const MAX_RECLAIM_RETRIES = 16;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
 const PAGES_PER_SUBSECTION = 512;
-/** Metadata per data slot beyond its bytes: the holder count (the free list is only for freed slots). */
-export const BYTES_PER_DATA_SLOT = 4;
-/** Bytes of a head slot: a page written only below this offset keeps only these bytes. */
-export const HEAD_BYTES = 64;
-/** Slot numbers with this bit are head slots (the rest are whole-page slots). */
-const HEAD = 1 << 30;
 
 /** Frames a free block of each order, linked through these arrays (indexed by pfn). */
 class FreeLists {
@@ -78,9 +73,8 @@ export class PhysMem {
   private readonly pagemaps: DevPagemap[] = [];
   private nextDevicePfn: number;
 
-  // Page data: whole pages, and heads of pages written only near their start.
-  private readonly pages = new SlotArena(PAGE_SIZE);
-  private readonly heads = new SlotArena(HEAD_BYTES);
+  /** The frames' bytes: whole pages, and heads of pages written only near their start. */
+  readonly data: PageData = new PageData(this);
 
   // Sparse per-frame state that few frames have.
   readonly entireMapcount = new Map<number, number>(); // head pfn -> PMD/PUD mappings
@@ -205,7 +199,7 @@ export class PhysMem {
   private freeBlock(pfn: number, order: number): void {
     const f = this.frames;
     const n = 1 << order;
-    for (let p = pfn; p < pfn + n; p++) if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+    for (let p = pfn; p < pfn + n; p++) if (f.dataSlot[p]! >= 0) this.data.releaseSlot(p);
     f.reset(pfn, n);
     f.refcount[pfn] = 0;
     this.mergeFree(pfn, order);
@@ -303,7 +297,7 @@ export class PhysMem {
       if (fl & PG_lru) this.lru.del(pfn);
       const slot = dataSlot[pfn]!;
       if (slot >= 0) {
-        this.freeSlot(slot);
+        this.data.freeSlot(slot);
         dataSlot[pfn] = -1;
       }
       if (pfn !== runEnd) {
@@ -322,7 +316,7 @@ export class PhysMem {
       const p = head + i;
       // The host memory holding the page's bytes goes back to the pool, as a RAM page's does:
       // the driver writes a device page (copy or clear) before it hands it out again.
-      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+      if (f.dataSlot[p]! >= 0) this.data.releaseSlot(p);
       f.mapping[p] = 0;
       f.mapcount[p] = 0;
       f.flags[p] = PG_device | (i === 0 ? f.flags[p]! & (PG_head | ORDER_MASK) : f.flags[p]! & PG_tail);
@@ -502,7 +496,7 @@ export class PhysMem {
       if (f.refcount[p]! > 0) fail('EBUSY', `device page ${p} still in use`);
     }
     for (let p = pgmap.firstPfn; p < pgmap.firstPfn + pgmap.nframes; p++) {
-      if (f.dataSlot[p]! >= 0) this.releaseSlot(p);
+      if (f.dataSlot[p]! >= 0) this.data.releaseSlot(p);
       f.flags[p] = 0;
     }
     this.pagemaps.splice(i, 1);
@@ -546,162 +540,27 @@ export class PhysMem {
     return this.pagemaps;
   }
 
-  // ---- page data ----
-
-  /**
-   * A whole-page data slot; `zero` false when the caller overwrites all of it at once (a copy).
-   * A recycled slot, or one of a pooled slab, is zeroed here, in the write fault that needs it,
-   * as the kernel clears a page in the fault path (clear_page in do_anonymous_page); only new
-   * host memory, zero already, is not.
-   */
-  private allocSlot(zero = true): number {
-    return this.pages.alloc(zero);
-  }
-
-  private arenaOf(slot: number): SlotArena {
-    return slot & HEAD ? this.heads : this.pages;
-  }
-
-  /** Give the data slabs back for reuse (Machine.dispose); the machine must not be used afterwards. */
-  releaseSlabs(): void {
-    this.pages.release();
-    this.heads.release();
-  }
-
-  /** A holder of a data slot lets go of it; the last one returns it to the pool. */
-  freeSlot(slot: number): void {
-    if (slot & HEAD) this.heads.free(slot & ~HEAD);
-    else this.pages.free(slot);
-  }
-
-  private releaseSlot(pfn: number): void {
-    this.freeSlot(this.frames.dataSlot[pfn]!);
-    this.frames.dataSlot[pfn] = -1;
-  }
-
-  /** Detach a frame's data slot (for swap-out: the slot moves to the swap device, no copy). */
-  takeSlot(pfn: number): number {
-    const s = this.frames.dataSlot[pfn]!;
-    this.frames.dataSlot[pfn] = -1;
-    return s;
-  }
-  /** Attach a data slot to a frame that has none. */
-  giveSlot(pfn: number, slot: number): void {
-    if (this.frames.dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
-    this.frames.dataSlot[pfn] = slot;
-  }
-  /** A copy of a slot's bytes for a new holder: the same slot, shared until one of them writes. */
-  copySlot(slot: number): number {
-    this.arenaOf(slot).refs[slot & ~HEAD]!++;
-    return slot;
-  }
-  /** Holders of a data slot (0: free); for checkInvariants. */
-  slotHolders(slot: number): number {
-    return this.arenaOf(slot).refs[slot & ~HEAD] ?? 0;
-  }
-  /** Distinct data slots in use (a shared slot counts once), whole pages and heads. */
-  get dataSlotsInUse(): number {
-    return this.pages.inUse + this.heads.inUse;
-  }
-  /** Bytes of page data held by slots in use (a shared slot counts once). */
-  get dataBytesInUse(): number {
-    return this.pages.inUse * PAGE_SIZE + this.heads.inUse * HEAD_BYTES;
-  }
-  get dataPoolBytes(): number {
-    return this.pages.bytes + this.heads.bytes;
-  }
-
-  hasData(pfn: number): boolean {
-    return this.frames.dataSlot[pfn]! >= 0;
-  }
+  // ---- page data (page_data.ts): the calls the mm and drivers make on a frame's bytes ----
 
   /** Copy len bytes at offset `off` of frame `pfn` into out[outOff..]. */
   readPage(pfn: number, off: number, out: Uint8Array, outOff: number, len: number): void {
-    const slot = this.frames.dataSlot[pfn]!;
-    if (slot < 0) {
-      out.fill(0, outOff, outOff + len);
-      return;
-    }
-    let n = len;
-    if (slot & HEAD) {
-      // Beyond the head the page reads as zeros.
-      n = Math.max(0, Math.min(len, HEAD_BYTES - off));
-      if (n < len) out.fill(0, outOff + n, outOff + len);
-    }
-    const arena = this.arenaOf(slot);
-    const base = arena.offset(slot & ~HEAD) + off;
-    const slab = arena.slab(slot & ~HEAD);
-    // Small accesses copy by hand: a subarray view costs more than a few byte moves.
-    if (n <= 64) for (let i = 0; i < n; i++) out[outOff + i] = slab[base + i]!;
-    else out.set(slab.subarray(base, base + n), outOff);
+    this.data.readPage(pfn, off, out, outOff, len);
   }
-
   /** Copy len bytes of src[srcOff..] into frame `pfn` at offset `off`, allocating its data on first write. */
   writePage(pfn: number, off: number, src: Uint8Array, srcOff: number, len: number): void {
-    let slot = this.frames.dataSlot[pfn]!;
-    if (slot < 0) {
-      if (this.frames.flags[pfn]! & PG_reserved) throw new Error('write to a zero page');
-      slot = this.frames.dataSlot[pfn] = off + len <= HEAD_BYTES ? this.heads.alloc(true) | HEAD : this.allocSlot();
-    } else if (slot & HEAD && off + len > HEAD_BYTES) slot = this.growHead(pfn, slot);
-    else if (this.arenaOf(slot).refs[slot & ~HEAD]! > 1) slot = this.unshareSlot(pfn, slot);
-    const arena = this.arenaOf(slot);
-    const base = arena.offset(slot & ~HEAD) + off;
-    const slab = arena.slab(slot & ~HEAD);
-    if (len <= 64) for (let i = 0; i < len; i++) slab[base + i] = src[srcOff + i]!;
-    else slab.set(src.subarray(srcOff, srcOff + len), base);
+    this.data.writePage(pfn, off, src, srcOff, len);
   }
-
-  /** A write past a head: the frame gets a whole page holding the head's bytes, zero beyond. */
-  private growHead(pfn: number, h: number): number {
-    const slot = this.allocSlot();
-    const head = h & ~HEAD;
-    const from = this.heads.offset(head);
-    this.pages.slab(slot).set(this.heads.slab(head).subarray(from, from + HEAD_BYTES), this.pages.offset(slot));
-    this.heads.free(head);
-    this.frames.dataSlot[pfn] = slot;
-    return slot;
-  }
-
-  /**
-   * Copy a whole frame's data (copy_highpage). The copy is lazy: dst shares src's slot and the
-   * first write to either gets its own (writePage); a frame without data stays without.
-   */
+  /** copy_highpage, lazily: dst shares src's bytes until either is written. */
   copyPage(dst: number, src: number): void {
-    const s = this.frames.dataSlot[src]!;
-    const d = this.frames.dataSlot[dst]!;
-    if (s === d) return;
-    if (d >= 0) this.releaseSlot(dst);
-    if (s < 0) return;
-    this.copySlot(s);
-    this.frames.dataSlot[dst] = s;
+    this.data.copyPage(dst, src);
   }
-
-  /**
-   * copy_highpage done at once, as a copy engine moves bytes between two memories: dst gets a
-   * slot of its own holding src's bytes (a src without data leaves dst reading zeros).
-   */
+  /** copy_highpage done at once, as a copy engine moves bytes between two memories. */
   copyHighpage(dst: number, src: number): void {
-    const s = this.frames.dataSlot[src]!;
-    if (this.frames.dataSlot[dst]! >= 0) this.releaseSlot(dst);
-    if (s < 0) return;
-    const arena = this.arenaOf(s);
-    const d = arena.alloc(false);
-    arena.copy(d, s & ~HEAD);
-    this.frames.dataSlot[dst] = d | (s & HEAD);
+    this.data.copyHighpage(dst, src);
   }
-
-  /** A write to a frame whose slot others hold too: the frame gets a private copy first. */
-  private unshareSlot(pfn: number, s: number): number {
-    const arena = this.arenaOf(s);
-    const slot = arena.alloc(false);
-    arena.refs[s & ~HEAD]!--;
-    arena.copy(slot, s & ~HEAD);
-    return (this.frames.dataSlot[pfn] = slot | (s & HEAD));
-  }
-
   /** Drop a frame's data so it reads as zeros (clear_highpage). */
   clearPage(pfn: number): void {
-    if (this.frames.dataSlot[pfn]! >= 0) this.releaseSlot(pfn);
+    this.data.clearPage(pfn);
   }
 
   isHugetlb(pfn: number): boolean {

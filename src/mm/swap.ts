@@ -58,7 +58,7 @@ export class SwapDevice {
   free(slot: number): void {
     if (this.count[slot]! <= 0) throw new Error(`swap slot ${slot} freed twice`);
     if (--this.count[slot]! > 0) return;
-    if (this.data[slot]! >= 0) this.phys.freeSlot(this.data[slot]!);
+    if (this.data[slot]! >= 0) this.phys.data.freeSlot(this.data[slot]!);
     this.data[slot] = -1;
     this.freeList.push(slot);
     this.used--;
@@ -76,7 +76,7 @@ export class SwapDevice {
       this.free(slot);
       return d;
     }
-    const copy = this.phys.copySlot(d);
+    const copy = this.phys.data.copySlot(d);
     this.free(slot);
     return copy;
   }

@@ -264,7 +264,7 @@ function reclaimShmem(machine: Machine, pfn: number): number {
   if (mappingBlocker(machine, pfn, 1, scratch)) return KEEP;
   const n = machine.rmap.entriesInto(pfn, scratch);
   const buf = scratch.buf;
-  const dirty = (f.flags[pfn]! & PG_dirty) !== 0 || anyDirty(machine, pfn, buf, n) || phys.hasData(pfn);
+  const dirty = (f.flags[pfn]! & PG_dirty) !== 0 || anyDirty(machine, pfn, buf, n) || phys.data.hasData(pfn);
   if (dirty && machine.swap.full) return ACTIVATE;
   for (let e = n - 1; e >= 0; e--) {
     const mm = machine.mmById(buf[2 * e]!)!;
@@ -280,7 +280,7 @@ function reclaimShmem(machine: Machine, pfn: number): number {
     mm.invalidateEnd(range);
   }
   if (f.refcount[pfn] !== 1) return KEEP; // a mapping changed under a callback: the page stays cached
-  const swapSlot = dirty ? machine.swap.alloc(phys.takeSlot(pfn), 1) : -1;
+  const swapSlot = dirty ? machine.swap.alloc(phys.data.takeSlot(pfn), 1) : -1;
   if (dirty) phys.lru.stat.pswpout++;
   else phys.lru.stat.pgdrop++;
   file.evicted(f.index[pfn]!, swapSlot);
@@ -326,7 +326,7 @@ function anyDirty(machine: Machine, pfn: number, buf: Float64Array, n: number): 
  */
 function unmapToSwap(machine: Machine, pfn: number, buf: Float64Array, n: number, discard: boolean): void {
   const phys = machine.phys;
-  const swapSlot = discard ? -1 : machine.swap.alloc(phys.takeSlot(pfn), n);
+  const swapSlot = discard ? -1 : machine.swap.alloc(phys.data.takeSlot(pfn), n);
   if (!discard) phys.lru.stat.pswpout++;
   for (let e = 0; e < n; e++) {
     const mm = machine.mmById(buf[2 * e]!)!;

@@ -207,7 +207,7 @@ describe('exit (exit_mmap)', () => {
     expect(m.phys.usedRamFrames).toBe(0);
     expect(m.swap.used).toBe(0);
     expect(m.fs.cachedPages).toBe(0);
-    expect(m.phys.dataSlotsInUse).toBe(0);
+    expect(m.phys.data.slotsInUse).toBe(0);
     expect(m.liveMms.length).toBe(0);
   });
 

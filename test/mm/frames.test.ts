@@ -60,12 +60,12 @@ describe('small pages (mm/memory.c)', () => {
     const a = p.mmap(0, 2 * P, RW, ANON);
     p.writeU32(a, 1);
     const pfn = pm(p, a).pfn;
-    expect(m.phys.dataSlotsInUse).toBe(1);
+    expect(m.phys.data.slotsInUse).toBe(1);
     p.munmap(a, 2 * P);
     expect(freed).toEqual([pfn]);
     expect(m.phys.frames.refcount[pfn]).toBe(0);
     expect(m.phys.usedRamFrames).toBe(0);
-    expect(m.phys.dataSlotsInUse).toBe(0);
+    expect(m.phys.data.slotsInUse).toBe(0);
   });
 
   it('page cache: a file page holds one reference for the cache and one per mapping; mapping/index name the file', () => {

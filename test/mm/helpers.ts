@@ -58,7 +58,7 @@ export function snapshot(m: Machine): unknown {
       return { id: mm.id, vmas: mm.vmas.all.map((v) => `${v} ${v.pgoff} ${v.flags}`), entries, frames, rss: [...mm.rss] };
     }),
     used: m.phys.usedRamFrames,
-    slots: m.phys.dataSlotsInUse,
+    slots: m.phys.data.slotsInUse,
     swap: m.swap.used,
     cache: m.fs.files.map((file) => `${file.id}: size ${file.size} pages ${[...file.pages].join(',')}`),
   };

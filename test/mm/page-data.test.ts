@@ -22,8 +22,8 @@ describe('head slots: a page written only in its first HEAD_BYTES holds only tho
     const phys = m.phys;
     const a = phys.allocPages(0);
     phys.writePage(a, 60, Uint8Array.of(1, 2, 3, 4), 0, 4);
-    expect(phys.dataSlotsInUse).toBe(1);
-    expect(phys.dataBytesInUse).toBe(HEAD_BYTES);
+    expect(phys.data.slotsInUse).toBe(1);
+    expect(phys.data.bytesInUse).toBe(HEAD_BYTES);
     const page = bytesOf(m, a);
     expect(Array.from(page.subarray(58, 66))).toEqual([0, 0, 1, 2, 3, 4, 0, 0]);
     expect(page.reduce((x, b) => x + b, 0)).toBe(10);
@@ -32,8 +32,8 @@ describe('head slots: a page written only in its first HEAD_BYTES holds only tho
     phys.readPage(a, 60, span, 0, 8);
     expect(Array.from(span)).toEqual([1, 2, 3, 4, 0, 0, 0, 0]);
     phys.writePage(a, 64, Uint8Array.of(5), 0, 1);
-    expect(phys.dataSlotsInUse).toBe(1);
-    expect(phys.dataBytesInUse).toBe(PAGE_SIZE);
+    expect(phys.data.slotsInUse).toBe(1);
+    expect(phys.data.bytesInUse).toBe(PAGE_SIZE);
     expect(Array.from(bytesOf(m, a).subarray(60, 66))).toEqual([1, 2, 3, 4, 5, 0]);
     expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
   });
@@ -47,15 +47,15 @@ describe('head slots: a page written only in its first HEAD_BYTES holds only tho
     phys.writePage(a, 0, Uint8Array.of(7), 0, 1);
     phys.copyPage(b, a);
     phys.writePage(b, 4000, Uint8Array.of(8), 0, 1);
-    expect(phys.dataBytesInUse).toBe(HEAD_BYTES + PAGE_SIZE);
+    expect(phys.data.bytesInUse).toBe(HEAD_BYTES + PAGE_SIZE);
     expect([bytesOf(m, a)[0], bytesOf(m, a)[4000], bytesOf(m, b)[0], bytesOf(m, b)[4000]]).toEqual([7, 0, 7, 8]);
     phys.copyHighpage(c, a);
-    expect(phys.dataBytesInUse).toBe(2 * HEAD_BYTES + PAGE_SIZE);
+    expect(phys.data.bytesInUse).toBe(2 * HEAD_BYTES + PAGE_SIZE);
     phys.writePage(c, 1, Uint8Array.of(9), 0, 1);
     expect(Array.from(bytesOf(m, a).subarray(0, 2))).toEqual([7, 0]);
     expect(Array.from(bytesOf(m, c).subarray(0, 2))).toEqual([7, 9]);
     for (const f of [a, b, c]) phys.clearPage(f);
-    expect(phys.dataSlotsInUse).toBe(0);
+    expect(phys.data.slotsInUse).toBe(0);
   });
 
   it('property: any sequence of writes, lazy and eager copies and clears reads like a flat copy of every page', () => {
@@ -88,7 +88,7 @@ describe('head slots: a page written only in its first HEAD_BYTES holds only tho
           expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
         }
         for (const p of pfns) phys.clearPage(p);
-        expect(phys.dataSlotsInUse).toBe(0);
+        expect(phys.data.slotsInUse).toBe(0);
         m.dispose();
       }),
       { numRuns: 150 },
@@ -105,14 +105,14 @@ describe('eager page copies (PhysMem.copyHighpage, the copy engine\'s policy EAG
     const c = phys.allocPages(0);
     phys.writePage(a, 4000, Uint8Array.of(1, 2, 3), 0, 3);
     phys.copyHighpage(b, a);
-    expect(phys.dataSlotsInUse).toBe(2);
+    expect(phys.data.slotsInUse).toBe(2);
     expect(Buffer.compare(bytesOf(m, a), bytesOf(m, b))).toBe(0);
     phys.writePage(a, 4001, Uint8Array.of(9), 0, 1);
     expect(Array.from(bytesOf(m, b).subarray(4000, 4003))).toEqual([1, 2, 3]);
     // Onto a frame that shares a slot lazily: it gets its own, the sharer keeps the old bytes.
     phys.copyPage(c, b);
     phys.copyHighpage(c, a);
-    expect(phys.dataSlotsInUse).toBe(3);
+    expect(phys.data.slotsInUse).toBe(3);
     expect(Array.from(bytesOf(m, c).subarray(4000, 4003))).toEqual([1, 9, 3]);
     expect(Array.from(bytesOf(m, b).subarray(4000, 4003))).toEqual([1, 2, 3]);
     expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
@@ -125,8 +125,8 @@ describe('eager page copies (PhysMem.copyHighpage, the copy engine\'s policy EAG
     const b = phys.allocPages(0);
     phys.writePage(b, 0, Uint8Array.of(8), 0, 1);
     phys.copyHighpage(b, a);
-    expect(phys.hasData(b)).toBe(false);
-    expect(phys.dataSlotsInUse).toBe(0);
+    expect(phys.data.hasData(b)).toBe(false);
+    expect(phys.data.slotsInUse).toBe(0);
   });
 });
 
@@ -138,14 +138,14 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     const b = phys.allocPages(0);
     phys.writePage(a, 10, Uint8Array.of(1, 2, 3), 0, 3);
     phys.copyPage(b, a);
-    expect(phys.dataSlotsInUse).toBe(1);
+    expect(phys.data.slotsInUse).toBe(1);
     expect(Buffer.compare(bytesOf(m, a), bytesOf(m, b))).toBe(0);
     phys.writePage(b, 11, Uint8Array.of(9), 0, 1);
-    expect(phys.dataSlotsInUse).toBe(2);
+    expect(phys.data.slotsInUse).toBe(2);
     expect(Array.from(bytesOf(m, a).subarray(10, 13))).toEqual([1, 2, 3]);
     expect(Array.from(bytesOf(m, b).subarray(10, 13))).toEqual([1, 9, 3]);
     phys.writePage(a, 12, Uint8Array.of(7), 0, 1); // a is alone on its slot again: written in place
-    expect(phys.dataSlotsInUse).toBe(2);
+    expect(phys.data.slotsInUse).toBe(2);
     expect(Array.from(bytesOf(m, b).subarray(10, 13))).toEqual([1, 9, 3]);
   });
 
@@ -157,12 +157,12 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     phys.writePage(a, 0, Uint8Array.of(5), 0, 1);
     phys.copyPage(b, a);
     phys.putPage(a);
-    expect(phys.dataSlotsInUse).toBe(1);
+    expect(phys.data.slotsInUse).toBe(1);
     expect(bytesOf(m, b)[0]).toBe(5);
     phys.writePage(b, 1, Uint8Array.of(6), 0, 1);
-    expect(phys.dataSlotsInUse).toBe(1); // the sole holder writes in place
+    expect(phys.data.slotsInUse).toBe(1); // the sole holder writes in place
     phys.putPage(b);
-    expect(phys.dataSlotsInUse).toBe(0);
+    expect(phys.data.slotsInUse).toBe(0);
   });
 
   it('copying over a page with data drops its old data; copying a page without data makes the copy read zeros', () => {
@@ -172,13 +172,13 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     const b = phys.allocPages(0);
     phys.writePage(b, 0, Uint8Array.of(8), 0, 1);
     phys.copyPage(b, a);
-    expect(phys.hasData(b)).toBe(false);
+    expect(phys.data.hasData(b)).toBe(false);
     expect(bytesOf(m, b)[0]).toBe(0);
-    expect(phys.dataSlotsInUse).toBe(0);
+    expect(phys.data.slotsInUse).toBe(0);
     phys.writePage(a, 0, Uint8Array.of(3), 0, 1);
     phys.copyPage(b, a);
     phys.copyPage(b, a); // copying again onto the same slot changes nothing
-    expect(phys.dataSlotsInUse).toBe(1);
+    expect(phys.data.slotsInUse).toBe(1);
     expect(checkInvariants(m).filter((e) => e.startsWith('data'))).toEqual([]);
   });
 
@@ -187,9 +187,9 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     const phys = m.phys;
     const a = phys.allocPages(0);
     phys.writePage(a, 0, Uint8Array.of(1), 0, 1);
-    const slot = phys.takeSlot(a);
-    phys.freeSlot(slot);
-    expect(() => phys.freeSlot(slot)).toThrow(/freed twice/);
+    const slot = phys.data.takeSlot(a);
+    phys.data.freeSlot(slot);
+    expect(() => phys.data.freeSlot(slot)).toThrow(/freed twice/);
   });
 
   it('fork + COW: parent and child keep their own bytes whichever writes first; every slot is accounted for', () => {
@@ -214,7 +214,7 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
         }
         c.exit();
         p.exit();
-        expect(m.phys.dataSlotsInUse).toBe(0);
+        expect(m.phys.data.slotsInUse).toBe(0);
       }),
       { numRuns: 60 },
     );
@@ -226,11 +226,11 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     p.writeU32(a, 0xabcdef);
     const c = p.fork();
     swapOutPage(m, pm(p, a).pfn); // both processes now hold the swap entry
-    expect(m.phys.dataSlotsInUse).toBe(1);
+    expect(m.phys.data.slotsInUse).toBe(1);
     expect(c.readU32(a)).toBe(0xabcdef); // swap-in by the child: a new page sharing the swap slot's data
-    expect(m.phys.dataSlotsInUse).toBe(1);
+    expect(m.phys.data.slotsInUse).toBe(1);
     c.writeU8(a, 0x11);
-    expect(m.phys.dataSlotsInUse).toBe(2);
+    expect(m.phys.data.slotsInUse).toBe(2);
     expect(checkInvariants(m)).toEqual([]);
     expect(p.readU32(a)).toBe(0xabcdef); // the parent's swap-in takes the slot itself (last user)
     expect(c.readU32(a)).toBe(0xabcd11);
@@ -239,6 +239,6 @@ describe('lazy page copies (PhysMem.copyPage)', () => {
     expect(c.readU32(a)).toBe(0xabcd11);
     c.exit();
     p.exit();
-    expect(m.phys.dataSlotsInUse).toBe(0);
+    expect(m.phys.data.slotsInUse).toBe(0);
   });
 });

@@ -752,7 +752,7 @@ function run(ops: Op[], thp: 'madvise' | 'always', pressure = false): void {
   expect(m.phys.usedRamFrames).toBe(0);
   expect(m.swap.used).toBe(0);
   expect(m.fs.cachedPages).toBe(0);
-  expect(m.phys.dataSlotsInUse).toBe(0);
+  expect(m.phys.data.slotsInUse).toBe(0);
 }
 
 describe('mm property: random operations across processes against a flat reference', () => {

@@ -46,7 +46,7 @@ function state(m: Machine) {
   const phys = m.phys;
   const lru: number[] = [];
   for (let l = 0; l < 4; l++) for (let p = phys.lru.first[l]!; p >= 0; p = phys.lru.nextOf(p)) lru.push(p);
-  const summary = { free: phys.freeRamFrames, slots: phys.dataSlotsInUse, lru, pages: [...phys.lru.pages] };
+  const summary = { free: phys.freeRamFrames, slots: phys.data.slotsInUse, lru, pages: [...phys.lru.pages] };
   const order: number[] = [];
   for (let p = phys.tryAllocPages(0); p >= 0; p = phys.tryAllocPages(0)) order.push(p);
   return { summary, order };

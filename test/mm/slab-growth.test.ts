@@ -11,7 +11,7 @@ describe('page data pool growth', () => {
     const p = m.spawn();
     const a = p.mmap(0, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     p.writeU32(a, 1);
-    expect(m.phys.dataPoolBytes).toBeLessThanOrEqual(16 * 1024);
+    expect(m.phys.data.poolBytes).toBeLessThanOrEqual(16 * 1024);
   });
   it('keeps every page\'s bytes across the first slab\'s growth and past it into a second slab', () => {
     for (let round = 0; round < 2; round++) {
@@ -22,8 +22,8 @@ describe('page data pool growth', () => {
       // Past the first 64 bytes, so that every page takes a whole-page slot (not a head).
       for (let i = 0; i < n; i++) p.writeU32(a + i * PAGE_SIZE + 64 + 4 * (i % 1000), i * 7 + 1);
       for (let i = 0; i < n; i++) expect(p.readU32(a + i * PAGE_SIZE + 64 + 4 * (i % 1000))).toBe(i * 7 + 1);
-      expect(m.phys.dataSlotsInUse).toBe(n);
-      expect(m.phys.dataPoolBytes).toBe(2 * 2048 * PAGE_SIZE);
+      expect(m.phys.data.slotsInUse).toBe(n);
+      expect(m.phys.data.poolBytes).toBe(2 * 2048 * PAGE_SIZE);
       m.dispose();
     }
   });

@@ -103,9 +103,9 @@ describe('swapOutPage', () => {
     const a = p.mmap(0, P, RW, ANON);
     p.write(a, new Uint8Array(0)); // no-op write
     p.writeU8(a, 0); // a page written with zeros still has data
-    const slots = m.phys.dataSlotsInUse;
+    const slots = m.phys.data.slotsInUse;
     p.madvise(a, P, MADV_PAGEOUT);
-    expect(m.phys.dataSlotsInUse).toBe(slots); // the slot moved to swap, not copied
+    expect(m.phys.data.slotsInUse).toBe(slots); // the slot moved to swap, not copied
     expect(p.readU8(a)).toBe(0);
   });
 

@@ -48,7 +48,7 @@ describe('drm_pagemap', () => {
       const vram = new Vram(m, 'dev', 1024);
       if (eager) vram.pageCopy = EAGER_PAGE_COPY;
       const slotsAtCopy: number[] = [];
-      vram.onCopy = () => void slotsAtCopy.push(m.phys.dataSlotsInUse);
+      vram.onCopy = () => void slotsAtCopy.push(m.phys.data.slotsInUse);
       vram.populateMm(vram.dpagemap, a, a + 2 * MiB, p.mm, 0);
       vram.evictAll();
       // While both copies live (before finalize frees the sources): twice the slots when the bytes were copied.

@@ -55,7 +55,7 @@ export function expectConsistent(m: Machine, extra: Array<[number, number]> = []
 /** After every process exited: no RAM frame in use, every device frame back, page_free once per use. */
 export function expectAllFree(m: Machine, ...devs: TestDevice[]): void {
   expect(m.phys.usedRamFrames).toBe(0);
-  expect(m.phys.dataSlotsInUse, 'data slots held after every frame was freed, device frames included').toBe(0);
+  expect(m.phys.data.slotsInUse, 'data slots held after every frame was freed, device frames included').toBe(0);
   for (const d of devs) {
     expect(d.freePages).toBe(d.pgmap.nframes);
     expect(d.freedOncePerUse()).toEqual([]);
