@@ -73,7 +73,7 @@ export class PhysMem {
   private readonly pagemaps: DevPagemap[] = [];
   private nextDevicePfn: number;
 
-  /** The frames' bytes: whole pages, and heads of pages written only near their start. */
+  /** @internal The frames' bytes: whole pages, and heads of pages written only near their start (page_data.ts). */
   readonly data: PageData = new PageData(this);
 
   // Sparse per-frame state that few frames have.
