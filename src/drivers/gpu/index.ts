@@ -52,10 +52,10 @@ export { UvmThrashing, NoThrashing, DEFAULT_THRASHING_PARAMS, type ThrashingPara
 export { UvmEvictionOrder, LruEvictionOrder, LfuEvictionOrder, FifoEvictionOrder, RandomEvictionOrder } from './uvm/pmm_eviction.js';
 export { UvmPmm } from './uvm/pmm.js';
 // amdkfd SVM
-export { KfdDriver, KfdOwner, svmRangeMaxPages, type KfdStats } from './kfd/kfd_svm.js';
+export { KfdDriver, KfdOwner, type KfdStats } from './kfd/kfd_svm.js';
 export { DEFAULT_KFD_OPTIONS, type KfdOptions } from './kfd/kfd_options.js';
 export { AMDGPU_GTT_MAX_TRANSFER_SIZE } from './kfd/kfd_migrate.js';
-export { SvmRange, SvmRangeList, type SvmAttrs, type SvmLocation } from './kfd/svm_range.js';
+export { SvmRange, SvmRangeList, svmRangeMaxPages, type SvmAttrs, type SvmLocation } from './kfd/svm_range.js';
 export { SvmBo, SvmVram, KFD_EVICTION_POLICIES, TTM_EVICTION, LRU_EVICTION, RANDOM_EVICTION, type KfdEvictionPolicy } from './kfd/svm_bo.js';
 // nouveau
 export { NouveauDriver, NouveauOwner, NouveauSvmm, DEFAULT_NOUVEAU_OPTIONS, type NouveauOptions, type NouveauStats } from './nouveau/nouveau_svm.js';

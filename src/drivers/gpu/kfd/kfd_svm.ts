@@ -25,7 +25,7 @@ import { GmcFaultFilter } from './gmc_filter.js';
 import { KfdMigrate } from './kfd_migrate.js';
 import { kfdOptions, type KfdOptions } from './kfd_options.js';
 import { chooseKfdEviction, SvmVram, type KfdEvictionPolicy, type SvmBo } from './svm_bo.js';
-import { SvmRange, SvmRangeList, type SvmAttrs, type SvmLocation } from './svm_range.js';
+import { SvmRange, SvmRangeList, svmRangeMaxPages, type SvmAttrs, type SvmLocation } from './svm_range.js';
 
 export interface KfdStats {
   /** Fault entries read from the IH ring, and those amdgpu_gmc_filter_faults dropped. */
@@ -60,16 +60,6 @@ export interface KfdStats {
 /** The dev_pagemap owner of kfd's VRAM pages (SVM_ADEV_PGMAP_OWNER). */
 export class KfdOwner {
   constructor(readonly gpuId: number) {}
-}
-
-/**
- * svm_range_set_max_pages: ranges registered through the ioctl are split to at most 1/32 of
- * VRAM, between 2 MiB and 1 GiB, rounded down to a power of two (in pages).
- */
-export function svmRangeMaxPages(vramBytes: number): number {
-  let pages = Math.floor(vramBytes / 4096 / 32);
-  pages = Math.min(Math.max(pages, 1 << 9), 1 << 18);
-  return 2 ** Math.floor(Math.log2(pages));
 }
 
 export class KfdDriver implements GpuDriver, HmmGpuDriver {

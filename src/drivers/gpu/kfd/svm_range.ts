@@ -12,6 +12,16 @@ import type { Process } from '../../../mm/process.js';
 import type { GpuVaSpace } from '../mmu.js';
 import type { SvmBo } from './svm_bo.js';
 
+/**
+ * svm_range_set_max_pages: ranges registered through the ioctl are split to at most 1/32 of
+ * VRAM, between 2 MiB and 1 GiB, rounded down to a power of two (in pages).
+ */
+export function svmRangeMaxPages(vramBytes: number): number {
+  let pages = Math.floor(vramBytes / 4096 / 32);
+  pages = Math.min(Math.max(pages, 1 << 9), 1 << 18);
+  return 2 ** Math.floor(Math.log2(pages));
+}
+
 /** KFD_IOCTL_SVM_LOCATION_*: undefined, system memory, or this GPU. */
 export type SvmLocation = 'undefined' | 'sysmem' | 'gpu';
 

@@ -8,7 +8,8 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../../../s
 import { K_DEVICE_PRIVATE, KIND_MASK, type PtSlot } from '../../../../src/mm/pagetable.js';
 import { ACCESS_ATOMIC, ACCESS_READ, ACCESS_WRITE } from '../../../../src/drivers/gpu/access.js';
 import type { KfdOptions } from '../../../../src/drivers/gpu/kfd/kfd_options.js';
-import { KfdDriver, svmRangeMaxPages } from '../../../../src/drivers/gpu/kfd/kfd_svm.js';
+import { KfdDriver } from '../../../../src/drivers/gpu/kfd/kfd_svm.js';
+import { svmRangeMaxPages } from '../../../../src/drivers/gpu/kfd/svm_range.js';
 import { PTE_SYSMEM, PTE_VALID, type GpuPtLeaf } from '../../../../src/drivers/gpu/page_table.js';
 import type { GpuConfig } from '../../../../src/drivers/gpu/gpu.js';
 import type { Process } from '../../../../src/mm/process.js';
