@@ -39,6 +39,8 @@ interface RowSpec {
   repeats?: number;
   /** Force a collection before each steady sample, outside the window (rows of several GiB: the last sample's memory must be gone). */
   gcEach?: boolean;
+  /** Measured with the next row, round by round (a ratio of the two rows must see the same load and collections). */
+  withNext?: boolean;
   target?: string;
   /** Whether the target is met; by default, for a row with a kernel peer, ratio >= 1 cold and steady. */
   met?: (r: Row) => boolean;
@@ -119,38 +121,67 @@ function specs(s: Settings): RowSpec[] {
       name: 'check: zoo scenarios, minimal driver', unit: 'schedules/s', case: 'check', arg: s.checkSchedules,
       target: '>= 1,000 schedules/s', met: (r) => r.hmmsim.steady.median >= 1000,
     },
-    { name: `hmmsim demo --size ${s.demoSize / MiB}, with its checks`, unit: 'ms', case: 'demo', arg: s.demoSize },
+    { name: `hmmsim demo --size ${s.demoSize / MiB}, with its checks`, unit: 'ms', case: 'demo', arg: s.demoSize, withNext: true },
     { name: `hmmsim demo --size ${s.demoSize / MiB}: its parts (bench/demo.ts)`, unit: 'ms', case: 'demo_parts', arg: s.demoSize },
   );
   return rows;
 }
 
-async function measureRow(spec: RowSpec, s: Settings, log: (m: string) => void): Promise<Row> {
-  const c = await loadCase(spec.case);
-  if (!c) throw new Error(`no bench case ${spec.case}`);
-  const repeats = spec.repeats ?? s.repeats;
-  const oldPool = spec.poolBytes === undefined ? undefined : setSlabPoolBytes(spec.poolBytes);
-  const kernel: Sample[] = [];
-  const cold: Sample[] = [];
-  const steady: Sample[] = [];
-  let kernelNote: string | undefined;
-  try {
-    // Unmeasured runs first, until V8 has optimized the hot paths (the C side was compiled ahead of time).
-    for (let w = 0; w < s.warmups; w++) await timeCase(c, spec.warmArg ?? spec.arg);
-    for (let r = 0; r < repeats; r++) {
-      log(`  ${spec.name}: round ${r + 1}/${repeats}`);
-      if (spec.kernel && kernelNote === undefined) {
+/** The samples of one row as they are taken. */
+interface Taken {
+  spec: RowSpec;
+  kernel: Sample[];
+  cold: Sample[];
+  steady: Sample[];
+  kernelNote?: string;
+}
+
+/**
+ * Measure a group of rows (one row, or rows marked withNext and the row after them) round by
+ * round: in each round every row takes its kernel, cold and steady samples before the next row
+ * does, so that the load of the machine and the collections fall on them alike.
+ */
+async function measureRows(group: RowSpec[], s: Settings, log: (m: string) => void): Promise<Row[]> {
+  const cases = await Promise.all(group.map(async (spec) => {
+    const c = await loadCase(spec.case);
+    if (!c) throw new Error(`no bench case ${spec.case}`);
+    return c;
+  }));
+  const taken: Taken[] = group.map((spec) => ({ spec, kernel: [], cold: [], steady: [] }));
+  const rounds = Math.max(...group.map((spec) => spec.repeats ?? s.repeats));
+  // Unmeasured runs first, until V8 has optimized the hot paths (the C side was compiled ahead of time).
+  for (let w = 0; w < s.warmups; w++) {
+    for (const [i, spec] of group.entries()) await withPool(spec, () => timeCase(cases[i]!, spec.warmArg ?? spec.arg));
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, t] of taken.entries()) {
+      const spec = t.spec;
+      if (r >= (spec.repeats ?? s.repeats)) continue;
+      log(`  ${spec.name}: round ${r + 1}/${spec.repeats ?? s.repeats}`);
+      if (spec.kernel && t.kernelNote === undefined) {
         const k = runKernelOp(spec.kernel.op, spec.kernel.bytes, 1);
-        if (isUnavailable(k)) kernelNote = k.unavailable;
-        else kernel.push(...k.samples);
+        if (isUnavailable(k)) t.kernelNote = k.unavailable;
+        else t.kernel.push(...k.samples);
       }
-      if (r < s.cold) cold.push(coldSample(spec.case, spec.arg, spec.poolBytes === undefined ? {} : { poolBytes: spec.poolBytes }));
+      if (r < s.cold) t.cold.push(coldSample(spec.case, spec.arg, spec.poolBytes === undefined ? {} : { poolBytes: spec.poolBytes }));
       if (spec.gcEach) gc?.();
-      steady.push(await timeCase(c, spec.arg));
+      t.steady.push(await withPool(spec, () => timeCase(cases[i]!, spec.arg)));
     }
+  }
+  return taken.map(rowOf);
+}
+
+/** Run fn with the row's slab pool limit, if it sets one. */
+async function withPool<T>(spec: RowSpec, fn: () => Promise<T>): Promise<T> {
+  const oldPool = spec.poolBytes === undefined ? undefined : setSlabPoolBytes(spec.poolBytes);
+  try {
+    return await fn();
   } finally {
     if (oldPool !== undefined) setSlabPoolBytes(oldPool);
   }
+}
+
+function rowOf({ spec, kernel, cold, steady, kernelNote }: Taken): Row {
   const row: Row = {
     name: spec.name,
     unit: spec.unit,
@@ -249,10 +280,12 @@ async function main(): Promise<void> {
   const loadStart = loadavg();
   const rows: Row[] = [];
   let uname = '';
-  for (const spec of specs(s)) {
-    if (only && !only.test(spec.name)) continue;
-    log(`${spec.name} ...`);
-    rows.push(await measureRow(spec, s, log));
+  const wanted = specs(s).filter((spec) => !only || only.test(spec.name));
+  for (let i = 0; i < wanted.length; ) {
+    const group = [wanted[i++]!];
+    while (group.at(-1)!.withNext && i < wanted.length) group.push(wanted[i++]!);
+    log(`${group.map((g) => g.name).join(' | ')} ...`);
+    rows.push(...(await measureRows(group, s, log)));
   }
   rows.push(...simRows({ quick: o.quick, tiny: o.tiny, only, log }));
   derive(rows, s);

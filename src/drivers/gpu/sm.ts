@@ -36,10 +36,16 @@ export const WARP_SUSPENDED = 5;
 /** Called for every access that completes, with the frame it reached (data-carrying tests, tracing). */
 export type GpuAccessObserver = (warp: Warp, addr: number, type: AccessType, pfn: number) => void;
 
+// A field that will hold fractions, or integers past 2^31, starts as a double (-0 and NaN are
+// not small integers). V8 gives a field first stored as a small integer an integer
+// representation; the first fraction then changes the hidden class of every object of the
+// class, and the compiled SmArray.step that used the old one is thrown away mid-run.
+const F64 = -0;
+
 export class Warp {
   state = WARP_WAITING;
   /** The warp's own clock (ns). */
-  time = 0;
+  time = F64;
   /** Its access buffer while it holds an SM slot (the SMs' pool: none is allocated per warp). */
   chunk: AccessChunk | null = null;
   idx = 0;
@@ -47,13 +53,13 @@ export class Warp {
   sm = -1;
   utlbId = 0;
   utlb: Tlb | null = null;
-  // The uTLB slot of the last translation, checked against the slot's tag on every use.
+  // The uTLB slot of the last translation, checked against the slot's tag on every use (NaN: no tag equals it).
   slot = -1;
-  slotKey = -1;
-  slotBase = 0;
-  slotEnd = 0;
+  slotKey = NaN;
+  slotBase = F64;
+  slotEnd = F64;
   /** When the current stall began. */
-  stallSince = 0;
+  stallSince = F64;
   accesses = 0;
   readonly step: () => void;
 
@@ -68,10 +74,15 @@ export class KernelRun {
   remaining = 0;
   /** The SM the kernel's next warp tries first (SmArray.dispatch). */
   nextSm = 0;
-  endNs = -1;
+  readonly startNs: number = F64;
+  /** -1 until the kernel ends. */
+  endNs = F64;
   error: string | null = null;
   private readonly waiters: Array<(run: KernelRun) => void> = [];
-  constructor(readonly name: string, readonly asid: number, readonly startNs: number) {}
+  constructor(readonly name: string, readonly asid: number, startNs: number) {
+    this.startNs = startNs;
+    this.endNs = -1;
+  }
 
   get done(): boolean {
     return this.endNs >= 0;

@@ -135,10 +135,12 @@ export class Tlb {
 
   /** The slot of leaf number `leaf`'s set holding tag `key` for asid, or -1. */
   private probe(leaf: number, key: number, asid: number): number {
+    // both arrays loaded up front: a load met first on a hit has no type feedback after a run of misses, and deoptimizes
     const keys = this.key;
+    const meta = this.meta;
     const first = tlbSetIndex(leaf, asid, this.sets, this.setBits) * this.ways;
     for (let w = first, e = first + this.ways; w < e; w++) {
-      if (keys[w] === key && this.meta[2 * w + 1]! >>> ASID_SHIFT === asid) return w;
+      if (keys[w] === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) return w;
     }
     return -1;
   }
@@ -249,16 +251,23 @@ export class Tlb {
     return n;
   }
 
-  /** invalidate over every slot, for leaf sizes fromSize and up. */
+  /**
+   * invalidate over every slot, for leaf sizes fromSize and up. A tag is base * 4 + size, so a
+   * leaf that can overlap the range has a tag in [lo, hi): one compare rejects the rest (empty
+   * slots, -1, included once startVpn passes the largest leaf).
+   */
   private invalidateScan(asid: number, startVpn: number, endVpn: number, fromSize: number): number {
+    const keys = this.key;
+    const meta = this.meta;
+    const lo = (startVpn - L_SIZE_PAGES[2] + 1) * 4;
+    const hi = endVpn * 4;
     let n = 0;
     for (let w = 0; w < this.entries; w++) {
-      const k = this.key[w]!;
-      if (k === -1 || this.asidOf(w) !== asid) continue;
-      const size = k % 4;
-      if (size < fromSize) continue;
-      const base = (k - size) / 4;
-      if (base < endVpn && base + L_SIZE_PAGES[size as LeafSize]! > startVpn) {
+      const k = keys[w]!;
+      if (k < lo || k >= hi || k === -1 || meta[2 * w + 1]! >>> ASID_SHIFT !== asid) continue;
+      const base = Math.floor(k * 0.25);
+      const size = k - base * 4;
+      if (size >= fromSize && base + L_SIZE_PAGES[size as LeafSize]! > startVpn) {
         this.drop(w);
         n++;
       }

@@ -9,7 +9,7 @@ import { ACCESS_ATOMIC, ACCESS_PREFETCH, ACCESS_READ, ACCESS_WRITE, type AccessC
 import { Gpu, type GpuDriver } from '../../../src/drivers/gpu/gpu.js';
 import {
   GpuPageTable, PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_BIG, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_2M, SIZE_4K, SIZE_64K,
-  type GpuPtLeaf,
+  SIZE_PAGES, type GpuPtLeaf,
 } from '../../../src/drivers/gpu/page_table.js';
 import { Tlb, tlbSetIndex } from '../../../src/drivers/gpu/tlb.js';
 import { FaultBuffer, FAULT_BUFFER_ENTRY_SIZE } from '../../../src/drivers/gpu/fault_buffer.js';
@@ -229,6 +229,31 @@ describe('TLB', () => {
     expect(t.lookup(1, 0x10)).toBeGreaterThanOrEqual(0);
     expect(t.lookup(0, 0x300)).toBe(-1);
     expect(t.valid).toBe(2);
+  });
+
+  it('invalidate drops exactly the overlapping leaves of the asid, by set or by scan, against a model', () => {
+    const SIZES = [SIZE_4K, SIZE_64K, SIZE_2M] as const;
+    // leaves of every size near vpn 0 and near 2^33 (where a tag passes 2^32), two address spaces
+    const leafArb = fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 7 }), fc.boolean(), fc.integer({ min: 0, max: 1 }));
+    fc.assert(fc.property(fc.array(leafArb, { maxLength: 40 }), fc.integer({ min: 0, max: 1 }), fc.oneof(fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 2 ** 33 - 1500, max: 2 ** 33 + 1500 })), fc.integer({ min: 1, max: 2000 }), (leaves, asid, start, len) => {
+      const t = new Tlb(64, 4);
+      const held = new Map<string, { a: number; base: number; size: number }>();
+      for (const [sz, i, high, a] of leaves) {
+        const size = SIZES[sz]!;
+        const pages = SIZE_PAGES[size];
+        const base = (high ? 2 ** 33 - 2048 : 0) + i * pages;
+        t.fill(a, base, size, 1, PROT_READ);
+        held.set(`${a}:${base}:${size}`, { a, base, size });
+      }
+      // the slot holding leaf l (a set keeps 4: later fills evict)
+      const slotOf = (l: { a: number; base: number; size: number }) => t.key.findIndex((k, w) => k === l.base * 4 + l.size && t.asidOf(w) === l.a);
+      for (const [k, l] of held) if (slotOf(l) < 0) held.delete(k);
+      const end = start + len;
+      const gone = [...held.values()].filter((l) => l.a === asid && l.base < end && l.base + SIZE_PAGES[l.size] > start);
+      if (t.invalidate(asid, start, end) !== gone.length) return false;
+      for (const l of held.values()) if ((slotOf(l) < 0) !== gone.includes(l)) return false;
+      return t.valid === held.size - gone.length;
+    }), { numRuns: 300 });
   });
 
   // tlbSetIndex: with `leaf mod sets` a grid-stride warp's pages (1792 warps = 7 x 256 sets apart)
