@@ -10,6 +10,7 @@ import type { VmFault } from '../../../mm/fault.js';
 import type { Machine } from '../../../mm/machine.js';
 import { mmuIntervalNotifierRemove } from '../../../mm/notifier.js';
 import type { Process } from '../../../mm/process.js';
+import { isSeed, SeededRandom } from '../../../sched/random.js';
 import type { Gpu, GpuDriver } from '../gpu.js';
 import { KThread } from '../kthread.js';
 import type { GpuVaSpace } from '../mmu.js';
@@ -107,17 +108,6 @@ export interface UvmStats {
   tlbInvalidateNs: number;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The dev_pagemap owner of UVM's pages (&g_uvm_global). */
 export class UvmOwner {
   constructor(readonly gpuId: number) {}
@@ -186,9 +176,12 @@ export class UvmDriver implements GpuDriver {
     int('prefetchThreshold', 1, 100);
     int('prefetchMinFaults', 1, 20);
     if (!(o.reenablePrefetchFaultsLapseMs >= 0)) fail('EINVAL', 'reenablePrefetchFaultsLapseMs must be >= 0');
+    if (!isSeed(o.seed)) fail('EINVAL', `UVM option seed must be an integer from 0 to 2^53-1, got ${String(o.seed)}`);
     this.options = o;
     this.machine = gpu.machine;
-    this.random = mulberry32(o.seed);
+    // the project's seeded stream (sched/random.ts), as kfd's: every seed its own stream, none wrapped
+    const random = SeededRandom.of(o.seed);
+    this.random = () => random.float();
     this.prefetchInput = {
       first: 0, outer: 0, faulted: this.scratchFaulted, resident: this.scratchFaulted, thrashing: null, firstTouchAtPreferred: false,
       dest: UVM_ID_GPU, threshold: o.prefetchThreshold, random: this.random,

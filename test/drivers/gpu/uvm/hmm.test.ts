@@ -207,6 +207,18 @@ describe('invalidations', () => {
   });
 });
 
+describe('options', () => {
+  it('a seed outside 0..2^53-1 is EINVAL; seeds past 2^32 are streams of their own, not wrapped', () => {
+    for (const seed of [-1, 0.5, 2 ** 53, Number.NaN]) expect(() => new UvmDriver(makeRig().gpu, { seed })).toThrow(/EINVAL.*seed/);
+    const draws = (seed: number) => {
+      const uvm = new UvmDriver(makeRig().gpu, { seed });
+      return Array.from({ length: 4 }, () => uvm.random());
+    };
+    expect(draws(2 ** 32 + 1)).not.toEqual(draws(1));
+    expect(draws(7)).toEqual(draws(7));
+  });
+});
+
 describe('hints and explicit migration', () => {
   it('preferred location CPU: GPU faults map system memory remotely, nothing migrates', () => {
     const { rig, uvm, p, base, vs, data } = setup();
