@@ -94,6 +94,12 @@ export class Tlb {
     this.meta = new Uint32Array(2 * entries);
     this.stamp = new Uint32Array(entries);
     this.rankScratch = new Uint32Array(ways);
+    // One hit through lookup before any real one, then the TLB as new: a run's first kernel only
+    // misses (a faulting translation is not cached), so without this the first hit of the second
+    // kernel meets code with no type feedback and throws away the SMs' compiled loop mid-run.
+    this.drop(this.lookup(0, this.baseVpn(this.fill(0, 0, 0, 0, 0))));
+    this.stamp.fill(0);
+    this.clock = 0;
   }
 
   /** Frame of the first page of the leaf a slot holds. */
