@@ -94,8 +94,10 @@ class ExpandWarp implements WarpProgram {
         continue;
       }
       // one edge: an edge list that crosses a page boundary reads the next edge page
-      const eoff = (v * d + this.k) * 4;
-      if (eoff % PAGE === 0 && this.k > 0) {
+      const e = v * d + this.k;
+      const eoff = e * 4;
+      // e mod 1024 (edges per page) by its low bits: past 2^31 bytes, % on the offset is a call to fmod
+      if ((e & (PAGE / 4 - 1)) === 0 && this.k > 0) {
         ch.push(pageOf(b.edges, eoff), ACCESS_READ, cns);
         this.lastEdge = pageOf(b.edges, eoff);
         if (b.weights >= 0) { ch.push(pageOf(b.weights, eoff), ACCESS_READ, cns); this.lastWeight = pageOf(b.weights, eoff); }
