@@ -16,7 +16,9 @@
 //                                256 MiB and its time projected linearly to 10 GiB (the row
 //                                says so); HMMSIM_BENCH_BFS_MIB=10240 runs the real thing
 //   host memory per page         peak RSS growth of that run over its pages (accesses carry no
-//                                bytes: this is all metadata)
+//                                bytes: this is all metadata), and the marginal cost: the growth
+//                                between that run and one at a quarter of its size, per page
+//                                added (what a larger run pays per page beyond fixed costs)
 //   hmmsim run, no arguments     the whole command in a fresh process (node --import tsx; and
 //                                dist/cli/main.js, what npx hmmsim runs, when it is built), wall
 //
@@ -233,12 +235,21 @@ export function simRows(o: SimBenchOptions): Row[] {
   });
   if (bfsInfo) {
     const i = bfsInfo as Record<string, number>;
+    const one = (x: number) => ({ median: x, min: x, max: x, wall: x, samples: 1 });
     const per = i.bytesPerPage!;
     rows.push({
       name: `GPU sim: host memory per simulated page (bfs ${bfsMiB} MiB)`, unit: 'B/page',
-      hmmsim: { cold: { median: per, min: per, max: per, wall: per, samples: 1 }, steady: { median: per, min: per, max: per, wall: per, samples: 1 } },
-      target: 'reported', met: null, load: +loadavg()[0]!.toFixed(2),
+      hmmsim: { cold: one(per), steady: one(per) }, target: 'reported', met: null, load: +loadavg()[0]!.toFixed(2),
       note: `peak RSS growth over ${i.pages} pages (no page data: accesses carry no bytes); the run's own estimate ${i.estimatePerPage!.toFixed(0)} B/page`,
+    });
+    // the same run at a quarter of the size: the difference is what each added page costs
+    const small = coldSample('bfs', bfsMiB / 4).info as Record<string, number>;
+    const growth = (x: Record<string, number>) => x.bytesPerPage! * x.pages!;
+    const marginal = (growth(i) - growth(small)) / (i.pages! - small.pages!);
+    rows.push({
+      name: `GPU sim: host memory per added page (bfs ${bfsMiB / 4} -> ${bfsMiB} MiB)`, unit: 'B/page',
+      hmmsim: { cold: one(marginal), steady: one(marginal) }, target: 'reported', met: null, load: +loadavg()[0]!.toFixed(2),
+      note: `peak RSS growth of the ${bfsMiB} MiB run minus that of a ${bfsMiB / 4} MiB run, over the pages between them: the fixed costs (code, TLBs, heap) cancel`,
     });
   }
   const cli = (compiled: boolean): void => {
