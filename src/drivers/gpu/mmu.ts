@@ -12,11 +12,14 @@ import {
   GpuPageTable, PROT_MASK, PTE_ATOMIC, PTE_SYSMEM, PTE_VALID, PTE_WRITE, SIZE_PAGES, type GpuPtLeaf, type LeafSize,
 } from './page_table.js';
 import { Tlb } from './tlb.js';
+import { L2_MARK_BIT, TlbMarks, utlbMarkBit } from './tlb_marks.js';
 
 // Imported constants copied once: an import binding read in a hot loop costs a getter call under the test and bench loaders.
 const L_PTE_VALID = PTE_VALID;
 const L_PROT_MASK = PROT_MASK;
 const L_PTE_SYSMEM = PTE_SYSMEM;
+const L_SIZE_PAGES = SIZE_PAGES;
+const L_L2_MARK_BIT = L2_MARK_BIT;
 
 /** The PTE bits an access of each type needs (read, write, atomic, prefetch). */
 export const ACCESS_REQUIRED = [L_PTE_VALID, L_PTE_VALID | PTE_WRITE, L_PTE_VALID | PTE_WRITE | PTE_ATOMIC, L_PTE_VALID] as const;
@@ -31,6 +34,8 @@ export class GpuVaSpace {
   readonly pt: GpuPageTable;
   /** The process address space mirrored here (set by the driver that attached it). */
   mm: Mm | null = null;
+  /** @internal Which TLBs may hold a translation of each page (the MMU's fills mark them; tlbInvalidate reads them). */
+  readonly tlbMarks = new TlbMarks();
   constructor(readonly asid: number, levels: 4 | 5) {
     this.pt = new GpuPageTable(levels);
   }
@@ -57,6 +62,21 @@ export class GpuMmu {
   slot = -1;
   extraNs = 0;
   private readonly leaf: GpuPtLeaf = { flags: 0, pfn: 0, size: 0, baseVpn: 0 };
+  /** Each uTLB's mark bit (tlb_marks.ts). */
+  private readonly utlbBits: Int32Array;
+  // tlbInvalidate's state while TlbMarks.take visits the marked TLBs (one closure for all calls)
+  private invAsid = 0;
+  private invDropped = 0;
+  private readonly invVisit = (bits: number, startVpn: number, endVpn: number): void => {
+    const asid = this.invAsid;
+    let n = 0;
+    if (bits & L_L2_MARK_BIT) n += this.l2.invalidate(asid, startVpn, endVpn);
+    if (bits & ~L_L2_MARK_BIT) {
+      const ubits = this.utlbBits;
+      for (let i = 0; i < ubits.length; i++) if (bits & ubits[i]!) n += this.utlbs[i]!.invalidate(asid, startVpn, endVpn);
+    }
+    this.invDropped += n;
+  };
 
   constructor(
     readonly gpuId: number,
@@ -71,6 +91,7 @@ export class GpuMmu {
   ) {
     this.utlbs = Array.from({ length: utlbCount }, () => new Tlb(utlbEntries, utlbWays));
     this.l2 = new Tlb(l2Entries, l2Ways);
+    this.utlbBits = Int32Array.from({ length: utlbCount }, (_, i) => utlbMarkBit(i));
   }
 
   // ---- address spaces ----
@@ -140,7 +161,10 @@ export class GpuMmu {
         return FAULT_TYPE_PROTECTION;
       }
       this.stats.l2Hits++;
-      this.slot = u.fill(asid, this.l2.baseVpn(l), this.l2.sizeOf(l), this.l2.pfnOf(l), this.l2.flagsOf(l));
+      const base = this.l2.baseVpn(l);
+      const size = this.l2.sizeOf(l);
+      this.slot = u.fill(asid, base, size, this.l2.pfnOf(l), this.l2.flagsOf(l));
+      this.spaces[asid]?.tlbMarks.mark(base, L_SIZE_PAGES[size], this.utlbBits[utlbId]!);
       this.extraNs = this.walkNs.l2TlbHitNs;
       return XLATE_HIT;
     }
@@ -155,6 +179,7 @@ export class GpuMmu {
     const flags = leaf.flags & (L_PROT_MASK | L_PTE_SYSMEM);
     this.l2.fill(asid, leaf.baseVpn, leaf.size, base, flags);
     this.slot = u.fill(asid, leaf.baseVpn, leaf.size, base, flags);
+    vs.tlbMarks.mark(leaf.baseVpn, L_SIZE_PAGES[leaf.size], L_L2_MARK_BIT | this.utlbBits[utlbId]!);
     this.extraNs = this.walkNs.l2TlbHitNs + (leaf.size === 2 ? this.walkNs.pageWalk2MNs : this.walkNs.pageWalkNs);
     return XLATE_HIT;
   }
@@ -188,11 +213,14 @@ export class GpuMmu {
 
   /**
    * Invalidate every TLB's translations of [startVpn, endVpn) in vs. Synchronous: when it
-   * returns, no access uses a dropped translation. Returns the entries dropped.
+   * returns, no access uses a dropped translation. Returns the entries dropped. Each TLB is
+   * visited only over the pages marked for it: it holds nothing of the others (tlb_marks.ts).
    */
   tlbInvalidate(vs: GpuVaSpace, startVpn: number, endVpn: number, timeNs = 0): number {
-    let n = this.l2.invalidate(vs.asid, startVpn, endVpn);
-    for (const u of this.utlbs) n += u.invalidate(vs.asid, startVpn, endVpn);
+    this.invAsid = vs.asid;
+    this.invDropped = 0;
+    vs.tlbMarks.take(startVpn, endVpn, this.invVisit);
+    const n = this.invDropped;
     this.stats.tlbInvalidates++;
     this.stats.tlbEntriesInvalidated += n;
     if (this.events.on.tlbInvalidate) {
@@ -205,6 +233,7 @@ export class GpuMmu {
   tlbInvalidateAll(vs: GpuVaSpace): number {
     let n = this.l2.invalidateAll(vs.asid);
     for (const u of this.utlbs) n += u.invalidateAll(vs.asid);
+    vs.tlbMarks.clear();
     this.stats.tlbInvalidates++;
     this.stats.tlbEntriesInvalidated += n;
     return n;
