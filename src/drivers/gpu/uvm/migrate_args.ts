@@ -13,6 +13,8 @@ const dst = new Float64Array(PAGES_PER_UVM_VA_BLOCK);
 const srcViews: Float64Array[] = [];
 const dstViews: Float64Array[] = [];
 let inUse: MigrateVma | null = null;
+// The one MigrateVma handed out on the shared arrays, refilled per migration (no object per migration either).
+const shared: MigrateVma = { vma: null!, start: 0, end: 0, src, dst, npages: 0, cpages: 0, pgmapOwner: null, flags: 0, faultPage: -1 };
 
 /** A MigrateVma for [start, end) of vma (at most one VA block), on the shared arrays when they are free. */
 export function blockMigrateVma(vma: Vma, start: number, end: number, flags: number, owner: unknown, faultPage = -1): MigrateVma {
@@ -22,8 +24,19 @@ export function blockMigrateVma(vma: Vma, start: number, end: number, flags: num
   const d = (dstViews[n] ??= dst.subarray(0, n));
   s.fill(0);
   d.fill(0);
-  inUse = { vma, start, end, src: s, dst: d, npages: 0, cpages: 0, pgmapOwner: owner, flags, faultPage };
-  return inUse;
+  const a = shared;
+  a.vma = vma;
+  a.start = start;
+  a.end = end;
+  a.src = s;
+  a.dst = d;
+  a.npages = 0;
+  a.cpages = 0;
+  a.pgmapOwner = owner;
+  a.flags = flags;
+  a.faultPage = faultPage;
+  inUse = a;
+  return a;
 }
 
 /** The migration of `args` is over (finalized, or its setup failed): its arrays are free again. */

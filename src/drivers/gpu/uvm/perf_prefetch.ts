@@ -40,6 +40,16 @@ class BitmapTree {
   }
 }
 
+/** grow_fault_granularity over pages [from, to) (one big page, or the region's unaligned ends): all leaves set if one faulted and none thrashes. */
+function grow(tree: BitmapTree, first: number, faulted: Uint8Array, thrashing: Uint8Array | null, from: number, to: number): void {
+  let any = false;
+  for (let p = from; p < to; p++) {
+    if (thrashing && thrashing[p]) return;
+    if (faulted[p]) any = true;
+  }
+  if (any) for (let p = from; p < to; p++) tree.pages[p - first + tree.offset] = 1;
+}
+
 function ilog2RoundupPow2(n: number): number {
   let l = 0;
   while (1 << l < n) l++;
@@ -69,36 +79,30 @@ export class TreePrefetcher implements PrefetchPolicy {
     tree.pages.fill(0, 0, tree.leafCount);
     for (let p = first; p < outer; p++) tree.pages[p - first + tree.offset] = resident[p]! | faulted[p]!;
     // grow_fault_granularity
-    const grow = (from: number, to: number): void => {
-      let any = false;
-      for (let p = from; p < to; p++) {
-        if (thrashing && thrashing[p]) return;
-        if (faulted[p]) any = true;
-      }
-      if (any) for (let p = from; p < to; p++) tree.pages[p - first + tree.offset] = 1;
-    };
-    if (!hasBig) grow(first, outer);
+    if (!hasBig) grow(tree, first, faulted, thrashing, first, outer);
     else {
-      if (bigFirst > first) grow(first, bigFirst);
-      for (let p = bigFirst; p < bigOuter; p += BIG_PAGE_PAGES) grow(p, p + BIG_PAGE_PAGES);
-      if (bigOuter < outer) grow(bigOuter, outer);
+      if (bigFirst > first) grow(tree, first, faulted, thrashing, first, bigFirst);
+      for (let p = bigFirst; p < bigOuter; p += BIG_PAGE_PAGES) grow(tree, first, faulted, thrashing, p, p + BIG_PAGE_PAGES);
+      if (bigOuter < outer) grow(tree, first, faulted, thrashing, bigOuter, outer);
     }
     tree.sum();
     // compute_prefetch_mask: faulted pages that are not thrashing, in order.
     const threshold = input.threshold;
     for (let p = first; p < outer; p++) {
       if (!faulted[p] || (thrashing && thrashing[p])) continue;
-      // compute_prefetch_region: from the leaf up, keep the largest subregion over the threshold.
+      // compute_prefetch_region: the largest subregion around the leaf over the threshold;
+      // from the root down, the first one found (the kernel walks up and keeps the last).
       const leaf = p - first + tree.offset;
       let rs = 0;
       let re = 0;
-      for (let level = tree.levelCount - 1; level >= 0; level--) {
-        const maxLeaves = 2 ** (tree.levelCount - 1 - level);
-        const start = Math.floor(leaf / maxLeaves) * maxLeaves;
+      for (let level = 0; level < tree.levelCount; level++) {
+        const maxLeaves = 1 << (tree.levelCount - 1 - level);
+        const start = leaf - (leaf & (maxLeaves - 1));
         const end = Math.min(start + maxLeaves, tree.leafCount);
         if (tree.count(start, end) * 100 > (end - start) * threshold) {
           rs = start;
           re = end;
+          break;
         }
       }
       if (re === 0) continue;

@@ -19,7 +19,7 @@ import type { GpuPtLeaf } from '../page_table.js';
 import { blockFindCreate, RANK_PREFETCH, RANK_READ, RANK_WRITE } from './hmm.js';
 import { THRASHING_HINT_THROTTLE, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type ProcessorId, type ResidencyInput, type ThrashingHint } from './policy_types.js';
 import { blockService, commitPlan } from './service.js';
-import type { UvmVaBlock, UvmVaSpace } from './va_space.js';
+import type { PendingMaps, UvmVaBlock, UvmVaSpace } from './va_space.js';
 import type { UvmDriver } from './uvm.js';
 import type { KThreadBody } from '../kthread.js';
 
@@ -180,6 +180,10 @@ const residencyInput: { -readonly [K in keyof ResidencyInput]: ResidencyInput[K]
   thrashing: hint,
 };
 
+/** What serviceFaultBatchBlock did: the index after the block's faults, when its copies end, its plan. Read at once (reused). */
+interface BlockOutcome { next: number; doneAt: number; plan: PendingMaps | null }
+const blockOutcome: BlockOutcome = { next: 0, doneAt: 0, plan: null };
+
 function markFatal(batch: FaultBatch, e: number): void {
   if (!batch.fatal[e]) {
     batch.fatal[e] = 1;
@@ -191,7 +195,7 @@ function markFatal(batch: FaultBatch, e: number): void {
  * service_fault_batch_block_locked: decide, fault by fault, what the pages of one block need,
  * then service them (blockService). Returns the index after the block's faults and the result.
  */
-function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBlock, vma: Vma, end: number, batch: FaultBatch, i: number): { next: number; doneAt: number; plan: ReturnType<typeof blockService>['plan'] | null } {
+function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBlock, vma: Vma, end: number, batch: FaultBatch, i: number): BlockOutcome {
   const dest = uvm.scratchDest;
   const rank = uvm.scratchRank;
   dest.fill(UVM_ID_INVALID);
@@ -262,7 +266,11 @@ function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBloc
     if (sr > rank[page]!) rank[page] = sr;
     any = true;
   }
-  if (!any) return { next: k, doneAt: now, plan: null };
+  const out = blockOutcome;
+  out.next = k;
+  out.doneAt = now;
+  out.plan = null;
+  if (!any) return out;
   const result = blockService(uvm, block, vma, dest, rank, first, outer, 'fault');
   if (result.fatal.length > 0) {
     const bad = new Set(result.fatal);
@@ -271,7 +279,9 @@ function serviceFaultBatchBlock(uvm: UvmDriver, vs: UvmVaSpace, block: UvmVaBloc
       if (bad.has(block.pageIndex(batch.addr[e]!))) markFatal(batch, e);
     }
   }
-  return { next: k, doneAt: result.doneAt, plan: result.plan };
+  out.doneAt = result.doneAt;
+  out.plan = result.plan;
+  return out;
 }
 
 /**
@@ -316,15 +326,17 @@ export function* serviceReplayableFaults(uvm: UvmDriver): KThreadBody {
       const block = blockFindCreate(uvm, vs, addr);
       const end = vs.policyEnd(addr, Math.min(block.end, vma.end));
       const r = serviceFaultBatchBlock(uvm, vs, block, vma, end, batch, i);
-      const cpuNs = costs.perFaultNs * (r.next - i);
-      if (r.plan && r.plan.length > 0) block.pending = r.plan;
+      const next = r.next;
+      const plan = r.plan;
+      const cpuNs = costs.perFaultNs * (next - i);
+      if (plan && plan.length > 0) block.pending = plan;
       yield cpuNs + Math.max(0, r.doneAt - gpu.queue.now());
-      if (r.plan) commitPlan(uvm, block, r.plan);
+      if (plan) commitPlan(uvm, block, plan);
       if (uvm.replayPolicy.perBlock && batch.numFatal === 0) {
         gpu.replay('replay');
         numReplays++;
       }
-      i = r.next;
+      i = next;
     }
     uvm.stats.faults += batch.numCached;
     uvm.stats.coalescedFaults += batch.numCoalesced;

@@ -32,24 +32,28 @@ export function blockService(uvm: UvmDriver, block: UvmVaBlock, vma: Vma, dest: 
   const gpuFaulted = uvm.scratchFaulted;
   gpuFaulted.fill(0);
   const cpuPages: number[] = [];
+  // Faulted pages already in VRAM need only a mapping, writable if the CPU entry is.
+  const resident: number[] = [];
+  const toMigrate: number[] = [];
+  const vram = block.vramPfn;
   let gpuCount = 0;
+  // One pass over the region, four pages a word where the scratch array allows (most of a
+  // region between two faults is no one's: UVM_ID_INVALID in every byte).
+  const dest32 = dest === uvm.scratchDest ? uvm.scratchDest32 : null;
   for (let p = first; p < outer; p++) {
+    if (dest32 !== null && (p & 3) === 0 && p + 4 <= outer && dest32[p >> 2] === -1) {
+      p += 3;
+      continue;
+    }
     const d = dest[p];
     if (d === UVM_ID_GPU) {
       gpuFaulted[p] = 1;
       gpuCount++;
+      if (vram[p]! >= 0) resident.push(p);
+      else toMigrate.push(p);
     } else if (d === UVM_ID_CPU) cpuPages.push(p);
   }
   if (gpuCount > 0) {
-    // Faulted pages already in VRAM need only a mapping, writable if the CPU entry is.
-    const resident: number[] = [];
-    const toMigrate: number[] = [];
-    const vram = block.vramPfn;
-    for (let p = first; p < outer; p++) {
-      if (!gpuFaulted[p]) continue;
-      if (vram[p]! >= 0) resident.push(p);
-      else toMigrate.push(p);
-    }
     if (cause !== 'api') {
       const vs = block.vaSpace;
       const at = block.pageAddr(first);

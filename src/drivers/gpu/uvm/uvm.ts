@@ -151,6 +151,8 @@ export class UvmDriver implements GpuDriver {
   private shutDown = false;
   // Scratch masks of one block service (the kernel's service context).
   readonly scratchDest = new Int8Array(PAGES_PER_UVM_VA_BLOCK);
+  /** scratchDest four pages a word (blockService skips words of UVM_ID_INVALID, -1 in every byte). */
+  readonly scratchDest32 = new Int32Array(this.scratchDest.buffer);
   readonly scratchRank = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   readonly scratchFaulted = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
   readonly scratchRequest = new Uint8Array(PAGES_PER_UVM_VA_BLOCK);
