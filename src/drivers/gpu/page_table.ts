@@ -63,12 +63,20 @@ export function index(vpn: number, level: number): number {
   return level === 0 ? vpn & 511 : Math.floor(vpn * LEVEL_INV[level]!) & 511;
 }
 
+/** Entries of the walk cache: the PTE table of a 2 MiB region, direct-mapped by region number. */
+const PWC = 1024;
+
 export class GpuPageTable {
   readonly root: GpuPtNode;
   /** Tables allocated. */
   tables = 1;
   /** 4 KiB pages mapped (a 2 MiB leaf counts 512). */
   mappedPages = 0;
+  // A page-walk cache (the simulator's, costing no simulated time): the PTE tables of recently
+  // walked regions, so that a walk is one load, not four levels of pointers; a table is
+  // forgotten when it leaves the tree (forgetTable).
+  private readonly pwcKey = new Float64Array(PWC).fill(-1);
+  private readonly pwcNode: (GpuPtNode | null)[] = new Array<GpuPtNode | null>(PWC).fill(null);
 
   constructor(readonly levels: 4 | 5 = 4) {
     this.root = new GpuPtNode(levels - 1);
@@ -76,11 +84,18 @@ export class GpuPageTable {
 
   /** Walk to vpn; fills `out` (flags 0 when nothing is mapped). */
   walk(vpn: number, out: GpuPtLeaf): void {
-    let node = this.root;
+    const key = Math.floor(vpn * (1 / 512));
+    const c = key & (PWC - 1);
+    const hit = this.pwcKey[c] === key;
+    let node = hit ? this.pwcNode[c]! : this.root;
     for (;;) {
       const i = index(vpn, node.level);
       const f = node.flg[i]!;
       if (node.level === 0) {
+        if (!hit) {
+          this.pwcKey[c] = key;
+          this.pwcNode[c] = node;
+        }
         out.flags = f;
         out.pfn = node.val[i]!;
         if (f & PTE_BIG) {
@@ -167,6 +182,7 @@ export class GpuPageTable {
       if (was & PTE_TABLE) {
         this.mappedPages -= this.countTable(pde.child![i]!);
         pde.child![i] = undefined;
+        this.forgetTable(vpn);
         this.tables--;
       } else if (was & PTE_VALID) {
         this.mappedPages -= 512;
@@ -235,6 +251,16 @@ export class GpuPageTable {
     out.size = size;
     out.baseVpn = vpn;
     return true;
+  }
+
+  /** The PTE table of vpn's region left the tree: out of the walk cache. */
+  private forgetTable(vpn: number): void {
+    const key = Math.floor(vpn * (1 / 512));
+    const c = key & (PWC - 1);
+    if (this.pwcKey[c] === key) {
+      this.pwcKey[c] = -1;
+      this.pwcNode[c] = null;
+    }
   }
 
   private countTable(pt: GpuPtNode): number {
@@ -315,6 +341,7 @@ export class GpuPageTable {
       }
       if (pt.used === 0) {
         node.child![pi] = undefined;
+        this.forgetTable(vpn);
         node.flg[pi] = 0;
         node.used--;
         this.tables--;

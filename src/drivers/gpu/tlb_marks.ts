@@ -19,21 +19,23 @@ export function utlbMarkBit(i: number): number {
 }
 export const L2_MARK_BIT = 1;
 
+const CACHE = 256; // direct-mapped region cache in front of the map: a fill costs no hash lookup
+
 export class TlbMarks {
   private readonly regions = new Map<number, Uint32Array>();
-  // the region of the last mark (fills run along a warp's pages)
-  private lastKey = -1;
-  private last: Uint32Array | null = null;
+  private readonly cacheKey = new Float64Array(CACHE).fill(-1);
+  private readonly cacheArr: (Uint32Array | null)[] = new Array<Uint32Array | null>(CACHE).fill(null);
 
   private region(key: number): Uint32Array {
-    if (key === this.lastKey) return this.last!;
+    const c = key & (CACHE - 1);
+    if (this.cacheKey[c] === key) return this.cacheArr[c]!;
     let r = this.regions.get(key);
     if (!r) {
       r = new Uint32Array(REGION_PAGES + 1);
       this.regions.set(key, r);
     }
-    this.lastKey = key;
-    this.last = r;
+    this.cacheKey[c] = key;
+    this.cacheArr[c] = r;
     return r;
   }
 
@@ -60,7 +62,7 @@ export class TlbMarks {
     const k1 = Math.floor((endVpn - 1) / REGION_PAGES);
     if (k1 - k0 + 1 <= this.regions.size) {
       for (let key = k0; key <= k1; key++) {
-        const r = key === this.lastKey ? this.last : this.regions.get(key);
+        const r = this.cacheKey[key & (CACHE - 1)] === key ? this.cacheArr[key & (CACHE - 1)]! : this.regions.get(key);
         if (r) TlbMarks.takeRegion(r, key, startVpn, endVpn, visit);
       }
     } else {
@@ -96,7 +98,7 @@ export class TlbMarks {
   /** Forget every mark (every TLB was invalidated for the address space). */
   clear(): void {
     this.regions.clear();
-    this.lastKey = -1;
-    this.last = null;
+    this.cacheKey.fill(-1);
+    this.cacheArr.fill(null);
   }
 }
