@@ -292,7 +292,9 @@ export class RunMetrics {
     const dtoh = new Float64Array(nb);
     const vramDelta = new Float64Array(nb);
     const bucketOf = (x: number) => Math.min(nb - 1, Math.max(0, Math.floor(x / w)));
-    for (const x of this.faultT.view()) faults[bucketOf(x)]++;
+    // an index loop: a for-of over a typed array makes an iterator result per fault until the loop is optimized
+    const ft = this.faultT.view();
+    for (let i = 0; i < ft.length; i++) faults[bucketOf(ft[i]!)]++;
     const t0 = this.migT0.view();
     const t1 = this.migT1.view();
     const bytes = this.migBytes.view();

@@ -154,7 +154,10 @@ export class GpuMmu {
     const need = ACCESS_REQUIRED[type]!;
     const u = this.utlbs[utlbId]!;
     this.stats.utlbMisses++;
-    const l = this.l2.lookup(asid, vpn);
+    // The L2 is probed only if it may hold vpn (tlb_marks.ts): a miss changes nothing in it, and
+    // a retried fault's page is in no TLB.
+    const vs = this.spaces[asid];
+    const l = vs && vs.tlbMarks.may(vpn, L_L2_MARK_BIT) ? this.l2.lookup(asid, vpn) : -1;
     if (l >= 0) {
       if ((this.l2.flagsOf(l) & need) !== need) {
         this.l2.drop(l);
@@ -164,11 +167,10 @@ export class GpuMmu {
       const base = this.l2.baseVpn(l);
       const size = this.l2.sizeOf(l);
       this.slot = u.fill(asid, base, size, this.l2.pfnOf(l), this.l2.flagsOf(l));
-      this.spaces[asid]?.tlbMarks.mark(base, L_SIZE_PAGES[size], this.utlbBits[utlbId]!);
+      vs!.tlbMarks.mark(base, L_SIZE_PAGES[size], this.utlbBits[utlbId]!);
       this.extraNs = this.walkNs.l2TlbHitNs;
       return XLATE_HIT;
     }
-    const vs = this.spaces[asid];
     if (!vs) return FAULT_TYPE_INVALID_PDE;
     this.stats.walks++;
     const leaf = this.leaf;

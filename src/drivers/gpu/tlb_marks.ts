@@ -51,6 +51,14 @@ export class TlbMarks {
     for (let k = i; k < i + pages; k++) r[k]! |= bits;
   }
 
+  /** Whether a TLB of mark `bit` may hold a translation of page vpn (false: it surely holds none). */
+  may(vpn: number, bit: number): boolean {
+    const key = Math.floor(vpn * (1 / REGION_PAGES));
+    const c = key & (CACHE - 1);
+    const r = this.cacheKey[c] === key ? this.cacheArr[c]! : this.regions.get(key);
+    return r !== undefined && ((r[vpn - key * REGION_PAGES]! | r[WHOLE]!) & bit) !== 0;
+  }
+
   /**
    * Clear the marks of pages [startVpn, endVpn) and hand them to `visit`: once per region with
    * its 2 MiB leaves' mask (bits, and the range's part of the region), then per run of pages
