@@ -12,7 +12,7 @@ import {
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
-import { PG_anon, PG_anon_exclusive, PG_head, PG_tail } from './page.js';
+import { type Frames, PG_anon, PG_anon_exclusive, PG_head, PG_tail } from './page.js';
 import { VM_DONTCOPY, VM_MIXEDMAP, VM_PFNMAP, type Vma } from './vma.js';
 
 /** vma_needs_copy: page tables are copied for COW mappings that have anonymous pages, and for pfn maps. */
@@ -63,47 +63,71 @@ function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boole
 
 /**
  * copy_pte_range: entries first..last of one PTE table into the child's. The common case, a
- * small page with a struct page and no pins, is done inline in one loop over the table's
- * arrays (copy_present_pte, the page shared with the child); every other entry goes to
- * copyEntry. The child's rss is counted per table and added once (add_mm_rss_vec); a page the
- * parent alone maps gets the child's reverse-map entry a run of consecutive frames at a time
- * (Rmap.addForkRun), as they come from a populated range.
+ * small page with a struct page, no pins and the parent's reverse-map entry alone, goes
+ * through copyPresentPtes, a loop over typed arrays with no call; the entries it stops at
+ * take copyPte, one at a time. The child's rss is counted per table and added once
+ * (add_mm_rss_vec).
  */
 function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: number, base: number, dst: PtNode, cow: boolean, mapEvents: boolean): void {
-  const machine = parent.machine;
-  const phys = machine.phys;
-  const f = phys.frames;
+  const phys = parent.machine.phys;
+  // With a pin anywhere, or a listener for `map` events, every entry takes copyEntry's path
+  // (copy_present_page's pin check, addMapping's event).
+  const slowAll = phys.pincount.size > 0 || mapEvents;
+  const wp = cow ? ~E_WRITE : -1; // pte_wrprotect of a COW mapping's entries, parent and child
+  const flgs = ptFlagsArrayMut(node);
+  const vals = ptValArray(node);
+  const dflgs = ptFlagsArrayMut(dst);
+  const dvals = ptValArrayMut(dst);
+  const rss = RSS;
+  rss.fill(0);
+  for (let i = first; i <= last; i++) {
+    if (!slowAll) {
+      i = copyPresentPtes(flgs, vals, dflgs, dvals, i, last, wp, phys.zeroPfn, phys.frames, child.id, rss);
+      if (i > last) break;
+    }
+    if ((flgs[i]! & KIND_MASK) !== K_NONE) copyPte(parent, child, node, i, dst, base, cow, wp, slowAll, rss);
+  }
+  dst.used += rss[0]! + rss[1]! + rss[2]!;
+  child.rss[MM_ANONPAGES]! += rss[0]!;
+  child.rss[MM_SHMEMPAGES]! += rss[1]!;
+  child.rss[MM_FILEPAGES]! += rss[2]!;
+}
+
+/** copyPteRange's per-table counts: anon, shmem and file pages given to the child. */
+const RSS = new Int32Array(3);
+
+/**
+ * copy_present_pte for the entries from i on while each is a small page with a struct page,
+ * mapped by the parent alone (one reverse-map entry): the page is shared with the child
+ * (reference, mapcount, no longer exclusive), write-protected on both sides if `wp` says so,
+ * and the child's reverse-map entry fills the frame's second slot, at the parent's address.
+ * Returns the index of the first entry it did not copy (a none entry is skipped): last + 1
+ * when it copied them all. A small leaf over typed arrays, so that V8 optimizes it after a
+ * few tables of the first fork.
+ */
+function copyPresentPtes(
+  flgs: Uint16Array, vals: Readonly<Uint32Array>, dflgs: Uint16Array, dvals: Uint32Array, i: number, last: number, wp: number, zero: number,
+  f: Frames, childId: number, rss: Int32Array,
+): number {
   const refcount = f.refcount;
   const mapcount = f.mapcount;
   const flags = f.flags;
   const mapping = f.mapping;
   const rmapMm = f.rmapMm;
   const rmapMm2 = f.rmapMm2;
-  const rmap = machine.rmap;
-  const zero = phys.zeroPfn;
-  // With a pin anywhere, or a listener for `map` events, every entry takes copyEntry's path
-  // (copy_present_page's pin check, addMapping's event).
-  const slowAll = phys.pincount.size > 0 || mapEvents;
-  const wp = cow ? ~E_WRITE : -1; // pte_wrprotect of a COW mapping's entries, parent and child
-  const childId = child.id;
-  const flgs = ptFlagsArrayMut(node);
-  const vals = ptValArray(node);
-  const dflgs = ptFlagsArrayMut(dst);
-  const dvals = ptValArrayMut(dst);
+  const rmapKey = f.rmapKey;
+  const rmapKey2 = f.rmapKey2;
   let anon = 0;
-  let file = 0;
   let shmem = 0;
-  let runStart = 0;
-  let runEnd = 0; // [runStart, runEnd): frames whose child entry Rmap.addForkRun adds
-  for (let i = first; i <= last; i++) {
-    let flg = flgs[i]!;
-    if ((flg & KIND_MASK) === K_NONE) continue;
+  let file = 0;
+  for (; i <= last; i++) {
+    const flg = flgs[i]!;
+    const kind = flg & (KIND_MASK | E_SPECIAL);
+    if (kind === K_NONE) continue;
+    if (kind !== K_PRESENT) break;
     const val = vals[i]!;
-    const pflags = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT ? flags[val]! : -1;
-    if (pflags < 0 || pflags & (PG_head | PG_tail) || slowAll || val === zero) {
-      copyEntry(parent, child, node, i, dst, 0, base + i, cow);
-      continue;
-    }
+    const pflags = flags[val]!;
+    if (pflags & (PG_head | PG_tail) || val === zero || rmapMm2[val] !== 0 || rmapMm[val] === 0) break;
     refcount[val]!++;
     mapcount[val]!++;
     if (pflags & PG_anon) {
@@ -111,24 +135,41 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
       anon++;
     } else if (mapping[val] !== 0) shmem++;
     else file++;
-    flgs[i] = flg &= wp;
-    dflgs[i] = flg; // the child's table is new: none before
+    const w = flg & wp;
+    flgs[i] = w;
+    dflgs[i] = w; // the child's table is new: none before
     dvals[i] = val;
-    if (rmapMm2[val] !== 0 || rmapMm[val] === 0) {
-      rmap.add(val, childId, rmapKey(base + i, 0));
-      continue;
-    }
-    if (val !== runEnd) {
-      if (runEnd > runStart) rmap.addForkRun(runStart, runEnd, childId);
-      runStart = val;
-    }
-    runEnd = val + 1;
+    rmapMm2[val] = childId;
+    rmapKey2[val] = rmapKey[val]!;
   }
-  if (runEnd > runStart) rmap.addForkRun(runStart, runEnd, childId);
-  dst.used += anon + shmem + file;
-  child.rss[MM_ANONPAGES]! += anon;
-  child.rss[MM_SHMEMPAGES]! += shmem;
-  child.rss[MM_FILEPAGES]! += file;
+  rss[0]! += anon;
+  rss[1]! += shmem;
+  rss[2]! += file;
+  return i;
+}
+
+/** One entry copyPresentPtes left: a small page another mapping shares too, or copyEntry's. */
+function copyPte(parent: Mm, child: Mm, node: PtNode, i: number, dst: PtNode, base: number, cow: boolean, wp: number, slowAll: boolean, rss: Int32Array): void {
+  const phys = parent.machine.phys;
+  const f = phys.frames;
+  const flg = ptFlags(node, i);
+  const val = ptVal(node, i);
+  const pflags = (flg & (KIND_MASK | E_SPECIAL)) === K_PRESENT ? f.flags[val]! : -1;
+  if (pflags < 0 || pflags & (PG_head | PG_tail) || slowAll || val === phys.zeroPfn) {
+    copyEntry(parent, child, node, i, dst, 0, base + i, cow);
+    return;
+  }
+  f.refcount[val]!++;
+  f.mapcount[val]!++;
+  if (pflags & PG_anon) {
+    f.flags[val] = pflags & ~PG_anon_exclusive;
+    rss[0]!++;
+  } else if (f.mapping[val] !== 0) rss[1]!++;
+  else rss[2]!++;
+  setPtFlags(node, i, flg & wp);
+  ptFlagsArrayMut(dst)[i] = flg & wp; // the child's table is new: none before
+  ptValArrayMut(dst)[i] = val;
+  parent.machine.rmap.add(val, child.id, rmapKey(base + i, 0));
 }
 
 /**
