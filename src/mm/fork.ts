@@ -80,18 +80,23 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
   const dvals = ptValArrayMut(dst);
   const rss = RSS;
   rss.fill(0);
-  for (let i = first; i <= last; i++) {
+  let i = first;
+  while (i <= last) {
     if (!slowAll) {
-      i = copyPresentPtes(flgs, vals, dflgs, dvals, i, last, wp, phys.zeroPfn, phys.frames, child.id, rss);
-      if (i > last) break;
+      const end = Math.min(last, i | (PRESENT_CHUNK - 1));
+      i = copyPresentPtes(flgs, vals, dflgs, dvals, i, end, wp, phys.zeroPfn, phys.frames, child.id, rss);
+      if (i > end) continue;
     }
     if ((flgs[i]! & KIND_MASK) !== K_NONE) copyPte(parent, child, node, i, dst, base, cow, wp, slowAll, rss);
+    i++;
   }
   dst.used += rss[0]! + rss[1]! + rss[2]!;
   child.rss[MM_ANONPAGES]! += rss[0]!;
   child.rss[MM_SHMEMPAGES]! += rss[1]!;
   child.rss[MM_FILEPAGES]! += rss[2]!;
 }
+
+const PRESENT_CHUNK = 64;
 
 /** copyPteRange's per-table counts: anon, shmem and file pages given to the child. */
 const RSS = new Int32Array(3);
