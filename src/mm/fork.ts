@@ -6,7 +6,7 @@
 import { PAGE_SIZE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
-  badKind, E_SPECIAL, E_WRITE, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE,
+  badKind, E_SPECIAL, isTableEntry, pteNone, ptFlagsArray, E_WRITE, entryKind, entryWithKind, isLeafEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE,
   K_HWPOISON, K_MIGRATION, K_PRESENT, K_SWAP, KIND_MASK, LEVEL_ORDER, LEVEL_PAGES, PageTable, pteSpecial, pteWrite, pteWrprotect,
   ptFlags, ptFlagsArrayMut, type PtNode, ptVal, ptValArray, ptValArrayMut, setPtFlags,
 } from './pagetable.js';
@@ -53,12 +53,34 @@ function copyVmas(parent: Mm, child: Mm): void {
   }
 }
 
+/**
+ * copy_page_range: the tables of the parent under [v.start, v.end), top down, each into the
+ * child's table at the same place (allocated on the way, as copy_pud_range / copy_pmd_range
+ * allocate), the lower tables before the huge leaves of the table above them.
+ */
 function copyRange(parent: Mm, child: Mm, v: Vma, cow: boolean, mapEvents: boolean): void {
-  for (const { node, first, last, base } of parent.pt.tables(v.start / PAGE_SIZE, v.end / PAGE_SIZE)) {
-    const dst = child.pt.ensureTable(base, node.level)!;
-    if (node.level === 0) copyPteRange(parent, child, node, first, last, base, dst, cow, mapEvents);
-    else for (let i = first; i <= last; i++) if (isLeafEntry(ptFlags(node, i))) copyEntry(parent, child, node, i, dst, node.level, base + i * LEVEL_PAGES[node.level]!, cow);
+  copyTable(parent, child, parent.pt.root, child.pt.root, v.start / PAGE_SIZE, v.end / PAGE_SIZE, 0, cow, mapEvents);
+}
+
+/** The entries of table `node` (covering vpns from base) inside [s, e) into the child's table dst. */
+function copyTable(parent: Mm, child: Mm, node: PtNode, dst: PtNode, s: number, e: number, base: number, cow: boolean, mapEvents: boolean): void {
+  const level = node.level;
+  const span = LEVEL_PAGES[level]!;
+  const first = Math.max(0, Math.floor((s - base) / span));
+  const last = Math.min(511, Math.floor((e - 1 - base) / span));
+  if (level === 0) {
+    copyPteRange(parent, child, node, first, last, base, dst, cow, mapEvents);
+    return;
   }
+  const flgs = ptFlagsArray(node);
+  let leaves = false;
+  for (let i = first; i <= last; i++) {
+    const flg = flgs[i]!;
+    if (isTableEntry(flg)) copyTable(parent, child, node.child![i]!, child.pt.ensureChild(dst, i)!, s, e, base + i * span, cow, mapEvents);
+    else if (!pteNone(flg)) leaves = true;
+  }
+  if (!leaves) return;
+  for (let i = first; i <= last; i++) if (isLeafEntry(ptFlags(node, i))) copyEntry(parent, child, node, i, dst, level, base + i * span, cow);
 }
 
 /**

@@ -327,24 +327,25 @@ export class PageTable {
    * non-table entry (a huge leaf, a special entry) sits above that level.
    */
   ensureTable(vpn: number, level: number): PtNode | undefined {
-    let node = this.root;
-    while (node.level > level) {
-      const idx = PageTable.index(vpn, node.level);
-      const kind = node.flg[idx]! & KIND_MASK;
-      if (kind === K_NONE) {
-        const c = new PtNode(node.level - 1);
-        this.nodes++;
-        node.child![idx] = c;
-        node.flg[idx] = K_TABLE;
-        node.used++;
-        node = c;
-      } else if (kind === K_TABLE) {
-        node = node.child![idx]!;
-      } else {
-        return undefined;
-      }
-    }
+    let node: PtNode | undefined = this.root;
+    while (node && node.level > level) node = this.ensureChild(node, PageTable.index(vpn, node.level));
     return node;
+  }
+
+  /**
+   * The lower-level table under entry idx of an upper-level table, allocated if the entry is
+   * none (pmd_alloc, pte_alloc); undefined if the entry is a leaf or a special entry.
+   */
+  ensureChild(node: PtNode, idx: number): PtNode | undefined {
+    const kind = node.flg[idx]! & KIND_MASK;
+    if (kind === K_TABLE) return node.child![idx]!;
+    if (kind !== K_NONE) return undefined;
+    const c = new PtNode(node.level - 1);
+    this.nodes++;
+    node.child![idx] = c;
+    node.flg[idx] = K_TABLE;
+    node.used++;
+    return c;
   }
 
   /** Replace a table entry with a fresh table of the level below (used to split a huge leaf). */
