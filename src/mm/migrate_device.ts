@@ -21,6 +21,7 @@ import { fail } from './errno.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
+import type { PhysMem } from './physmem.js';
 import { VM_SPECIAL, VM_WRITE, type Vma } from './vma.js';
 import {
   E_DIRTY, E_WRITE, E_YOUNG, entryKind, K_DEVICE_PRIVATE, K_NONE, K_PRESENT, mkDevicePrivateEntry, PageTable, pteNone, ptFlags, ptKind,
@@ -272,7 +273,7 @@ function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, 
   const hi = Math.max(first, last);
   for (let i = 0; i < npages; i++) {
     const s = migratePfnToPage(src[i]!);
-    if (s >= lo && s <= hi) return checkDstMarked(machine, src, dst, npages);
+    if (s <= hi && s >= lo) return checkDstMarked(machine, src, dst, npages);
   }
 }
 
@@ -453,20 +454,37 @@ function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnAr
       machine.events.emit({ type: 'migrate', mmId, addr: start < 0 ? -1 : start + i * PAGE_SIZE, from: old, to: d, toDevice: phys.pagemapOf(d) !== undefined });
     }
     if (old !== faultPage) phys.unlockPage(old);
-    if (batch && old < phys.ramFrames) batch[batched++] = old;
-    else phys.putPage(old);
+    batched = releaseRef(phys, old, batch, batched);
     if (d >= 0) {
       phys.unlockPage(d);
-      phys.putPage(d);
+      batched = releaseRef(phys, d, null, batched);
     }
   }
   if (batched > 0) phys.releasePages(batch!, batched);
 }
 
+/**
+ * finalizePages' drop of a page's reference: a system source's into the batch when there is
+ * one (folio_putback_lru), any other now (folio_put). One function for sources and
+ * destinations, so that the way back to RAM (a device source, put now) runs code the way out
+ * ran (a device destination, put now) and its optimized code stays.
+ */
+function releaseRef(phys: PhysMem, p: number, batch: Int32Array | null, batched: number): number {
+  if (batch && p < phys.ramFrames) {
+    batch[batched] = p;
+    return batched + 1;
+  }
+  phys.putPage(p);
+  return batched;
+}
+
 // ---- device pages by pfn (6.1+) ----
 
 function checkDevicePfn(machine: Machine, pfn: number): void {
-  if (!Number.isSafeInteger(pfn) || !machine.phys.pagemapOf(pfn)) fail('EINVAL', `pfn ${pfn} is not device memory`);
+  // Below the frame count, a pfn is a small integer: `| 0` passes it as one, not as the double src holds.
+  if (!Number.isSafeInteger(pfn) || pfn < 0 || pfn >= machine.phys.frames.capacity || !machine.phys.pagemapOf(pfn | 0)) {
+    fail('EINVAL', `pfn ${pfn} is not device memory`);
+  }
 }
 
 /** migrate_device_pfn_lock: an in-use (referenced), small or head device page that can be locked now, or 0. */
@@ -495,7 +513,7 @@ export function migrateDeviceRange(machine: Machine, src: MigratePfnArray, start
 export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages: number): void {
   if (!Number.isSafeInteger(npages) || npages <= 0 || !isPfnArray(src) || src.length < npages) fail('EINVAL', 'bad page count or src array');
   for (let i = 0; i < npages; i++) checkDevicePfn(machine, src[i]!);
-  for (let i = 0; i < npages; i++) src[i] = pfnLock(machine, src[i]!);
+  for (let i = 0; i < npages; i++) src[i] = pfnLock(machine, src[i]! | 0); // checked: below the frame count
   unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
 }
 

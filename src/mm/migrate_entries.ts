@@ -459,9 +459,9 @@ function removeMigrationPte(machine: Machine, o: number, page: number, mmId: num
   const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
   const write = pteWrite(flg) && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
   const keep = entryKeepBits(flg);
-  const entry = devicePrivate
-    ? mkDevicePrivateEntry(write, keep)
-    : K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : pteDirty(flg) ? E_DIRTY : 0) | keep;
+  // Both forms computed: the way back to RAM then runs the code the way out to the device ran.
+  const present = K_PRESENT | E_YOUNG | (write ? E_WRITE | E_DIRTY : pteDirty(flg) ? E_DIRTY : 0) | keep;
+  const entry = devicePrivate ? mkDevicePrivateEntry(write, keep) : present;
   PageTable.set(node, idx, entry, page);
   phys.getPage(page);
   if (page === o) {

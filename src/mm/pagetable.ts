@@ -369,8 +369,9 @@ export class PageTable {
   static set(node: PtNode, idx: number, flags: number, val: number): void {
     const was = node.flg[idx]! & KIND_MASK;
     const now = flags & KIND_MASK;
-    if (was === K_NONE && now !== K_NONE) node.used++;
-    else if (was !== K_NONE && now === K_NONE) node.used--;
+    // Without a branch per case: code that has only filled entries so far keeps its
+    // optimized code when it first clears one.
+    node.used += (now !== K_NONE ? 1 : 0) - (was !== K_NONE ? 1 : 0);
     node.flg[idx] = flags;
     node.val[idx] = val;
   }

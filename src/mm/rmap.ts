@@ -16,7 +16,9 @@ export function keyVpn(key: number): number {
   return Math.floor(key / 4);
 }
 export function keyLevel(key: number): number {
-  return key - Math.floor(key / 4) * 4; // not `%`: a key is past the small-integer range, where `%` is a slow floating-point remainder
+  // Not `%`: a key is past the small-integer range, where `%` is a slow floating-point
+  // remainder. `| 0` makes the level a small integer, as callers' optimized code expects.
+  return (key - Math.floor(key / 4) * 4) | 0;
 }
 
 export class Rmap {
