@@ -36,17 +36,6 @@ export class Rmap {
     } else this.addMore(pfn, mmId, key);
   }
 
-  /**
-   * fork's add for the frames [s, e), each mapped once so far (its only entry inline, the
-   * second slot empty): the child's entry, at the same address as the parent's, fills the
-   * second slot, for the whole run at once.
-   */
-  addForkRun(s: number, e: number, mmId: number): void {
-    const f = this.phys.frames;
-    f.rmapMm2.fill(mmId, s, e);
-    f.rmapKey2.set(f.rmapKey.subarray(s, e), s);
-  }
-
   private addMore(pfn: number, mmId: number, key: number): void {
     const f = this.phys.frames;
     if (f.rmapMm2[pfn] === 0) {
