@@ -35,7 +35,7 @@ import {
   isPfnArray, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnFlags, migratePfnHas, migratePfnOf,
   migratePfnToPage, migratePfnWithout, type MigratePfnArray, type MigrateVma,
 } from './migrate_pfn.js';
-import { collect, removeMigrationPtes, splitPmdNotify, splitUnmappedFolio, unmapPages } from './migrate_entries.js';
+import { collect, MIGRATE_CHUNK, removeMigrationPtes, splitPmdNotify, splitUnmappedFolio, unmapPages } from './migrate_entries.js';
 import { mainlineMigratePolicy, type MigratePolicy } from './migrate_policy.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
@@ -446,7 +446,19 @@ function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnAr
   // Device pages go back to their driver at once.
   const batch = phys.events.on.free ? null : new Int32Array(npages);
   let batched = 0;
-  for (let i = 0; i < npages; i++) {
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) {
+    batched = finalizeChunk(machine, src, dst, i, Math.min(npages, i + MIGRATE_CHUNK), faultPage, mmId, start, batch, batched);
+  }
+  if (batched > 0) phys.releasePages(batch!, batched);
+}
+
+/** finalizePages for entries [from, to); returns the sources batched so far. */
+function finalizeChunk(
+  machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, from: number, to: number, faultPage: number, mmId: number, start: number,
+  batch: Int32Array | null, batched: number,
+): number {
+  const phys = machine.phys;
+  for (let i = from; i < to; i++) {
     const s = src[i]!;
     const old = migratePfnToPage(s);
     const d = migratePfnToPage(dst[i]!);
@@ -470,7 +482,7 @@ function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnAr
       batched = releaseRef(phys, d, null, batched);
     }
   }
-  if (batched > 0) phys.releasePages(batch!, batched);
+  return batched;
 }
 
 /**

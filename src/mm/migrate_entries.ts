@@ -321,9 +321,40 @@ function folioMapcount(machine: Machine, head: number): number {
 export function unmapPages(machine: Machine, src: MigratePfnArray, npages: number, faultPage: number, policy: MigratePolicy): number {
   const f = machine.phys.frames;
   const faultFolio = faultPage >= 0 ? f.compoundHead(faultPage) : -1;
+  const counts = new Int32Array(2); // unmapped, restore
+  for (let i = 0; i < npages; ) i = unmapChunk(machine, src, i, Math.min(npages, i + MIGRATE_CHUNK), faultPage, policy, counts);
+  const unmapped = counts[0]!;
+  let restore = counts[1]!;
+  for (let i = 0; i < npages && restore > 0; i++) {
+    const s = src[i]!;
+    const pfn = migratePfnToPage(s);
+    if (pfn < 0 || migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
+    removeMigrationPtes(machine, pfn, pfn);
+    src[i] = 0;
+    if (pfn !== faultFolio) machine.phys.unlockPage(pfn);
+    machine.phys.putPage(pfn);
+    restore--;
+  }
+  return unmapped;
+}
+
+/**
+ * Entries per call of the per-page loops of migrate_vma_* and migrate_device_* that run once
+ * per migration (unmapChunk, finalizeChunk): a call ends soon, so V8 compiles the loop once,
+ * for its next call, rather than twice (once more to replace a running call), and the
+ * function around it, run once per migration, is not compiled at all.
+ */
+export const MIGRATE_CHUNK = 64;
+
+/**
+ * unmapPages' first pass, over the folios starting in [i, end): returns the index after the
+ * last folio (a folio may end past `end`), and adds to counts [unmapped, to restore].
+ */
+function unmapChunk(machine: Machine, src: MigratePfnArray, i: number, end: number, faultPage: number, policy: MigratePolicy, counts: Int32Array): number {
+  const f = machine.phys.frames;
   let unmapped = 0;
   let restore = 0;
-  for (let i = 0; i < npages; ) {
+  while (i < end) {
     const s = src[i]!;
     const pfn = migratePfnToPage(s);
     if (pfn < 0) {
@@ -342,17 +373,9 @@ export function unmapPages(machine: Machine, src: MigratePfnArray, npages: numbe
     }
     i += nr;
   }
-  for (let i = 0; i < npages && restore > 0; i++) {
-    const s = src[i]!;
-    const pfn = migratePfnToPage(s);
-    if (pfn < 0 || migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
-    removeMigrationPtes(machine, pfn, pfn);
-    src[i] = 0;
-    if (pfn !== faultFolio) machine.phys.unlockPage(pfn);
-    machine.phys.putPage(pfn);
-    restore--;
-  }
-  return unmapped;
+  counts[0]! += unmapped;
+  counts[1]! += restore;
+  return i;
 }
 
 /**
