@@ -131,13 +131,18 @@ function flightOf(args: MigrateVma, what: string): Flight {
   }
   checkEntries(args.src, n, 'src');
   checkEntries(args.dst, n, 'dst');
+  checkSrcUnchanged(args.src, fl.collected, n);
+  return fl;
+}
+
+/** The driver left src as setup made it (a per-page loop in a function of its own: see collectedOf). */
+function checkSrcUnchanged(src: MigratePfnArray, collected: Float64Array, n: number): void {
   for (let i = 0; i < n; i++) {
-    const s = args.src[i]!;
-    const c = fl.collected[i]!;
+    const s = src[i]!;
+    const c = collected[i]!;
     const pfn = migratePfnToPage(s);
     if (pfn !== (c >= 0 ? c : -1) || (c === NONE && migratePfnHas(s, MIGRATE_PFN_MIGRATE))) fail('EINVAL', `src[${i}] was changed by the driver`);
   }
-  return fl;
 }
 
 /**
