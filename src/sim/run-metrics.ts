@@ -29,6 +29,8 @@ export interface GpuEventSource {
   subscribe(kind: 'migrate', fn: (e: GpuMigrateLike) => void): () => void;
   subscribe(kind: 'evict', fn: (e: GpuEvictLike) => void): () => void;
   subscribe(kind: 'thrashing', fn: (e: GpuThrashingLike) => void): () => void;
+  /** Faults' times and drop flags without event objects, where the bus offers it (GpuEventBus.tapFaults). */
+  tapFaults?(fn: (timeNs: number, dropped: boolean) => void): () => void;
 }
 
 /** The GPU's own counters at the end of a run (the subset a report shows). */
@@ -163,13 +165,14 @@ export class RunMetrics {
 
   /** Listen to a GPU's events. */
   attachGpu(bus: GpuEventSource): void {
+    const onFault = (timeNs: number, dropped: boolean): void => {
+      this.faults++;
+      if (dropped) this.faultsDropped++;
+      this.faultT.push(timeNs);
+      this.pending.push(timeNs);
+    };
     this.off.push(
-      bus.subscribe('fault', (e) => {
-        this.faults++;
-        if (e.dropped) this.faultsDropped++;
-        this.faultT.push(e.timeNs);
-        this.pending.push(e.timeNs);
-      }),
+      bus.tapFaults ? bus.tapFaults(onFault) : bus.subscribe('fault', (e) => onFault(e.timeNs, e.dropped)),
       bus.subscribe('batch', (e) => {
         this.batchSizes.push(e.coalesced);
         this.batchNs.push(e.endNs - e.startNs);

@@ -134,6 +134,21 @@ export class GpuEventBus {
     };
   }
 
+  /** @internal Fault taps (tapFaults), called by the MMU's fault write before the fault event. */
+  readonly faultTaps: Array<(timeNs: number, dropped: boolean) => void> = [];
+
+  /**
+   * Listen to faults' times and drop flags only, with no event object (a run's metrics: a fault
+   * event per retried access was a fifth of a faulting run's allocation). Returns the unsubscribe.
+   */
+  tapFaults(fn: (timeNs: number, dropped: boolean) => void): () => void {
+    this.faultTaps.push(fn);
+    return () => {
+      const i = this.faultTaps.indexOf(fn);
+      if (i >= 0) this.faultTaps.splice(i, 1);
+    };
+  }
+
   emit<K extends GpuEventKind>(e: GpuEventMap[K] & { type: K }): void {
     for (const fn of this.listeners[e.type] as Array<(e: GpuEventMap[K]) => void>) fn(e);
   }

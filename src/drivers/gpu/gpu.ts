@@ -204,6 +204,8 @@ export class Gpu {
   raiseFault(w: Warp, addr: number, type: AccessType, faultType: number, t: number): void {
     const page = Math.floor(addr / 4096) * 4096; // not addr % 4096: past 2^31 a double % is a call into C
     const ok = this.faultBuffer.write(page, type, faultType, w.utlbId, w.run.asid, w.id, t);
+    const taps = this.events.faultTaps;
+    for (let i = 0; i < taps.length; i++) taps[i]!(t, !ok);
     if (this.events.on.fault) {
       this.events.emit({ type: 'fault', gpu: this.id, asid: w.run.asid, addr: page, access: type, utlb: w.utlbId, warp: w.id, timeNs: t, dropped: !ok });
     }
