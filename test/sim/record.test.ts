@@ -270,61 +270,70 @@ function apply(op: Op, s: { proc: Process; child: Process | null; dev: SvmDevice
   }
 }
 
+/** Run ops on a machine with a recorder attached; the replay must match the machine after every op, seeking in any order. */
+async function checkRecording(ops: Op[], snapshotEvery: number): Promise<void> {
+  const m = new Machine({ ramBytes: 32 << 20, swapBytes: 8 << 20, thp: 'madvise' });
+  const proc = m.spawn();
+  const base = proc.mmap(0, PAGES * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  const thpRaw = proc.mmap(0, (THP_PAGES + 512) * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  const thp = Math.ceil(thpRaw / (512 * P)) * 512 * P;
+  proc.madvise(thp, THP_PAGES * P, MADV_HUGEPAGE);
+  const dev = new SvmDevice(proc.mm, { device: 'dev0' });
+  dev.attachMemory(64);
+  const rec = new Recorder({ compress: gzipColumns, snapshotEvery }).attach(m);
+  const devTable = rec.addDevice(svmDeviceSource(dev, 'dev0'));
+  const vpns = [
+    ...Array.from({ length: PAGES }, (_, i) => base / P + i),
+    ...Array.from({ length: THP_PAGES }, (_, i) => thp / P + i),
+  ];
+  const s = { proc, child: null as Process | null, dev, base, thp };
+  const truths: Truth[] = [];
+  const snap = () => {
+    rec.mark(`after ${truths.length}`);
+    const cpus = [{ table: 0, mm: proc.mm }];
+    if (s.child) cpus.push({ table: rec.cpuTableOf(s.child.mm), mm: s.child.mm });
+    truths.push(capture(rec, cpus, [{ table: devTable, dev }], vpns));
+  };
+  snap();
+  for (const op of ops) {
+    apply(op, s);
+    snap();
+  }
+  dev.close();
+  s.child?.exit();
+  proc.exit();
+  snap();
+  const doc = rec.finish();
+  m.dispose();
+  const replay = new Replay(await decodeRecordNode(doc));
+  const order = truths.map((_, i) => i);
+  expectReplayMatches(replay, truths, order);
+  expectReplayMatches(replay, truths, order.map((_, i) => (i * 7) % order.length));
+  // Every table is empty at the end, and the last frames record says no frame is in use.
+  replay.seek(replay.count);
+  for (const st of replay.states) expect(st.every((x) => x === ST_NONE)).toBe(true);
+  expect(replay.frames[0]).toBe(0);
+  // Events name real pages: every event with a page range lies in the address space it names.
+  for (let i = 0; i < replay.rec.events.count; i++) {
+    const a = replay.rec.events.a[i]!;
+    if (doc.eventTypes[replay.rec.events.type[i]!]!.name === 'map') expect(a).not.toBe(NONE);
+  }
+}
+
 describe('the recorder on random operation sequences', () => {
   it('replays to the machine\'s page tables after every operation, seeking in any order', async () => {
     const runs = Number(process.env.REC_PROP_RUNS ?? 40);
     const seed = process.env.REC_PROP_SEED ? Number(process.env.REC_PROP_SEED) : undefined;
     const path = process.env.REC_PROP_PATH;
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 200 }), async (ops, snapshotEvery) => {
-        const m = new Machine({ ramBytes: 32 << 20, swapBytes: 8 << 20, thp: 'madvise' });
-        const proc = m.spawn();
-        const base = proc.mmap(0, PAGES * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-        const thpRaw = proc.mmap(0, (THP_PAGES + 512) * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-        const thp = Math.ceil(thpRaw / (512 * P)) * 512 * P;
-        proc.madvise(thp, THP_PAGES * P, MADV_HUGEPAGE);
-        const dev = new SvmDevice(proc.mm, { device: 'dev0' });
-        dev.attachMemory(64);
-        const rec = new Recorder({ compress: gzipColumns, snapshotEvery }).attach(m);
-        const devTable = rec.addDevice(svmDeviceSource(dev, 'dev0'));
-        const vpns = [
-          ...Array.from({ length: PAGES }, (_, i) => base / P + i),
-          ...Array.from({ length: THP_PAGES }, (_, i) => thp / P + i),
-        ];
-        const s = { proc, child: null as Process | null, dev, base, thp };
-        const truths: Truth[] = [];
-        const snap = () => {
-          rec.mark(`after ${truths.length}`);
-          const cpus = [{ table: 0, mm: proc.mm }];
-          if (s.child) cpus.push({ table: rec.cpuTableOf(s.child.mm), mm: s.child.mm });
-          truths.push(capture(rec, cpus, [{ table: devTable, dev }], vpns));
-        };
-        snap();
-        for (const op of ops) {
-          apply(op, s);
-          snap();
-        }
-        dev.close();
-        s.child?.exit();
-        proc.exit();
-        snap();
-        const doc = rec.finish();
-        m.dispose();
-        const replay = new Replay(await decodeRecordNode(doc));
-        const order = truths.map((_, i) => i);
-        expectReplayMatches(replay, truths, order);
-        expectReplayMatches(replay, truths, order.map((_, i) => (i * 7) % order.length));
-        // Every table is empty at the end, and the last frames record says no frame is in use.
-        replay.seek(replay.count);
-        for (const st of replay.states) expect(st.every((x) => x === ST_NONE)).toBe(true);
-        expect(replay.frames[0]).toBe(0);
-        // Events name real pages: every event with a page range lies in the address space it names.
-        for (let i = 0; i < replay.rec.events.count; i++) {
-          const a = replay.rec.events.a[i]!;
-          if (doc.eventTypes[replay.rec.events.type[i]!]!.name === 'map') expect(a).not.toBe(NONE);
-        }
-      }),
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), fc.integer({ min: 1, max: 200 }), checkRecording),
       { numRuns: runs, seed, path, endOnFailure: true },
     );
+  });
+
+  // do_huge_pmd_wp_page reuses a THP the parent maps alone again (the child exited): the whole
+  // PMD becomes writable, and the recorder read only the faulting page (found by the property).
+  it('records the reuse of a huge PMD after fork over all its pages', async () => {
+    await checkRecording([{ k: 'thpWrite', page: 148 }, { k: 'fork' }, { k: 'childExit' }, { k: 'thpWrite', page: 211 }], 193);
   });
 });

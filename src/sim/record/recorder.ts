@@ -7,12 +7,12 @@
 // changes are read when the next event arrives (or at a mark, a snapshot, the end), when the
 // operation that emitted it has finished. The columns themselves are log.ts's.
 
-import { PAGE_SIZE, PMD_NR } from '../../mm/constants.js';
+import { PAGE_SIZE } from '../../mm/constants.js';
 import type { FaultEvent, FreeEvent, InvalidateEvent, MapEvent, MigrateEvent, UnmapEvent } from '../../mm/events.js';
 import type { Machine } from '../../mm/machine.js';
 import type { DevPagemap } from '../../mm/memremap.js';
 import type { Mm } from '../../mm/mm.js';
-import { LEVEL_PAGES } from '../../mm/pagetable.js';
+import { isLeafEntry, LEVEL_PAGES, ptFlags, type PtNode, type PtSlot } from '../../mm/pagetable.js';
 import { keyLevel, keyVpn } from '../../mm/rmap.js';
 import { flagString } from '../../mm/vma.js';
 import type { Clock } from '../../drivers/clock.js';
@@ -243,16 +243,15 @@ export class Recorder {
     const vpn = Math.floor(e.addr / PAGE_SIZE);
     const sub = this.types.sub(T_FAULT, e.kind) | (e.write ? FAULT_WRITE : 0) | (e.remote ? FAULT_REMOTE : 0);
     this.pushEvent(T_FAULT, sub, tab.info.id, vpn, 1, NONE, NONE);
-    // A fault is emitted once its entry is installed: read it now.
-    if (e.kind === 'thp' || e.kind === 'huge-zero' || e.kind === 'hugetlb') {
-      const v = tab.mm.vmas.lookup(e.addr);
-      const span = v && v.hugeShift === 30 ? LEVEL_PAGES[2]! : PMD_NR;
-      const base = vpn - (vpn % span);
-      this.diffNow(tab, base, base + span);
-    } else {
-      this.diffNow(tab, vpn, vpn + 1);
-    }
+    // A fault is emitted once its entry is installed: read it now, over the whole leaf that maps
+    // the address (a THP fault, or the reuse of a huge PMD after fork, changes all its pages).
+    const at = this.faultSlot;
+    tab.mm.pt.lookup(vpn, at);
+    const span = at.level > 0 && isLeafEntry(ptFlags(at.node, at.idx)) ? LEVEL_PAGES[at.level]! : 1;
+    const base = Math.floor(vpn / span) * span;
+    this.diffNow(tab, base, base + span);
   };
+  private readonly faultSlot: PtSlot = { node: null as unknown as PtNode, idx: 0, level: 0 };
 
   private readonly onMap = (e: MapEvent): void => {
     this.flush(false);
