@@ -506,7 +506,9 @@ function migrateCluster(
     uvm.stats.pagesMigratedToDevice++;
     const c: MakeResidentCause = faulted[p] ? cause : 'prefetch';
     if (!faulted[p]) uvm.stats.pagesPrefetched++;
-    if (runStart >= 0 && c !== runCause) {
+    // compared on every page, so that the compiled loop has seen it (a cluster of one page never gets here otherwise)
+    const changed = c !== runCause;
+    if (runStart >= 0 && changed) {
       thrashing.onMigration(block, runStart, p - runStart, UVM_ID_GPU, runCause, now);
       runStart = -1;
     }

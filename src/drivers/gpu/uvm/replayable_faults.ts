@@ -190,7 +190,10 @@ export class FaultBatch {
       src = dst;
       dst = t;
     }
-    if (src !== this.order) this.order.set(src.subarray(0, n));
+    // back into order[] whichever array the last pass wrote, a copy onto itself included (a
+    // branch taken only after an odd number of passes would deoptimize the compiled sort)
+    const out = this.order;
+    for (let i = 0; i < n; i++) out[i] = src[i]!;
   }
 
   /** preprocess_fault_batch: the representatives sorted by (address space, address, most intrusive access first). */
