@@ -399,13 +399,9 @@ function tryToMigrate(machine: Machine, head: number): void {
 
 /** try_to_migrate_one for the entry of page p at `key` in mm `mmId`, if it still maps p. */
 function tryToMigrateOne(machine: Machine, p: number, mmId: number, key: number): void {
-  const mm = machine.mmById(mmId);
+  const mm = rmapEntry(machine, mmId, key);
   if (!mm) return;
-  const level = keyLevel(key);
-  const vpn = keyVpn(key);
-  const node = entryTable(mm, vpn, level);
-  if (!node) return;
-  const idx = level === 0 ? vpn & 511 : slot.idx;
+  const { node, idx, level, vpn } = at;
   const flg = ptFlags(node, idx);
   const kind = entryKind(flg);
   if ((kind !== K_PRESENT && kind !== K_DEVICE_PRIVATE) || ptVal(node, idx) !== p) return;
@@ -416,15 +412,34 @@ function tryToMigrateOne(machine: Machine, p: number, mmId: number, key: number)
   mm.invalidateEnd(r);
 }
 
+/** The page-table entry rmapEntry found: its table, index in it, level and first vpn. */
+const at = { node: null as unknown as PtNode, idx: 0, level: 0, vpn: 0 };
+
 /**
- * The table holding the entry at `level` for vpn, or null if the walk ends above it. A PTE
- * table comes from the page table's last-table cache (a range's pages share theirs); for a
- * higher level the entry's index is left in `slot`.
+ * The entry a reverse-map record (mm mmId, key) names: its mm, with the entry left in `at`; null
+ * if the mm is gone or the walk ends above the entry's level. A PTE table comes from the page
+ * table's last-table cache (a range's pages share theirs). One lookup for try_to_migrate_one and
+ * remove_migration_pte, so the way back to RAM runs the code the way out ran.
  */
-function entryTable(mm: Mm, vpn: number, level: number): PtNode | null {
-  if (level === 0) return mm.pt.pteTable(vpn) ?? null;
-  mm.pt.lookup(vpn, slot);
-  return slot.level === level ? slot.node : null;
+function rmapEntry(machine: Machine, mmId: number, key: number): Mm | null {
+  const mm = machine.mmById(mmId);
+  if (!mm) return null;
+  const level = keyLevel(key);
+  const vpn = keyVpn(key);
+  let node: PtNode | undefined;
+  if (level === 0) {
+    node = mm.pt.pteTable(vpn);
+    at.idx = vpn & 511;
+  } else {
+    mm.pt.lookup(vpn, slot);
+    node = slot.level === level ? slot.node : undefined;
+    at.idx = slot.idx;
+  }
+  if (!node) return null;
+  at.node = node;
+  at.level = level;
+  at.vpn = vpn;
+  return mm;
 }
 
 /**
@@ -469,13 +484,9 @@ export function removeMigrationPtes(machine: Machine, old: number, folio: number
 
 /** remove_migration_pte for the entry of page o at `key` in mm `mmId`: if it is still o's migration entry, map `page` there. */
 function removeMigrationPte(machine: Machine, o: number, page: number, mmId: number, key: number, devicePrivate: boolean): void {
-  const mm = machine.mmById(mmId);
+  const mm = rmapEntry(machine, mmId, key);
   if (!mm) return;
-  const level = keyLevel(key);
-  const vpn = keyVpn(key);
-  const node = entryTable(mm, vpn, level);
-  if (!node) return;
-  const idx = level === 0 ? vpn & 511 : slot.idx;
+  const { node, idx, level, vpn } = at;
   const flg = ptFlags(node, idx);
   if (!isMigrationEntry(flg) || ptVal(node, idx) !== o) return;
   const phys = machine.phys;
