@@ -3,7 +3,7 @@
 // (amdgpu_hmm_range_get_pages, nouveau_range_fault), migrate_vma_setup/pages/finalize into
 // VRAM with a frame allocator (svm_migrate_vma_to_vram, nouveau_dmem_migrate_chunk) and back
 // (svm_migrate_vma_to_ram, nouveau_dmem_migrate_to_ram), and the copy-engine time of the
-// pages moved. UVM keeps its own (uvm/hmm.ts): it allocates from its PMM with eviction.
+// pages moved. UVM keeps its own (uvm/hmm_eviction.ts): it allocates from its PMM with eviction.
 
 import { KernelError, WouldBlock } from '../../mm/errno.js';
 import {

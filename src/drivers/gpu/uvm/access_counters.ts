@@ -6,7 +6,7 @@
 
 import type { KThreadBody } from '../kthread.js';
 import { PTE_SYSMEM, PTE_VALID, type GpuPtLeaf } from '../page_table.js';
-import { blockFindCreate } from './hmm.js';
+import { blockFindCreate } from './hmm_block.js';
 import { UVM_ID_GPU, UVM_ID_INVALID } from './policy_types.js';
 import { blockService, commitPlan } from './service.js';
 import type { UvmDriver } from './uvm.js';

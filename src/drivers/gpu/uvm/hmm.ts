@@ -1,305 +1,32 @@
-// UVM's HMM glue (uvm_hmm.c) on mainline HMM calls: a VA block per 2 MiB window with its own
-// mmu_interval_notifier (hmm_va_block_find_create), the invalidate callback
-// (hmm_invalidate), system-memory residency through hmm_range_fault (hmm_make_resident_cpu),
-// migration into VRAM through migrate_vma_setup/pages/finalize, migration back for a CPU
-// fault (uvm_hmm_devmem_fault: dev_pagemap_ops.migrate_to_ram), eviction of VRAM pages by pfn
-// through migrate_device_pfns (uvm_hmm_va_block_evict_chunks), and GPU atomics on system
-// memory through make_device_exclusive (hmm_block_atomic_fault_locked).
+// UVM's HMM residency (uvm_hmm.c) on mainline HMM calls: system-memory residency through
+// hmm_range_fault (hmm_make_resident_cpu), migration into VRAM through
+// migrate_vma_setup/pages/finalize, migration back for a CPU fault (uvm_hmm_devmem_fault:
+// dev_pagemap_ops.migrate_to_ram), and GPU atomics on system memory through
+// make_device_exclusive (hmm_block_atomic_fault_locked). A block's basics are in
+// hmm_block.ts, eviction in hmm_eviction.ts.
 
 import { KernelError, WouldBlock } from '../../../mm/errno.js';
 import { VM_FAULT_OOM, VM_FAULT_SIGBUS, type VmFault } from '../../../mm/fault.js';
 import { makeDeviceExclusive } from '../../../mm/exclusive.js';
 import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migrateDeviceFinalize,
-  migrateDevicePages, migrateDevicePfns, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages,
-  migrateVmaSetup,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
 } from '../../../mm/migrate.js';
-import { MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq, type MmuNotifierRange } from '../../../mm/notifier.js';
-import { VM_HUGETLB, VM_SHARED, VM_SPECIAL, VM_WRITE, type Vma } from '../../../mm/vma.js';
-import { HmmRange, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
-import { hmmRangeFault } from '../../../hmm/hmm.js';
-import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_SYSMEM, PTE_VALID, SIZE_4K, type GpuPtLeaf } from '../page_table.js';
-import type { GpuMigrateCause } from '../events.js';
+import { VM_HUGETLB, VM_SHARED, VM_WRITE, type Vma } from '../../../mm/vma.js';
+import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../../hmm/range.js';
+import { PROT_READ, PROT_READ_WRITE, PROT_READ_WRITE_ATOMIC, PTE_VALID, type GpuPtLeaf } from '../page_table.js';
 import { blockMigrateVma, releaseMigrateVma } from './migrate_args.js';
 import { FRAME_ALLOCATED } from './pmm.js';
 import { PAGES_PER_UVM_VA_BLOCK, UVM_ID_CPU, UVM_ID_GPU, type MakeResidentCause } from './policy_types.js';
-import { UvmVaBlock, UVM_VA_BLOCK_SIZE, type PendingMaps, type UvmVaSpace } from './va_space.js';
+import { UvmVaBlock, type PendingMaps } from './va_space.js';
 import type { UvmDriver } from './uvm.js';
-
-/** uvm_hmm_must_use_sysmem: migrate_vma cannot move pages of this VMA. */
-export function mustUseSysmem(vma: Vma): boolean {
-  return !vma.isAnonymous() || (vma.flags & VM_SPECIAL) !== 0 || vma.isHugetlb();
-}
-
-/** hmm_va_block_find_create: the block of the 2 MiB window around addr, with its notifier. */
-export function blockFindCreate(uvm: UvmDriver, vs: UvmVaSpace, addr: number): UvmVaBlock {
-  const key = Math.floor(addr / UVM_VA_BLOCK_SIZE);
-  let block = vs.blocks.get(key);
-  if (block) return block;
-  block = new UvmVaBlock(uvm.blocks.length, vs, key * UVM_VA_BLOCK_SIZE, (b) => {
-    const sub = new MmuIntervalNotifier({ invalidate: (_s, range, seq) => hmmInvalidate(uvm, b, range, seq) });
-    mmuIntervalNotifierInsert(sub, vs.mm, b.start, UVM_VA_BLOCK_SIZE);
-    return sub;
-  });
-  uvm.blocks.push(block);
-  vs.blocks.set(key, block);
-  return block;
-}
-
-/** Unmap pages [first, outer) of a block from the GPU and invalidate its TLBs; returns the pages unmapped. */
-export function gpuUnmapBlock(uvm: UvmDriver, block: UvmVaBlock, first: number, outer: number, reason: string): number {
-  const vs = block.vaSpace.gpuVaSpace;
-  const s = block.start / 4096 + first;
-  const e = block.start / 4096 + outer;
-  const n = uvm.gpu.mmu.unmap(vs, s, e, reason);
-  if (n > 0) {
-    uvm.gpu.mmu.tlbInvalidate(vs, s, e, uvm.gpu.queue.now());
-    uvm.stats.tlbInvalidateNs += uvm.gpu.costs.tlbInvalidateNs;
-  }
-  block.stalePending(first, outer);
-  return n;
-}
-
-/**
- * Unmap `pages` (sorted page indices) of a block from the GPU a contiguous run at a time, one
- * TLB invalidation per run: UVM unmaps by page mask (block_unmap_gpu over a region).
- */
-export function gpuUnmapRuns(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[], reason: string): void {
-  let i = 0;
-  while (i < pages.length) {
-    let j = i + 1;
-    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
-    gpuUnmapBlock(uvm, block, pages[i]!, pages[j - 1]! + 1, reason);
-    i = j;
-  }
-}
-
-/**
- * hmm_invalidate: the CPU page table of the block's window is about to change. Invalidations
- * UVM started itself (MIGRATE or EXCLUSIVE with its owner, or an eviction of this block) are
- * ignored: UVM updates its GPU mappings itself around its own migrations.
- */
-export function hmmInvalidate(uvm: UvmDriver, block: UvmVaBlock, range: MmuNotifierRange, curSeq: number): boolean {
-  if (range.event === 'SOFT_DIRTY' || range.event === 'RELEASE') return true;
-  if (!(range.flags & 1)) return false; // not blockable: the OOM reaper; the driver would sleep
-  if (uvm.ignoreInvalidate === block || ((range.event === 'MIGRATE' || range.event === 'EXCLUSIVE') && range.owner === uvm.owner)) return true;
-  mmuIntervalSetSeq(block.notifier, curSeq);
-  const start = Math.max(range.start, block.start);
-  const end = Math.min(range.end, block.end);
-  if (start >= end) return true;
-  const first = Math.floor((start - block.start) / 4096);
-  const outer = Math.ceil((end - block.start) / 4096);
-  gpuUnmapBlock(uvm, block, first, outer, `invalidate ${range.event}`);
-  if (range.event === 'UNMAP' || range.event === 'CLEAR') {
-    // uvm_va_block_munmap_region: forget the CPU residency UVM knew of.
-    block.cpuResident.fill(0, first, outer);
-    if (range.event === 'UNMAP') uvm.thrashing.reset(block, first, outer - first);
-  } else if (range.event === 'EXCLUSIVE' && range.owner === null) {
-    // The CPU took back a page it had made device-exclusive: a revocation of the GPU's atomics.
-    for (let p = first; p < outer; p++) uvm.thrashing.onRevocation(block, p, UVM_ID_CPU, uvm.gpu.queue.now());
-  }
-  return true;
-}
+import { copyRuns, gpuUnmapBlock, gpuUnmapRuns, snapshot } from './hmm_block.js';
+import { reserveBlockVram, reserveVram } from './hmm_eviction.js';
 
 /** What a block service planned, and when its copies complete. */
 export interface ResidencyResult {
   doneAt: number;
   /** Faulted pages that could not be made resident at the GPU (no VRAM left): the caller maps them remotely. */
   fallback: number[];
-}
-
-/** Contiguous runs of `pages` (sorted page indices) with data, each one copy. */
-function copyRuns(uvm: UvmDriver, block: UvmVaBlock, pages: number[], dir: 'htod' | 'dtoh', cause: GpuMigrateCause, earliest: number): number {
-  let done = earliest;
-  let i = 0;
-  const now = uvm.gpu.queue.now();
-  while (i < pages.length) {
-    let j = i + 1;
-    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
-    const n = j - i;
-    const end = uvm.gpu.copy(n * 4096, dir, earliest);
-    if (end > done) done = end;
-    const ev = uvm.gpu.events;
-    if (ev.on.migrate) {
-      ev.emit({ type: 'migrate', gpu: uvm.gpu.id, asid: block.vaSpace.asid, addr: block.pageAddr(pages[i]!), npages: n, toDevice: dir === 'htod', cause, bytes: n * 4096, startNs: now, endNs: end });
-    }
-    i = j;
-  }
-  return done;
-}
-
-/**
- * Reserve up to n pinned VRAM pages, evicting root chunks as needed (the allocation retry
- * of block_alloc_gpu_chunk with UVM_PMM_ALLOC_FLAGS_EVICT). Returns the pages (maybe fewer).
- */
-export function reserveVram(uvm: UvmDriver, n: number): number[] {
-  const out: number[] = [];
-  const pmm = uvm.pmm;
-  while (out.length < n) {
-    const pfn = pmm.allocPinned();
-    if (pfn >= 0) {
-      out.push(pfn);
-      continue;
-    }
-    const victim = pmm.pickVictim();
-    if (victim < 0) break;
-    const before = pmm.freeFrames;
-    evictRootChunk(uvm, victim);
-    if (pmm.freeFrames === before) break; // nothing could move: give up rather than spin
-  }
-  return out;
-}
-
-/**
- * largePages: pin the frames of `pages` (sorted) in the block's root chunk, page p at frame p
- * of it, taking a root chunk first if the block has none (evicting one if none is free), as
- * block_populate_pages_gpu allocates a managed block's chunk. Returns a frame per page, -1
- * where none could be had.
- */
-export function reserveBlockVram(uvm: UvmDriver, block: UvmVaBlock, pages: readonly number[], fault: boolean): number[] {
-  const pmm = uvm.pmm;
-  let c = pmm.chunkOfBlock(block.id, block.gpuChunk);
-  while (c < 0) {
-    c = pmm.allocChunk(block.id);
-    if (c >= 0) break;
-    const victim = pmm.pickVictim();
-    if (victim < 0) break;
-    const before = pmm.freeFrames;
-    evictRootChunk(uvm, victim);
-    if (pmm.freeFrames === before) break; // nothing could move: give up rather than spin
-  }
-  block.gpuChunk = c;
-  if (c >= 0 && fault) pmm.hold(c);
-  const out = new Array<number>(pages.length);
-  for (let i = 0; i < pages.length; i++) out[i] = c >= 0 ? pmm.allocPinnedAt(c, pages[i]!) : -1;
-  if (c >= 0) pmm.releaseChunk(c); // only if nothing was pinned
-  return out;
-}
-
-const sortScratch = new Int32Array(PAGES_PER_UVM_VA_BLOCK);
-
-/** Sort a block's page indices in place, numerically, with a typed array's native sort (a comparator call per comparison cost more than the eviction's copies). */
-function sortPages(a: number[]): number[] {
-  const n = a.length;
-  if (n > sortScratch.length) return a.sort((x, y) => x - y);
-  for (let i = 0; i < n; i++) sortScratch[i] = a[i]!;
-  const v = sortScratch.subarray(0, n).sort();
-  for (let i = 0; i < n; i++) a[i] = v[i]!;
-  return a;
-}
-
-/**
- * evict_root_chunk: move every allocated page of a 2 MiB root chunk to system memory, one VA
- * block at a time (migrate_device_pfns, the HMM form of uvm_hmm_va_block_evict_chunks).
- * The GPU mappings go first; afterwards the pages may be mapped remotely
- * (uvm_perf_map_remote_on_eviction, effective only with access-counter migrations).
- */
-export function evictRootChunk(uvm: UvmDriver, chunk: number): void {
-  const pmm = uvm.pmm;
-  const machine = uvm.machine;
-  const phys = machine.phys;
-  const byBlock = new Map<number, number[]>();
-  for (const pfn of pmm.allocatedIn(chunk)) {
-    const f = pfn - pmm.firstPfn;
-    const id = pmm.owner[f]!;
-    let l = byBlock.get(id);
-    if (!l) byBlock.set(id, (l = []));
-    l.push(pfn);
-  }
-  let moved = 0;
-  let doneAt = uvm.gpu.queue.now();
-  for (const [id, pfns] of byBlock) {
-    const block = uvm.blocks[id]!;
-    const pages = sortPages(pfns.map((pfn) => pmm.page[pfn - pmm.firstPfn]!));
-    gpuUnmapRuns(uvm, block, pages, 'evict');
-    const n = pfns.length;
-    const src = new Float64Array(pfns);
-    const dst = new Float64Array(n);
-    uvm.ignoreInvalidate = block;
-    try {
-      migrateDevicePfns(machine, src, n);
-      for (let i = 0; i < n; i++) {
-        if (!migratePfnHas(src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-        const spage = migratePfnToPage(src[i]!);
-        const dpage = phys.tryAllocPages(0);
-        if (dpage < 0) break; // system memory is out: the rest stays in VRAM
-        phys.trylockPage(dpage);
-        phys.copyPage(dpage, spage);
-        dst[i] = migratePfn(dpage);
-      }
-      migrateDevicePages(machine, src, dst, n);
-      const movedPages: number[] = [];
-      for (let i = 0; i < n; i++) {
-        if (!migratePfnHas(src[i]!, MIGRATE_PFN_MIGRATE) || migratePfnToPage(dst[i]!) < 0) continue;
-        const p = pmm.page[pfns[i]! - pmm.firstPfn]!;
-        movedPages.push(p);
-      }
-      migrateDeviceFinalize(machine, src, dst, n);
-      sortPages(movedPages);
-      for (const p of movedPages) block.cpuResident[p] = 1;
-      moved += movedPages.length;
-      uvm.stats.pagesEvicted += movedPages.length;
-      uvm.stats.pagesMigratedToSystem += movedPages.length;
-      doneAt = Math.max(doneAt, copyRuns(uvm, block, movedPages, 'dtoh', 'eviction', uvm.gpu.queue.now()));
-      if (movedPages.length > 0) uvm.thrashing.onMigration(block, movedPages[0]!, 1, UVM_ID_CPU, 'eviction', uvm.gpu.queue.now());
-      if (uvm.mapRemoteOnEviction && movedPages.length > 0) mapRemoteAfterEviction(uvm, block, movedPages);
-    } finally {
-      uvm.ignoreInvalidate = null;
-    }
-  }
-  uvm.stats.chunksEvicted++;
-  uvm.evictionDoneAt = Math.max(uvm.evictionDoneAt, doneAt);
-  const ev = uvm.gpu.events;
-  if (ev.on.evict) ev.emit({ type: 'evict', gpu: uvm.gpu.id, chunk, pages: moved, timeNs: uvm.gpu.queue.now() });
-}
-
-/** block_add_eviction_mappings: map the evicted pages where they now are, read the CPU page table with hmm_range_fault (no fault). */
-function mapRemoteAfterEviction(uvm: UvmDriver, block: UvmVaBlock, pages: number[]): void {
-  const a = pages[0]!;
-  const b = pages[pages.length - 1]! + 1;
-  const range = snapshot(uvm, block, a, b, null);
-  if (!range) return;
-  const vs = block.vaSpace.gpuVaSpace;
-  for (const p of pages) {
-    const f = range.hmmFlags[p - a]!;
-    if (!(f & HMM_PFN_VALID)) continue;
-    const pfn = range.hmmPfns[p - a]!;
-    if (uvm.gpu.vram.contains(pfn)) continue;
-    uvm.gpu.mmu.map(vs, block.start / 4096 + p, pfn, SIZE_4K, (f & HMM_PFN_WRITE ? PROT_READ_WRITE : PROT_READ) | PTE_SYSMEM);
-    uvm.stats.remoteMaps++;
-  }
-}
-
-/**
- * hmm_range_fault over pages [a, b) of the block: with `request` (per page HMM_PFN_REQ_*
- * bits, or null for a snapshot that faults nothing), retrying on EBUSY and on a sequence
- * change as hmm_make_resident_cpu does. Returns the range, or null when it could not
- * complete now (the CPU would sleep, or the range keeps changing) or failed.
- */
-export function snapshot(uvm: UvmDriver, block: UvmVaBlock, a: number, b: number, request: Uint8Array | null): HmmRange | null {
-  const n = b - a;
-  const range = new HmmRange({
-    notifier: block.notifier, start: block.pageAddr(a), end: block.pageAddr(b), pfnFlagsMask: request ? HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE : 0,
-    devPrivateOwner: uvm.owner,
-  });
-  for (let tries = 0; tries < 8; tries++) {
-    if (request) range.hmmFlags.set(request.subarray(0, n));
-    else range.hmmFlags.fill(0);
-    try {
-      range.notifierSeq = mmuIntervalReadBegin(block.notifier);
-      hmmRangeFault(range);
-    } catch (e) {
-      if (e instanceof WouldBlock) return null;
-      if (e instanceof KernelError && e.errno === 'EBUSY') continue;
-      if (e instanceof KernelError) {
-        uvm.lastHmmError = e.errno;
-        return null;
-      }
-      throw e;
-    }
-    if (!mmuIntervalReadRetry(block.notifier, range.notifierSeq)) return range;
-  }
-  return null;
 }
 
 /**

@@ -16,7 +16,8 @@
 import { accessAllowed } from '../../../mm/access.js';
 import { VM_WRITE, type Vma } from '../../../mm/vma.js';
 import type { GpuPtLeaf } from '../page_table.js';
-import { blockFindCreate, RANK_PREFETCH, RANK_READ, RANK_WRITE } from './hmm.js';
+import { RANK_PREFETCH, RANK_READ, RANK_WRITE } from './hmm.js';
+import { blockFindCreate } from './hmm_block.js';
 import { THRASHING_HINT_THROTTLE, UVM_ID_CPU, UVM_ID_GPU, UVM_ID_INVALID, type ProcessorId, type ResidencyInput, type ThrashingHint } from './policy_types.js';
 import { blockService, commitPlan } from './service.js';
 import type { PendingMaps, UvmVaBlock, UvmVaSpace } from './va_space.js';
