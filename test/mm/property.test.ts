@@ -6,7 +6,8 @@
 // the bytes read equal the reference, failing calls fail exactly when and how the reference
 // says, checkInvariants (refcounts, mapcounts, rmap, swap counts) and checkMappings (entries
 // agree with their VMAs, rss) are empty. At the end every process exits, the file is closed
-// and unlinked, and every frame, swap slot, page-cache page and data slot is free.
+// and unlinked, and every frame, swap slot, page-cache page and data slot is free. The reference
+// is flat_reference.ts, the operations mm_ops.ts, the notification audit notify_audit.ts.
 //
 // Reproduce a failure with the seed (and path) fast-check prints:
 //   MM_PROP_SEED=<seed> MM_PROP_PATH=<path> npx vitest run test/mm/property.test.ts
@@ -16,166 +17,23 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   KernelError, Machine, MADV_COLLAPSE, MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
-  MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE,
-  MMU_RANGE_END_ALL, MmuNotifier, mmuNotifierRegister, type Mm, pagemap, PROT_NONE, PROT_READ, PROT_WRITE, SignalError, swapOutPage,
+  MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
+  MmuNotifier, mmuNotifierRegister, type Mm, pagemap, PROT_NONE, PROT_READ, PROT_WRITE, SignalError, swapOutPage,
   type Process, type TmpFile,
 } from '../../src/index.js';
-import { E_WRITE, K_NONE, K_PRESENT, K_SWAP, KIND_MASK } from '../../src/mm/pagetable.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { checkMappings } from './helpers.js';
+import {
+  accessFault, checkRead, clonePage, content, cutsHugetlb, expectBytes, oneVma, sizePages, writable, type Backing, type RefFile, type RefPage,
+  type RefProc,
+} from './flat_reference.js';
+import { NotifyAudit } from './notify_audit.js';
+import { BASE_VPN, HUGE, HUGE_SLOTS, nestedCall, type Op, opArb, P, REGION, SLOT, SMALL_SLOTS } from './mm_ops.js';
 
-const P = PAGE_SIZE;
-const HUGE = 512; // pages in a 2 MiB huge page
-const BASE_VPN = 0x40000000 / P; // region start, 1 GiB: PMD aligned
-const SMALL_SLOTS = 6;
-const SLOT = 8; // pages per small slot
-const SMALL_PAGES = SMALL_SLOTS * SLOT;
-const HUGE_SLOTS = [HUGE, 2 * HUGE]; // region page index of the two 2 MiB slots
-const FILE_PAGES = 16;
-const PROTS = [PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE];
-
-// ---- the reference ----
-
-interface RefFile { size: number; pages: Map<number, Uint8Array> }
-type Backing =
-  | { t: 'anon'; data: Uint8Array | null; lazy: boolean }
-  | { t: 'file'; file: RefFile; index: number; shared: boolean; cow: Uint8Array | null };
-interface RefPage {
-  b: Backing;
-  prot: number;
-  /** Which mmap call made the page, and its page offset there: pages of one token, prot, advice and contiguous pgoff are one VMA. */
-  token: number;
-  pgoff: number;
-  thp: 0 | 1 | 2; // neither, MADV_HUGEPAGE, MADV_NOHUGEPAGE
-  hugetlb: boolean;
-}
-type RefProc = Map<number, RefPage>; // vpn -> page
 interface Live { proc: Process; ref: RefProc }
-
-type MapType = 'anon' | 'shared-anon' | 'file' | 'shared-file' | 'hugetlb';
-type Op =
-  | { k: 'mmap'; p: number; slot: number; n: number; prot: number; type: MapType; off: number; populate: boolean }
-  | { k: 'munmap'; p: number; page: number; n: number }
-  | { k: 'mprotect'; p: number; page: number; n: number; prot: number }
-  | { k: 'madvise'; p: number; page: number; n: number; advice: number }
-  | { k: 'move'; p: number; page: number; n: number; slot: number; dontunmap: boolean }
-  | { k: 'resize'; p: number; page: number; n: number; to: number; maymove: boolean }
-  | { k: 'fork'; p: number }
-  | { k: 'exit'; p: number }
-  | { k: 'swapout'; p: number; page: number }
-  | { k: 'write'; p: number; page: number; off: number; len: number; v: number }
-  | { k: 'read'; p: number; page: number; off: number; len: number }
-  | { k: 'pwrite'; off: number; len: number; v: number }
-  | { k: 'pread'; off: number; len: number }
-  | { k: 'truncate'; pages: number }
-  | { k: 'nomem'; after: number }
-  | { k: 'nested'; p: number; inner: number; page: number };
-
-/** A region page: mostly the small slots, sometimes the 2 MiB slots. */
-const pageArb = fc.oneof(
-  { weight: 8, arbitrary: fc.nat(SMALL_PAGES + 3) },
-  { weight: 2, arbitrary: fc.integer({ min: HUGE, max: 3 * HUGE - 1 }) },
-  { weight: 1, arbitrary: fc.constantFrom(...HUGE_SLOTS) }, // whole huge pages: THPs move and collapse as one
-);
-const lenArb = fc.oneof(
-  { weight: 10, arbitrary: fc.integer({ min: 1, max: 10 }) },
-  { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 * HUGE }) },
-  { weight: 1, arbitrary: fc.constant(HUGE) },
-);
-const slotArb = fc.integer({ min: 0, max: SMALL_SLOTS + HUGE_SLOTS.length - 1 });
-const proc = fc.nat(3);
-const w = <T>(weight: number, arbitrary: fc.Arbitrary<T>) => ({ weight, arbitrary });
-/** How many different calls a 'nested' op may make (nestedCall). */
-const NESTED_CALLS = 8;
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  w(3, fc.record({ k: fc.constant('mmap' as const), p: proc, slot: slotArb, n: fc.integer({ min: 1, max: HUGE }), prot: fc.constantFrom(...PROTS), type: fc.constantFrom<MapType>('anon', 'anon', 'shared-anon', 'file', 'shared-file', 'hugetlb'), off: fc.nat(4), populate: fc.boolean() })),
-  w(1, fc.record({ k: fc.constant('munmap' as const), p: proc, page: pageArb, n: lenArb })),
-  w(2, fc.record({ k: fc.constant('mprotect' as const), p: proc, page: pageArb, n: lenArb, prot: fc.constantFrom(...PROTS) })),
-  w(3, fc.record({ k: fc.constant('madvise' as const), p: proc, page: pageArb, n: lenArb, advice: fc.constantFrom(MADV_DONTNEED, MADV_FREE, MADV_PAGEOUT, MADV_PAGEOUT, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE) })),
-  w(1, fc.record({ k: fc.constant('move' as const), p: proc, page: pageArb, n: lenArb, slot: slotArb, dontunmap: fc.boolean() })),
-  w(1, fc.record({ k: fc.constant('resize' as const), p: proc, page: pageArb, n: fc.integer({ min: 1, max: 8 }), to: fc.integer({ min: 1, max: 12 }), maymove: fc.boolean() })),
-  w(2, fc.record({ k: fc.constant('fork' as const), p: proc })),
-  w(1, fc.record({ k: fc.constant('exit' as const), p: proc })),
-  w(2, fc.record({ k: fc.constant('swapout' as const), p: proc, page: pageArb })),
-  w(6, fc.record({ k: fc.constant('write' as const), p: proc, page: pageArb, off: fc.nat(P - 1), len: fc.integer({ min: 1, max: 6000 }), v: fc.integer({ min: 1, max: 255 }) })),
-  w(5, fc.record({ k: fc.constant('read' as const), p: proc, page: pageArb, off: fc.nat(P - 1), len: fc.integer({ min: 1, max: 6000 }) })),
-  w(1, fc.record({ k: fc.constant('pwrite' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }), v: fc.integer({ min: 1, max: 255 }) })),
-  w(1, fc.record({ k: fc.constant('pread' as const), off: fc.nat(FILE_PAGES * P - 1), len: fc.integer({ min: 1, max: 3 * P }) })),
-  w(1, fc.record({ k: fc.constant('truncate' as const), pages: fc.nat(FILE_PAGES) })),
-  // fail_page_alloc: one of the next few allocations fails, reclaim or not.
-  w(1, fc.record({ k: fc.constant('nomem' as const), after: fc.nat(6) })),
-  // An mm operation from inside the next invalidate callback of this mm: EDEADLK, nothing changes.
-  w(1, fc.record({ k: fc.constant('nested' as const), p: proc, inner: fc.nat(NESTED_CALLS - 1), page: pageArb })),
-);
-
-/** The calls a 'nested' op makes from inside a callback, by number. */
-function nestedCall(p: Process, inner: number, vpn: number): () => unknown {
-  const addr = vpn * P;
-  switch (inner) {
-    case 0: return () => p.munmap(addr, P);
-    case 1: return () => p.mprotect(addr, P, PROT_READ);
-    case 2: return () => p.madvise(addr, P, MADV_DONTNEED);
-    case 3: return () => p.write(addr, Uint8Array.of(1));
-    case 4: return () => p.read(addr, 1);
-    case 5: return () => p.fork();
-    case 6: return () => p.mremap(addr, P, 2 * P, MREMAP_MAYMOVE);
-    default: return () => p.exit();
-  }
-}
 
 const vpnOf = (page: number) => BASE_VPN + page;
 const slotPage = (slot: number) => (slot < SMALL_SLOTS ? slot * SLOT : HUGE_SLOTS[slot - SMALL_SLOTS]!);
-const sizePages = (f: RefFile) => Math.ceil(f.size / P);
-
-/** The bytes a page holds (null: zeros), or 'SIGBUS' past the end of its file. */
-function content(rp: RefPage): Uint8Array | null | 'SIGBUS' {
-  const b = rp.b;
-  if (b.t === 'anon') return b.data;
-  if (b.index >= sizePages(b.file)) return 'SIGBUS';
-  if (!b.shared && b.cow) return b.cow;
-  return b.file.pages.get(b.index) ?? null;
-}
-
-/** The buffer a write to this page lands in (allocating the page, or making the COW copy). */
-function writable(rp: RefPage): Uint8Array {
-  const b = rp.b;
-  if (b.t === 'anon') {
-    b.lazy = false;
-    return (b.data ??= new Uint8Array(P));
-  }
-  if (!b.shared) return (b.cow ??= (b.file.pages.get(b.index) ?? new Uint8Array(P)).slice());
-  let page = b.file.pages.get(b.index);
-  if (!page) b.file.pages.set(b.index, (page = new Uint8Array(P)));
-  return page;
-}
-
-function clonePage(rp: RefPage): RefPage {
-  const b = rp.b;
-  const nb: Backing = b.t === 'anon' ? { t: 'anon', data: b.data && b.data.slice(), lazy: b.lazy } : { ...b, cow: b.cow && b.cow.slice() };
-  return { ...rp, b: nb };
-}
-
-/** Whether every page of [vpn, vpn+n) is present and they certainly form one VMA. */
-function oneVma(ref: RefProc, vpn: number, n: number): 'hole' | 'one' | 'maybe' {
-  const first = ref.get(vpn);
-  if (!first) return 'hole';
-  let one = true;
-  for (let i = 1; i < n; i++) {
-    const rp = ref.get(vpn + i);
-    if (!rp) return 'hole';
-    const same = rp.token === first.token && rp.prot === first.prot && rp.thp === first.thp && rp.pgoff === first.pgoff + i &&
-      rp.b.t === first.b.t && (rp.b.t === 'anon' || (first.b.t === 'file' && rp.b.file === first.b.file && rp.b.shared === first.b.shared));
-    if (!same) one = false;
-  }
-  return one ? 'one' : 'maybe';
-}
-
-/** Does [vpn, vpn+n) cut a hugetlb page (hugetlb_vm_op_split)? */
-function cutsHugetlb(ref: RefProc, vpn: number, n: number): boolean {
-  const s = ref.get(vpn);
-  const e = ref.get(vpn + n - 1);
-  return (s !== undefined && s.hugetlb && vpn % HUGE !== 0) || (e !== undefined && e.hugetlb && (vpn + n) % HUGE !== 0);
-}
 
 function errnoOf(f: () => unknown): string | null {
   try {
@@ -198,125 +56,6 @@ function note(key: string): void {
   if (process.env.MM_PROP_STATS) stats.set(key, (stats.get(key) ?? 0) + 1);
 }
 
-function expectBytes(got: Uint8Array, want: Uint8Array, what: string): void {
-  if (got.length !== want.length || Buffer.compare(got, want) !== 0) {
-    let i = 0;
-    while (got[i] === want[i]) i++;
-    expect.fail(`${what}: byte ${i} is ${got[i]}, the reference says ${want[i]}`);
-  }
-}
-
-/**
- * Check bytes read from [vpn*P + off, + len) against the reference. A lazily freed page
- * (MADV_FREE) may read as its old bytes or as zeros if reclaim discarded it; zeros settle it.
- */
-function checkRead(ref: RefProc, vpn: number, off: number, got: Uint8Array, what: string): void {
-  for (let done = 0; done < got.length;) {
-    const v = vpn + Math.floor((off + done) / P);
-    const o = (off + done) % P;
-    const n = Math.min(P - o, got.length - done);
-    const rp = ref.get(v)!;
-    const c = content(rp) as Uint8Array | null;
-    const want = c ? c.subarray(o, o + n) : new Uint8Array(n);
-    const part = got.subarray(done, done + n);
-    if (rp.b.t === 'anon' && rp.b.lazy && Buffer.compare(part, want) !== 0 && part.every((x) => x === 0)) {
-      rp.b.data = null; // discarded by reclaim
-      rp.b.lazy = false;
-    } else {
-      expectBytes(part, want, `${what} page 0x${(v * P).toString(16)}+${o}`);
-    }
-    done += n;
-  }
-}
-
-/** The signal an access must raise, or null (SIGSEGV for a hole or the protection, SIGBUS past EOF, first page first). */
-function accessFault(ref: RefProc, vpn: number, off: number, len: number, write: boolean): string | null {
-  for (let v = vpn; v <= vpn + Math.floor((off + len - 1) / P); v++) {
-    const rp = ref.get(v);
-    if (!rp || (write ? !(rp.prot & PROT_WRITE) : rp.prot === PROT_NONE)) return 'SIGSEGV';
-    if (content(rp) === 'SIGBUS') return 'SIGBUS';
-  }
-  return null;
-}
-
-// ---- the notification audit ----
-
-const REGION = 3 * HUGE; // pages of the region the audit watches
-
-/**
- * Every change that takes a mapping away from a CPU page-table entry (a present entry whose
- * frame changes or goes, or that loses write permission) must lie inside an mmu notifier
- * range of its mm, and must not have happened yet when that range's start is called: the
- * guarantee mirrors (HMM) rely on. Upgrades (a fault filling an entry, a write fault reusing
- * a page) need no notification. One classic subscriber per mm compares the page tables with
- * a shadow copy taken after the previous operation.
- */
-class NotifyAudit {
-  private readonly shadows = new Map<Mm, { kind: Int8Array; val: Float64Array; write: Uint8Array; notified: Uint8Array }>();
-  readonly errors: string[] = [];
-
-  watch(mm: Mm): void {
-    const sh = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION), notified: new Uint8Array(REGION) };
-    this.capture(mm, 0, REGION, sh);
-    this.shadows.set(mm, sh);
-    mmuNotifierRegister(new MmuNotifier({
-      invalidateRangeStart: (_s, r) => {
-        const lo = Math.max(0, Math.floor(r.start / P) - BASE_VPN);
-        const hi = Math.min(REGION, r.end === MMU_RANGE_END_ALL ? REGION : Math.ceil(r.end / P) - BASE_VPN);
-        if (lo >= hi) return;
-        const now = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION) };
-        this.capture(mm, lo, hi, now);
-        for (let i = lo; i < hi; i++) {
-          if (!sh.notified[i] && this.downgraded(sh, now, i)) this.errors.push(`mm ${mm.id} page ${i}: changed before the ${r.event} start`);
-          sh.notified[i] = 1;
-        }
-      },
-      release: () => void this.shadows.delete(mm),
-    }), mm);
-  }
-
-  /** After an operation: every downgrade since the last check was notified. */
-  check(): void {
-    for (const [mm, sh] of this.shadows) {
-      const now = { kind: new Int8Array(REGION), val: new Float64Array(REGION), write: new Uint8Array(REGION) };
-      this.capture(mm, 0, REGION, now);
-      for (let i = 0; i < REGION; i++) {
-        if (!sh.notified[i] && this.downgraded(sh, now, i)) {
-          this.errors.push(`mm ${mm.id} page ${i}: ${sh.kind[i]}/${sh.val[i]}/${sh.write[i]} became ${now.kind[i]}/${now.val[i]}/${now.write[i]} without a notification`);
-        }
-      }
-      sh.kind.set(now.kind);
-      sh.val.set(now.val);
-      sh.write.set(now.write);
-      sh.notified.fill(0);
-    }
-  }
-
-  private downgraded(was: { kind: Int8Array; val: Float64Array; write: Uint8Array }, now: { kind: Int8Array; val: Float64Array; write: Uint8Array }, i: number): boolean {
-    if (was.kind[i] !== K_PRESENT) return false;
-    return now.kind[i] !== K_PRESENT || now.val[i] !== was.val[i] || (was.write[i] === 1 && now.write[i] === 0);
-  }
-
-  /** The entry of every page of region pages [lo, hi), huge leaves expanded to their pages. */
-  private capture(mm: Mm, lo: number, hi: number, out: { kind: Int8Array; val: Float64Array; write: Uint8Array }): void {
-    out.kind.fill(K_NONE, lo, hi);
-    mm.pt.forEach(BASE_VPN + lo, BASE_VPN + hi, (node, idx, level, vpn) => {
-      const flg = node.flg[idx]!;
-      const kind = flg & KIND_MASK;
-      const n = level === 0 ? 1 : level === 1 ? HUGE : HUGE * HUGE;
-      for (let k = 0; k < n; k++) {
-        const i = vpn + k - BASE_VPN;
-        if (i < lo || i >= hi) continue;
-        out.kind[i] = kind;
-        out.val[i] = kind === K_SWAP ? -1 : node.val[idx]! + (kind === K_PRESENT ? k : 0);
-        out.write[i] = flg & E_WRITE ? 1 : 0;
-      }
-    });
-  }
-}
-
-// ---- the run ----
-
 /**
  * `pressure`: RAM much smaller than what the processes touch, with swap, so that direct
  * reclaim runs (hugetlb memory, which reclaim cannot free, is left out then).
@@ -326,7 +65,7 @@ function run(ops: Op[], thp: 'madvise' | 'always', pressure = false): void {
   const file: TmpFile = m.fs.open('data');
   const rfile: RefFile = { size: 0, pages: new Map() };
   const procs: Array<Live | null> = [{ proc: m.spawn(), ref: new Map() }];
-  const audit = new NotifyAudit();
+  const audit = new NotifyAudit(BASE_VPN, REGION);
   let token = 1;
   const pick = (i: number): Live | null => {
     const live = procs.filter((x): x is Live => x !== null);
