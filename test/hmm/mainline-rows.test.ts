@@ -1,37 +1,23 @@
-// docs/edge-cases-mainline.md, rows 1-23: one test per row, with the 4.17 API's counterpart
-// where the row applies to both.
+// docs/edge-cases-mainline.md, rows 1-19 (hmm_range_fault and the notifier sequence): one test
+// per row, with the 4.17 API's counterpart where the row applies to both. Rows 20-23 are in
+// notifier-rows.test.ts.
 
 import { describe, expect, it } from 'vitest';
 import {
   HmmRange, hmmRangeFault, hmmRangeFaultAsync, hmmPfnToMapOrder, hmmPfnToPage, KernelError, WouldBlock, MmuIntervalNotifier,
-  mmuIntervalNotifierInsert, mmuIntervalNotifierRemove, mmuIntervalReadBegin, mmuIntervalReadRetry, mmuIntervalSetSeq,
-  mmuNotifierRangeBlockable, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, MAP_ANONYMOUS,
-  MAP_FIXED, MAP_HUGE_1GB, MAP_HUGETLB, MAP_PRIVATE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MMU_RANGE_END_ALL, PMD_SIZE,
+  mmuIntervalReadBegin, mmuIntervalReadRetry, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE,
+  MAP_ANONYMOUS, MAP_FIXED, MAP_HUGE_1GB, MAP_HUGETLB, MAP_PRIVATE, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, PMD_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE, PUD_SIZE, VM_IO, VM_MIXEDMAP, VM_PFNMAP, allocPages, MAP_SHARED, mmapDevice, putPage,
-  vmfInsertMixed, type MmuNotifierRange, type Mm, type Process,
+  vmfInsertMixed, type Process,
 } from '../../src/index.js';
 import { HmmMirror, hmmMirrorRegister, hmmVmaFault, hmmVmaGetPfns, hmmVmaRangeDone } from '../../src/hmm/v417/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { K_DEVICE_EXCLUSIVE, K_DEVICE_PRIVATE, K_NONE, K_PRESENT } from '../../src/mm/pagetable.js';
-import { zapRange } from '../../src/mm/memory.js';
 import {
   driverMapping, anon, cpuKind, cpuPfn, cpuWritable, enc, F_VALID, F_WRITE, makeExclusive, newMachine, P, range417, slotOf,
   startMigration, TestDevice, V_NONE, errnoOf,
 } from './helpers.js';
-
-/** A driver's interval subscription that records every invalidation and keeps the sequence. */
-function subscribe(mm: Mm, start: number, length: number, onInvalidate?: (sub: MmuIntervalNotifier, r: MmuNotifierRange) => boolean | void) {
-  const seen: MmuNotifierRange[] = [];
-  const sub = new MmuIntervalNotifier({
-    invalidate(s, r, seq) {
-      seen.push(r);
-      mmuIntervalSetSeq(s, seq);
-      return onInvalidate?.(s, r) ?? true;
-    },
-  });
-  mmuIntervalNotifierInsert(sub, mm, start, length);
-  return { sub, seen };
-}
+import { subscribe } from './subscription.js';
 
 function rangeOf(sub: MmuIntervalNotifier, start: number, end: number, defaultFlags = 0, extra: Partial<ConstructorParameters<typeof HmmRange>[0]> = {}): HmmRange {
   const r = new HmmRange({ notifier: sub, start, end, defaultFlags, ...extra });
@@ -65,7 +51,7 @@ function mirror417(p: Process): HmmMirror {
   return m;
 }
 
-describe('docs/edge-cases-mainline.md rows 1-23', () => {
+describe('docs/edge-cases-mainline.md rows 1-19: hmm_range_fault and the notifier sequence', () => {
   it('mainline #1 hmm_range_fault with a stale notifier_seq: EBUSY, nothing faulted', () => {
     const m = newMachine();
     const p = m.spawn();
@@ -529,88 +515,5 @@ describe('docs/edge-cases-mainline.md rows 1-23', () => {
     await pending2;
     expect(r2.hmmFlags[0]).toBe(HMM_PFN_VALID | HMM_PFN_WRITE | 9);
     expect(checkInvariants(m)).toEqual([]);
-  });
-
-  it('mainline #20 an interval invalidate callback refusing a non-blockable range: the operation fails with EAGAIN', () => {
-    const m = newMachine();
-    const p = m.spawn();
-    const a = anon(p, 2);
-    p.writeU8(a, 1);
-    let refused = 0;
-    subscribe(p.mm, a, 2 * P, (_s, r) => {
-      if (mmuNotifierRangeBlockable(r)) return true;
-      refused++;
-      return false; // its lock is taken: it cannot wait
-    });
-    // An OOM-reaper-like zap: non-blockable, gives up with EAGAIN when refused (test-only).
-    const reap = (mm: Mm, start: number, end: number): void => {
-      const range: MmuNotifierRange = { mm, start, end, event: 'CLEAR', flags: 0, owner: null };
-      if (!mm.notifiers.invalidateRangeStart(range)) throw new KernelError('EAGAIN', 'notifier refused a non-blockable range');
-      zapRange(mm, start, end, mm.gather);
-      mm.notifiers.invalidateRangeEnd(range);
-      mm.gather.flush(mm);
-    };
-    expect(errnoOf(() => reap(p.mm, a, a + 2 * P))).toBe('EAGAIN');
-    expect(refused).toBe(1);
-    expect(cpuKind(p.mm, a)).toBe(K_PRESENT); // nothing changed
-    expect(p.mm.notifiers.invalidating).toBe(false);
-  });
-
-  it('mainline #21 an interval notifier removed while an invalidation runs: remove waits; no callback after it returns', async () => {
-    const m = newMachine();
-    const p = m.spawn();
-    const a = anon(p, 4);
-    p.writeU8(a, 1);
-    let calls = 0;
-    const victim = subscribe(p.mm, a, 4 * P, () => void calls++);
-    let wait: WouldBlock | null = null;
-    subscribe(p.mm, a, 4 * P, () => {
-      try {
-        mmuIntervalNotifierRemove(victim.sub);
-      } catch (e) {
-        if (e instanceof WouldBlock) wait = e;
-      }
-    });
-    p.madvise(a, P, MADV_DONTNEED);
-    expect(wait).toBeInstanceOf(WouldBlock);
-    await wait!.wait();
-    mmuIntervalNotifierRemove(victim.sub);
-    expect(victim.sub.mm).toBeNull();
-    const before = calls;
-    p.madvise(a, 4 * P, MADV_DONTNEED);
-    p.munmap(a, 4 * P);
-    expect(calls).toBe(before);
-  });
-
-  it('mainline #22 munmap of a subrange: one UNMAP invalidation of exactly the subrange (4.17: sync gets exactly it)', () => {
-    const m = newMachine();
-    const p = m.spawn();
-    const a = anon(p, 8);
-    for (let i = 0; i < 8; i++) p.writeU8(a + i * P, 1);
-    const { seen } = subscribe(p.mm, a, 8 * P);
-    const syncs: Array<[number, number]> = [];
-    hmmMirrorRegister(new HmmMirror({ syncCpuDevicePagetables: (_m, _u, s, e) => void syncs.push([s, e]) }), p.mm);
-    p.munmap(a + 2 * P, 3 * P);
-    expect(seen.map((r) => [r.event, r.start, r.end])).toEqual([['UNMAP', a + 2 * P, a + 5 * P]]);
-    expect(syncs).toEqual([[a + 2 * P, a + 5 * P]]);
-  });
-
-  it('mainline #23 events: mprotect PROTECTION_VMA, madvise(DONTNEED) CLEAR, fork PROTECTION_PAGE on the parent, exit RELEASE of [0, max)', () => {
-    const m = newMachine();
-    const p = m.spawn();
-    const a = anon(p, 4);
-    for (let i = 0; i < 4; i++) p.writeU8(a + i * P, 1);
-    const { seen } = subscribe(p.mm, 0, 2 ** 47);
-    p.mprotect(a, 4 * P, PROT_READ);
-    p.madvise(a, P, MADV_DONTNEED);
-    p.mprotect(a, 4 * P, PROT_READ | PROT_WRITE);
-    const child = p.fork();
-    p.exit();
-    const ev = seen.map((r) => [r.event, r.start, r.end]);
-    expect(ev[0]).toEqual(['PROTECTION_VMA', a, a + 4 * P]);
-    expect(ev[1]).toEqual(['CLEAR', a, a + P]);
-    expect(ev).toContainEqual(['PROTECTION_PAGE', a, a + 4 * P]);
-    expect(ev.filter((e) => e[0] === 'RELEASE')).toEqual([['RELEASE', 0, MMU_RANGE_END_ALL]]);
-    expect(seen.every((r) => r.mm !== child.mm)).toBe(true);
   });
 });
