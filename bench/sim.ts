@@ -1,7 +1,7 @@
 // The GPU simulator's rows of `npm run bench` (issue 15, measured as issue 13 asks): each
 // figure is taken inside a real run (`setupRun` + `executeRun`, the code `hmmsim run` runs),
-// cold (the first run in a fresh process: JIT and host memory cold) and steady (after warm-up
-// runs in this process), in CPU time with wall time beside it.
+// cold (the first run in a fresh process: JIT and host memory cold) and steady (after three
+// warm-up runs of the same case and size in this process), in CPU time with wall time beside it.
 //
 //   resident GPU page accesses   stream at 100% (everything fits): the accesses of kernels 2..n,
 //                                timed from the launch of the second kernel to the end of the
@@ -169,6 +169,7 @@ export function simRows(o: SimBenchOptions): Row[] {
   if (process.env.HMMSIM_BENCH_SIM === '0') return [];
   const size = o.tiny ? 16 : o.quick ? 64 : 256;
   const steadyN = o.tiny ? 1 : 3;
+  const warmups = o.tiny ? 1 : 3;
   const coldN = 1;
   const bfsMiB = Number(process.env.HMMSIM_BENCH_BFS_MIB ?? (o.tiny ? 16 : o.quick ? 64 : 256));
   const rows: Row[] = [];
@@ -181,7 +182,10 @@ export function simRows(o: SimBenchOptions): Row[] {
     const warm: SimSample[] = [];
     for (let i = 0; i < coldN; i++) cold.push(coldSample(caseName, arg));
     if (steady) {
-      CASES[caseName]!(Math.min(arg, 32)); // warm-up at a small size
+      // Warm-up runs of the measured size: a smaller run can miss code paths the measured one takes
+      // (stream at 32 MiB gives each warp too few accesses to reach the end of a quantum), which
+      // were then compiled inside the first steady sample.
+      for (let i = 0; i < warmups; i++) CASES[caseName]!(arg);
       for (let i = 0; i < steadyN; i++) warm.push(CASES[caseName]!(arg));
     }
     const row: Row = {
