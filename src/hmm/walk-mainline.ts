@@ -100,36 +100,26 @@ export class PolicyMainline implements WalkOps {
    * hmm_vma_walk_pmd's loop over one PTE table, for the two common entries: a present one with
    * a struct page (not special, not protnone) whose request it satisfies, and a none one with
    * no fault requested. It stops at any other entry, which `pte` then handles. The flags are
-   * tested with pagetable.ts's masks in place: this loop runs before V8 has optimized it.
+   * tested with pagetable.ts's masks in place: this loop runs before V8 has optimized it. The
+   * loop (ptesChunk, 64 entries a call) writes only the output flags: the pfns of the entries
+   * it took are copied after it in one native copy (a typed array's set), and an entry without
+   * VALID then gets its 0.
    */
   ptes(node: PtNode, idx: number, addr: number, chunkEnd: number): number {
     const range = this.range;
     const flagsOut = range.hmmFlags;
-    const pfnsOut = range.hmmPfns;
-    const mask = range.pfnFlagsMask;
-    const dflt = range.defaultFlags;
     const flgs = ptFlagsArray(node);
-    const vals = ptValArray(node);
     // Indices, not addresses, in the loop: an address is past the small-integer range.
     const k0 = (addr - range.start) / PAGE_SIZE - idx;
     const stop = idx + (chunkEnd - addr) / PAGE_SIZE;
+    chunkNones = 0;
     let i = idx;
-    for (; i < stop; i++) {
-      const flg = flgs[i]!;
-      const req = (flagsOut[k0 + i]! & mask) | dflt;
-      if ((flg & (KIND_MASK | E_SPECIAL | E_PROTNONE)) === K_PRESENT) {
-        const w = (flg & E_WRITE) !== 0;
-        // hmm_pte_need_fault: a write requested of a read-only entry faults.
-        if (!w && (req & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) === (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) break;
-        flagsOut[k0 + i] = w ? HMM_PFN_VALID | HMM_PFN_WRITE : HMM_PFN_VALID;
-        pfnsOut[k0 + i] = vals[i]!;
-      } else if ((flg & KIND_MASK) === K_NONE && !(req & HMM_PFN_REQ_FAULT)) {
-        flagsOut[k0 + i] = 0;
-        pfnsOut[k0 + i] = 0;
-      } else {
-        break;
-      }
+    while (i < stop) {
+      const to = Math.min(stop, i + PTES_CHUNK);
+      i = ptesChunk(flgs, flagsOut, k0, i, to, range.pfnFlagsMask, range.defaultFlags);
+      if (i < to) break;
     }
+    if (i > idx) outPfns(range.hmmPfns, flagsOut, ptValArray(node), idx, i, k0, chunkNones);
     return addr + (i - idx) * PAGE_SIZE;
   }
 
@@ -264,6 +254,51 @@ export class PolicyMainline implements WalkOps {
         if (this.rangeNeedFault(i0, n, 0)) return EFAULT;
         this.fill(i0, n, HMM_PFN_ERROR);
         return 0;
+    }
+  }
+}
+
+/**
+ * Entries per call of ptesChunk: a call ends soon, so V8 compiles the loop once, for its next
+ * call, and not once more on stack for a call still running (a table is 512 entries).
+ */
+const PTES_CHUNK = 64;
+/** None entries ptesChunk took since ptes reset it (their pfns are zeroed after the copy). */
+let chunkNones = 0;
+
+/** ptes' loop over table entries [from, to); returns the index of the first entry it left (to when none). */
+function ptesChunk(flgs: Readonly<Uint16Array>, flagsOut: Uint8Array, k0: number, from: number, to: number, mask: number, dflt: number): number {
+  let i = from;
+  for (; i < to; i++) {
+    const flg = flgs[i]!;
+    // Without per-page request bits (a mask of 0) the request is the default: no array read.
+    const req = mask === 0 ? dflt : (flagsOut[k0 + i]! & mask) | dflt;
+    if ((flg & (KIND_MASK | E_SPECIAL | E_PROTNONE)) === K_PRESENT) {
+      const w = (flg & E_WRITE) !== 0;
+      // hmm_pte_need_fault: a write requested of a read-only entry faults.
+      if (!w && (req & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) === (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)) break;
+      flagsOut[k0 + i] = w ? HMM_PFN_VALID | HMM_PFN_WRITE : HMM_PFN_VALID;
+    } else if ((flg & KIND_MASK) === K_NONE && !(req & HMM_PFN_REQ_FAULT)) {
+      flagsOut[k0 + i] = 0;
+      chunkNones++;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+/**
+ * The pfns of the table entries [from, to) that ptes took, into pfnsOut at k0 + each index:
+ * copied as a block, then 0 for each of the `nones` entries that got no VALID (a none entry
+ * carries no pfn; its value word need not be 0).
+ */
+function outPfns(pfnsOut: Uint32Array, flagsOut: Uint8Array, vals: Readonly<Uint32Array>, from: number, to: number, k0: number, nones: number): void {
+  pfnsOut.set(vals.subarray(from, to), k0 + from);
+  for (let i = from; nones > 0 && i < to; i++) {
+    if (flagsOut[k0 + i] === 0) {
+      pfnsOut[k0 + i] = 0;
+      nones--;
     }
   }
 }

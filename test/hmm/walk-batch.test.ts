@@ -27,13 +27,20 @@ function perEntry(p: PolicyMainline): WalkOps {
 }
 
 describe('hmm_range_fault: the PTE-table batch (ptes) agrees with the per-entry walk', () => {
-  it('snapshot of mixed entries with per-page requests: same flags, pfns and stop address, batch or not', () => {
+  // Requests per page (a mask, hmmFlags' request bits), or one default request for every page
+  // (a mask of 0: ptes then reads no request bits). The output arrays start as garbage: every
+  // entry the walk reaches must be written, its pfn 0 without VALID.
+  it.each([
+    ['per-page requests', true],
+    ['a default request and no mask', false],
+  ])('snapshot of mixed entries with %s: same flags, pfns and stop address, batch or not', (_what, perPage) => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(pageArb, cellArb), { maxLength: 40 }),
         fc.array(fc.tuple(pageArb, fc.constantFrom(HMM_PFN_REQ_FAULT, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)), { maxLength: 12 }),
         fc.oneof(fc.constant(0), pageArb),
-        (cells, reqs, from) => {
+        fc.constantFrom(0, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE),
+        (cells, reqs, from, dflt) => {
           // Each path on a machine of its own, built alike: a fault changes the table.
           const run = (batch: boolean) => {
             const m = newMachine(64, 'never');
@@ -62,8 +69,12 @@ describe('hmm_range_fault: the PTE-table batch (ptes) agrees with the per-entry 
             for (const [i, c] of last) if (c === 'ro') p.mprotect(a + i * P, P, PROT_READ); // a read-only present PTE (a VMA of its own)
             const sub = new MmuIntervalNotifier({ invalidate: (s, _r, seq) => (mmuIntervalSetSeq(s, seq), true) });
             mmuIntervalNotifierInsert(sub, p.mm, a, PAGES * P);
-            const r = new HmmRange({ notifier: sub, start: a + from * P, end: a + PAGES * P, pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
-            for (const [i, q] of reqs) if (i >= from) r.hmmFlags[i - from] = q;
+            const r = perPage
+              ? new HmmRange({ notifier: sub, start: a + from * P, end: a + PAGES * P, pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE })
+              : new HmmRange({ notifier: sub, start: a + from * P, end: a + PAGES * P, defaultFlags: dflt });
+            r.hmmPfns.fill(0xdeadbeef);
+            if (!perPage) r.hmmFlags.fill(0xff); // no request bits count without a mask
+            else for (const [i, q] of reqs) if (i >= from) r.hmmFlags[i - from] = q;
             const policy = new PolicyMainline(p.mm, r);
             policy.last = r.start;
             // One pass: the first fault ends it (WALK_RESTART, or an errno) with `last` where it faulted.
