@@ -1,7 +1,7 @@
 // Tracepoint-like events. Emitters test `bus.on.<kind>` (a plain boolean) before building an
 // event object, so an event nobody listens to costs one property read.
 
-import type { MmuNotifierRange } from './notifier.js';
+import type { MmuNotifierRange, MmuNotifyEvent } from './notifier.js';
 
 export type FaultKind =
   | 'anon' // do_anonymous_page: new zeroed page
@@ -37,7 +37,42 @@ export interface EventMap {
 }
 export type EventKind = keyof EventMap;
 
+/** Every FaultKind, in a fixed order: the index of a kind in EventTally.faults. */
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'anon', 'zero', 'thp', 'huge-zero', 'hugetlb', 'cow', 'reuse', 'file', 'file-cow', 'swapin', 'migration-wait', 'device-private',
+  'device-exclusive', 'numa', 'spurious',
+];
+const FAULT_INDEX = Object.fromEntries(FAULT_KINDS.map((k, i) => [k, i])) as Record<FaultKind, number>;
+/** Every MmuNotifyEvent, in a fixed order: the index of an event in EventTally.invalidations. */
+export const INVALIDATE_EVENTS: readonly MmuNotifyEvent[] = ['UNMAP', 'CLEAR', 'PROTECTION_VMA', 'PROTECTION_PAGE', 'SOFT_DIRTY', 'RELEASE', 'MIGRATE', 'EXCLUSIVE'];
+const INVALIDATE_INDEX = Object.fromEntries(INVALIDATE_EVENTS.map((k, i) => [k, i])) as Record<MmuNotifyEvent, number>;
+
+/**
+ * Counts of faults, invalidations started and frames freed, kept whether or not anyone
+ * listens: a reader of totals (sim/metrics.ts) takes them from here, with no event object
+ * per fault or free and no listener that would turn release_pages' batch off. They count
+ * exactly what the `fault`, `invalidate` (start) and `free` events report to a listener.
+ */
+export class EventTally {
+  /** Faults by FAULT_KINDS index: [2 * i] taken by a CPU access, [2 * i + 1] remote (FAULT_FLAG_REMOTE). */
+  readonly faults = new Float64Array(2 * FAULT_KINDS.length);
+  /** Invalidations started, by INVALIDATE_EVENTS index (with or without a subscriber to see them). */
+  readonly invalidations = new Float64Array(INVALIDATE_EVENTS.length);
+  /** Frames freed: system memory, device memory (back to its driver). */
+  freedSystem = 0;
+  freedDevice = 0;
+
+  fault(kind: FaultKind, remote: boolean): void {
+    this.faults[2 * FAULT_INDEX[kind] + (remote ? 1 : 0)]!++;
+  }
+  invalidate(event: MmuNotifyEvent): void {
+    this.invalidations[INVALIDATE_INDEX[event]]!++;
+  }
+}
+
 export class EventBus {
+  /** The counts kept with no listener (EventTally). */
+  readonly tally = new EventTally();
   /** on.x is true while at least one listener of kind x is registered. */
   readonly on: Record<EventKind, boolean> = { fault: false, map: false, unmap: false, invalidate: false, free: false, migrate: false };
   private readonly listeners: { [K in EventKind]: Array<(e: EventMap[K]) => void> } = {

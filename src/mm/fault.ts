@@ -52,6 +52,7 @@ export interface VmFault {
 }
 
 function emit(mm: Mm, addr: number, flags: number, kind: FaultKind): void {
+  mm.machine.events.tally.fault(kind, (flags & FAULT_FLAG_REMOTE) !== 0);
   if (mm.machine.events.on.fault) {
     mm.machine.events.emit({ type: 'fault', mmId: mm.id, addr, write: (flags & FAULT_FLAG_WRITE) !== 0, kind, remote: (flags & FAULT_FLAG_REMOTE) !== 0 });
   }

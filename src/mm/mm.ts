@@ -90,6 +90,7 @@ export class Mm {
 
   /** Start an invalidation of [start, end); null when nobody could observe it. */
   invalidateStart(event: MmuNotifyEvent, start: number, end: number, owner: unknown = null): MmuNotifierRange | null {
+    this.machine.events.tally.invalidate(event);
     if (!this.notifiers.hasSubscriptions && !this.machine.events.on.invalidate) return null;
     const range: MmuNotifierRange = { mm: this, start, end, event, flags: MMU_NOTIFIER_RANGE_BLOCKABLE, owner };
     this.notifiers.invalidateRangeStart(range);
@@ -484,6 +485,7 @@ export class Mm {
       if (v.flags & VM_SHARED && !v.isAnonymous()) continue;
       if (v.flags & VM_LOCKED_OR_SPECIAL || v.isHugetlb()) continue; // __oom_reap_task_mm skips VM_HUGETLB|VM_PFNMAP
       let range: MmuNotifierRange | null = null;
+      this.machine.events.tally.invalidate('UNMAP');
       if (this.notifiers.hasSubscriptions || this.machine.events.on.invalidate) {
         range = { mm: this, start: v.start, end: v.end, event: 'UNMAP', flags: 0, owner: null };
         if (!this.notifiers.invalidateRangeStart(range)) {

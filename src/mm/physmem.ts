@@ -266,6 +266,7 @@ export class PhysMem {
       return;
     }
     if (flags & PG_lru) this.lru.del(head);
+    this.events.tally.freedSystem += 1 << order;
     if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: false });
     this.freeBlock(head, order);
   }
@@ -284,6 +285,7 @@ export class PhysMem {
     const slow = this.events.on.free ? -1 : PG_head | PG_tail | PG_device | PG_reserved;
     let runStart = 0;
     let runEnd = 0; // [runStart, runEnd): freed frames not yet given to the buddy allocator
+    let freed = 0; // by this loop (putPage counts its own)
     for (let i = 0; i < n; i++) {
       const pfn = pfns[i]!;
       const fl = flags[pfn]!;
@@ -294,6 +296,7 @@ export class PhysMem {
         continue;
       }
       if (--refcount[pfn]! > 0) continue;
+      freed++;
       if (fl & PG_lru) this.lru.del(pfn);
       const slot = dataSlot[pfn]!;
       if (slot >= 0) {
@@ -307,6 +310,7 @@ export class PhysMem {
       runEnd = pfn + 1;
     }
     if (runEnd > runStart) this.freeRun(runStart, runEnd);
+    this.events.tally.freedSystem += freed;
   }
 
   private freeDevicePage(head: number, order: number): void {
@@ -321,6 +325,7 @@ export class PhysMem {
       f.mapcount[p] = 0;
       f.flags[p] = PG_device | (i === 0 ? f.flags[p]! & (PG_head | ORDER_MASK) : f.flags[p]! & PG_tail);
     }
+    this.events.tally.freedDevice += 1 << order;
     if (this.events.on.free) this.events.emit({ type: 'free', pfn: head, order, device: true });
     pgmap.freed++;
     pgmap.ops.pageFree(head);

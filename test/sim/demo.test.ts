@@ -48,6 +48,33 @@ describe('hmmsim demo: the built-in walk-through', () => {
     expect(r.device.rangeFaults).toBeLessThan(100);
   });
 
+  it("the metrics' counts (the bus's tally) are what listeners to the fault, invalidate and free events count", () => {
+    // The reference: the events themselves, counted as a listener does. Listening turns
+    // release_pages' batch off (frees go page by page), so a run without listeners (batched)
+    // must count the same frees as one with them.
+    const listened = { faults: {} as Record<string, number>, invalidations: {} as Record<string, number>, system: 0, device: 0 };
+    const add = (m: Record<string, number>, k: string) => void (m[k] = (m[k] ?? 0) + 1);
+    const withListeners = runDemo({
+      sizeBytes: 4 << 20, seed: 5,
+      onSetup: (machine) => {
+        machine.events.subscribe('fault', (e) => add(listened.faults, `${e.remote ? 'device' : 'cpu'} ${e.kind}`));
+        machine.events.subscribe('invalidate', (e) => void (e.phase === 'start' && add(listened.invalidations, e.range.event)));
+        machine.events.subscribe('free', (e) => void (e.device ? (listened.device += 1 << e.order) : (listened.system += 1 << e.order)));
+      },
+    });
+    const alone = runDemo({ sizeBytes: 4 << 20, seed: 5 });
+    for (const r of [withListeners, alone]) {
+      const faults: Record<string, number> = {};
+      for (const [k, n] of Object.entries(r.metrics.cpuFaults)) faults[`cpu ${k}`] = n;
+      for (const [k, n] of Object.entries(r.metrics.deviceFaults)) faults[`device ${k}`] = n;
+      expect(faults).toEqual(listened.faults);
+      expect(r.metrics.invalidations).toEqual(listened.invalidations);
+      expect(r.metrics.framesFreed).toEqual({ system: listened.system, device: listened.device });
+    }
+    expect(listened.system).toBeGreaterThan(0);
+    expect(listened.device).toBeGreaterThan(0);
+  });
+
   it('the same seed gives the same report', () => {
     const a = runDemo({ sizeBytes: 1 << 20, seed: 9 });
     const b = runDemo({ sizeBytes: 1 << 20, seed: 9 });
