@@ -33,7 +33,7 @@ export {
 } from './mm/constants.js';
 export { ERRNO, type Errno, KernelError, SignalError, WouldBlock, blocking } from './mm/errno.js';
 export {
-  EventBus, type EventMap, type EventKind, type FaultKind, type FaultEvent, type MapEvent, type UnmapEvent, type InvalidateEvent,
+  EventBus, type EventTally, type EventMap, type EventKind, type FaultKind, type FaultEvent, type MapEvent, type UnmapEvent, type InvalidateEvent,
   type FreeEvent, type MigrateEvent,
 } from './mm/events.js';
 export { pagemap, pagemapRange, type PagemapEntry, type PagemapKind } from './mm/pagemap.js';
