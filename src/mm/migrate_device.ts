@@ -14,11 +14,11 @@
 // migrateDeviceRange / migrateDevicePfns / migrateDevicePages / migrateDeviceFinalize do the
 // same for device pages chosen by pfn, whoever maps them (evicting a device's memory).
 // The encoding and struct migrate_vma are in migrate_pfn.ts, the page-table side (collection,
-// migration entries, remap) in migrate_entries.ts; migrate.ts is the public face (and holds
-// 4.17's single call).
+// migration entries, remap) in migrate_entries.ts, the checks of the driver's arrays in
+// migrate_check.ts; migrate.ts is the public face (and holds 4.17's single call).
 
 import { fail } from './errno.js';
-import { HPAGE_PMD_ORDER, PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
+import { PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
 import type { Mm } from './mm.js';
 import type { PhysMem } from './physmem.js';
@@ -28,14 +28,13 @@ import {
   type PtSlot, ptVal,
 } from './pagetable.js';
 import { addMapping } from './memory.js';
-import {
-  PG_active, PG_anon, PG_anon_exclusive, PG_buddy, PG_dirty, PG_head, PG_referenced, PG_reserved, PG_scratch, PG_swapbacked, PG_tail,
-} from './page.js';
+import { PG_active, PG_anon, PG_anon_exclusive, PG_dirty, PG_referenced, PG_swapbacked, PG_tail } from './page.js';
 import {
   isPfnArray, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, migratePfn, migratePfnFlags, migratePfnHas, migratePfnOf,
   migratePfnToPage, migratePfnWithout, type MigratePfnArray, type MigrateVma,
 } from './migrate_pfn.js';
 import { collect, MIGRATE_CHUNK, removeMigrationPtes, splitPmdNotify, splitUnmappedFolio, unmapPages } from './migrate_entries.js';
+import { checkDeviceArgs, checkDst, checkEntries } from './migrate_check.js';
 import { mainlineMigratePolicy, type MigratePolicy } from './migrate_policy.js';
 
 const slot: PtSlot = { node: null!, idx: 0, level: 0 };
@@ -158,12 +157,17 @@ export function migrateVmaPages(args: MigrateVma): void {
   const machine = mm.machine;
   const { src, dst, npages } = args;
   checkDst(machine, src, dst, npages);
-  const used = new Float64Array(npages);
-  for (let i = 0; i < npages; i++) used[i] = migratePfnToPage(dst[i]!);
-  fl.paged = used;
+  fl.paged = pagedOf(dst, npages);
   let range: ReturnType<Mm['invalidateStart']> = null;
   let notified = false;
   for (let i = 0; i < npages; ) {
+    // The common entries (a small page to a small page, or no destination) a chunk at a time;
+    // the loop body below takes the others, one entry (or folio) each.
+    const next = pagesChunk(machine, src, dst, i, Math.min(npages, i + MIGRATE_CHUNK), args.faultPage, fl.policy);
+    if (next > i) {
+      i = next;
+      continue;
+    }
     const s = src[i]!;
     const dEntry = dst[i]!;
     const d = migratePfnToPage(dEntry);
@@ -240,99 +244,35 @@ export function migrateVmaPages(args: MigrateVma): void {
   mm.invalidateEnd(range);
 }
 
-/** Every entry an encoded migrate pfn (a non-negative integer): NaN or -1 is EINVAL, not "no page". */
-function checkEntries(a: MigratePfnArray, n: number, what: string): void {
-  for (let i = 0; i < n; i++) {
-    const v = a[i]!;
-    if (!Number.isSafeInteger(v) || v < 0) fail('EINVAL', `${what}[${i}] = ${v} is not a migrate pfn entry`);
-  }
-}
-
-/** The arrays and count of the by-pfn calls: npages a non-negative integer, both arrays that long, every entry encoded. */
-function checkDeviceArgs(src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  if (!Number.isSafeInteger(npages) || npages < 0) fail('EINVAL', `bad page count ${npages}`);
-  if (!isPfnArray(src) || !isPfnArray(dst) || src.length < npages || dst.length < npages) fail('EINVAL', 'bad src or dst array');
-  checkEntries(src, npages, 'src');
-  checkEntries(dst, npages, 'dst');
+/** dst's pfns as migrate_vma_pages uses them (a per-page loop in a function of its own: see collectedOf). */
+function pagedOf(dst: MigratePfnArray, npages: number): Float64Array {
+  const used = new Float64Array(npages);
+  for (let i = 0; i < npages; i++) used[i] = migratePfnToPage(dst[i]!);
+  return used;
 }
 
 /**
- * The driver's destination pages: each must be an allocated (referenced) small page, or the
- * head of a PMD-size folio given with MIGRATE_PFN_COMPOUND, given once, and not one of the
- * pages being migrated. EINVAL before anything moves otherwise (the kernel would corrupt
- * memory).
+ * migrate_vma_pages for the common entries of [from, to): no destination (the entry stops
+ * migrating), or a small source page with a small destination page (migrateFolio). Returns
+ * the index of the first entry it left to the caller (a hole to populate, a compound source
+ * or destination), or `to`.
  */
-function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  // The common case in one pass: destinations in rising (or falling) order are distinct, and
-  // sources outside their span are none of them. Anything else is decided by marking
-  // (checkDstMarked), which gives the same answer, the same first problem included.
-  const phys = machine.phys;
-  let first = -1;
-  let last = -1;
-  let dir = 0;
-  for (let i = 0; i < npages; i++) {
-    const d = migratePfnToPage(dst[i]!);
-    if (d < 0) continue;
-    if (last < 0) first = d;
-    else {
-      const step = d > last ? 1 : d < last ? -1 : 0;
-      if (step === 0 || step === -dir) return checkDstMarked(machine, src, dst, npages);
-      dir = step;
+function pagesChunk(
+  machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, from: number, to: number, faultPage: number, policy: MigratePolicy,
+): number {
+  for (let i = from; i < to; i++) {
+    const s = src[i]!;
+    const dEntry = dst[i]!;
+    const d = migratePfnToPage(dEntry);
+    if (d < 0) {
+      src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
+      continue;
     }
-    const bad = dstProblem(phys, dst[i]!, d, i, npages);
-    if (bad) fail('EINVAL', bad);
-    last = d;
+    const old = migratePfnToPage(s);
+    if (old < 0 || migratePfnHas(s, MIGRATE_PFN_COMPOUND) || migratePfnHas(dEntry, MIGRATE_PFN_COMPOUND)) return i;
+    if (!migrateFolio(machine, old, d, old === faultPage ? 1 : 0, policy)) src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
   }
-  if (last < 0) return;
-  const lo = Math.min(first, last);
-  const hi = Math.max(first, last);
-  for (let i = 0; i < npages; i++) {
-    const s = migratePfnToPage(src[i]!);
-    if (s <= hi && s >= lo) return checkDstMarked(machine, src, dst, npages);
-  }
-}
-
-/** checkDst for any order: a scratch page flag marks the destinations seen, so the check allocates nothing. */
-function checkDstMarked(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  const phys = machine.phys;
-  const f = phys.frames;
-  let bad = '';
-  let marked = 0;
-  for (; marked < npages; marked++) {
-    const d = migratePfnToPage(dst[marked]!);
-    if (d < 0) continue;
-    bad = d < f.capacity && f.flags[d]! & PG_scratch ? `destination page ${d} given twice` : dstProblem(phys, dst[marked]!, d, marked, npages);
-    if (bad) break;
-    f.flags[d]! |= PG_scratch;
-  }
-  if (!bad) {
-    for (let i = 0; i < npages; i++) {
-      const s = migratePfnToPage(src[i]!);
-      if (s >= 0 && f.flags[s]! & PG_scratch) {
-        bad = `page ${s} is both a source and a destination`;
-        break;
-      }
-    }
-  }
-  for (let j = 0; j < marked; j++) {
-    const d = migratePfnToPage(dst[j]!);
-    if (d >= 0 && d < f.capacity) f.flags[d]! &= ~PG_scratch;
-  }
-  if (bad) fail('EINVAL', bad);
-}
-
-/** What is wrong with destination page d (dst entry `entry`, at index i) on its own, or ''. */
-function dstProblem(phys: Machine['phys'], entry: number, d: number, i: number, npages: number): string {
-  const f = phys.frames;
-  if (!Number.isSafeInteger(d) || d >= f.capacity) return `destination pfn ${d} does not exist`;
-  const flags = f.flags[d]!;
-  const compound = migratePfnHas(entry, MIGRATE_PFN_COMPOUND);
-  if (f.refcount[d]! <= 0 || flags & (PG_buddy | PG_tail | PG_reserved)) return `destination page ${d} is not allocated`;
-  if (flags & PG_head && !(compound && f.order(d) === HPAGE_PMD_ORDER)) return `destination page ${d} is a compound page without MIGRATE_PFN_COMPOUND`;
-  if (compound && !(flags & PG_head)) return `destination page ${d} has MIGRATE_PFN_COMPOUND but is a small page`;
-  if (flags & PG_head && i + PMD_NR > npages) return `destination folio ${d} at entry ${i} does not fit the range`;
-  if (d >= phys.ramFrames && !phys.pagemapOf(d)) return `destination pfn ${d} is not memory`;
-  return '';
+  return to;
 }
 
 /**
@@ -433,13 +373,18 @@ export function migrateVmaFinalize(args: MigrateVma): void {
   const machine = fl.mm.machine;
   const { src, dst, npages } = args;
   if (fl.paged) {
-    for (let i = 0; i < npages; i++) if (migratePfnToPage(dst[i]!) !== fl.paged[i]) fail('EINVAL', `dst[${i}] was changed after migrate_vma_pages`);
+    checkDstUnchanged(dst, fl.paged, npages);
   } else {
     checkDst(machine, src, dst, npages); // released below: they must be pages
     for (let i = 0; i < npages; i++) src[i] = migratePfnWithout(src[i]!, MIGRATE_PFN_MIGRATE);
   }
   flights.delete(args);
   finalizePages(machine, src, dst, npages, args.faultPage, fl.mm.id, args.start);
+}
+
+/** The driver left dst as migrate_vma_pages used it (a per-page loop in a function of its own: see collectedOf). */
+function checkDstUnchanged(dst: MigratePfnArray, paged: Float64Array, npages: number): void {
+  for (let i = 0; i < npages; i++) if (migratePfnToPage(dst[i]!) !== paged[i]) fail('EINVAL', `dst[${i}] was changed after migrate_vma_pages`);
 }
 
 /** The remap, unlock and release of migrate_vma_finalize and migrate_device_finalize. */
@@ -539,9 +484,19 @@ export function migrateDeviceRange(machine: Machine, src: MigratePfnArray, start
 /** migrate_device_pfns: as migrateDeviceRange for the (raw, not encoded) device pfns src holds on entry. */
 export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages: number): void {
   if (!Number.isSafeInteger(npages) || npages <= 0 || !isPfnArray(src) || src.length < npages) fail('EINVAL', 'bad page count or src array');
-  for (let i = 0; i < npages; i++) checkDevicePfn(machine, src[i]!);
-  for (let i = 0; i < npages; i++) src[i] = pfnLock(machine, src[i]! | 0); // checked: below the frame count
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) checkDevicePfns(machine, src, i, Math.min(npages, i + MIGRATE_CHUNK));
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) lockDevicePfns(machine, src, i, Math.min(npages, i + MIGRATE_CHUNK));
   unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
+}
+
+/** migrateDevicePfns' check of src[from, to) (the per-page loops here run 64 entries a call: see MIGRATE_CHUNK). */
+function checkDevicePfns(machine: Machine, src: MigratePfnArray, from: number, to: number): void {
+  for (let i = from; i < to; i++) checkDevicePfn(machine, src[i]!);
+}
+
+/** migrateDevicePfns' migrate_device_pfn_lock of src[from, to), each raw pfn replaced by its entry (or 0). */
+function lockDevicePfns(machine: Machine, src: MigratePfnArray, from: number, to: number): void {
+  for (let i = from; i < to; i++) src[i] = pfnLock(machine, src[i]! | 0); // checked: below the frame count
 }
 
 /**
@@ -552,7 +507,12 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
 export function migrateDevicePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
   checkDeviceArgs(src, dst, npages);
   checkDst(machine, src, dst, npages);
-  for (let i = 0; i < npages; i++) {
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) devicePagesChunk(machine, src, dst, i, Math.min(npages, i + MIGRATE_CHUNK));
+}
+
+/** migrateDevicePages for entries [from, to). */
+function devicePagesChunk(machine: Machine, src: MigratePfnArray, dst: MigratePfnArray, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
     const s = src[i]!;
     if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
     const d = migratePfnToPage(dst[i]!);

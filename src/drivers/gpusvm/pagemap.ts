@@ -226,7 +226,8 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
       ops.populateDevmemPfn(devmem, npages, dst);
       const devPfns = new Int32Array(npages);
       const sysPfns = new Int32Array(npages);
-      takeDevmemPages(dpagemap, zdd, src, dst, devPfns, sysPfns, npages, (vma.flags & VM_WRITE) !== 0, taken);
+      const writable = (vma.flags & VM_WRITE) !== 0;
+      for (let i = 0; i < npages; i += CHUNK) takeDevmemPages(dpagemap, zdd, src, dst, devPfns, sysPfns, i, Math.min(npages, i + CHUNK), writable, taken);
       ops.copyToDevmem(devPfns, sysPfns, npages);
       devmem.timesliceExpiration = timesliceMs;
       zdd.devmemAllocation = devmem; // owns the caller's reference from here on
@@ -249,18 +250,23 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
 }
 
 /**
- * drm_pagemap_migrate_to_devmem's loop over the pages: each device page populate_devmem_pfn
- * gave becomes dst's entry (migrate_pfn, writable if the source was or the VMA is, for an
- * empty address), and the zdd's page (drm_pagemap_get_devmem_page); the copy engine's pfn
- * lists are filled. taken[0] counts the pages taken when getDevmemPage throws. A function of
- * its own, so that V8 optimizes this loop alone (a few ms) and not the whole migration
- * around it (100 ms of compiling, once for the call running and once for the next).
+ * Entries per call of this file's per-page loops: a call ends soon, so V8 compiles each loop
+ * once, for its next call, and not once more on stack for a call still running, and the
+ * function around it, run once per migration, is not compiled at all (mm's MIGRATE_CHUNK).
+ */
+const CHUNK = 64;
+
+/**
+ * drm_pagemap_migrate_to_devmem's loop over the pages [from, to): each device page
+ * populate_devmem_pfn gave becomes dst's entry (migrate_pfn, writable if the source was or the
+ * VMA is, for an empty address), and the zdd's page (drm_pagemap_get_devmem_page); the copy
+ * engine's pfn lists are filled. taken[0] counts the pages taken when getDevmemPage throws.
  */
 function takeDevmemPages(
   dpagemap: DrmPagemap, zdd: DrmPagemapZdd, src: MigratePfnArray, dst: MigratePfnArray, devPfns: Int32Array, sysPfns: Int32Array,
-  npages: number, writableVma: boolean, taken: Int32Array,
+  from: number, to: number, writableVma: boolean, taken: Int32Array,
 ): void {
-  for (let i = 0; i < npages; i++) {
+  for (let i = from; i < to; i++) {
     const page = dst[i]!;
     const s = src[i]!;
     devPfns[i] = page;
@@ -277,19 +283,30 @@ function takeDevmemPages(
  * (of zdd only, when a fault page names one); false if system memory ran out (all released).
  */
 function populateRamPfn(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmPagemapZdd | null, src: MigratePfnArray, dst: MigratePfnArray, npages: number): number {
+  let mpages = 0;
+  for (let i = 0; i < npages; i += CHUNK) {
+    const n = ramPfnChunk(machine, dpagemap, zdd, src, dst, i, Math.min(npages, i + CHUNK));
+    if (n < 0) {
+      unlockPutPages(machine, dst, npages);
+      return -1;
+    }
+    mpages += n;
+  }
+  return mpages;
+}
+
+/** populateRamPfn for entries [from, to): the pages it allocated, or -1 when none was free (dst keeps what it has). */
+function ramPfnChunk(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmPagemapZdd | null, src: MigratePfnArray, dst: MigratePfnArray, from: number, to: number): number {
   const phys = machine.phys;
   let mpages = 0;
-  for (let i = 0; i < npages; i++) {
+  for (let i = from; i < to; i++) {
     const s = src[i]!;
     if (!migratePfnHas(s, MIGRATE_PFN_MIGRATE)) continue;
     const spage = migratePfnToPage(s);
     if (spage < 0) continue;
     if (zdd && dpagemap?.zddOf(spage) !== zdd) continue;
     const page = phys.tryAllocPages(0);
-    if (page < 0) {
-      unlockPutPages(machine, dst, npages);
-      return -1;
-    }
+    if (page < 0) return -1;
     phys.trylockPage(page);
     dst[i] = migratePfn(page) + (migratePfnHas(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0);
     mpages++;
@@ -301,12 +318,17 @@ function populateRamPfn(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmP
 function copyBack(ops: DrmPagemapDevmemOps, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
   const devPfns = new Int32Array(npages);
   const sysPfns = new Int32Array(npages);
-  for (let i = 0; i < npages; i++) {
+  for (let i = 0; i < npages; i += CHUNK) copyBackPfns(src, dst, devPfns, sysPfns, i, Math.min(npages, i + CHUNK));
+  ops.copyToRam(devPfns, sysPfns, npages);
+}
+
+/** copyBack's pfn lists for entries [from, to). */
+function copyBackPfns(src: MigratePfnArray, dst: MigratePfnArray, devPfns: Int32Array, sysPfns: Int32Array, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
     const d = migratePfnToPage(dst[i]!);
     devPfns[i] = d >= 0 ? migratePfnToPage(src[i]!) : -1;
     sysPfns[i] = d;
   }
-  ops.copyToRam(devPfns, sysPfns, npages);
 }
 
 /**

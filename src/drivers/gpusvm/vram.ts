@@ -29,6 +29,36 @@ export const LAZY_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyPag
 /** The bytes are copied at migration time, as the hardware's copy engine does (PhysMem.copyHighpage). */
 export const EAGER_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyHighpage(dst, src) };
 
+/** Pages per call of the copy loops (a loop V8 compiles once, not once more on stack: pagemap.ts's CHUNK). */
+const COPY_CHUNK = 64;
+
+/** copy_to_devmem over entries [from, to); returns the device pages written (copied, or cleared for an empty address). */
+function copyToDevmemChunk(phys: PhysMem, pageCopy: PageCopy, devPfns: Int32Array, sysPfns: Int32Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = devPfns[i]!;
+    if (d < 0) continue;
+    const s = sysPfns[i]!;
+    if (s >= 0) pageCopy.copy(phys, d, s);
+    else phys.clearPage(d); // an empty address: the device page reads as zeros
+    n++;
+  }
+  return n;
+}
+
+/** copy_to_ram over entries [from, to); returns the pages copied. */
+function copyToRamChunk(phys: PhysMem, pageCopy: PageCopy, devPfns: Int32Array, sysPfns: Int32Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = devPfns[i]!;
+    const s = sysPfns[i]!;
+    if (d < 0 || s < 0) continue;
+    pageCopy.copy(phys, s, d);
+    n++;
+  }
+  return n;
+}
+
 /** One allocation of VRAM: the frames it holds. */
 export class VramAllocation extends DrmPagemapDevmem {
   released = false;
@@ -117,36 +147,22 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
 
   populateDevmemPfn(devmem: DrmPagemapDevmem, npages: number, pfns: MigratePfnArray): void {
     const frames = (devmem as VramAllocation).frames;
-    for (let i = 0; i < npages; i++) pfns[i] = frames[i]!;
+    if (pfns instanceof Float64Array) pfns.set(frames.subarray(0, npages)); // one native copy
+    else for (let i = 0; i < npages; i++) pfns[i] = frames[i]!;
   }
 
   copyToDevmem(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
-    const pageCopy = this.pageCopy;
     let n = 0;
-    for (let i = 0; i < npages; i++) {
-      const d = devPfns[i]!;
-      if (d < 0) continue;
-      const s = sysPfns[i]!;
-      if (s >= 0) pageCopy.copy(phys, d, s);
-      else phys.clearPage(d); // an empty address: the device page reads as zeros
-      n++;
-    }
+    for (let i = 0; i < npages; i += COPY_CHUNK) n += copyToDevmemChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + COPY_CHUNK));
     this.stats.pagesToDevice += n;
     this.onCopy?.(n, true);
   }
 
   copyToRam(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
-    const pageCopy = this.pageCopy;
     let n = 0;
-    for (let i = 0; i < npages; i++) {
-      const d = devPfns[i]!;
-      const s = sysPfns[i]!;
-      if (d < 0 || s < 0) continue;
-      pageCopy.copy(phys, s, d);
-      n++;
-    }
+    for (let i = 0; i < npages; i += COPY_CHUNK) n += copyToRamChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + COPY_CHUNK));
     this.stats.pagesToRam += n;
     this.onCopy?.(n, false);
   }

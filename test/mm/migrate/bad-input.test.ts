@@ -141,6 +141,30 @@ describe('migration: bad input', () => {
     expectAllFree(m, dev);
   });
 
+  it('the destinations are checked across the 64-entry chunks of the check: a page given twice far apart is EINVAL, distinct pages out of order are not', () => {
+    const n = 200;
+    const { m, dev, p, a } = setup(n);
+    for (let i = 0; i < n; i++) p.write(a + i * P, pattern(i));
+    const args = newMigrateVma(p.mm.findVma(a)!, a, a + n * P, MIGRATE_VMA_SELECT_SYSTEM, dev.owner);
+    migrateVmaSetup(args);
+    fill(m, dev, args);
+    const good = [...args.dst];
+    // Entry 64, the first of the second chunk, repeats entry 10's page: in order within its
+    // chunk, given twice across chunks.
+    args.dst[64] = good[10]!;
+    expectRefused(m, p, a, n, 'EINVAL', () => migrateVmaPages(args));
+    // Two distinct pages swapped across a chunk boundary: out of order, and nothing wrong.
+    args.dst[63] = good[64]!;
+    args.dst[64] = good[63]!;
+    migrateVmaPages(args);
+    migrateVmaFinalize(args);
+    for (const i of [0, 10, 63, 64, 100, n - 1]) expect(entry(p, a + i * P).kind).toBe(K_DEVICE_PRIVATE);
+    expect(p.read(a + 63 * P, P)).toEqual(pattern(64)); // the swapped destinations hold what the driver copied into them
+    expect(p.read(a + 100 * P, P)).toEqual(pattern(100));
+    p.exit();
+    expectAllFree(m, dev);
+  });
+
   it('a migration set up twice, pages() or finalize() without setup, finalize twice, src changed by the driver: EINVAL, nothing changed', () => {
     const { m, dev, p, a } = setup(2);
     p.write(a, pattern(1));
