@@ -149,7 +149,11 @@ export class GpuMmu {
     return FAULT_TYPE_PROTECTION;
   }
 
-  /** translate after a uTLB miss (the SMs look their uTLB up themselves): the L2 TLB, then the walk. */
+  /**
+   * translate after a uTLB miss (the SMs look their uTLB up themselves): the L2 TLB, then the
+   * walk. The caller's lookup of vpn in uTLB utlbId must have missed: the fill does not search
+   * the set for the leaf first.
+   */
   translateMiss(asid: number, vpn: number, type: AccessType, utlbId: number): number {
     const need = ACCESS_REQUIRED[type]!;
     const u = this.utlbs[utlbId]!;
@@ -166,7 +170,7 @@ export class GpuMmu {
       this.stats.l2Hits++;
       const base = this.l2.baseVpn(l);
       const size = this.l2.sizeOf(l);
-      this.slot = u.fill(asid, base, size, this.l2.pfnOf(l), this.l2.flagsOf(l));
+      this.slot = u.fillAbsent(asid, base, size, this.l2.pfnOf(l), this.l2.flagsOf(l));
       vs!.tlbMarks.mark(base, L_SIZE_PAGES[size], this.utlbBits[utlbId]!);
       this.extraNs = this.walkNs.l2TlbHitNs;
       return XLATE_HIT;
@@ -179,8 +183,9 @@ export class GpuMmu {
     if ((leaf.flags & need) !== need) return FAULT_TYPE_PROTECTION;
     const base = leaf.pfn - (vpn - leaf.baseVpn);
     const flags = leaf.flags & (L_PROT_MASK | L_PTE_SYSMEM);
-    this.l2.fill(asid, leaf.baseVpn, leaf.size, base, flags);
-    this.slot = u.fill(asid, leaf.baseVpn, leaf.size, base, flags);
+    // nor does the L2 hold the leaf: its lookup missed, or its marks say it never held vpn
+    this.l2.fillAbsent(asid, leaf.baseVpn, leaf.size, base, flags);
+    this.slot = u.fillAbsent(asid, leaf.baseVpn, leaf.size, base, flags);
     vs.tlbMarks.mark(leaf.baseVpn, L_SIZE_PAGES[leaf.size], L_L2_MARK_BIT | this.utlbBits[utlbId]!);
     this.extraNs = this.walkNs.l2TlbHitNs + (leaf.size === 2 ? this.walkNs.pageWalk2MNs : this.walkNs.pageWalkNs);
     return XLATE_HIT;

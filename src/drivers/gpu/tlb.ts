@@ -98,6 +98,15 @@ export class Tlb {
     // misses (a faulting translation is not cached), so without this the first hit of the second
     // kernel meets code with no type feedback and throws away the SMs' compiled loop mid-run.
     this.drop(this.lookup(0, this.baseVpn(this.fill(0, 0, 0, 0, 0))));
+    // Likewise the replacement of a full set's least recently used way, not its first
+    // (fillAbsent, the MMU's fill after a miss), met mid-run once the sets fill up: leaves
+    // 2^40 + i * (2^setBits + 1) fold to one set (tags past 2^31, as real ones), and a hit on
+    // the first makes way 1 the oldest.
+    const oneSet = 2 ** bits + 1;
+    for (let i = 0; i < ways; i++) this.fillAbsent(0, 2 ** 40 + i * oneSet, 0, 0, 0);
+    this.lookup(0, 2 ** 40);
+    this.fillAbsent(0, 2 ** 40 + ways * oneSet, 0, 0, 0);
+    this.invalidateAll();
     this.stamp.fill(0);
     this.clock = 0;
   }
@@ -186,29 +195,39 @@ export class Tlb {
     const key = baseVpn * 4 + size;
     const keys = this.key;
     const meta = this.meta;
+    for (let w = first, end = first + this.ways; w < end; w++) {
+      if (keys[w] === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) return this.place(w, asid, key, size, pfn, flags);
+    }
+    return this.place(this.victim(first), asid, key, size, pfn, flags);
+  }
+
+  /**
+   * fill, for a caller that knows the TLB holds nothing of the leaf (its lookup of a page of it
+   * just missed): the set is not searched for the leaf's own slot first.
+   */
+  fillAbsent(asid: number, baseVpn: number, size: LeafSize, pfn: number, flags: number): number {
+    return this.place(this.victim(this.setOf(baseVpn, size, asid)), asid, baseVpn * 4 + size, size, pfn, flags);
+  }
+
+  /** The slot a new leaf takes in the set starting at `first`: its first empty way, else its least recently used. */
+  private victim(first: number): number {
+    const keys = this.key;
     const stamp = this.stamp;
     const end = first + this.ways;
-    let victim = -1;
-    let empty = -1;
-    for (let w = first; w < end; w++) {
-      const k = keys[w]!;
-      if (k === key && meta[2 * w + 1]! >>> ASID_SHIFT === asid) {
-        victim = w;
-        break;
-      }
-      if (k === -1 && empty < 0) empty = w;
-    }
-    if (victim < 0) {
-      if (empty >= 0) victim = empty;
-      else {
-        // every way valid: the least recently used (stamps are distinct); Math.min keeps the
-        // scan free of data-dependent branches
-        let m = stamp[first]!;
-        for (let w = first + 1; w < end; w++) m = Math.min(m, stamp[w]!);
-        victim = first;
-        while (stamp[victim] !== m) victim++;
-      }
-    }
+    for (let w = first; w < end; w++) if (keys[w] === -1) return w;
+    // every way valid: the least recently used (stamps are distinct); Math.min keeps the scan
+    // free of data-dependent branches
+    let m = stamp[first]!;
+    for (let w = first + 1; w < end; w++) m = Math.min(m, stamp[w]!);
+    let v = first;
+    while (stamp[v] !== m) v++;
+    return v;
+  }
+
+  /** Write a leaf's translation into slot `victim`, replacing what it held. */
+  private place(victim: number, asid: number, key: number, size: LeafSize, pfn: number, flags: number): number {
+    const keys = this.key;
+    const meta = this.meta;
     const was = keys[victim]!;
     if (was === -1) this.valid++;
     else this.validBySize[was - Math.floor(was * 0.25) * 4]!--;
@@ -216,7 +235,7 @@ export class Tlb {
     keys[victim] = key;
     meta[2 * victim] = pfn;
     meta[2 * victim + 1] = (asid << ASID_SHIFT) | (size << SIZE_SHIFT) | flags | L_PTE_VALID;
-    stamp[victim] = this.tick();
+    this.stamp[victim] = this.tick();
     return victim;
   }
 

@@ -218,6 +218,28 @@ describe('TLB', () => {
     }), { numRuns: 200 });
   });
 
+  it('fillAbsent, after a lookup miss, takes the slot fill would (a twin TLB filled through fill)', () => {
+    const SIZES = [SIZE_4K, SIZE_64K, SIZE_2M] as const;
+    const op = fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 100 }), fc.integer({ min: 0, max: 1 }));
+    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 150 }), (ops) => {
+      const a = new Tlb(32, 4);
+      const b = new Tlb(32, 4);
+      for (const [sz, i, asid] of ops) {
+        const size = SIZES[sz]!;
+        const base = 2 ** 33 + i * SIZE_PAGES[size];
+        const vpn = base + (i % SIZE_PAGES[size]);
+        const sa = a.lookup(asid, vpn);
+        if (sa !== b.lookup(asid, vpn)) return false;
+        if (sa >= 0) continue;
+        if (a.fill(asid, base, size, i, PROT_READ) !== b.fillAbsent(asid, base, size, i, PROT_READ)) return false;
+      }
+      return a.valid === b.valid && a.key.every((k, w) => k === b.key[w]) && a.meta.every((m, w) => m === b.meta[w]);
+    }), { numRuns: 300 });
+    // and a new TLB is empty after its warm-up fills
+    const t = new Tlb(4096, 16);
+    expect([t.valid, t.clock, t.key.every((k) => k === -1), t.meta.every((m) => m === 0)]).toEqual([0, 0, true, true]);
+  });
+
   it('invalidates exactly the translations overlapping a range', () => {
     const t = new Tlb(64, 4);
     t.fill(0, 0x200, SIZE_2M, 0, PROT_READ);
