@@ -5,7 +5,8 @@
 import { expect } from 'vitest';
 import {
   KernelError, Machine, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, pagemap, PAGE_SIZE, PROT_READ, PROT_WRITE,
-  type MachineConfig, type Mm, type PagemapEntry, type Process,
+  type MachineConfig, type Mm, type PagemapEntry, type Process, MmuNotifier, mmuNotifierRegister,
+  type MmuNotifierRange,
 } from '../../src/index.js';
 import { checkInvariants } from '../../src/mm/check.js';
 import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, totalMapcount } from '../../src/mm/memory.js';
@@ -171,4 +172,11 @@ export function newProcess(ram = 64 << 20): { m: Machine; p: Process } {
 /** The VMAs as their toString() (without the pgoff vmaList adds). */
 export function vmaStrings(p: Process): string[] {
   return p.mm.vmas.all.map((v) => v.toString());
+}
+
+/** A classic notifier that collects every range it is told of (start), in order. */
+export function ranges(p: Process): MmuNotifierRange[] {
+  const out: MmuNotifierRange[] = [];
+  mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => void out.push(r) }), p.mm);
+  return out;
 }

@@ -8,7 +8,7 @@ import {
   mmuNotifierRegister, mmuNotifierUnregister, type MmuNotifierRange, MREMAP_FIXED, MREMAP_MAYMOVE, PMD_SIZE, PROT_READ,
   swapOutPage, WouldBlock, type Process, PAGE_SIZE,
 } from '../../src/index.js';
-import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, ptEntry, newProcess } from './helpers.js';
+import { ANON, errnoOf, expectConsistent, fill, freeRange, P, pm, RW, setup, ptEntry, newProcess, ranges } from './helpers.js';
 import { K_PRESENT } from '../../src/mm/pagetable.js';
 
 /** A classic notifier that records each start/end with what the page table says at `watch` at that moment. */
@@ -24,12 +24,6 @@ function watchEntry(p: Process, watch: number) {
   });
   mmuNotifierRegister(sub, p.mm);
   return { log, sub };
-}
-
-function ranges(p: Process) {
-  const out: MmuNotifierRange[] = [];
-  mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => void out.push(r) }), p.mm);
-  return out;
 }
 
 describe('classic notifier: start before the entries change, end after', () => {

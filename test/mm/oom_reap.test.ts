@@ -3,15 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   MADV_PAGEOUT, MAP_HUGETLB, MMU_NOTIFIER_RANGE_BLOCKABLE, MmuIntervalNotifier, mmuIntervalNotifierInsert, mmuIntervalSetSeq,
-  MmuNotifier, mmuNotifierRegister, type MmuNotifierRange, PMD_SIZE, PROT_READ, type Process,
+  MmuNotifier, mmuNotifierRegister, PMD_SIZE, PROT_READ,
 } from '../../src/index.js';
-import { ANON, errnoOf, expectConsistent, fill, P, pm, RW, setup, SHARED_ANON } from './helpers.js';
-
-function ranges(p: Process) {
-  const out: MmuNotifierRange[] = [];
-  mmuNotifierRegister(new MmuNotifier({ invalidateRangeStart: (_s, r) => void out.push(r) }), p.mm);
-  return out;
-}
+import { ANON, errnoOf, expectConsistent, fill, P, pm, RW, setup, SHARED_ANON, ranges } from './helpers.js';
 
 describe('non-blockable invalidations: mm.oomReap (__oom_reap_task_mm)', () => {
   it('each private VMA gets a non-blockable UNMAP; a refusing interval subscriber keeps its VMA and the call is EAGAIN', () => {
