@@ -168,14 +168,9 @@ export function migrateVmaPages(args: MigrateVma): void {
       i = next;
       continue;
     }
+    // pagesChunk stopped at entry i: it has a destination, and a hole or a compound page at one end
     const s = src[i]!;
     const dEntry = dst[i]!;
-    const d = migratePfnToPage(dEntry);
-    if (d < 0) {
-      src[i] = migratePfnWithout(s, MIGRATE_PFN_MIGRATE);
-      i++;
-      continue;
-    }
     const srcCompound = migratePfnHas(s, MIGRATE_PFN_COMPOUND);
     const dstCompound = migratePfnHas(dEntry, MIGRATE_PFN_COMPOUND);
     const old = migratePfnToPage(s);
