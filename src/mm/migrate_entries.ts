@@ -340,9 +340,10 @@ export function unmapPages(machine: Machine, src: MigratePfnArray, npages: numbe
 
 /**
  * Entries per call of the per-page loops of migrate_vma_* and migrate_device_* that run once
- * per migration (unmapChunk, finalizeChunk): a call ends soon, so V8 compiles the loop once,
- * for its next call, rather than twice (once more to replace a running call), and the
- * function around it, run once per migration, is not compiled at all.
+ * per migration (unmapChunk, finalizeChunk), and of the drivers' around them (gpusvm's pagemap.ts
+ * and vram.ts): a call ends soon, so V8 compiles the loop once, for its next call, rather than
+ * twice (once more to replace a running call), and the function around it, run once per
+ * migration, is not compiled at all.
  */
 export const MIGRATE_CHUNK = 64;
 

@@ -34,6 +34,7 @@ import {
   migrateDeviceFinalize, migrateDevicePages, migrateDevicePfns, migratePfn, migratePfnHas, migratePfnToPage, migrateVmaFinalize,
   migrateVmaPages, migrateVmaSetup, newMigrateVma, type MigratePfnArray,
 } from '../../mm/migrate.js';
+import { MIGRATE_CHUNK } from '../../mm/migrate_entries.js';
 import { VM_WRITE } from '../../mm/vma.js';
 
 /** struct drm_pagemap_ops: what the driver's device memory does for drm_pagemap_populate_mm. */
@@ -227,7 +228,9 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
       const devPfns = new Int32Array(npages);
       const sysPfns = new Int32Array(npages);
       const writable = (vma.flags & VM_WRITE) !== 0;
-      for (let i = 0; i < npages; i += CHUNK) takeDevmemPages(dpagemap, zdd, src, dst, devPfns, sysPfns, i, Math.min(npages, i + CHUNK), writable, taken);
+      for (let i = 0; i < npages; i += MIGRATE_CHUNK) {
+        takeDevmemPages(dpagemap, zdd, src, dst, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK), writable, taken);
+      }
       ops.copyToDevmem(devPfns, sysPfns, npages);
       devmem.timesliceExpiration = timesliceMs;
       zdd.devmemAllocation = devmem; // owns the caller's reference from here on
@@ -248,13 +251,6 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
     fail(err, err === 'EFAULT' ? 'drm_pagemap_migrate_to_devmem: nothing to migrate' : 'drm_pagemap_migrate_to_devmem: not every page could be collected');
   }
 }
-
-/**
- * Entries per call of this file's per-page loops: a call ends soon, so V8 compiles each loop
- * once, for its next call, and not once more on stack for a call still running, and the
- * function around it, run once per migration, is not compiled at all (mm's MIGRATE_CHUNK).
- */
-const CHUNK = 64;
 
 /**
  * drm_pagemap_migrate_to_devmem's loop over the pages [from, to): each device page
@@ -284,8 +280,8 @@ function takeDevmemPages(
  */
 function populateRamPfn(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmPagemapZdd | null, src: MigratePfnArray, dst: MigratePfnArray, npages: number): number {
   let mpages = 0;
-  for (let i = 0; i < npages; i += CHUNK) {
-    const n = ramPfnChunk(machine, dpagemap, zdd, src, dst, i, Math.min(npages, i + CHUNK));
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) {
+    const n = ramPfnChunk(machine, dpagemap, zdd, src, dst, i, Math.min(npages, i + MIGRATE_CHUNK));
     if (n < 0) {
       unlockPutPages(machine, dst, npages);
       return -1;
@@ -318,7 +314,7 @@ function ramPfnChunk(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmPage
 function copyBack(ops: DrmPagemapDevmemOps, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
   const devPfns = new Int32Array(npages);
   const sysPfns = new Int32Array(npages);
-  for (let i = 0; i < npages; i += CHUNK) copyBackPfns(src, dst, devPfns, sysPfns, i, Math.min(npages, i + CHUNK));
+  for (let i = 0; i < npages; i += MIGRATE_CHUNK) copyBackPfns(src, dst, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK));
   ops.copyToRam(devPfns, sysPfns, npages);
 }
 

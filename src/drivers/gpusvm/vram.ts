@@ -16,6 +16,7 @@ import { memunmapPages } from '../../mm/memremap.js';
 import type { Mm } from '../../mm/mm.js';
 import type { PhysMem } from '../../mm/physmem.js';
 import type { MigratePfnArray } from '../../mm/migrate.js';
+import { MIGRATE_CHUNK } from '../../mm/migrate_entries.js';
 import {
   drmPagemapEvictToRam, drmPagemapMigrateToDevmem, DrmPagemap, DrmPagemapDevmem, type DrmPagemapDevmemOps, type DrmPagemapOps,
 } from './pagemap.js';
@@ -28,9 +29,6 @@ export interface PageCopy {
 export const LAZY_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyPage(dst, src) };
 /** The bytes are copied at migration time, as the hardware's copy engine does (PhysMem.copyHighpage). */
 export const EAGER_PAGE_COPY: PageCopy = { copy: (phys, dst, src) => phys.copyHighpage(dst, src) };
-
-/** Pages per call of the copy loops (a loop V8 compiles once, not once more on stack: pagemap.ts's CHUNK). */
-const COPY_CHUNK = 64;
 
 /** copy_to_devmem over entries [from, to); returns the device pages written (copied, or cleared for an empty address). */
 function copyToDevmemChunk(phys: PhysMem, pageCopy: PageCopy, devPfns: Int32Array, sysPfns: Int32Array, from: number, to: number): number {
@@ -154,7 +152,7 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
   copyToDevmem(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
     let n = 0;
-    for (let i = 0; i < npages; i += COPY_CHUNK) n += copyToDevmemChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + COPY_CHUNK));
+    for (let i = 0; i < npages; i += MIGRATE_CHUNK) n += copyToDevmemChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK));
     this.stats.pagesToDevice += n;
     this.onCopy?.(n, true);
   }
@@ -162,7 +160,7 @@ export class Vram implements DrmPagemapOps, DrmPagemapDevmemOps {
   copyToRam(devPfns: Int32Array, sysPfns: Int32Array, npages: number): void {
     const phys = this.machine.phys;
     let n = 0;
-    for (let i = 0; i < npages; i += COPY_CHUNK) n += copyToRamChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + COPY_CHUNK));
+    for (let i = 0; i < npages; i += MIGRATE_CHUNK) n += copyToRamChunk(phys, this.pageCopy, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK));
     this.stats.pagesToRam += n;
     this.onCopy?.(n, false);
   }
