@@ -63,12 +63,16 @@ export class Lruvec {
     const flags = f.flags[head]! | PG_lru;
     f.flags[head] = flags;
     const lru = Lruvec.listOf(flags);
-    const old = this.first[lru]!;
+    const first = this.first;
+    const last = this.last;
+    const old = first[lru]!;
     f.lruPrev[head] = -1;
     f.head[head] = old < 0 ? 0xffffffff : old;
     if (old >= 0) f.lruPrev[old] = head;
-    else this.last[lru] = head;
-    this.first[lru] = head;
+    // An empty list's end is written by the same store as a full one's (see del).
+    const oldLast = last[lru]!;
+    last[lru] = old >= 0 ? oldLast : head;
+    first[lru] = head;
     this.pages[lru]! += 1 << f.order(head);
   }
 
@@ -112,10 +116,17 @@ export class Lruvec {
     const prev = f.lruPrev[head]!;
     const link = f.head[head]!;
     const next = link === 0xffffffff ? -1 : link; // nextOf
+    // The list's ends are stored whether they change or not: a store the first runs of a
+    // process never made (a list emptied, or filled from empty) would deoptimize the code
+    // that inlined this (release_pages, a mapping's folio_add_lru) when it first happens.
+    const first = this.first;
+    const last = this.last;
+    const oldFirst = first[lru]!;
+    const oldLast = last[lru]!;
     if (prev >= 0) f.head[prev] = link;
-    else this.first[lru] = next;
+    first[lru] = prev >= 0 ? oldFirst : next;
     if (next >= 0) f.lruPrev[next] = prev;
-    else this.last[lru] = prev;
+    last[lru] = next >= 0 ? oldLast : prev;
     f.lruPrev[head] = -1;
     f.head[head] = 0;
     f.flags[head] = flags & ~PG_lru;

@@ -37,7 +37,7 @@ export function checkDst(machine: Machine, src: MigratePfnArray, dst: MigratePfn
   // The common case in one pass: destinations in rising (or falling) order are distinct, and
   // sources outside their span are none of them. Anything else is decided by marking
   // (checkDstMarked), which gives the same answer, the same first problem included.
-  // Both loops run 64 entries a call (see MIGRATE_CHUNK); `run` carries first, last, dir.
+  // Both loops run MIGRATE_CHUNK entries a call; `run` carries first, last, dir.
   const run = dstRun;
   run[0] = -1;
   run[1] = -1;

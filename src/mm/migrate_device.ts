@@ -17,6 +17,7 @@
 // migration entries, remap) in migrate_entries.ts, the checks of the driver's arrays in
 // migrate_check.ts; migrate.ts is the public face (and holds 4.17's single call).
 
+import { giveF64, giveI32, takeF64, takeI32 } from './buffers.js';
 import { fail } from './errno.js';
 import { PAGE_SIZE, PMD_NR, PMD_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
@@ -84,7 +85,7 @@ export function migrateVmaSetup(args: MigrateVma, policy: MigratePolicy = mainli
  * stack and for its next call.
  */
 function collectedOf(src: MigratePfnArray, npages: number): Float64Array {
-  const collected = new Float64Array(npages);
+  const collected = takeF64(npages);
   for (let i = 0; i < npages; i++) {
     const s = src[i]!;
     collected[i] = s === 0 ? NONE : migratePfnHas(s, MIGRATE_PFN_VALID) ? migratePfnToPage(s) : EMPTY;
@@ -241,7 +242,7 @@ export function migrateVmaPages(args: MigrateVma): void {
 
 /** dst's pfns as migrate_vma_pages uses them (a per-page loop in a function of its own: see collectedOf). */
 function pagedOf(dst: MigratePfnArray, npages: number): Float64Array {
-  const used = new Float64Array(npages);
+  const used = takeF64(npages);
   for (let i = 0; i < npages; i++) used[i] = migratePfnToPage(dst[i]!);
   return used;
 }
@@ -375,6 +376,8 @@ export function migrateVmaFinalize(args: MigrateVma): void {
   }
   flights.delete(args);
   finalizePages(machine, src, dst, npages, args.faultPage, fl.mm.id, args.start);
+  giveF64(fl.collected);
+  if (fl.paged) giveF64(fl.paged);
 }
 
 /** The driver left dst as migrate_vma_pages used it (a per-page loop in a function of its own: see collectedOf). */
@@ -389,12 +392,15 @@ function finalizePages(machine: Machine, src: MigratePfnArray, dst: MigratePfnAr
   // frees them in batches too: folio_putback_lru's per-CPU LRU batch holds them until it
   // drains), unless someone listens to frees: then each goes at its page, in event order.
   // Device pages go back to their driver at once.
-  const batch = phys.events.on.free ? null : new Int32Array(npages);
+  const batch = phys.events.on.free ? null : takeI32(npages);
   let batched = 0;
   for (let i = 0; i < npages; i += MIGRATE_CHUNK) {
     batched = finalizeChunk(machine, src, dst, i, Math.min(npages, i + MIGRATE_CHUNK), faultPage, mmId, start, batch, batched);
   }
-  if (batched > 0) phys.releasePages(batch!, batched);
+  // release_pages a chunk at a time, as the loops here run (see MIGRATE_CHUNK): runs of freed
+  // frames end at a chunk's end, which leaves the free lists as freeing them in one call does.
+  for (let i = 0; i < batched; i += MIGRATE_CHUNK) phys.releasePages(batch!.subarray(i), Math.min(MIGRATE_CHUNK, batched - i));
+  if (batch) giveI32(batch);
 }
 
 /** finalizePages for entries [from, to); returns the sources batched so far. */
@@ -484,7 +490,7 @@ export function migrateDevicePfns(machine: Machine, src: MigratePfnArray, npages
   unmapPages(machine, src, npages, -1, mainlineMigratePolicy);
 }
 
-/** migrateDevicePfns' check of src[from, to) (the per-page loops here run 64 entries a call: see MIGRATE_CHUNK). */
+/** migrateDevicePfns' check of src[from, to) (the per-page loops here run MIGRATE_CHUNK entries a call). */
 function checkDevicePfns(machine: Machine, src: MigratePfnArray, from: number, to: number): void {
   for (let i = from; i < to; i++) checkDevicePfn(machine, src[i]!);
 }

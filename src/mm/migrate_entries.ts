@@ -342,10 +342,11 @@ export function unmapPages(machine: Machine, src: MigratePfnArray, npages: numbe
  * Entries per call of the per-page loops of migrate_vma_* and migrate_device_* that run once
  * per migration (unmapChunk, finalizeChunk), and of the drivers' around them (gpusvm's pagemap.ts
  * and vram.ts): a call ends soon, so V8 compiles the loop once, for its next call, rather than
- * twice (once more to replace a running call), and the function around it, run once per
- * migration, is not compiled at all.
+ * twice (once more to replace a running call); and the function around it, run once per
+ * migration, loops twice for a 2 MiB range, too little for V8 to compile it (at 64 it did,
+ * with the loop inlined again: a fresh process compiled each per-page loop twice).
  */
-export const MIGRATE_CHUNK = 64;
+export const MIGRATE_CHUNK = 256;
 
 /**
  * unmapPages' first pass, over the folios starting in [i, end): returns the index after the

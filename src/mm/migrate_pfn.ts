@@ -6,6 +6,7 @@
 // tested with `&` all the same: ToInt32 keeps an integer's low 32 bits exactly, and it is a
 // machine instruction where `%` of a double is a call to fmod.
 
+import { giveF64, takeF64 } from './buffers.js';
 import { PAGE_SIZE } from './constants.js';
 import type { Vma } from './vma.js';
 
@@ -70,10 +71,16 @@ export interface MigrateVma {
   faultPage: number;
 }
 
-/** A MigrateVma for [start, end) of vma, with src/dst arrays of the right length. */
+/** A MigrateVma for [start, end) of vma, with zeroed src/dst arrays of the right length. */
 export function newMigrateVma(vma: Vma, start: number, end: number, flags: number, pgmapOwner: unknown, faultPage = -1): MigrateVma {
   const n = Math.max(0, Math.floor((end - start) / PAGE_SIZE));
-  return { vma, start, end, src: new Float64Array(n), dst: new Float64Array(n), npages: 0, cpages: 0, pgmapOwner, flags, faultPage };
+  return { vma, start, end, src: takeF64(n), dst: takeF64(n), npages: 0, cpages: 0, pgmapOwner, flags, faultPage };
+}
+
+/** @internal The kvfree of a finished migration's src and dst: newMigrateVma may hand them out again. */
+export function freeMigrateVma(args: MigrateVma): void {
+  if (args.src instanceof Float64Array) giveF64(args.src);
+  if (args.dst instanceof Float64Array) giveF64(args.dst);
 }
 
 /** @internal */

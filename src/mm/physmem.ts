@@ -34,31 +34,44 @@ const MAX_RECLAIM_RETRIES = 16;
 /** PAGES_PER_SUBSECTION: 2 MiB, the granularity at which memremap_pages hotplugs device memory. */
 const PAGES_PER_SUBSECTION = 512;
 
-/** Frames a free block of each order, linked through these arrays (indexed by pfn). */
+/**
+ * Frames a free block of each order, in circular doubly linked lists through these arrays
+ * (indexed by pfn), each with a sentinel head past the frames (list_head, free_area[order]):
+ * adding and removing have no end of the list to test, so the code stays the same whether
+ * a list is empty or not (setup only splits; the frees of a timed run merge too).
+ */
 class FreeLists {
-  next: Int32Array;
-  prev: Int32Array;
-  readonly heads = new Int32Array(MAX_ORDER + 1).fill(-1);
+  readonly next: Int32Array;
+  readonly prev: Int32Array;
   readonly counts = new Int32Array(MAX_ORDER + 1);
+  /** The sentinel of order 0; order o's is base + o. */
+  readonly base: number;
   constructor(n: number) {
+    this.base = n;
     // Written through at once, as the links of every struct page are at boot (page.ts Frames).
-    this.next = new Int32Array(n).fill(-1);
-    this.prev = new Int32Array(n).fill(-1);
+    this.next = new Int32Array(n + MAX_ORDER + 1).fill(-1);
+    this.prev = new Int32Array(n + MAX_ORDER + 1).fill(-1);
+    for (let o = 0; o <= MAX_ORDER; o++) this.next[n + o] = this.prev[n + o] = n + o;
+  }
+  /** The most recently added block of an order, or -1. */
+  first(order: number): number {
+    const h = this.next[this.base + order]!;
+    return h === this.base + order ? -1 : h;
   }
   push(order: number, pfn: number): void {
-    const h = this.heads[order]!;
+    const s = this.base + order;
+    const h = this.next[s]!;
     this.next[pfn] = h;
-    this.prev[pfn] = -1;
-    if (h >= 0) this.prev[h] = pfn;
-    this.heads[order] = pfn;
+    this.prev[pfn] = s;
+    this.prev[h] = pfn;
+    this.next[s] = pfn;
     this.counts[order]!++;
   }
   remove(order: number, pfn: number): void {
     const n = this.next[pfn]!;
     const p = this.prev[pfn]!;
-    if (p >= 0) this.next[p] = n;
-    else this.heads[order] = n;
-    if (n >= 0) this.prev[n] = p;
+    this.next[p] = n;
+    this.prev[n] = p;
     this.counts[order]!--;
   }
 }
@@ -168,9 +181,9 @@ export class PhysMem {
   /** The buddy allocator's fast path: a free block split down to the order, or -1. */
   private takeFree(order: number): number {
     let o = order;
-    while (o <= MAX_ORDER && this.free.heads[o]! < 0) o++;
+    while (o <= MAX_ORDER && this.free.counts[o] === 0) o++;
     if (o > MAX_ORDER) return -1;
-    const pfn = this.free.heads[o]!;
+    const pfn = this.free.first(o);
     this.free.remove(o, pfn);
     this.freeFrames -= 1 << o;
     while (o > order) {
@@ -212,6 +225,7 @@ export class PhysMem {
    * freed one after another, so their merges stay inside it until the block is whole.
    */
   private freeRun(s: number, e: number): void {
+    if (e === s) return;
     this.frames.reset(s, e - s);
     for (let p = s; p < e; ) {
       let order = 0;
@@ -304,7 +318,9 @@ export class PhysMem {
         dataSlot[pfn] = -1;
       }
       if (pfn !== runEnd) {
-        if (runEnd > runStart) this.freeRun(runStart, runEnd);
+        // The run so far goes (none at the first page: freeRun of nothing is nothing), a call
+        // made on every call of this, so that optimized code has seen it before a run breaks.
+        this.freeRun(runStart, runEnd);
         runStart = pfn;
       }
       runEnd = pfn + 1;

@@ -23,6 +23,7 @@
 // no DMA mapping (a pfn is the device address), and does not model the timeslice (pages may
 // migrate back at once; docs/gpusvm.md).
 
+import { giveF64, giveI32, takeF64, takeI32 } from '../../mm/buffers.js';
 import { fail, KernelError, type Errno } from '../../mm/errno.js';
 import { PAGE_SIZE } from '../../mm/constants.js';
 import { VM_FAULT_SIGBUS, type VmFault } from '../../mm/fault.js';
@@ -35,6 +36,7 @@ import {
   migrateVmaPages, migrateVmaSetup, newMigrateVma, type MigratePfnArray,
 } from '../../mm/migrate.js';
 import { MIGRATE_CHUNK } from '../../mm/migrate_entries.js';
+import { freeMigrateVma } from '../../mm/migrate_pfn.js';
 import { VM_WRITE } from '../../mm/vma.js';
 
 /** struct drm_pagemap_ops: what the driver's device memory does for drm_pagemap_populate_mm. */
@@ -225,13 +227,15 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
     const taken = new Int32Array(1); // device pages taken so far, for the error path
     try {
       ops.populateDevmemPfn(devmem, npages, dst);
-      const devPfns = new Int32Array(npages);
-      const sysPfns = new Int32Array(npages);
+      const devPfns = takeI32(npages);
+      const sysPfns = takeI32(npages);
       const writable = (vma.flags & VM_WRITE) !== 0;
       for (let i = 0; i < npages; i += MIGRATE_CHUNK) {
         takeDevmemPages(dpagemap, zdd, src, dst, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK), writable, taken);
       }
       ops.copyToDevmem(devPfns, sysPfns, npages);
+      giveI32(devPfns);
+      giveI32(sysPfns);
       devmem.timesliceExpiration = timesliceMs;
       zdd.devmemAllocation = devmem; // owns the caller's reference from here on
     } catch (e) {
@@ -245,6 +249,7 @@ export function drmPagemapMigrateToDevmem(devmem: DrmPagemapDevmem, mm: Mm, star
   migrateVmaPages(args);
   if (!err) dpagemap.onMigrated?.(start, src, dst, npages);
   migrateVmaFinalize(args);
+  freeMigrateVma(args);
   zddPut(zdd);
   if (err) {
     if (cause instanceof KernelError) throw cause;
@@ -312,10 +317,12 @@ function ramPfnChunk(machine: Machine, dpagemap: DrmPagemap | null, zdd: DrmPage
 
 /** Device and system pfns of a migration back to RAM, for copy_to_ram. */
 function copyBack(ops: DrmPagemapDevmemOps, src: MigratePfnArray, dst: MigratePfnArray, npages: number): void {
-  const devPfns = new Int32Array(npages);
-  const sysPfns = new Int32Array(npages);
+  const devPfns = takeI32(npages);
+  const sysPfns = takeI32(npages);
   for (let i = 0; i < npages; i += MIGRATE_CHUNK) copyBackPfns(src, dst, devPfns, sysPfns, i, Math.min(npages, i + MIGRATE_CHUNK));
   ops.copyToRam(devPfns, sysPfns, npages);
+  giveI32(devPfns);
+  giveI32(sysPfns);
 }
 
 /** copyBack's pfn lists for entries [from, to). */
@@ -356,6 +363,7 @@ export function drmPagemapMigrateToRam(dpagemap: DrmPagemap, vmf: VmFault): numb
   }
   migrateVmaPages(args);
   migrateVmaFinalize(args);
+  freeMigrateVma(args);
   return ok ? 0 : VM_FAULT_SIGBUS;
 }
 
@@ -371,8 +379,8 @@ export function drmPagemapEvictToRam(devmem: DrmPagemapDevmem): void {
   let err: Errno | null = null;
   for (let retry = 0; retry < 3; retry++) {
     if (devmem.mm.dead) fail('EFAULT', 'drm_pagemap_evict_to_ram: the mm has exited');
-    const src = new Float64Array(npages);
-    const dst = new Float64Array(npages);
+    const src = takeF64(npages);
+    const dst = takeF64(npages);
     ops.populateDevmemPfn(devmem, npages, src);
     migrateDevicePfns(machine, src, npages);
     const mpages = populateRamPfn(machine, null, null, src, dst, npages);
@@ -380,6 +388,8 @@ export function drmPagemapEvictToRam(devmem: DrmPagemapDevmem): void {
     else if (mpages > 0) copyBack(ops, src, dst, npages);
     migrateDevicePages(machine, src, dst, npages);
     migrateDeviceFinalize(machine, src, dst, npages);
+    giveF64(src);
+    giveF64(dst);
     if (devmem.detached) return;
   }
   fail(err ?? 'EBUSY', 'drm_pagemap_evict_to_ram: pages of the allocation are still in device memory');
