@@ -492,7 +492,7 @@ function removeMigrationPte(machine: Machine, o: number, page: number, mmId: num
   const flg = ptFlags(node, idx);
   if (!isMigrationEntry(flg) || ptVal(node, idx) !== o) return;
   const phys = machine.phys;
-  const vma = mm.vmas.lookup(vpn * PAGE_SIZE);
+  const vma = mm.vmas.lookupCached(vpn * PAGE_SIZE);
   const write = pteWrite(flg) && vma !== undefined && (vma.flags & VM_WRITE) !== 0;
   const keep = entryKeepBits(flg);
   // Both forms computed: the way back to RAM then runs the code the way out to the device ran.

@@ -117,6 +117,8 @@ const LEAF_MAX = 64;
 export class VmaSet {
   private leaves: Vma[][] = [];
   private count = 0;
+  /** What lookupCached found last; dropped by every insert and removal. */
+  private cached: Vma | undefined = undefined;
 
   /** Every VMA in address order (a fresh array). */
   get all(): readonly Vma[] {
@@ -191,6 +193,18 @@ export class VmaSet {
     return v && v.start <= addr ? v : undefined;
   }
 
+  /**
+   * lookup for a caller walking the pages of a range (remove_migration_pte, which the
+   * kernel's rmap walk hands its VMA): the VMA found last, while no VMA was inserted or
+   * removed since and it still contains addr (its bounds are read live). Not for use between
+   * moving a VMA's bounds and the insert or removal that completes the change.
+   */
+  lookupCached(addr: number): Vma | undefined {
+    const v = this.cached;
+    if (v !== undefined && v.start <= addr && addr < v.end) return v;
+    return (this.cached = this.lookup(addr));
+  }
+
   /** VMAs intersecting [start, end), in order. */
   overlapping(start: number, end: number): Vma[] {
     const out: Vma[] = [];
@@ -211,6 +225,7 @@ export class VmaSet {
 
   insert(v: Vma): void {
     const leaves = this.leaves;
+    this.cached = undefined;
     this.count++;
     if (leaves.length === 0) {
       leaves.push([v]);
@@ -235,6 +250,7 @@ export class VmaSet {
    */
   removeRun(run: readonly Vma[]): void {
     if (run.length === 0) return;
+    this.cached = undefined;
     const at = this.locate(run[0]!);
     if (!at) throw new Error(`VMA ${run[0]} not in set`);
     const leaves = this.leaves;
@@ -263,6 +279,7 @@ export class VmaSet {
 
   /** Drop every VMA at once (exit). */
   clear(): void {
+    this.cached = undefined;
     this.leaves = [];
     this.count = 0;
   }
@@ -271,6 +288,7 @@ export class VmaSet {
     const at = this.locate(v);
     if (!at) throw new Error(`VMA ${v} not in set`);
     const [li, i] = at;
+    this.cached = undefined;
     const leaves = this.leaves;
     const leaf = leaves[li]!;
     leaf.splice(i, 1);
