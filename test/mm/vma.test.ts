@@ -207,4 +207,33 @@ describe('VmaSet at scale (the maple tree\'s job): teardown is linear, single op
       }
     }), { numRuns: 200 });
   });
+
+  it('lookupCached answers as lookup through inserts, removes and a VMA end moved in place, probed between them', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(fc.nat(3), fc.nat(99), fc.integer({ min: 1, max: 4 }), fc.nat(99)), { maxLength: 200 }), (ops) => {
+      const set = new VmaSet();
+      let ref: Vma[] = [];
+      const at = (addr: number) => ref.find((v) => v.start <= addr && v.end > addr);
+      for (const [op, a, len, probe] of ops) {
+        const s = a * P;
+        const e = s + len * P;
+        if (op === 0 && !ref.some((v) => v.start < e && v.end > s)) {
+          const v = new Vma(s, e, 0, 0, null);
+          set.insert(v);
+          ref = [...ref, v].sort((x, y) => x.start - y.start);
+        } else if (op === 1) {
+          const v = at(s);
+          if (v) {
+            set.remove(v);
+            ref = ref.filter((x) => x !== v);
+          }
+        } else if (op === 2) {
+          // An end moved in place (a split shrinks, an mremap grows into free space), no insert or remove.
+          const v = at(s);
+          const next = v && ref[ref.indexOf(v) + 1];
+          if (v) v.end = Math.max(v.start + P, Math.min(next ? next.start : Infinity, v.end + (len - 2) * P));
+        }
+        for (const addr of [probe * P + 5, s + 5, s - P + 5]) expect(set.lookupCached(addr)).toBe(at(addr));
+      }
+    }), { numRuns: 200 });
+  });
 });
