@@ -32,10 +32,15 @@ export interface VmStat {
 
 /** The node's four LRU lists (struct lruvec) and reclaim's counters: `machine.phys.lru`. */
 export class Lruvec {
-  /** Most recently added folio of each list, or -1. */
-  readonly first = new Int32Array(NR_LRU_LISTS).fill(-1);
-  /** Oldest folio of each list (reclaim's end), or -1. */
-  readonly last = new Int32Array(NR_LRU_LISTS).fill(-1);
+  /**
+   * Most recently added folio of each list, or -1; and oldest (reclaim's end). Entry
+   * NR_LRU_LISTS of each is scratch: add and del store a list's end there when it does not
+   * change, so that filling an empty list or emptying one runs the stores every other call
+   * runs (a store the first calls of a process never made would deoptimize the code that
+   * inlined them, release_pages or a mapping's folio_add_lru, when it first happens).
+   */
+  readonly first = new Int32Array(NR_LRU_LISTS + 1).fill(-1);
+  readonly last = new Int32Array(NR_LRU_LISTS + 1).fill(-1);
   /** Pages on each list (a folio counts its pages). */
   readonly pages = new Float64Array(NR_LRU_LISTS);
   readonly stat: VmStat = { allocstall: 0, pgscan: 0, pgsteal: 0, pgactivate: 0, pgdeactivate: 0, pswpout: 0, pgdrop: 0 };
@@ -63,16 +68,12 @@ export class Lruvec {
     const flags = f.flags[head]! | PG_lru;
     f.flags[head] = flags;
     const lru = Lruvec.listOf(flags);
-    const first = this.first;
-    const last = this.last;
-    const old = first[lru]!;
+    const old = this.first[lru]!;
     f.lruPrev[head] = -1;
     f.head[head] = old < 0 ? 0xffffffff : old;
     if (old >= 0) f.lruPrev[old] = head;
-    // An empty list's end is written by the same store as a full one's (see del).
-    const oldLast = last[lru]!;
-    last[lru] = old >= 0 ? oldLast : head;
-    first[lru] = head;
+    this.last[old >= 0 ? NR_LRU_LISTS : lru] = head; // scratch unless the list was empty (see first)
+    this.first[lru] = head;
     this.pages[lru]! += 1 << f.order(head);
   }
 
@@ -116,17 +117,11 @@ export class Lruvec {
     const prev = f.lruPrev[head]!;
     const link = f.head[head]!;
     const next = link === 0xffffffff ? -1 : link; // nextOf
-    // The list's ends are stored whether they change or not: a store the first runs of a
-    // process never made (a list emptied, or filled from empty) would deoptimize the code
-    // that inlined this (release_pages, a mapping's folio_add_lru) when it first happens.
-    const first = this.first;
-    const last = this.last;
-    const oldFirst = first[lru]!;
-    const oldLast = last[lru]!;
+    // A list's end goes to scratch unless this folio was at that end (see first).
     if (prev >= 0) f.head[prev] = link;
-    first[lru] = prev >= 0 ? oldFirst : next;
+    this.first[prev >= 0 ? NR_LRU_LISTS : lru] = next;
     if (next >= 0) f.lruPrev[next] = prev;
-    last[lru] = next >= 0 ? oldLast : prev;
+    this.last[next >= 0 ? NR_LRU_LISTS : lru] = prev;
     f.lruPrev[head] = -1;
     f.head[head] = 0;
     f.flags[head] = flags & ~PG_lru;
