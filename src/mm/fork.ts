@@ -3,7 +3,7 @@
 // invalidation per VMA, and both processes share the frames. Shared mappings are not copied
 // at all; the child faults them in from the page cache.
 
-import { PAGE_SIZE } from './constants.js';
+import { PAGE_SIZE, PTRS_PER_TABLE } from './constants.js';
 import type { Mm } from './mm.js';
 import {
   badKind, E_SPECIAL, E_WRITE, entryKind, entryWithKind, isLeafEntry, isTableEntry, K_BAD, K_NONE, K_TABLE, K_DEVICE_EXCLUSIVE,
@@ -12,7 +12,7 @@ import {
 } from './pagetable.js';
 import { addMapping, MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, mmCounter, splitHugePmd } from './memory.js';
 import { rmapKey } from './rmap.js';
-import { type Frames, PG_anon, PG_anon_exclusive, PG_head, PG_tail } from './page.js';
+import { type Frames, PG_anon, PG_anon_exclusive, PG_head, PG_reserved, PG_tail } from './page.js';
 import { VM_DONTCOPY, VM_MIXEDMAP, VM_PFNMAP, type Vma } from './vma.js';
 
 /** vma_needs_copy: page tables are copied for COW mappings that have anonymous pages, and for pfn maps. */
@@ -87,8 +87,9 @@ function copyTable(parent: Mm, child: Mm, node: PtNode, dst: PtNode, s: number, 
  * copy_pte_range: entries first..last of one PTE table into the child's. The common case, a
  * small page with a struct page, no pins and the parent's reverse-map entry alone, goes
  * through copyPresentPtes, a loop over typed arrays with no call, PRESENT_CHUNK entries a
- * call; the entries it stops at take copyPte, one at a time. The child's rss is counted per
- * table and added once (add_mm_rss_vec).
+ * call, and finishRun, native copies for the run of entries it copied; the entries it stops
+ * at take copyPte, one at a time. The child's rss is counted per table and added once
+ * (add_mm_rss_vec).
  */
 function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: number, base: number, dst: PtNode, cow: boolean, mapEvents: boolean): void {
   const phys = parent.machine.phys;
@@ -100,18 +101,27 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
   const vals = ptValArray(node);
   const dflgs = ptFlagsArrayMut(dst);
   const dvals = ptValArrayMut(dst);
+  const f = phys.frames;
   const rss = RSS;
   rss.fill(0);
+  // The child's values in one native copy: every entry copied takes the parent's (copyEntry
+  // rewrites one that gets a page of its own), and a none entry's is 0 on both sides.
+  if (first === 0 && last === PTRS_PER_TABLE - 1) dvals.set(vals);
+  else dvals.set(vals.subarray(first, last + 1), first);
   let i = first;
+  let run = first; // the first entry of copyPresentPtes' current run
   while (i <= last) {
     if (!slowAll) {
+      if (i === run) rss[CONSECUTIVE] = 1;
       const end = Math.min(last, i | (PRESENT_CHUNK - 1));
-      i = copyPresentPtes(flgs, vals, dflgs, dvals, i, end, wp, phys.zeroPfn, phys.frames, child.id, rss);
+      i = copyPresentPtes(flgs, vals, i, end, wp, f, child.id, vals[run]! - run);
       if (i > end) continue;
+      finishRun(flgs, vals, dflgs, run, i, rss[CONSECUTIVE]!, f);
     }
     if ((flgs[i]! & KIND_MASK) !== K_NONE) copyPte(parent, child, node, i, dst, base, cow, wp, slowAll, rss);
-    i++;
+    run = ++i;
   }
+  if (run <= last) finishRun(flgs, vals, dflgs, run, last + 1, rss[CONSECUTIVE]!, f);
   dst.used += rss[0]! + rss[1]! + rss[2]!;
   child.rss[MM_ANONPAGES]! += rss[0]!;
   child.rss[MM_SHMEMPAGES]! += rss[1]!;
@@ -124,22 +134,36 @@ function copyPteRange(parent: Mm, child: Mm, node: PtNode, first: number, last: 
  */
 const PRESENT_CHUNK = 64;
 
-/** copyPteRange's per-table counts: anon, shmem and file pages given to the child. */
-const RSS = new Int32Array(3);
+/**
+ * copyPteRange's per-table counts: anon, shmem and file pages given to the child; and at
+ * CONSECUTIVE, 1 while the run copyPresentPtes is copying maps consecutive frames, with no
+ * none entry between them.
+ */
+const RSS = new Int32Array(4);
+const CONSECUTIVE = 3;
+
+// What copyPresentPtes tests, as constants of this module: an imported binding read in its
+// loop costs the optimizing compile a load and a hole check at each read (a fifth of a cold
+// fork's instructions, callgrind says), a constant of this module nothing.
+const KIND_SPECIAL = KIND_MASK | E_SPECIAL;
+const PRESENT = K_PRESENT;
+const NOT_SMALL = PG_head | PG_tail | PG_reserved; // compound pages and the zero pages (reserved) take copyPte
+const ANON = PG_anon;
+const NOT_EXCLUSIVE = ~PG_anon_exclusive;
 
 /**
  * copy_present_pte for the entries from i on while each is a small page with a struct page,
  * mapped by the parent alone (one reverse-map entry): the page is shared with the child
- * (reference, mapcount, no longer exclusive), write-protected on both sides if `wp` says so,
- * and the child's reverse-map entry fills the frame's second slot, at the parent's address.
- * Returns the index of the first entry it did not copy (a none entry is skipped): last + 1
- * when it copied them all. A small leaf over typed arrays: V8 optimizes it after a few tables
- * of a process's first fork, and compiles it in a few ms (the whole of copy_pte_range took
- * 15).
+ * (reference, mapcount, no longer exclusive), write-protected in the parent if `wp` says so,
+ * and the child's reverse-map entry fills the frame's second slot; finishRun writes the
+ * child's entries and that entry's key. Returns the index of the first entry it did not copy
+ * (a none entry is skipped): last + 1 when it copied them all. Entry j of the run maps frame
+ * delta + j while CONSECUTIVE holds. A small leaf over typed arrays: V8 optimizes it after a
+ * few tables of a process's first fork, and its compile is most of that fork's cold cost.
  */
 function copyPresentPtes(
-  flgs: Uint16Array, vals: Readonly<Uint32Array>, dflgs: Uint16Array, dvals: Uint32Array, i: number, last: number, wp: number, zero: number,
-  f: Frames, childId: number, rss: Int32Array,
+  flgs: Uint16Array, vals: Readonly<Uint32Array>, i: number, last: number, wp: number, f: Frames, childId: number,
+  delta: number,
 ): number {
   const refcount = f.refcount;
   const mapcount = f.mapcount;
@@ -147,37 +171,65 @@ function copyPresentPtes(
   const mapping = f.mapping;
   const rmapMm = f.rmapMm;
   const rmapMm2 = f.rmapMm2;
-  const rmapKey = f.rmapKey;
-  const rmapKey2 = f.rmapKey2;
+  let consecutive = 1;
   let anon = 0;
   let shmem = 0;
   let file = 0;
   for (; i <= last; i++) {
     const flg = flgs[i]!;
-    const kind = flg & (KIND_MASK | E_SPECIAL);
-    if (kind === K_NONE) continue;
-    if (kind !== K_PRESENT) break;
+    const kind = flg & KIND_SPECIAL;
+    if (kind === 0) {
+      consecutive = 0;
+      continue;
+    }
+    if (kind !== PRESENT) break;
     const val = vals[i]!;
     const pflags = flags[val]!;
-    if (pflags & (PG_head | PG_tail) || val === zero || rmapMm2[val] !== 0 || rmapMm[val] === 0) break;
+    if (pflags & NOT_SMALL || rmapMm2[val] !== 0 || rmapMm[val] === 0) break;
+    if (val !== delta + i) consecutive = 0;
     refcount[val]!++;
     mapcount[val]!++;
-    if (pflags & PG_anon) {
-      flags[val] = pflags & ~PG_anon_exclusive;
+    if (pflags & ANON) {
+      flags[val] = pflags & NOT_EXCLUSIVE;
       anon++;
     } else if (mapping[val] !== 0) shmem++;
     else file++;
-    const w = flg & wp;
-    flgs[i] = w;
-    dflgs[i] = w; // the child's table is new: none before
-    dvals[i] = val;
+    flgs[i] = flg & wp;
     rmapMm2[val] = childId;
-    rmapKey2[val] = rmapKey[val]!;
   }
+  const rss = RSS;
   rss[0]! += anon;
   rss[1]! += shmem;
   rss[2]! += file;
+  rss[CONSECUTIVE]! &= consecutive;
   return i;
+}
+
+/**
+ * The rest of the run [start, end) copyPresentPtes copied, in native copies: the child's
+ * entries take the parent's flags, write-protected by now (a none entry's are 0 on both
+ * sides), and each frame's second reverse-map key is its first, the same address. When the
+ * run maps consecutive frames, those keys are one range; else they are copied one at a time
+ * (a key is a double, which unoptimized code boxes at each read).
+ */
+function finishRun(
+  flgs: Readonly<Uint16Array>, vals: Readonly<Uint32Array>, dflgs: Uint16Array, start: number, end: number, consecutive: number, f: Frames,
+): void {
+  if (start === end) return;
+  if (end - start === PTRS_PER_TABLE) dflgs.set(flgs);
+  else dflgs.set(flgs.subarray(start, end), start);
+  const rmapKey = f.rmapKey;
+  const rmapKey2 = f.rmapKey2;
+  if (consecutive) {
+    const pfn = vals[start]!;
+    rmapKey2.set(rmapKey.subarray(pfn, pfn + end - start), pfn);
+    return;
+  }
+  for (let i = start; i < end; i++) {
+    if ((flgs[i]! & KIND_MASK) === K_NONE) continue;
+    const val = vals[i]!;
+    rmapKey2[val] = rmapKey[val]!;
+  }
 }
 
 /** One entry copyPresentPtes left: a small page another mapping shares too, or copyEntry's. */

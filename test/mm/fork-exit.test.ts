@@ -178,6 +178,38 @@ describe('fork', () => {
     expectConsistent(m);
   });
 
+  it('copy_pte_range: the child\'s entries and reverse-map entries are right whether a run of entries maps consecutive frames, scattered ones or has holes', () => {
+    const { m, p } = setup();
+    const n = 64;
+    const a = p.mmap(0, n * P, RW, ANON);
+    const b = p.mmap(0, n * P, RW, ANON);
+    // Pages 0, 16 and 40 are shared with a first child: the second fork's copyPte takes them,
+    // and between them copyPresentPtes copies runs of pages the parent maps alone: 1..15 on
+    // consecutive frames, 17..39 on frames interleaved with b's, 41..63 with holes.
+    for (const i of [0, 16, 40]) p.writeU8(a + i * P, 1);
+    const c1 = p.fork();
+    for (let i = 1; i < 16; i++) p.writeU8(a + i * P, 2);
+    for (let i = 17; i < 40; i++) {
+      p.writeU8(a + i * P, 3);
+      p.writeU8(b + i * P, 3);
+    }
+    const hole = (i: number): boolean => i > 40 && i % 4 === 1;
+    for (let i = 41; i < n; i++) if (!hole(i)) p.writeU8(a + i * P, 4);
+    expect(pm(p, a + 2 * P).pfn).toBe(pm(p, a + P).pfn + 1);
+    expect(pm(p, a + 18 * P).pfn).not.toBe(pm(p, a + 17 * P).pfn + 1);
+    const c2 = p.fork();
+    for (let i = 0; i < n; i++) {
+      const e = pm(c2, a + i * P);
+      if (hole(i)) expect(e.present).toBe(false);
+      else expect(e).toMatchObject({ pfn: pm(p, a + i * P).pfn, write: false });
+    }
+    expect(rssOf(c2.mm).anon).toBe(n - 6 + 23); // a less its 6 holes, and b's 23 pages
+    expect(pm(c1, a + P).present).toBe(false);
+    expectConsistent(m); // every entry's frame has a reverse-map entry for its mm at its address
+    expect(c2.readU8(a + 20 * P)).toBe(3);
+    expect(c2.readU8(a + 16 * P)).toBe(1);
+  });
+
   it('fork of a read-only private mapping keeps the entries read-only in both; unrelated writes break nothing', () => {
     const { m, p } = setup();
     const a = p.mmap(0, 2 * P, RW, ANON);
