@@ -178,8 +178,11 @@ export class ConfigError extends Error {
   }
 }
 
-/** Throw a ConfigError naming the first bad field of a failed zod parse, under `prefix`. */
-export function zodToConfigError(err: z.ZodError, prefix: string[] = []): ConfigError {
+/**
+ * A ConfigError naming the first bad field of a failed zod parse, under `prefix`, and the file
+ * it came from when there is one: `config: run.oversub: unknown field (in grid.yaml)`.
+ */
+export function zodToConfigError(err: z.ZodError, prefix: string[] = [], file?: string): ConfigError {
   const issue = err.issues[0]!;
   let path = [...prefix, ...issue.path.map(String)];
   let msg = issue.message;
@@ -187,7 +190,7 @@ export function zodToConfigError(err: z.ZodError, prefix: string[] = []): Config
     path = [...path, issue.keys[0]!];
     msg = 'unknown field';
   }
-  return new ConfigError(path.join('.'), msg);
+  return new ConfigError(path.join('.'), file === undefined ? msg : `${msg} (in ${file})`);
 }
 
 /** A preset with `o` applied over it (a new object; the preset is not changed). */

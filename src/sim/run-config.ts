@@ -3,7 +3,7 @@
 // (docs/cost-model.md). Checked with a schema; a bad field is named in the error.
 
 import { z } from 'zod';
-import { ConfigError, costOverrideSchema, readConfigFile, zodToConfigError, type CostOverride } from './cost-model.js';
+import { costOverrideSchema, readConfigFile, zodToConfigError, type CostOverride } from './cost-model.js';
 import type { RunOptions } from './simulate.js';
 
 const runSection = z.object({
@@ -43,10 +43,7 @@ export function loadConfigFile(path: string): ConfigFile {
   const raw = readConfigFile(path);
   if (raw === null || raw === undefined) return {};
   const r = configFileSchema().safeParse(raw);
-  if (!r.success) {
-    const err = zodToConfigError(r.error);
-    throw new ConfigError(err.field, `${err.message.replace(/^config: /, '')} (in ${path})`);
-  }
+  if (!r.success) throw zodToConfigError(r.error, [], path);
   return r.data as ConfigFile;
 }
 

@@ -3,7 +3,7 @@
 // i with i mod N = K-1) partition it and their merge is what one machine produces.
 
 import { z } from 'zod';
-import { ConfigError, readConfigFile, zodToConfigError } from './cost-model.js';
+import { readConfigFile, zodToConfigError } from './cost-model.js';
 import type { RunOptions, RunRecord } from './simulate.js';
 
 /** The options a grid varies, in the order the product is taken (the last varies fastest). */
@@ -58,10 +58,7 @@ export function gridFileSchema() {
 export function loadGridFile(path: string): { grid: Grid; config?: string } {
   const raw = readConfigFile(path);
   const r = gridFileSchema().safeParse(raw ?? {});
-  if (!r.success) {
-    const err = zodToConfigError(r.error);
-    throw new ConfigError(err.field, `${err.message.replace(/^config: /, '')} (in ${path})`);
-  }
+  if (!r.success) throw zodToConfigError(r.error, [], path);
   const { config, ...grid } = r.data as Grid & { config?: string };
   return config ? { grid, config } : { grid };
 }
