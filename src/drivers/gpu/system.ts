@@ -12,7 +12,9 @@ import { KfdDriver } from './kfd/kfd_svm.js';
 import { NouveauDriver, type NouveauOptions } from './nouveau/nouveau_svm.js';
 import { UvmDriver, type UvmOptions } from './uvm/uvm.js';
 
-export type GpuDriverName = 'uvm' | 'kfd' | 'nouveau';
+/** The GPU drivers createGpuSystem binds. */
+export const GPU_DRIVERS = ['uvm', 'kfd', 'nouveau'] as const;
+export type GpuDriverName = (typeof GPU_DRIVERS)[number];
 
 export interface GpuSystemOptions {
   driver?: GpuDriverName;
@@ -34,6 +36,8 @@ export interface GpuSystem {
 /** A GPU on `machine` driven by `queue`, with its driver bound (default: uvm). */
 export function createGpuSystem(machine: Machine, queue: EventQueue, opts: GpuSystemOptions = {}): GpuSystem {
   const name = opts.driver ?? 'uvm';
+  // the name first, before the GPU (its TLBs, VRAM, SMs) is built for nothing
+  if (!(GPU_DRIVERS as readonly unknown[]).includes(name)) fail('EINVAL', `unknown GPU driver '${String(name)}' (drivers: ${GPU_DRIVERS.join(', ')})`);
   const gpu = new Gpu(machine, queue, opts.config ?? {}, opts.costs ?? {});
   switch (name) {
     case 'uvm':
@@ -43,6 +47,6 @@ export function createGpuSystem(machine: Machine, queue: EventQueue, opts: GpuSy
     case 'nouveau':
       return { gpu, driver: new NouveauDriver(gpu, opts.nouveau ?? {}) };
     default:
-      return fail('EINVAL', `unknown GPU driver '${String(name)}'`);
+      return fail('EINVAL', `unknown GPU driver '${String(name)}'`); // unreachable: checked above
   }
 }

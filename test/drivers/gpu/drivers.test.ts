@@ -132,3 +132,20 @@ describe('uvm, kfd and nouveau on one workload', () => {
     expect(kfd.stats.faultsRaised).toBeLessThan(uvmNone.stats.faultsRaised);
   });
 });
+
+describe('createGpuSystem', () => {
+  it('refuses an unknown driver with EINVAL naming the drivers, before it builds a GPU (no Gpu is made, no driver bound)', () => {
+    const machine = new Machine({ ramBytes: 16 << 20 });
+    const before = machine.phys.frames.capacity;
+    let err: unknown;
+    try {
+      createGpuSystem(machine, new Engine(), { driver: 'amdgpu' as GpuSystemOptions['driver'], config: { vramBytes: 8 << 20, sms: 0 } });
+    } catch (e) {
+      err = e;
+    }
+    // sms: 0 is the GPU's own EINVAL: the driver's name must be the one reported, as it is checked first
+    expect(String(err)).toMatch(/EINVAL.*unknown GPU driver 'amdgpu' \(drivers: uvm, kfd, nouveau\)/);
+    expect(machine.phys.frames.capacity).toBe(before);
+    machine.dispose();
+  });
+});
