@@ -5,7 +5,11 @@
 // move. A buffer is taken zeroed, as kvcalloc gives it; one never given back (an error path,
 // a caller that keeps it) is garbage like any other, so giving back is an optimisation only.
 
-/** Buffers kept per element type: a few migrations in flight at once, as drivers nest them. */
+/**
+ * Buffers kept per element type: a few migrations in flight at once, as drivers nest them. One
+ * take/give pair per type rather than one generic pair: each call site then sees one kind of
+ * array, and V8 keeps the loops that index them monomorphic.
+ */
 const MAX_KEPT = 8;
 const f64: Float64Array[] = [];
 const i32: Int32Array[] = [];
