@@ -32,7 +32,7 @@ export { Gpu, DEFAULT_GPU_CONFIG, type GpuConfig, type GpuDriver, type GpuStats 
 export { KThread, type KThreadBody } from './kthread.js';
 export { checkGpuInvariants, type GpuCheckOptions } from './check.js';
 export type { HmmGpuDriver } from './driver.js';
-export { createGpuSystem, type GpuSystem, type GpuSystemOptions, type GpuDriverName } from './system.js';
+export { createGpuSystem, GPU_DRIVERS, type GpuSystem, type GpuSystemOptions, type GpuDriverName } from './system.js';
 // NVIDIA UVM
 export { UvmDriver, UvmOwner, DEFAULT_UVM_OPTIONS, type UvmOptions, type UvmStats } from './uvm/uvm.js';
 export { UvmVaSpace, UvmVaBlock, UVM_VA_BLOCK_SIZE, type UvmPolicyRange, type PendingMaps } from './uvm/va_space.js';
