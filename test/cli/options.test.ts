@@ -6,7 +6,7 @@ import { parseSeed } from '../../src/cli/options.js';
 import { cliRunOptions, onOff } from '../../src/cli/run.js';
 import { configRunOptions, loadConfigFile } from '../../src/sim/run-config.js';
 import { loadGridFile } from '../../src/sim/sweep.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SEED_MAX } from '../../src/sched/random.js';
@@ -61,15 +61,19 @@ describe('--xnack (kfd)', () => {
 
   it('a bad field of a config or grid file is named once, with the file (config: <field>: <why> (in <file>))', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hmmsim-badfield-'));
-    const top = join(dir, 'top.json');
-    writeFileSync(top, '{"oversub": 2}');
-    expect(() => loadConfigFile(top)).toThrow(`config: oversub: unknown field (in ${top})`);
-    const nested = join(dir, 'nested.yaml');
-    writeFileSync(nested, 'costs:\n  gpu:\n    perFaultNS: 1\n');
-    expect(() => loadConfigFile(nested)).toThrow(`config: costs.gpu.perFaultNS: unknown field (in ${nested})`);
-    const grid = join(dir, 'grid.yaml');
-    writeFileSync(grid, 'workload: [stream]\nsize: [4]\n');
-    expect(() => loadGridFile(grid)).toThrow(`config: size: unknown field (in ${grid})`);
+    try {
+      const top = join(dir, 'top.json');
+      writeFileSync(top, '{"oversub": 2}');
+      expect(() => loadConfigFile(top)).toThrow(`config: oversub: unknown field (in ${top})`);
+      const nested = join(dir, 'nested.yaml');
+      writeFileSync(nested, 'costs:\n  gpu:\n    perFaultNS: 1\n');
+      expect(() => loadConfigFile(nested)).toThrow(`config: costs.gpu.perFaultNS: unknown field (in ${nested})`);
+      const grid = join(dir, 'grid.yaml');
+      writeFileSync(grid, 'workload: [stream]\nsize: [4]\n');
+      expect(() => loadGridFile(grid)).toThrow(`config: size: unknown field (in ${grid})`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('hmmsim run --driver kfd --xnack off: no GPU fault, the record says so; --xnack with uvm is refused', () => {

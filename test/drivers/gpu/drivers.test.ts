@@ -134,7 +134,7 @@ describe('uvm, kfd and nouveau on one workload', () => {
 });
 
 describe('createGpuSystem', () => {
-  it('refuses an unknown driver with EINVAL naming the drivers, before it builds a GPU (no Gpu is made, no driver bound)', () => {
+  it('refuses an unknown driver with EINVAL naming the drivers, before it builds a GPU (whose own EINVAL would come first)', () => {
     const machine = new Machine({ ramBytes: 16 << 20 });
     const before = machine.phys.frames.capacity;
     let err: unknown;
