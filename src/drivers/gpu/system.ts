@@ -33,20 +33,19 @@ export interface GpuSystem {
   driver: HmmGpuDriver;
 }
 
+/** Each driver's binding, by name: one table, so the name is looked up once, before the GPU is built. */
+const BIND: Record<GpuDriverName, (gpu: Gpu, opts: GpuSystemOptions) => HmmGpuDriver> = {
+  uvm: (gpu, opts) => new UvmDriver(gpu, opts.uvm ?? {}),
+  kfd: (gpu, opts) => new KfdDriver(gpu, opts.kfd ?? {}),
+  nouveau: (gpu, opts) => new NouveauDriver(gpu, opts.nouveau ?? {}),
+};
+
 /** A GPU on `machine` driven by `queue`, with its driver bound (default: uvm). */
 export function createGpuSystem(machine: Machine, queue: EventQueue, opts: GpuSystemOptions = {}): GpuSystem {
   const name = opts.driver ?? 'uvm';
   // the name first, before the GPU (its TLBs, VRAM, SMs) is built for nothing
-  if (!(GPU_DRIVERS as readonly unknown[]).includes(name)) fail('EINVAL', `unknown GPU driver '${String(name)}' (drivers: ${GPU_DRIVERS.join(', ')})`);
+  const bind = Object.hasOwn(BIND, name) ? BIND[name] : undefined;
+  if (!bind) return fail('EINVAL', `unknown GPU driver '${String(name)}' (drivers: ${GPU_DRIVERS.join(', ')})`);
   const gpu = new Gpu(machine, queue, opts.config ?? {}, opts.costs ?? {});
-  switch (name) {
-    case 'uvm':
-      return { gpu, driver: new UvmDriver(gpu, opts.uvm ?? {}) };
-    case 'kfd':
-      return { gpu, driver: new KfdDriver(gpu, opts.kfd ?? {}) };
-    case 'nouveau':
-      return { gpu, driver: new NouveauDriver(gpu, opts.nouveau ?? {}) };
-    default:
-      return fail('EINVAL', `unknown GPU driver '${String(name)}'`); // unreachable: checked above
-  }
+  return { gpu, driver: bind(gpu, opts) };
 }
